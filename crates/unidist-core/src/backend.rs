@@ -1,0 +1,176 @@
+//! The contract every backend implements, and the descriptions of work the facade hands it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::actor::ActorId;
+use crate::error::Result;
+use crate::object_ref::{AnyRef, ObjectId};
+use crate::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
+use crate::value::{ErasedValue, Payload};
+
+/// `{host_ip: {"CPU": n}}`, as upstream unidist reports it.
+pub type ClusterResources = BTreeMap<String, BTreeMap<String, f64>>;
+
+/// One argument of a task, actor constructor or actor method call.
+#[derive(Clone)]
+pub enum Arg {
+    /// A value given directly; local backends use it in place.
+    Value(Arc<dyn ErasedValue>),
+    /// A ref, resolved (waited for and fetched) before the body runs. Holding it here keeps the
+    /// object alive until the call has run.
+    Ref(AnyRef),
+}
+
+impl std::fmt::Debug for Arg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arg::Value(v) => write!(f, "Arg::Value({})", v.type_name()),
+            Arg::Ref(r) => write!(f, "Arg::Ref({r:?})"),
+        }
+    }
+}
+
+impl Arg {
+    /// The value as a payload if it was given directly.
+    pub fn as_value(&self) -> Option<Payload> {
+        match self {
+            Arg::Value(v) => Some(Payload::Local(v.clone())),
+            Arg::Ref(_) => None,
+        }
+    }
+}
+
+/// Per-call options, validated by the facade before a backend sees them.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TaskOptions {
+    /// CPUs the call needs; a scheduling hint, at least 1 and at most the cluster's CPUs.
+    pub num_cpus: Option<u32>,
+}
+
+impl TaskOptions {
+    /// Sets the CPUs the call needs.
+    pub fn num_cpus(mut self, n: u32) -> Self {
+        self.num_cpus = Some(n);
+        self
+    }
+}
+
+/// A task to run.
+#[derive(Debug)]
+pub struct TaskSpec {
+    /// The function, with its name and trampoline.
+    pub function: &'static RemoteFunction,
+    /// One argument per parameter, in order.
+    pub args: Vec<Arg>,
+    /// Validated options.
+    pub options: TaskOptions,
+}
+
+/// An actor to create.
+#[derive(Debug)]
+pub struct ActorSpec {
+    /// The actor type.
+    pub class: &'static ActorClassEntry,
+    /// Arguments of its constructor.
+    pub args: Vec<Arg>,
+    /// Validated options.
+    pub options: TaskOptions,
+}
+
+/// A method call on an actor.
+#[derive(Debug)]
+pub struct ActorCall {
+    /// The actor.
+    pub actor: ActorId,
+    /// The method.
+    pub method: &'static ActorMethodEntry,
+    /// One argument per parameter, in order.
+    pub args: Vec<Arg>,
+}
+
+/// An execution backend: where objects live and where tasks and actors run.
+///
+/// The trait is object safe; the facade picks one at run time from `UNIDIST_BACKEND`. Every id
+/// a backend returns from [`put`](Backend::put), [`submit`](Backend::submit) or
+/// [`call_actor`](Backend::call_actor) carries one process-local reference that the facade wraps in an
+/// [`AnyRef`]; dropping the last clone calls [`release`](Backend::release) once.
+pub trait Backend: Send + Sync + 'static {
+    /// The backend's name as in `UNIDIST_BACKEND`.
+    fn name(&self) -> &'static str;
+
+    /// Stores a value and returns its id.
+    fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId>;
+
+    /// Submits a task; returns one id per declared return (none for `num_returns = 0`).
+    /// Argument refs may be unresolved: the backend runs the task once they are ready, and fails
+    /// it without running when one of them failed.
+    fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>>;
+
+    /// Blocks until every object is ready and returns them in order; a failed object gives its
+    /// error. With a timeout, returns [`Error::Timeout`](crate::Error::Timeout) when time runs out.
+    fn get(&self, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Payload>>;
+
+    /// Blocks until at least `num_returns` of `ids` are ready (failed counts as ready) or the
+    /// timeout runs out, and returns the readiness of each id in order. `num_returns` is at most
+    /// `ids.len()` (the facade checks) and may be 0, which only samples readiness.
+    fn wait(
+        &self,
+        ids: &[ObjectId],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<bool>>;
+
+    /// Drops one process-local reference to the object (the last clone of an [`AnyRef`] died).
+    fn release(&self, id: ObjectId);
+
+    /// A ref to `id` is being serialized to leave this process.
+    fn ref_serialized(&self, id: ObjectId) {
+        let _ = id;
+    }
+
+    /// A ref to `id` arrived in this process inside a value; the backend registers one
+    /// process-local reference for it (matched by a later [`release`](Backend::release)).
+    fn ref_deserialized(&self, id: ObjectId) -> Result<()> {
+        let _ = id;
+        Ok(())
+    }
+
+    /// Creates an actor; its constructor runs where the actor lives.
+    fn create_actor(&self, spec: ActorSpec) -> Result<ActorId>;
+
+    /// Calls a method; calls on one actor execute in call order. Returns one id per declared
+    /// return.
+    fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>>;
+
+    /// Ends an actor now; calls after it fail with [`Error::ActorDead`](crate::Error::ActorDead).
+    fn kill_actor(&self, actor: ActorId) -> Result<()>;
+
+    /// The last handle to an actor in this process was dropped. Once no handle remains anywhere
+    /// the backend may end the actor after its queued calls.
+    fn release_actor(&self, actor: ActorId) {
+        let _ = actor;
+    }
+
+    /// A handle to `actor` arrived in this process inside a value.
+    fn actor_deserialized(&self, actor: ActorId) -> Result<()> {
+        let _ = actor;
+        Ok(())
+    }
+
+    /// Workers available for tasks.
+    fn num_cpus(&self) -> usize;
+
+    /// `{host_ip: {"CPU": n}}` for every host.
+    fn cluster_resources(&self) -> Result<ClusterResources>;
+
+    /// The IP address of this host.
+    fn get_ip(&self) -> String {
+        crate::runtime::local_ip()
+    }
+
+    /// Stops the workers and frees every object; idempotent.
+    fn shutdown(&self) -> Result<()>;
+}

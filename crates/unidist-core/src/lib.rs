@@ -1,0 +1,35 @@
+//! Core of unidist: object refs, values, errors, the backend contract and the registry.
+//!
+//! This is an internal crate of [unidist](https://docs.rs/unidist); depend on `unidist` instead.
+//! It names no backend: each backend crate implements [`Backend`] and the facade installs one
+//! into the process-wide slot in [`runtime`].
+//!
+//! The layers a call goes through:
+//! - user code builds [`Arg`]s from values or refs with [`IntoArg`], and receives typed
+//!   [`ObjectRef`]s and [`ActorHandle`]s;
+//! - the facade validates options and forwards a [`TaskSpec`], [`ActorSpec`] or [`ActorCall`] to the
+//!   installed [`Backend`];
+//! - the backend resolves arguments to [`Payload`]s and runs the function through
+//!   [`task::run_function`] or an actor method through [`actor::ActorInstance`], which catch panics
+//!   and turn them into [`TaskError`] values.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod actor;
+pub mod backend;
+pub mod error;
+pub mod object_ref;
+pub mod registry;
+pub mod runtime;
+pub mod task;
+pub mod value;
+
+pub use actor::{ActorClass, ActorHandle, ActorId, ActorMethods, RawActorHandle};
+pub use backend::{ActorCall, ActorSpec, Arg, Backend, ClusterResources, TaskOptions, TaskSpec};
+pub use error::{Error, ErrorKind, Result, TaskError, TaskFailure};
+pub use object_ref::{AnyRef, IntoArg, ObjectId, ObjectRef};
+pub use registry::{ActorClassEntry, ActorMethodEntry, MethodKind, Registry, RemoteFunction};
+pub use value::{ErasedValue, Outputs, Payload, Value};
+
+#[doc(hidden)]
+pub use inventory;

@@ -1,0 +1,202 @@
+//! Running user code: panics become [`TaskError`] values, and argument failures fail a task
+//! without running it.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use crate::error::{Error, Result, TaskError, TaskFailure};
+use crate::registry::RemoteFunction;
+use crate::value::{Outputs, Payload};
+
+thread_local! {
+    static IN_TASK: Cell<usize> = const { Cell::new(0) };
+}
+
+/// True while this thread runs user code of a task, actor constructor or method.
+///
+/// The MPI backend's panic hook uses it: a panic inside user code is that call's error value,
+/// while a panic anywhere else must abort the whole job.
+pub fn in_task() -> bool {
+    IN_TASK.with(|c| c.get() > 0)
+}
+
+struct InTask;
+
+impl InTask {
+    fn enter() -> Self {
+        IN_TASK.with(|c| c.set(c.get() + 1));
+        InTask
+    }
+}
+
+impl Drop for InTask {
+    fn drop(&mut self) {
+        IN_TASK.with(|c| c.set(c.get() - 1));
+    }
+}
+
+/// The message of a panic payload (`&str` or `String`; anything else is described).
+pub fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Runs user code for `name`, turning a panic into [`TaskFailure::Panicked`] and an error
+/// (an argument that could not be read) into [`TaskFailure::ArgumentFailed`].
+pub fn catch_panic<T>(
+    name: &str,
+    f: impl FnOnce() -> Result<T>,
+) -> std::result::Result<T, TaskError> {
+    let _in_task = InTask::enter();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(error_to_task_error(name, e)),
+        Err(p) => Err(TaskError::new(
+            name,
+            TaskFailure::Panicked,
+            panic_message(&*p),
+        )),
+    }
+}
+
+fn error_to_task_error(name: &str, e: Error) -> TaskError {
+    match e {
+        Error::Task(t) => TaskError::new(
+            name,
+            TaskFailure::ArgumentFailed,
+            format!("an argument failed: {t}"),
+        ),
+        other => TaskError::new(name, TaskFailure::ArgumentFailed, other.to_string()),
+    }
+}
+
+/// The error stored for a task whose argument `index` failed with `error`; the body never runs.
+pub fn argument_failed(name: &str, index: usize, error: &Error) -> TaskError {
+    TaskError::new(
+        name,
+        TaskFailure::ArgumentFailed,
+        format!("argument {index} failed: {error}"),
+    )
+}
+
+/// Runs a remote function on resolved arguments.
+///
+/// Returns exactly `function.num_returns` outputs, or the error to store for each of them.
+pub fn run_function(
+    function: &RemoteFunction,
+    args: &[Payload],
+) -> std::result::Result<Outputs, TaskError> {
+    let outputs = catch_panic(function.name, || (function.invoke)(args))?;
+    check_arity(function.name, function.num_returns, outputs)
+}
+
+/// Checks that a call produced the number of outputs it declared.
+pub fn check_arity(
+    name: &str,
+    expected: usize,
+    outputs: Outputs,
+) -> std::result::Result<Outputs, TaskError> {
+    if outputs.len() == expected {
+        Ok(outputs)
+    } else {
+        Err(TaskError::new(
+            name,
+            TaskFailure::Panicked,
+            format!("returned {} values, expected {expected}", outputs.len()),
+        ))
+    }
+}
+
+/// A future that turns a panic while polling into a [`TaskError`].
+pub struct CatchUnwind {
+    name: &'static str,
+    inner: Pin<Box<dyn Future<Output = Result<Outputs>>>>,
+}
+
+impl CatchUnwind {
+    /// Guards `inner`, a call of `name`.
+    pub fn new(name: &'static str, inner: Pin<Box<dyn Future<Output = Result<Outputs>>>>) -> Self {
+        CatchUnwind { name, inner }
+    }
+}
+
+impl Future for CatchUnwind {
+    type Output = std::result::Result<Outputs, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let name = self.name;
+        let inner = &mut self.inner;
+        let _in_task = InTask::enter();
+        match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
+            Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(error_to_task_error(name, e))),
+            Err(p) => Poll::Ready(Err(TaskError::new(
+                name,
+                TaskFailure::Panicked,
+                panic_message(&*p),
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::output;
+
+    fn boom(_: &[Payload]) -> Result<Outputs> {
+        let d = std::hint::black_box(0);
+        Ok(vec![output(1 / d)])
+    }
+
+    fn double(args: &[Payload]) -> Result<Outputs> {
+        let x = args[0].take::<i64>()?;
+        Ok(vec![output(x * 2)])
+    }
+
+    static BOOM: RemoteFunction = RemoteFunction {
+        name: "tests::boom",
+        num_returns: 1,
+        invoke: boom,
+    };
+    static DOUBLE: RemoteFunction = RemoteFunction {
+        name: "tests::double",
+        num_returns: 1,
+        invoke: double,
+    };
+
+    #[test]
+    fn panic_becomes_task_error() {
+        let err = run_function(&BOOM, &[]).err().expect("must fail");
+        assert_eq!(err.failure, TaskFailure::Panicked);
+        assert_eq!(err.function, "tests::boom");
+        assert!(err.message.contains("divide by zero"), "{}", err.message);
+        assert!(!in_task());
+    }
+
+    #[test]
+    fn bad_argument_fails_without_panic() {
+        let err = run_function(&DOUBLE, &[Payload::local("x".to_string())])
+            .err()
+            .expect("must fail");
+        assert_eq!(err.failure, TaskFailure::ArgumentFailed);
+        let ok = run_function(&DOUBLE, &[Payload::local(21i64)]).unwrap();
+        assert_eq!(ok[0].as_any().downcast_ref::<i64>(), Some(&42));
+    }
+
+    #[test]
+    fn arity_is_checked() {
+        let err = check_arity("f", 2, vec![output(1u8)]).err().unwrap();
+        assert!(err.message.contains("expected 2"));
+    }
+}

@@ -1,0 +1,157 @@
+//! Values: the [`Value`] bound, type-erased stored values, and the [`Payload`] a task receives.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use unidist_serialize::Encoded;
+
+use crate::error::{Error, Result};
+
+/// Anything that can be stored, passed to a task or returned from one.
+///
+/// Implemented for every `T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static`; local
+/// backends keep such values in memory, and only the MPI backend serializes them.
+pub trait Value: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T> Value for T where T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+
+/// A stored value with its type erased; what backends keep in their object stores.
+pub trait ErasedValue: Send + Sync + 'static {
+    /// The value as `Any`, for a typed borrow.
+    fn as_any(&self) -> &dyn Any;
+    /// The value as a shared `Any`, for a typed `Arc` without copying.
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// The Rust type name of the value.
+    fn type_name(&self) -> &'static str;
+    /// Encodes the value for another process; buffers of at least `oob_threshold` bytes travel
+    /// out of band.
+    fn encode(&self, oob_threshold: usize) -> Result<Encoded>;
+}
+
+impl<T: Value> ErasedValue for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<T>()
+    }
+
+    fn encode(&self, oob_threshold: usize) -> Result<Encoded> {
+        Ok(unidist_serialize::encode_with_oob(self, oob_threshold)?)
+    }
+}
+
+/// The values a task or actor method produced, one per declared return.
+pub type Outputs = Vec<Arc<dyn ErasedValue>>;
+
+/// Wraps one return value as an output.
+pub fn output<T: Value>(value: T) -> Arc<dyn ErasedValue> {
+    Arc::new(value)
+}
+
+/// A resolved argument or a fetched object: in memory, or encoded bytes from another process.
+#[derive(Clone)]
+pub enum Payload {
+    /// A value in this process's memory; reading it never copies or decodes.
+    Local(Arc<dyn ErasedValue>),
+    /// An encoded value received from another process; decoded on use.
+    Encoded(Arc<Encoded>),
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Payload::Local(v) => write!(f, "Payload::Local({})", v.type_name()),
+            Payload::Encoded(e) => write!(f, "Payload::Encoded({} bytes)", e.total_len()),
+        }
+    }
+}
+
+impl Payload {
+    /// A local payload holding `value`.
+    pub fn local<T: Value>(value: T) -> Self {
+        Payload::Local(Arc::new(value))
+    }
+
+    /// Reads the value as `T`: borrowed in place when local, decoded when encoded.
+    pub fn borrow<T: Value>(&self) -> Result<Cow<'_, T>> {
+        match self {
+            Payload::Local(v) => v
+                .as_any()
+                .downcast_ref::<T>()
+                .map(Cow::Borrowed)
+                .ok_or_else(|| Error::TypeMismatch {
+                    object: "value".into(),
+                    expected: std::any::type_name::<T>(),
+                    found: v.type_name().into(),
+                }),
+            Payload::Encoded(e) => Ok(Cow::Owned(decode_encoded::<T>(e)?)),
+        }
+    }
+
+    /// The value as an owned `T`: one clone when local, one decode when encoded.
+    pub fn take<T: Value>(&self) -> Result<T> {
+        self.borrow::<T>().map(Cow::into_owned)
+    }
+
+    /// The encoded form, encoding a local value first.
+    pub fn encoded(&self, oob_threshold: usize) -> Result<Arc<Encoded>> {
+        match self {
+            Payload::Local(v) => Ok(Arc::new(v.encode(oob_threshold)?)),
+            Payload::Encoded(e) => Ok(e.clone()),
+        }
+    }
+}
+
+/// Decodes an encoded value as `T` without consuming it.
+pub fn decode_encoded<T: Value>(e: &Encoded) -> Result<T> {
+    // Buffers are shared storage, so cloning them for a decode copies no data.
+    Ok(unidist_serialize::decode_with_oob::<T>(
+        &e.inline,
+        e.buffers.iter().cloned(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn local_payload_borrows_without_copy() {
+        let p = Payload::local(vec![1u8, 2, 3]);
+        let Payload::Local(arc) = &p else {
+            panic!("expected local")
+        };
+        let stored = arc.as_any().downcast_ref::<Vec<u8>>().unwrap().as_ptr();
+        match p.borrow::<Vec<u8>>().unwrap() {
+            Cow::Borrowed(v) => assert_eq!(v.as_ptr(), stored),
+            Cow::Owned(_) => panic!("local payload was copied"),
+        }
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let p = Payload::local(5i64);
+        let err = p.take::<String>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TypeMismatch);
+        assert!(err.to_string().contains("i64"), "{err}");
+    }
+
+    #[test]
+    fn encoded_payload_round_trips() {
+        let p = Payload::local((7u32, String::from("x")));
+        let enc = p.encoded(1 << 20).unwrap();
+        let q = Payload::Encoded(enc);
+        assert_eq!(q.take::<(u32, String)>().unwrap(), (7, "x".to_string()));
+        assert_eq!(q.take::<u64>().unwrap_err().kind(), ErrorKind::Serialize);
+    }
+}

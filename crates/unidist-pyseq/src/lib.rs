@@ -1,0 +1,1 @@
+//! Sequential backend for unidist; internal crate, use unidist

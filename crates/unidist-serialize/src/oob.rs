@@ -1,0 +1,413 @@
+//! Out-of-band buffers: `OobBuffer`, `Encoded`, `encode_with_oob`/`decode_with_oob`, and the
+//! thread-local scopes through which `Buffer`'s serde impls reach them.
+//!
+//! serde gives a `Serialize` impl no context, so a [`Buffer`] cannot be told "put yourself out of
+//! band" through the serializer. Instead every public entry point installs its own context in a
+//! thread-local for the duration of the call ("scope") and restores the previous one when it
+//! returns or unwinds. Consequences:
+//! - a nested `encode`/`decode` inside a user's serde impl gets a fresh context, so it cannot
+//!   take the outer call's buffers (plain `encode` always puts buffers inline);
+//! - a panic in user code leaves no armed context behind;
+//! - a `Buffer` serialized outside this crate's functions (e.g. with `serde_json`) is inline.
+
+use std::any::{type_name, Any};
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::thread::LocalKey;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::buffer::{Buffer, ElemType, Element};
+use crate::codec::{self, DecodeFailure};
+use crate::{header, SerializeError};
+
+/// Type-erased storage of an out-of-band buffer: the `Vec<T>` inside a [`Buffer<T>`]'s `Arc`.
+trait Storage: Send + Sync + 'static {
+    fn bytes(&self) -> &[u8];
+    fn bytes_mut(&mut self) -> &mut [u8];
+    fn elem(&self) -> ElemType;
+    /// For downcasting back to `Arc<Vec<T>>` (trait upcasting needs Rust 1.86, MSRV is 1.85).
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+impl<T: Element> Storage for Vec<T> {
+    fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self)
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        bytemuck::cast_slice_mut(self)
+    }
+
+    fn elem(&self) -> ElemType {
+        T::ELEM
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// One buffer sent beside the inline bytes of an [`Encoded`] value.
+///
+/// It shares storage with the [`Buffer`] it came from (cloning it is a reference-count increment),
+/// and it remembers its element type so that a receiver can allocate a correctly aligned buffer
+/// with [`OobBuffer::zeroed`], receive into [`OobBuffer::as_bytes_mut`], and have
+/// [`decode_with_oob`] move it into the value without a copy.
+///
+/// Buffers built from bytes (`Vec<u8>`) are accepted for any element type; they are moved without
+/// a copy into a `Buffer<u8>` and copied once into other element types, whose alignment a byte
+/// allocation does not guarantee.
+#[derive(Clone)]
+pub struct OobBuffer {
+    storage: Arc<dyn Storage>,
+}
+
+impl OobBuffer {
+    /// A zero-filled buffer of `byte_len` bytes holding `elem` elements, to receive into.
+    ///
+    /// # Errors
+    /// [`SerializeError::BadBufferLength`] if `byte_len` is not a multiple of `elem.size()`.
+    pub fn zeroed(elem: ElemType, byte_len: usize) -> Result<Self, SerializeError> {
+        if byte_len % elem.size() != 0 {
+            return Err(SerializeError::BadBufferLength {
+                byte_len: byte_len as u64,
+                elem,
+            });
+        }
+        let n = byte_len / elem.size();
+        Ok(match elem {
+            ElemType::U8 => vec![0u8; n].into(),
+            ElemType::I8 => vec![0i8; n].into(),
+            ElemType::U16 => vec![0u16; n].into(),
+            ElemType::I16 => vec![0i16; n].into(),
+            ElemType::U32 => vec![0u32; n].into(),
+            ElemType::I32 => vec![0i32; n].into(),
+            ElemType::U64 => vec![0u64; n].into(),
+            ElemType::I64 => vec![0i64; n].into(),
+            ElemType::F32 => vec![0f32; n].into(),
+            ElemType::F64 => vec![0f64; n].into(),
+        })
+    }
+
+    /// The data as bytes (native byte order), e.g. to hand to an MPI send.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.storage.bytes()
+    }
+
+    /// The data as mutable bytes, e.g. to receive into; `None` if the storage is shared.
+    pub fn as_bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Arc::get_mut(&mut self.storage).map(|s| s.bytes_mut())
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the buffer holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element type of the storage (`U8` for buffers built from bytes).
+    pub fn elem(&self) -> ElemType {
+        self.storage.elem()
+    }
+
+    /// Storage for a `Buffer<T>`: the same allocation when the element types match, else a copy.
+    fn into_arc_vec<T: Element>(self) -> Arc<Vec<T>> {
+        if self.elem() == T::ELEM {
+            if let Ok(same) = Arc::clone(&self.storage).into_any().downcast::<Vec<T>>() {
+                return same;
+            }
+        }
+        Arc::new(bytemuck::pod_collect_to_vec(self.as_bytes()))
+    }
+}
+
+impl<T: Element> From<Vec<T>> for OobBuffer {
+    fn from(data: Vec<T>) -> Self {
+        Self {
+            storage: Arc::new(data),
+        }
+    }
+}
+
+impl<T: Element> From<Buffer<T>> for OobBuffer {
+    /// Shares the buffer's storage; no copy.
+    fn from(buffer: Buffer<T>) -> Self {
+        Self {
+            storage: Arc::clone(buffer.arc()) as Arc<dyn Storage>,
+        }
+    }
+}
+
+impl AsRef<[u8]> for OobBuffer {
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl fmt::Debug for OobBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OobBuffer")
+            .field("elem", &self.elem())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// A value encoded by [`encode_with_oob`]: inline bytes (header included) plus the buffers that
+/// were left out of them, in the order the inline bytes refer to them.
+#[derive(Clone, Debug, Default)]
+pub struct Encoded {
+    /// Header and body; each out-of-band [`Buffer`] appears here as a small placeholder.
+    pub inline: Vec<u8>,
+    /// The out-of-band buffers, sharing storage with the encoded value's [`Buffer`]s.
+    pub buffers: Vec<OobBuffer>,
+}
+
+impl Encoded {
+    /// Total size in bytes: inline bytes plus every buffer.
+    pub fn total_len(&self) -> usize {
+        self.inline.len() + self.buffers.iter().map(OobBuffer::len).sum::<usize>()
+    }
+}
+
+/// Encodes `value`, leaving every [`Buffer`] of at least `threshold` bytes out of the inline
+/// bytes: its storage is shared into [`Encoded::buffers`] (no copy) and the inline bytes record
+/// its index and length.
+///
+/// The MPI backend passes `UNIDIST_MPI_PICKLE_THRESHOLD` (default 262144) as the threshold.
+/// Smaller buffers are copied inline. With no big buffers the inline bytes equal
+/// [`encode`](crate::encode)'s output and [`decode`](crate::decode) reads them.
+///
+/// ```
+/// use unidist_serialize::{decode_with_oob, encode_with_oob, Buffer};
+///
+/// let value = (String::from("weights"), Buffer::<f32>::from(vec![0.5; 1 << 16]));
+/// let encoded = encode_with_oob(&value, 1024)?;
+/// assert_eq!(encoded.buffers.len(), 1);
+/// assert!(encoded.inline.len() < 64);
+/// let back: (String, Buffer<f32>) = decode_with_oob(&encoded.inline, encoded.buffers)?;
+/// assert_eq!(back, value);
+/// assert!(Buffer::ptr_eq(&back.1, &value.1)); // same process: the storage travelled, not bytes
+/// # Ok::<(), unidist_serialize::SerializeError>(())
+/// ```
+///
+/// # Errors
+/// [`SerializeError::Encode`] if the value's `Serialize` impl or the codec fails.
+pub fn encode_with_oob<T: Serialize + ?Sized + 'static>(
+    value: &T,
+    threshold: usize,
+) -> Result<Encoded, SerializeError> {
+    encode_scoped(value, Some(threshold))
+}
+
+/// Decodes a value produced by [`encode_with_oob`] from its inline bytes and its buffers.
+///
+/// `buffers` are the [`OobBuffer`]s (moved into the value's [`Buffer`]s without a copy when their
+/// element type matches) or plain received bytes (`Vec<u8>`, copied once unless the `Buffer`
+/// holds `u8`). Every buffer must be referred to exactly once, with the recorded length.
+///
+/// # Errors
+/// Everything [`decode`](crate::decode) reports, plus [`SerializeError::MissingBuffer`] (index
+/// out of range), [`SerializeError::BufferReused`], [`SerializeError::BufferLength`] and
+/// [`SerializeError::UnusedBuffers`].
+pub fn decode_with_oob<T: DeserializeOwned + 'static>(
+    inline: &[u8],
+    buffers: impl IntoIterator<Item = impl Into<OobBuffer>>,
+) -> Result<T, SerializeError> {
+    decode_scoped(inline, buffers.into_iter().map(Into::into).collect())
+}
+
+/// The encoding state of one public call; `threshold` is `None` for plain `encode`.
+#[derive(Default)]
+struct EncodeCtx {
+    threshold: Option<usize>,
+    buffers: Vec<OobBuffer>,
+}
+
+/// The decoding state of one public call.
+#[derive(Default)]
+struct DecodeCtx {
+    /// Supplied buffers; a slot is emptied when a `Buffer` takes it.
+    slots: Vec<Option<OobBuffer>>,
+    /// The first structured error raised inside `Buffer`'s serde impl. serde can only carry a
+    /// message through the codec, so the typed error waits here for the entry point.
+    error: Option<SerializeError>,
+}
+
+thread_local! {
+    static ENCODE: RefCell<Option<EncodeCtx>> = const { RefCell::new(None) };
+    static DECODE: RefCell<Option<DecodeCtx>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `ctx` installed in `key`, restoring the previous context afterwards, also when
+/// `f` unwinds. Returns `f`'s result and the context as `f` left it.
+fn scoped<C: Default + 'static, R>(
+    key: &'static LocalKey<RefCell<Option<C>>>,
+    ctx: C,
+    f: impl FnOnce() -> R,
+) -> (R, C) {
+    struct Restore<C: 'static> {
+        key: &'static LocalKey<RefCell<Option<C>>>,
+        prev: Option<C>,
+    }
+
+    impl<C: 'static> Drop for Restore<C> {
+        fn drop(&mut self) {
+            let prev = self.prev.take();
+            // `try_*` because this may run while unwinding or during thread teardown, where a
+            // second panic would abort the process.
+            let _ = self.key.try_with(|cell| {
+                if let Ok(mut slot) = cell.try_borrow_mut() {
+                    *slot = prev;
+                }
+            });
+        }
+    }
+
+    // If the slot is unusable (thread teardown), run without a context: buffers stay inline and
+    // decoding reports the supplied buffers as unused, an error rather than a panic.
+    let swap = |cell: &RefCell<Option<C>>| cell.try_borrow_mut().map(|mut s| s.replace(ctx));
+    let Ok(Ok(prev)) = key.try_with(swap) else {
+        return (f(), C::default());
+    };
+    let restore = Restore { key, prev };
+    let result = f();
+    let ours = key
+        .try_with(|cell| cell.try_borrow_mut().ok().and_then(|mut s| s.take()))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    drop(restore);
+    (result, ours)
+}
+
+/// Encodes header and body of `value` in a fresh encoding scope.
+pub(crate) fn encode_scoped<T: Serialize + ?Sized + 'static>(
+    value: &T,
+    threshold: Option<usize>,
+) -> Result<Encoded, SerializeError> {
+    let ctx = EncodeCtx {
+        threshold,
+        buffers: Vec::new(),
+    };
+    let (inline, ctx) = scoped(&ENCODE, ctx, || {
+        let mut out = Vec::new();
+        header::write::<T>(&mut out);
+        codec::encode_into(value, &mut out).map(|()| out)
+    });
+    let inline = inline.map_err(|source| SerializeError::Encode {
+        type_name: type_name::<T>(),
+        source,
+    })?;
+    Ok(Encoded {
+        inline,
+        buffers: ctx.buffers,
+    })
+}
+
+/// Checks the header, decodes the body in a fresh decoding scope holding `buffers`, and checks
+/// that the body and the buffers were consumed exactly.
+pub(crate) fn decode_scoped<T: DeserializeOwned + 'static>(
+    bytes: &[u8],
+    buffers: Vec<OobBuffer>,
+) -> Result<T, SerializeError> {
+    let body = header::check::<T>(bytes)?;
+    let supplied = buffers.len();
+    let ctx = DecodeCtx {
+        slots: buffers.into_iter().map(Some).collect(),
+        error: None,
+    };
+    let (result, ctx) = scoped(&DECODE, ctx, || codec::decode_from::<T>(body));
+    let type_name = type_name::<T>();
+    let (value, consumed) = match (result, ctx.error) {
+        (Ok(decoded), _) => decoded,
+        (Err(_), Some(error)) => return Err(error),
+        (Err(DecodeFailure::Truncated), None) => {
+            return Err(SerializeError::Truncated {
+                type_name,
+                len: bytes.len(),
+            })
+        }
+        (Err(DecodeFailure::Invalid(source)), None) => {
+            return Err(SerializeError::Corrupt { type_name, source })
+        }
+    };
+    if consumed < body.len() {
+        return Err(SerializeError::TrailingBytes {
+            type_name,
+            count: body.len() - consumed,
+        });
+    }
+    let unused = ctx.slots.iter().filter(|slot| slot.is_some()).count();
+    if unused > 0 {
+        return Err(SerializeError::UnusedBuffers { unused, supplied });
+    }
+    Ok(value)
+}
+
+/// Called by `Buffer::serialize`: inside `encode_with_oob` and at or above the threshold, shares
+/// the buffer's storage into the out-of-band list and returns its index.
+pub(crate) fn offer<T: Element>(buffer: &Buffer<T>) -> Option<u64> {
+    ENCODE
+        .try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().ok()?;
+            let ctx = slot.as_mut()?;
+            if buffer.byte_len() < ctx.threshold? {
+                return None;
+            }
+            let index = ctx.buffers.len() as u64;
+            ctx.buffers.push(OobBuffer::from(buffer.clone()));
+            Some(index)
+        })
+        .ok()
+        .flatten()
+}
+
+/// Called by `Buffer::deserialize` for a placeholder: takes buffer `index` from the current
+/// decoding scope and checks its length.
+pub(crate) fn claim<T: Element>(index: u64, byte_len: u64) -> Result<Arc<Vec<T>>, SerializeError> {
+    let missing = |supplied| SerializeError::MissingBuffer { index, supplied };
+    let taken = DECODE
+        .try_with(|cell| {
+            let mut slot = cell.try_borrow_mut().map_err(|_| missing(0))?;
+            let Some(ctx) = slot.as_mut() else {
+                return Err(missing(0));
+            };
+            let supplied = ctx.slots.len();
+            let entry = usize::try_from(index)
+                .ok()
+                .and_then(|i| ctx.slots.get_mut(i))
+                .ok_or_else(|| missing(supplied))?;
+            entry.take().ok_or(SerializeError::BufferReused { index })
+        })
+        .unwrap_or_else(|_| Err(missing(0)))?;
+    if taken.len() as u64 != byte_len {
+        return Err(SerializeError::BufferLength {
+            index,
+            expected: byte_len,
+            found: taken.len(),
+        });
+    }
+    Ok(taken.into_arc_vec())
+}
+
+/// Turns a structured error raised inside `Buffer`'s serde impl into the deserializer's error,
+/// keeping the structured one for the entry point (first error wins).
+pub(crate) fn report<E: serde::de::Error>(error: SerializeError) -> E {
+    let carried = E::custom(&error);
+    let _ = DECODE.try_with(|cell| {
+        if let Ok(mut slot) = cell.try_borrow_mut() {
+            if let Some(ctx) = slot.as_mut() {
+                ctx.error.get_or_insert(error);
+            }
+        }
+    });
+    carried
+}

@@ -1,0 +1,219 @@
+//! The user-facing calls: lifecycle, objects, `get`, `wait` and cluster queries.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use unidist_config as config;
+use unidist_core::{runtime, AnyRef, Backend, Error, ObjectId, ObjectRef, Payload, Result, Value};
+
+use crate::{backend, backends, ClusterResources, LIFECYCLE, SHUT_DOWN};
+
+/// Starts the backend chosen by configuration (`UNIDIST_BACKEND`, else detected).
+///
+/// A second call is a no-op. Every other call starts the backend with defaults if `init` was not
+/// called. A bad configuration value fails here with an error that names the variable, the value
+/// and what is accepted. On MPI worker ranks this call does not return: they serve until rank 0
+/// shuts down, then exit.
+pub fn init() -> Result<()> {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    if runtime::current().is_some() {
+        return Ok(());
+    }
+    config::set_backend_detector(backends::detect);
+    config::validate_all()?;
+    let name = config::Backend::get()?;
+    let backend = backends::start(name)?;
+    runtime::install(backend)?;
+    SHUT_DOWN.store(false, Ordering::Release);
+    tracing::debug!(backend = %name, "unidist initialized");
+    Ok(())
+}
+
+/// True while a backend runs.
+pub fn is_initialized() -> bool {
+    runtime::current().is_some()
+}
+
+/// Stops the workers and frees every object; idempotent.
+///
+/// After it, calls fail with [`Error::ShutDown`] until [`init`] is called again; refs from before
+/// give [`Error::StaleRef`].
+pub fn shutdown() -> Result<()> {
+    let _lifecycle = LIFECYCLE.lock().unwrap_or_else(|p| p.into_inner());
+    match runtime::take() {
+        Some(b) => {
+            SHUT_DOWN.store(true, Ordering::Release);
+            b.shutdown()
+        }
+        None => Ok(()),
+    }
+}
+
+/// Stores a snapshot of `value` and returns a ref to it.
+///
+/// If the runtime cannot start, the returned ref holds the error and `get` returns it.
+pub fn put<T: Value>(value: T) -> ObjectRef<T> {
+    let result = backend().and_then(|b| b.put(Arc::new(value)).map(|id| AnyRef::live(id, &b)));
+    match result {
+        Ok(r) => ObjectRef::from_any(r),
+        Err(e) => ObjectRef::failed(e),
+    }
+}
+
+fn typed<T: Value>(id: ObjectId, payload: &Payload) -> Result<T> {
+    payload.take::<T>().map_err(|e| match e {
+        Error::TypeMismatch {
+            expected, found, ..
+        } => Error::TypeMismatch {
+            object: id.to_string(),
+            expected,
+            found,
+        },
+        other => other,
+    })
+}
+
+/// Resolves refs to ids on one backend; a ref that holds an error gives that error.
+fn resolve_all<T>(refs: &[ObjectRef<T>]) -> Result<Option<(Vec<ObjectId>, Arc<dyn Backend>)>> {
+    let mut ids = Vec::with_capacity(refs.len());
+    let mut backend: Option<Arc<dyn Backend>> = None;
+    for r in refs {
+        let (id, b) = r.as_any().resolve()?;
+        if let Some(first) = &backend {
+            if !Arc::ptr_eq(first, &b) {
+                return Err(Error::StaleRef {
+                    what: id.to_string(),
+                });
+            }
+        } else {
+            backend = Some(b);
+        }
+        ids.push(id);
+    }
+    Ok(backend.map(|b| (ids, b)))
+}
+
+fn get_many<T: Value>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Result<Vec<T>> {
+    let Some((ids, b)) = resolve_all(refs)? else {
+        return Ok(Vec::new());
+    };
+    let payloads = b.get(&ids, timeout)?;
+    ids.iter()
+        .zip(&payloads)
+        .map(|(id, p)| typed(*id, p))
+        .collect()
+}
+
+/// Blocks until the object is ready and returns a copy of it.
+///
+/// A failed task gives `Err` on every call, naming the function and the panic message.
+pub fn get<T: Value>(r: &ObjectRef<T>) -> Result<T> {
+    get_many(std::slice::from_ref(r), None).map(|mut v| v.remove(0))
+}
+
+/// Like [`get`] for many refs; values come in input order. The first failed object's error is
+/// returned.
+pub fn get_all<T: Value>(refs: &[ObjectRef<T>]) -> Result<Vec<T>> {
+    get_many(refs, None)
+}
+
+/// Like [`get`], but gives [`Error::Timeout`] when the object is not ready within `timeout`.
+pub fn get_timeout<T: Value>(r: &ObjectRef<T>, timeout: Duration) -> Result<T> {
+    get_many(std::slice::from_ref(r), Some(timeout)).map(|mut v| v.remove(0))
+}
+
+type Split<T> = (Vec<ObjectRef<T>>, Vec<ObjectRef<T>>);
+
+/// Waits until `num_returns` of `refs` are ready and returns `(ready, not_ready)`, each in input
+/// order, with exactly `num_returns` refs in `ready`. Failed refs count as ready.
+///
+/// `num_returns` must be between 1 and `refs.len()`; anything else is an error, not a hang.
+pub fn wait<T>(refs: &[ObjectRef<T>], num_returns: usize) -> Result<Split<T>> {
+    wait_impl(refs, num_returns, None)
+}
+
+/// Like [`wait`], but returns what is ready when `timeout` runs out (possibly fewer than
+/// `num_returns`).
+pub fn wait_timeout<T>(
+    refs: &[ObjectRef<T>],
+    num_returns: usize,
+    timeout: Duration,
+) -> Result<Split<T>> {
+    wait_impl(refs, num_returns, Some(timeout))
+}
+
+fn wait_impl<T>(
+    refs: &[ObjectRef<T>],
+    num_returns: usize,
+    timeout: Option<Duration>,
+) -> Result<Split<T>> {
+    if refs.is_empty() {
+        return Err(Error::invalid(
+            "refs for wait",
+            "[] (empty)",
+            "at least one ref",
+        ));
+    }
+    if num_returns == 0 || num_returns > refs.len() {
+        return Err(Error::invalid(
+            "num_returns",
+            num_returns,
+            format!("1..={} (the number of refs)", refs.len()),
+        ));
+    }
+    let mut ready = vec![false; refs.len()];
+    let mut live = Vec::new();
+    let mut ids = Vec::new();
+    let mut backend: Option<Arc<dyn Backend>> = None;
+    for (i, r) in refs.iter().enumerate() {
+        match r.as_any().resolve() {
+            Ok((id, b)) if backend.as_ref().is_none_or(|first| Arc::ptr_eq(first, &b)) => {
+                backend.get_or_insert(b);
+                live.push(i);
+                ids.push(id);
+            }
+            // A ref that holds an error, or whose runtime is gone, is ready: `get` returns its
+            // error at once.
+            _ => ready[i] = true,
+        }
+    }
+    if let Some(b) = backend {
+        let already = refs.len() - live.len();
+        let flags = b.wait(&ids, num_returns.saturating_sub(already), timeout)?;
+        for (k, f) in flags.into_iter().enumerate() {
+            ready[live[k]] = f;
+        }
+    }
+    let mut done = Vec::with_capacity(num_returns);
+    let mut pending = Vec::new();
+    for (r, is_ready) in refs.iter().zip(ready) {
+        if is_ready && done.len() < num_returns {
+            done.push(r.clone());
+        } else {
+            pending.push(r.clone());
+        }
+    }
+    Ok((done, pending))
+}
+
+/// Workers available for tasks (1 on `pyseq`).
+pub fn num_cpus() -> usize {
+    match backend() {
+        Ok(b) => b.num_cpus(),
+        Err(_) => config::CpuCount::get().unwrap_or(1),
+    }
+}
+
+/// `{host_ip: {"CPU": n}}` for every host of the cluster.
+pub fn cluster_resources() -> Result<ClusterResources> {
+    backend()?.cluster_resources()
+}
+
+/// The IP address of this host.
+pub fn get_ip() -> String {
+    match runtime::current() {
+        Some(b) => b.get_ip(),
+        None => runtime::local_ip(),
+    }
+}

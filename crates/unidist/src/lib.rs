@@ -1,0 +1,173 @@
+//! One typed API for tasks, actors and objects that runs unchanged on MPI, a local thread pool,
+//! or sequentially.
+//!
+//! # Overview
+//!
+//! unidist for Rust is the Rust counterpart of the Python project
+//! [unidist](https://github.com/modin-project/unidist): you mark functions with
+//! [`#[unidist::remote]`](macro@remote) and types with [`#[unidist::actor]`](macro@actor), call them
+//! with `.remote(..)` to get typed [`ObjectRef`]s, and read results with [`get`]. The same program
+//! runs sequentially for debugging (`UNIDIST_BACKEND=pyseq`), on every core of one machine, and
+//! across processes and hosts with MPI.
+//!
+//! # Usage
+//!
+//! ```
+//! use unidist::ObjectRef;
+//!
+//! #[unidist::remote]
+//! fn square(x: i64) -> i64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> unidist::Result<()> {
+//!     unidist::init()?;
+//!     let refs: Vec<ObjectRef<i64>> = (0..5).map(square::remote).collect();
+//!     assert_eq!(unidist::get_all(&refs)?, vec![0, 1, 4, 9, 16]);
+//!     unidist::shutdown()
+//! }
+//! ```
+//!
+//! Arguments of a remote function accept a value, an `ObjectRef` or a `&ObjectRef` of the
+//! parameter type; refs are resolved before the body runs. Functions may return several objects:
+//!
+//! ```
+//! #[unidist::remote(num_returns = 2)]
+//! fn split(x: i64) -> (i64, i64) {
+//!     (x / 2, x % 2)
+//! }
+//!
+//! # fn main() -> unidist::Result<()> {
+//! let (half, rest) = split::remote(7);
+//! assert_eq!((unidist::get(&half)?, unidist::get(&rest)?), (3, 1));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Actors keep state between calls; calls on one actor run in call order:
+//!
+//! ```
+//! pub struct Counter {
+//!     n: i64,
+//! }
+//!
+//! #[unidist::actor]
+//! impl Counter {
+//!     pub fn new(start: i64) -> Self {
+//!         Counter { n: start }
+//!     }
+//!     pub fn add(&mut self, x: i64) -> i64 {
+//!         self.n += x;
+//!         self.n
+//!     }
+//! }
+//!
+//! # fn main() -> unidist::Result<()> {
+//! let c = Counter::remote(10);
+//! c.add(1);
+//! assert_eq!(unidist::get(&c.add(5))?, 16);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A panic in a task is an error value: [`get`] returns [`Error`] naming the function and the
+//! message, every time, and tasks that take the failed ref fail the same way without running.
+//!
+//! # Backends
+//!
+//! | backend | `UNIDIST_BACKEND` | where work runs | status |
+//! |---|---|---|---|
+//! | sequential | `pyseq` | in the caller's thread, at submission | complete |
+//! | local pool | `pymp` | a thread pool in this process | in progress |
+//! | MPI | `mpi` | MPI processes (`mpiexec`), across hosts | in progress |
+//!
+//! Without `UNIDIST_BACKEND` the backend is detected: MPI when built with the `mpi` feature and
+//! a usable MPI library is present, else the local pool (while the pool backend is not built in,
+//! the sequential one).
+//!
+//! # Feature flags
+//!
+//! - `pyseq` (default): the sequential backend.
+//!
+//! # Configuration
+//!
+//! Every parameter is read from its environment variable unless set first with `put` (see
+//! [`config`]):
+//!
+//! | variable | type | default | meaning |
+//! |---|---|---|---|
+//! | `UNIDIST_BACKEND` | `mpi`, `pymp`, `pyseq` | detected | the backend |
+//! | `UNIDIST_CPUS` | integer ≥ 1 | number of cores | workers |
+//! | `UNIDIST_IS_MPI_SPAWN_WORKERS` (or `UNIDIST_MPI_SPAWN`) | bool | true | MPI: spawn workers instead of using the `mpiexec` ranks |
+//! | `UNIDIST_MPI_HOSTS` | comma-separated hosts | none | MPI spawn: hosts to spawn on |
+//! | `UNIDIST_MPI_PICKLE_THRESHOLD` | bytes | 262144 | MPI: buffers at least this large travel out of band |
+//! | `UNIDIST_MPI_BACKOFF` | seconds | 0.0001 | MPI: sleep of polling loops |
+//! | `UNIDIST_MPI_LOG` | bool | false | MPI: one log file per rank |
+//!
+//! Booleans accept `true/yes/1` and `false/no/0` in any case. A bad value makes [`init`] fail
+//! with an error that names the variable, the value and what is accepted.
+//!
+//! # MSRV
+//!
+//! Rust 1.85.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+// Lets the macros' `::unidist::` paths resolve inside this crate's own tests.
+extern crate self as unidist;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use unidist_core::runtime;
+
+pub use unidist_core::{
+    ActorHandle, ActorId, Error, ErrorKind, IntoArg, ObjectRef, Result, TaskError, TaskFailure,
+    TaskOptions, Value,
+};
+pub use unidist_macros::{actor, remote};
+pub use unidist_serialize::Buffer;
+
+/// Typed configuration parameters, each read from its `UNIDIST_*` environment variable unless
+/// `put` first.
+///
+/// ```
+/// use unidist::config::*;
+/// Backend::put(BackendName::Pyseq)?;
+/// assert_eq!(Backend::get()?, BackendName::Pyseq);
+/// assert_eq!(Backend::get_value_source(), ValueSource::SetByUser);
+/// # Ok::<(), unidist::config::ConfigError>(())
+/// ```
+pub mod config {
+    pub use unidist_config::*;
+}
+
+mod backends;
+mod facade;
+
+pub use facade::{
+    cluster_resources, get, get_all, get_ip, get_timeout, init, is_initialized, num_cpus, put,
+    shutdown, wait, wait_timeout,
+};
+
+#[doc(hidden)]
+pub mod __private;
+
+static LIFECYCLE: Mutex<()> = Mutex::new(());
+static SHUT_DOWN: AtomicBool = AtomicBool::new(false);
+
+/// The running backend, starting the configured one if none runs yet.
+fn backend() -> Result<Arc<dyn unidist_core::Backend>> {
+    if let Some(b) = runtime::current() {
+        return Ok(b);
+    }
+    if SHUT_DOWN.load(Ordering::Acquire) {
+        return Err(Error::ShutDown);
+    }
+    init()?;
+    runtime::current().ok_or(Error::ShutDown)
+}
+
+/// `{host_ip: {"CPU": n}}`.
+pub type ClusterResources = BTreeMap<String, BTreeMap<String, f64>>;

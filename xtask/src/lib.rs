@@ -1,0 +1,1 @@
+//! Project automation for unidist
