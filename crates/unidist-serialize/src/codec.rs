@@ -14,7 +14,7 @@
 //! | value | `standard()` size / enc / dec | fixint size / enc / dec |
 //! |---|---|---|
 //! | small task argument (`u64`, `u32`, 11-char `String`, 8 × `u32`, `Option<i64>`) | 25 B / 53 ns / 61 ns | 80 B / 83 ns / 42 ns |
-//! | `Vec<u64>` of 1 Mi small values | 5.1 MB / 2.1 ms / 2.5 ms | 8.4 MB / 0.65 ms / 0.62 ms |
+//! | `Vec<u64>` holding `0..2^20` | 5.1 MB / 2.1 ms / 2.5 ms | 8.4 MB / 0.65 ms / 0.62 ms |
 //! | `{u64, String, Vec<f64>}` with 8 MiB of `f64` | 8.4 MB / 0.82 ms / 0.81 ms | 8.4 MB / 0.67 ms / 0.86 ms |
 //!
 //! Fixed-width integers only win on large integer arrays, and large numeric data belongs in a

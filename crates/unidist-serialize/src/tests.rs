@@ -1,0 +1,693 @@
+//! Crate-level tests: round trips, error cases, fuzzing with proptest, and the out-of-band scheme.
+
+use std::collections::{BTreeMap, HashMap};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use proptest::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::buffer::WireRef;
+use crate::*;
+
+/// Frames `body` with the header of `T`, to build inputs the encoder would never produce.
+pub(crate) fn frame_as<T: ?Sized + 'static>(body: &impl Serialize) -> Vec<u8> {
+    let mut out = Vec::new();
+    header::write::<T>(&mut out);
+    codec::encode_into(body, &mut out).expect("test body encodes");
+    out
+}
+
+fn round_trip<T>(value: &T)
+where
+    T: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug + 'static,
+{
+    let bytes = encode(value).expect("encodable");
+    let back: T = decode(&bytes).expect("decodable");
+    assert_eq!(&back, value);
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
+struct Unit;
+
+#[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
+struct Inner {
+    id: u64,
+    tags: Vec<String>,
+    weight: Option<f32>,
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
+enum Shape {
+    Empty,
+    Circle(f64),
+    Rect { w: u32, h: u32 },
+    Nested(Box<Shape>, Inner),
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
+struct Outer {
+    name: String,
+    inner: Inner,
+    shapes: Vec<Shape>,
+    by_pair: HashMap<(u32, String), i64>,
+    ordered: BTreeMap<i8, ()>,
+    unit: Unit,
+    nothing: (),
+    ch: char,
+}
+
+fn sample() -> Outer {
+    Outer {
+        name: "sample ünïcode".into(),
+        inner: Inner {
+            id: u64::MAX,
+            tags: vec!["a".into(), String::new()],
+            weight: Some(-0.5),
+        },
+        shapes: vec![
+            Shape::Empty,
+            Shape::Circle(1.5),
+            Shape::Rect { w: 3, h: 70000 },
+            Shape::Nested(
+                Box::new(Shape::Empty),
+                Inner {
+                    id: 1,
+                    tags: vec![],
+                    weight: None,
+                },
+            ),
+        ],
+        by_pair: HashMap::from([((1, "x".into()), -1), ((2, "y".into()), i64::MIN)]),
+        ordered: BTreeMap::from([(-3, ()), (4, ())]),
+        unit: Unit,
+        nothing: (),
+        ch: '✓',
+    }
+}
+
+#[test]
+fn primitives_round_trip() {
+    round_trip(&true);
+    round_trip(&0u8);
+    round_trip(&-7i16);
+    round_trip(&u32::MAX);
+    round_trip(&i64::MIN);
+    round_trip(&u128::MAX);
+    round_trip(&1.25f32);
+    round_trip(&f64::MIN_POSITIVE);
+    round_trip(&'z');
+    round_trip(&());
+    round_trip(&Unit);
+}
+
+#[test]
+fn containers_and_nested_types_round_trip() {
+    round_trip(&String::from("hello"));
+    round_trip(&String::new());
+    round_trip(&vec![1u16, 2, 3]);
+    round_trip(&Vec::<String>::new());
+    round_trip(&Some(vec![Some(1i8), None]));
+    round_trip(&Option::<u8>::None);
+    round_trip(&(1u8, "two".to_string(), [3.0f64; 4]));
+    round_trip(&Shape::Rect { w: 1, h: 2 });
+    round_trip(&sample());
+    let by_pair: HashMap<(u8, String), Vec<u8>> = HashMap::from([((1, "k".into()), vec![9])]);
+    round_trip(&by_pair);
+}
+
+#[test]
+fn unsized_values_encode_and_decode_as_their_owned_type_by_fingerprint_only() {
+    // `str` and `String` have different fingerprints, so this must be refused, not misread.
+    let bytes = encode("text").expect("encodable");
+    assert!(matches!(
+        decode::<String>(&bytes),
+        Err(SerializeError::TypeMismatch { expected, .. }) if expected.ends_with("String")
+    ));
+    // The body is still a valid string: only the type check stops it.
+    assert_eq!(&bytes[HEADER_LEN..], &encode(&String::from("text")).unwrap()[HEADER_LEN..]);
+}
+
+#[test]
+fn wrong_type_is_type_mismatch() {
+    let bytes = encode(&42u32).expect("encodable");
+    let err = decode::<i32>(&bytes).expect_err("wrong type");
+    assert!(
+        matches!(err, SerializeError::TypeMismatch { expected: "i32", found, .. }
+            if found == fingerprint::<u32>()),
+        "{err:?}"
+    );
+    assert!(matches!(
+        decode::<Outer>(&encode(&sample().inner).unwrap()),
+        Err(SerializeError::TypeMismatch { .. })
+    ));
+}
+
+#[test]
+fn every_truncated_prefix_is_an_error() {
+    let bytes = encode(&sample()).expect("encodable");
+    for len in 0..bytes.len() {
+        let err = decode::<Outer>(&bytes[..len]).expect_err("prefix must not decode");
+        assert!(
+            matches!(err, SerializeError::Truncated { len: l, .. } if l == len),
+            "prefix of {len} bytes gave {err:?}"
+        );
+    }
+    assert_eq!(decode::<Outer>(&bytes).expect("full input"), sample());
+}
+
+#[test]
+fn trailing_bytes_are_an_error() {
+    let mut bytes = encode(&7u64).expect("encodable");
+    bytes.extend_from_slice(&[0, 0]);
+    assert!(matches!(
+        decode::<u64>(&bytes),
+        Err(SerializeError::TrailingBytes { count: 2, .. })
+    ));
+}
+
+#[test]
+fn invalid_body_is_corrupt_with_source() {
+    let bytes = frame_as::<bool>(&7u8); // 7 is not a bool
+    let err = decode::<bool>(&bytes).expect_err("invalid bool");
+    assert!(matches!(err, SerializeError::Corrupt { .. }), "{err:?}");
+    assert!(std::error::Error::source(&err).is_some());
+    // The message names the type and does not repeat the source.
+    assert_eq!(err.to_string(), "input is not a valid encoding of a value of type bool");
+}
+
+#[test]
+fn encode_errors_name_the_type_and_keep_the_source() {
+    struct Refuses;
+    impl Serialize for Refuses {
+        fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+            Err(serde::ser::Error::custom("refused by user code"))
+        }
+    }
+    let err = encode(&Refuses).expect_err("must fail");
+    assert!(matches!(err, SerializeError::Encode { type_name, .. } if type_name.ends_with("Refuses")));
+    let source = std::error::Error::source(&err).expect("has a source");
+    assert!(source.to_string().contains("refused by user code"), "{source}");
+}
+
+/// A header for `T` followed by a varint length prefix claiming `2^62` bytes.
+fn huge_length_prefix<T: 'static>() -> Vec<u8> {
+    let mut bytes = Vec::new();
+    header::write::<T>(&mut bytes);
+    bytes.push(253); // bincode varint marker for a following u64
+    bytes.extend_from_slice(&(1u64 << 62).to_le_bytes());
+    bytes.extend_from_slice(b"only a few bytes follow");
+    bytes
+}
+
+#[test]
+fn corrupted_length_prefix_does_not_allocate_the_claimed_size() {
+    // Without the guard bincode would call `vec![0u8; 1 << 62]` for the first two: an abort.
+    assert!(matches!(
+        decode::<String>(&huge_length_prefix::<String>()),
+        Err(SerializeError::Truncated { .. })
+    ));
+    assert!(matches!(
+        decode::<serde_bytes::ByteBuf>(&huge_length_prefix::<serde_bytes::ByteBuf>()),
+        Err(SerializeError::Truncated { .. })
+    ));
+    assert!(matches!(
+        decode::<Vec<u64>>(&huge_length_prefix::<Vec<u64>>()),
+        Err(SerializeError::Truncated { .. })
+    ));
+    assert!(matches!(
+        decode::<HashMap<String, String>>(&huge_length_prefix::<HashMap<String, String>>()),
+        Err(SerializeError::Truncated { .. })
+    ));
+    // A Buffer's inline data: variant tag 0 first, then the huge prefix.
+    let mut bytes = Vec::new();
+    header::write::<Buffer<f64>>(&mut bytes);
+    bytes.push(0);
+    bytes.extend_from_slice(&huge_length_prefix::<()>()[HEADER_LEN..]);
+    assert!(matches!(decode::<Buffer<f64>>(&bytes), Err(SerializeError::Truncated { .. })));
+}
+
+#[test]
+fn size_hints_seen_by_visitors_are_capped_by_the_input_length() {
+    // A visitor that trusts the size hint, as some third-party collections do.
+    struct Hint(Option<usize>);
+    impl<'de> Deserialize<'de> for Hint {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Hint;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a sequence")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, a: A) -> Result<Hint, A::Error> {
+                    Ok(Hint(a.size_hint()))
+                }
+            }
+            d.deserialize_seq(V)
+        }
+    }
+    let body = huge_length_prefix::<()>().split_off(HEADER_LEN);
+    let (Hint(hint), _) = codec::decode_from::<Hint>(&body).expect("only the hint is read");
+    assert_eq!(hint, Some(body.len()));
+    let (Hint(hint), _) = codec::decode_from::<Hint>(&[3]).expect("only the hint is read");
+    assert_eq!(hint, Some(1), "a small length is reported as the input length cap");
+}
+
+#[test]
+fn plain_decode_of_an_out_of_band_placeholder_is_missing_buffer() {
+    let bytes = frame_as::<Buffer<u8>>(&WireRef::OutOfBand {
+        index: 0,
+        byte_len: 4,
+    });
+    assert!(matches!(
+        decode::<Buffer<u8>>(&bytes),
+        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Out-of-band buffers
+// ---------------------------------------------------------------------------------------------
+
+const THRESHOLD: usize = 4096;
+
+#[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
+struct Frame {
+    label: String,
+    big_f64: Buffer<f64>,
+    small_i32: Buffer<i32>,
+    big_u8: Buffer<u8>,
+}
+
+fn frame() -> Frame {
+    Frame {
+        label: "frame".into(),
+        big_f64: (0..10_000).map(f64::from).collect(),
+        small_i32: vec![1, 2, 3].into(),
+        big_u8: vec![7u8; THRESHOLD].into(), // exactly the threshold: goes out of band
+    }
+}
+
+#[test]
+fn big_buffers_go_out_of_band_without_copy_and_round_trip() {
+    let value = frame();
+    let encoded = encode_with_oob(&value, THRESHOLD).expect("encodable");
+    assert_eq!(encoded.buffers.len(), 2);
+    assert!(encoded.inline.len() < 100, "inline is {} bytes", encoded.inline.len());
+    assert_eq!(encoded.total_len(), encoded.inline.len() + 80_000 + THRESHOLD);
+
+    // The out-of-band buffers are the source's storage, in order of appearance.
+    let [first, second] = &encoded.buffers[..] else {
+        panic!("two buffers expected")
+    };
+    assert_eq!(first.as_bytes().as_ptr(), value.big_f64.as_bytes().as_ptr());
+    assert_eq!(first.elem(), ElemType::F64);
+    assert_eq!(second.as_ref().as_ptr(), value.big_u8.as_ptr());
+    assert_eq!(second.len(), THRESHOLD);
+
+    let back: Frame = decode_with_oob(&encoded.inline, encoded.buffers).expect("decodable");
+    assert_eq!(back, value);
+    // In one process nothing was copied: the decoded buffers are the source's storage.
+    assert!(Buffer::ptr_eq(&back.big_f64, &value.big_f64));
+    assert!(Buffer::ptr_eq(&back.big_u8, &value.big_u8));
+    assert!(!Buffer::ptr_eq(&back.small_i32, &value.small_i32));
+}
+
+#[test]
+fn plain_encode_keeps_buffers_inline() {
+    let value = frame();
+    let bytes = encode(&value).expect("encodable");
+    assert!(bytes.len() > 80_000 + THRESHOLD);
+    assert_eq!(decode::<Frame>(&bytes).expect("decodable"), value);
+    // Without out-of-band buffers the two encodings agree.
+    let all_inline = encode_with_oob(&value, usize::MAX).expect("encodable");
+    assert!(all_inline.buffers.is_empty());
+    assert_eq!(all_inline.inline, bytes);
+}
+
+#[test]
+fn received_buffers_are_moved_in_when_typed_and_copied_from_bytes() {
+    let value = frame();
+    let encoded = encode_with_oob(&value, THRESHOLD).expect("encodable");
+
+    // As the MPI backend does: allocate by element type and length, receive, decode.
+    let received: Vec<OobBuffer> = encoded
+        .buffers
+        .iter()
+        .map(|sent| {
+            let mut buf = OobBuffer::zeroed(sent.elem(), sent.len()).expect("whole elements");
+            buf.as_bytes_mut().expect("unshared").copy_from_slice(sent.as_bytes());
+            buf
+        })
+        .collect();
+    let received_ptr = received[0].as_bytes().as_ptr();
+    let back: Frame = decode_with_oob(&encoded.inline, received).expect("decodable");
+    assert_eq!(back, value);
+    assert_eq!(back.big_f64.as_bytes().as_ptr(), received_ptr, "moved, not copied");
+
+    // Plain bytes work for every element type (copied once where alignment requires it).
+    let as_bytes: Vec<Vec<u8>> = encoded.buffers.iter().map(|b| b.as_bytes().to_vec()).collect();
+    let back: Frame = decode_with_oob(&encoded.inline, as_bytes).expect("decodable");
+    assert_eq!(back, value);
+}
+
+#[test]
+fn wrong_buffer_lists_are_errors() {
+    let encoded = encode_with_oob(&frame(), THRESHOLD).expect("encodable");
+    let inline = &encoded.inline;
+    let bufs = || encoded.buffers.clone();
+
+    let mut missing = bufs();
+    missing.pop();
+    assert!(matches!(
+        decode_with_oob::<Frame>(inline, missing),
+        Err(SerializeError::MissingBuffer { index: 1, supplied: 1 })
+    ));
+
+    assert!(matches!(
+        decode_with_oob::<Frame>(inline, Vec::<OobBuffer>::new()),
+        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+    ));
+
+    let mut extra = bufs();
+    extra.push(OobBuffer::from(vec![0u8; 3]));
+    assert!(matches!(
+        decode_with_oob::<Frame>(inline, extra),
+        Err(SerializeError::UnusedBuffers { unused: 1, supplied: 3 })
+    ));
+
+    let mut swapped = bufs();
+    swapped.swap(0, 1);
+    assert!(matches!(
+        decode_with_oob::<Frame>(inline, swapped),
+        Err(SerializeError::BufferLength { index: 0, expected: 80_000, found: THRESHOLD })
+    ));
+
+    assert!(matches!(
+        decode::<Frame>(inline),
+        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+    ));
+
+    assert!(decode_with_oob::<Frame>(inline, bufs()).is_ok(), "the list itself is fine");
+}
+
+#[test]
+fn crafted_placeholders_are_errors() {
+    type Pair = (Buffer<u16>, Buffer<u16>);
+    let placeholder = |index, byte_len| WireRef::OutOfBand { index, byte_len };
+    let two = || vec![OobBuffer::from(vec![1u16; 2]), OobBuffer::from(vec![2u16; 2])];
+
+    let reused = frame_as::<Pair>(&(placeholder(0, 4), placeholder(0, 4)));
+    assert!(matches!(
+        decode_with_oob::<Pair>(&reused, two()),
+        Err(SerializeError::BufferReused { index: 0 })
+    ));
+
+    let out_of_range = frame_as::<Pair>(&(placeholder(0, 4), placeholder(u64::MAX, 4)));
+    assert!(matches!(
+        decode_with_oob::<Pair>(&out_of_range, two()),
+        Err(SerializeError::MissingBuffer { index: u64::MAX, supplied: 2 })
+    ));
+
+    let odd_len = frame_as::<Pair>(&(placeholder(0, 4), placeholder(1, 3)));
+    assert!(matches!(
+        decode_with_oob::<Pair>(&odd_len, two()),
+        Err(SerializeError::BadBufferLength { byte_len: 3, elem: ElemType::U16 })
+    ));
+
+    let fine = frame_as::<Pair>(&(placeholder(1, 4), placeholder(0, 4)));
+    let (a, b) = decode_with_oob::<Pair>(&fine, two()).expect("valid crafted input");
+    assert_eq!((a.as_slice(), b.as_slice()), (&[2u16, 2][..], &[1u16, 1][..]));
+}
+
+#[test]
+fn every_truncated_prefix_of_an_oob_encoding_is_an_error() {
+    let encoded = encode_with_oob(&frame(), THRESHOLD).expect("encodable");
+    for len in 0..encoded.inline.len() {
+        let result = decode_with_oob::<Frame>(&encoded.inline[..len], encoded.buffers.clone());
+        assert!(result.is_err(), "prefix of {len} bytes decoded");
+    }
+}
+
+#[test]
+fn zeroed_checks_length_and_as_bytes_mut_needs_unique_storage() {
+    assert!(matches!(
+        OobBuffer::zeroed(ElemType::F64, 12),
+        Err(SerializeError::BadBufferLength { byte_len: 12, elem: ElemType::F64 })
+    ));
+    let mut buf = OobBuffer::zeroed(ElemType::I32, 12).expect("whole elements");
+    assert_eq!((buf.len(), buf.elem(), buf.is_empty()), (12, ElemType::I32, false));
+    assert!(buf.as_bytes_mut().is_some());
+    let shared = buf.clone();
+    assert!(buf.as_bytes_mut().is_none());
+    drop(shared);
+    assert!(buf.as_bytes_mut().is_some());
+    assert_eq!(format!("{buf:?}"), "OobBuffer { elem: I32, len: 12 }");
+}
+
+/// Encodes a nested value with a plain `encode` from inside its own `Serialize` impl.
+struct EncodesInside(Buffer<u8>);
+
+impl Serialize for EncodesInside {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let inner = encode(&self.0).map_err(serde::ser::Error::custom)?;
+        let nested_oob = encode_with_oob(&self.0, 0).map_err(serde::ser::Error::custom)?;
+        assert_eq!(nested_oob.buffers.len(), 1, "the nested call has its own list");
+        (serde_bytes::Bytes::new(&inner), &self.0).serialize(s)
+    }
+}
+
+#[test]
+fn nested_encode_does_not_steal_the_outer_buffers() {
+    let big = Buffer::from(vec![5u8; THRESHOLD]);
+    let encoded = encode_with_oob(&EncodesInside(big.clone()), THRESHOLD).expect("encodable");
+    // Only the outer occurrence went out of band; the nested plain encode kept its copy inline.
+    assert_eq!(encoded.buffers.len(), 1);
+    assert!(encoded.inline.len() > THRESHOLD);
+    let (inner, outer): (serde_bytes::ByteBuf, Buffer<u8>) = {
+        // Decode the body shape directly (the header names `EncodesInside`).
+        let body = &encoded.inline[HEADER_LEN..];
+        let mut framed = Vec::new();
+        header::write::<(serde_bytes::ByteBuf, Buffer<u8>)>(&mut framed);
+        framed.extend_from_slice(body);
+        decode_with_oob(&framed, encoded.buffers).expect("decodable")
+    };
+    assert_eq!(decode::<Buffer<u8>>(&inner).expect("nested bytes"), big);
+    assert!(Buffer::ptr_eq(&outer, &big));
+}
+
+/// A `Deserialize` impl that runs a nested `decode` before reading its own buffer.
+#[derive(Debug)]
+struct DecodesInside(Buffer<u8>);
+
+impl<'de> Deserialize<'de> for DecodesInside {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let nested = encode(&Buffer::from(vec![1u8; 8])).map_err(serde::de::Error::custom)?;
+        // The nested decode must neither see nor consume the outer call's buffers.
+        let _: Buffer<u8> = decode(&nested).map_err(serde::de::Error::custom)?;
+        Buffer::deserialize(d).map(DecodesInside)
+    }
+}
+
+#[test]
+fn nested_decode_does_not_steal_the_outer_buffers() {
+    let big = Buffer::from(vec![9u8; THRESHOLD]);
+    let encoded = encode_with_oob(&big, THRESHOLD).expect("encodable");
+    let mut framed = Vec::new();
+    header::write::<DecodesInside>(&mut framed);
+    framed.extend_from_slice(&encoded.inline[HEADER_LEN..]);
+    let back: DecodesInside = decode_with_oob(&framed, encoded.buffers).expect("decodable");
+    assert!(Buffer::ptr_eq(&back.0, &big));
+}
+
+#[test]
+fn a_panic_inside_encode_leaves_no_armed_context() {
+    struct Panics(Buffer<u8>);
+    impl Serialize for Panics {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeTuple;
+            let mut t = s.serialize_tuple(2)?;
+            t.serialize_element(&self.0)?; // goes out of band first
+            panic!("user code panics mid-encode");
+        }
+    }
+    let big = Buffer::from(vec![3u8; THRESHOLD]);
+    let caught = catch_unwind(AssertUnwindSafe(|| encode_with_oob(&Panics(big.clone()), 0)));
+    assert!(caught.is_err());
+    // A plain encode afterwards must put the buffer inline, not into a stale out-of-band list.
+    let bytes = encode(&big).expect("encodable");
+    assert!(bytes.len() > THRESHOLD);
+    assert_eq!(decode::<Buffer<u8>>(&bytes).expect("inline"), big);
+    let encoded = encode_with_oob(&big, 0).expect("encodable");
+    assert_eq!(encoded.buffers.len(), 1, "a fresh list, not the panicked call's");
+}
+
+#[test]
+fn a_panic_inside_decode_leaves_no_armed_context() {
+    struct Panics;
+    impl<'de> Deserialize<'de> for Panics {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            panic!("user code panics mid-decode")
+        }
+    }
+    let encoded = encode_with_oob(&Buffer::from(vec![1u8; 8]), 0).expect("encodable");
+    let mut framed = Vec::new();
+    header::write::<Panics>(&mut framed);
+    framed.extend_from_slice(&encoded.inline[HEADER_LEN..]);
+    let buffers = encoded.buffers.clone();
+    assert!(catch_unwind(AssertUnwindSafe(|| decode_with_oob::<Panics>(&framed, buffers))).is_err());
+    // The panicked call's buffers must not be visible to a later plain decode.
+    assert!(matches!(
+        decode::<Buffer<u8>>(&encoded.inline),
+        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+    ));
+}
+
+#[test]
+fn threads_do_not_share_contexts() {
+    let handles: Vec<_> = (0..4u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                for _ in 0..50 {
+                    let value = (Buffer::from(vec![i; THRESHOLD]), Buffer::from(vec![i; 16]));
+                    let encoded = encode_with_oob(&value, THRESHOLD).expect("encodable");
+                    assert_eq!(encoded.buffers.len(), 1);
+                    let back: (Buffer<u8>, Buffer<u8>) =
+                        decode_with_oob(&encoded.inline, encoded.buffers).expect("decodable");
+                    assert_eq!(back, value);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("thread passed");
+    }
+}
+
+#[test]
+fn error_messages_follow_house_style() {
+    let mut trailing = encode(&1u8).unwrap();
+    trailing.push(0);
+    let errors = [
+        decode::<u8>(b"XYZW0123456789").unwrap_err(),
+        decode::<u8>(b"UD").unwrap_err(),
+        decode::<i32>(&encode(&1u32).unwrap()).unwrap_err(),
+        decode::<bool>(&frame_as::<bool>(&3u8)).unwrap_err(),
+        decode::<u8>(&trailing).unwrap_err(),
+        OobBuffer::zeroed(ElemType::F32, 3).unwrap_err(),
+        decode_with_oob::<u8>(&encode(&1u8).unwrap(), [vec![0u8]]).unwrap_err(),
+        decode::<Buffer<u8>>(&encode_with_oob(&Buffer::<u8>::default(), 0).unwrap().inline)
+            .unwrap_err(),
+    ];
+    let mut variants = std::collections::HashSet::new();
+    for err in errors {
+        let msg = err.to_string();
+        assert!(!msg.starts_with(char::is_uppercase), "{msg}");
+        assert!(!msg.ends_with('.'), "{msg}");
+        variants.insert(std::mem::discriminant(&err));
+    }
+    assert_eq!(variants.len(), 8, "each case exercises another variant");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Property tests
+// ---------------------------------------------------------------------------------------------
+
+/// A valid encoding of `T`'s header, so that fuzzed bodies get past the header checks.
+fn header_of<T: 'static>() -> Vec<u8> {
+    let mut out = Vec::new();
+    header::write::<T>(&mut out);
+    out
+}
+
+#[derive(Serialize, Deserialize, PartialEq, Debug, Clone)]
+struct Record {
+    id: u64,
+    small: i8,
+    name: String,
+    values: Vec<u32>,
+    maybe: Option<bool>,
+    by_pair: HashMap<(u8, String), i16>,
+    floats_bits: Vec<u64>,
+    shape: Shape,
+    data: Buffer<i64>,
+}
+
+fn shape_strategy() -> impl Strategy<Value = Shape> {
+    prop_oneof![
+        Just(Shape::Empty),
+        any::<u64>().prop_map(|bits| Shape::Circle(f64::from_bits(bits & !(0x7ff << 52)))),
+        (any::<u32>(), any::<u32>()).prop_map(|(w, h)| Shape::Rect { w, h }),
+    ]
+}
+
+fn record_strategy() -> impl Strategy<Value = Record> {
+    (
+        any::<u64>(),
+        any::<i8>(),
+        ".*",
+        proptest::collection::vec(any::<u32>(), 0..20),
+        any::<Option<bool>>(),
+        proptest::collection::hash_map((any::<u8>(), "[a-z]{0,4}"), any::<i16>(), 0..6),
+        proptest::collection::vec(any::<u64>(), 0..10),
+        shape_strategy(),
+        proptest::collection::vec(any::<i64>(), 0..40),
+    )
+        .prop_map(|(id, small, name, values, maybe, by_pair, floats_bits, shape, data)| Record {
+            id,
+            small,
+            name,
+            values,
+            maybe,
+            by_pair,
+            floats_bits,
+            shape,
+            data: data.into(),
+        })
+}
+
+proptest! {
+    #[test]
+    fn random_values_round_trip(record in record_strategy(), threshold in 0usize..400) {
+        let bytes = encode(&record).unwrap();
+        prop_assert_eq!(&decode::<Record>(&bytes).unwrap(), &record);
+        let encoded = encode_with_oob(&record, threshold).unwrap();
+        prop_assert_eq!(encoded.buffers.len(), usize::from(record.data.byte_len() >= threshold));
+        prop_assert_eq!(&decode_with_oob::<Record>(&encoded.inline, encoded.buffers).unwrap(), &record);
+    }
+
+    #[test]
+    fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let _ = decode::<Vec<String>>(&bytes);
+        let _ = decode::<(u64, Vec<f64>, String)>(&bytes);
+        let _ = decode_with_oob::<Frame>(&bytes, vec![OobBuffer::from(bytes.clone())]);
+    }
+
+    #[test]
+    fn random_bodies_behind_a_valid_header_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..200),
+        buffers in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..4),
+    ) {
+        let framed = |mut header: Vec<u8>| { header.extend_from_slice(&body); header };
+        let _ = decode::<Vec<String>>(&framed(header_of::<Vec<String>>()));
+        let _ = decode::<(u64, Vec<f64>, String)>(&framed(header_of::<(u64, Vec<f64>, String)>()));
+        let _ = decode::<Record>(&framed(header_of::<Record>()));
+        let _ = decode_with_oob::<Frame>(&framed(header_of::<Frame>()), buffers.clone());
+        let _ = decode_with_oob::<(Buffer<f64>, Buffer<u8>)>(
+            &framed(header_of::<(Buffer<f64>, Buffer<u8>)>()),
+            buffers,
+        );
+    }
+
+    #[test]
+    fn mutated_encodings_never_panic(
+        record in record_strategy(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+    ) {
+        let mut bytes = encode(&record).unwrap();
+        for (at, xor) in flips {
+            let i = HEADER_LEN + at.index(bytes.len() - HEADER_LEN);
+            bytes[i] ^= xor;
+        }
+        let _ = decode::<Record>(&bytes);
+    }
+}
