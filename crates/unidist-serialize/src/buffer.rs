@@ -82,9 +82,7 @@ impl fmt::Display for ElemType {
 ///
 /// Sealed: the out-of-band scheme views elements as raw bytes, which is only sound for types
 /// without padding or invalid bit patterns.
-pub trait Element:
-    sealed::Sealed + Copy + Send + Sync + PartialEq + fmt::Debug + 'static
-{
+pub trait Element: sealed::Sealed + Copy + Send + Sync + PartialEq + fmt::Debug + 'static {
     /// This type as an [`ElemType`] value.
     const ELEM: ElemType;
 }
@@ -110,6 +108,8 @@ elements!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u6
 ///
 /// Elements are stored and sent in native byte order; the header records it and a reader of the
 /// other order gets [`SerializeError::ByteOrderMismatch`](crate::SerializeError::ByteOrderMismatch).
+/// The serde form (an enum of inline bytes or an out-of-band placeholder) is made for this
+/// crate's codec; other serde formats can carry it but gain nothing from it.
 ///
 /// ```
 /// use unidist_serialize::{decode, encode, Buffer};
@@ -399,7 +399,11 @@ mod tests {
         let bytes = encode(&data).expect("encodable");
         // Header, variant tag, a varint length (at most 9 bytes), then exactly the raw data.
         assert!(bytes.ends_with(data.as_bytes()));
-        assert!(bytes.len() <= HEADER_LEN + 1 + 9 + data.byte_len(), "{}", bytes.len());
+        assert!(
+            bytes.len() <= HEADER_LEN + 1 + 9 + data.byte_len(),
+            "{}",
+            bytes.len()
+        );
         let back: Buffer<f64> = decode(&bytes).expect("decodable");
         assert_eq!(back, data);
     }
@@ -409,10 +413,16 @@ mod tests {
         let bytes = crate::tests::frame_as::<Buffer<u32>>(&WireRef::Inline(&[1, 2, 3]));
         assert!(matches!(
             decode::<Buffer<u32>>(&bytes),
-            Err(SerializeError::BadBufferLength { byte_len: 3, elem: ElemType::U32 })
+            Err(SerializeError::BadBufferLength {
+                byte_len: 3,
+                elem: ElemType::U32
+            })
         ));
         // For bytes any length is whole, which shows the check is not simply always failing.
         let bytes = crate::tests::frame_as::<Buffer<u8>>(&WireRef::Inline(&[1, 2, 3]));
-        assert_eq!(decode::<Buffer<u8>>(&bytes).expect("valid").as_slice(), &[1, 2, 3]);
+        assert_eq!(
+            decode::<Buffer<u8>>(&bytes).expect("valid").as_slice(),
+            &[1, 2, 3]
+        );
     }
 }

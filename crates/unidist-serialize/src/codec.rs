@@ -56,11 +56,12 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(
 /// Decodes a `T` from the start of `body`; returns it and the number of bytes consumed.
 pub(crate) fn decode_from<T: DeserializeOwned>(body: &[u8]) -> Result<(T, usize), DecodeFailure> {
     // The bounded seed keeps a corrupted length prefix from allocating more than `body.len()`.
-    bincode::serde::seed_decode_from_slice(BoundedSeed::<T>::new(body.len()), body, CONFIG)
-        .map_err(|e| match e {
+    bincode::serde::seed_decode_from_slice(BoundedSeed::<T>::new(body.len()), body, CONFIG).map_err(
+        |e| match e {
             DecodeError::UnexpectedEnd { .. } => DecodeFailure::Truncated,
             other => DecodeFailure::Invalid(Box::new(other)),
-        })
+        },
+    )
 }
 
 #[cfg(test)]
@@ -85,9 +86,15 @@ mod tests {
 
     #[test]
     fn end_of_input_is_truncated_other_errors_invalid() {
-        assert!(matches!(decode_from::<u64>(&[]), Err(DecodeFailure::Truncated)));
+        assert!(matches!(
+            decode_from::<u64>(&[]),
+            Err(DecodeFailure::Truncated)
+        ));
         // 2 is not a valid bool.
-        assert!(matches!(decode_from::<bool>(&[2]), Err(DecodeFailure::Invalid(_))));
+        assert!(matches!(
+            decode_from::<bool>(&[2]),
+            Err(DecodeFailure::Invalid(_))
+        ));
     }
 
     #[test]

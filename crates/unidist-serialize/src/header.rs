@@ -21,7 +21,11 @@ pub const HEADER_LEN: usize = 14;
 const FLAG_BIG_ENDIAN: u8 = 0b0000_0001;
 /// Every flag bit this build understands; any other bit set is an error.
 const KNOWN_FLAGS: u8 = FLAG_BIG_ENDIAN;
-const HOST_FLAGS: u8 = if cfg!(target_endian = "big") { FLAG_BIG_ENDIAN } else { 0 };
+const HOST_FLAGS: u8 = if cfg!(target_endian = "big") {
+    FLAG_BIG_ENDIAN
+} else {
+    0
+};
 
 /// A stable 64-bit fingerprint of `T`: the FNV-1a hash of `std::any::type_name::<T>()`.
 ///
@@ -129,7 +133,10 @@ mod tests {
 
     #[test]
     fn fingerprint_is_hash_of_type_name() {
-        assert_eq!(fingerprint::<String>(), fnv1a(type_name::<String>().as_bytes()));
+        assert_eq!(
+            fingerprint::<String>(),
+            fnv1a(type_name::<String>().as_bytes())
+        );
         assert_ne!(fingerprint::<Vec<u8>>(), fingerprint::<Vec<i8>>());
         assert_ne!(fingerprint::<(u8, u16)>(), fingerprint::<(u16, u8)>());
     }
@@ -195,7 +202,10 @@ mod tests {
         let header = header_of_u64();
         for len in 0..HEADER_LEN {
             assert!(
-                matches!(check::<u64>(&header[..len]), Err(SerializeError::Truncated { .. })),
+                matches!(
+                    check::<u64>(&header[..len]),
+                    Err(SerializeError::Truncated { .. })
+                ),
                 "prefix of {len} bytes"
             );
         }

@@ -86,6 +86,16 @@ fn sample() -> Outer {
 }
 
 #[test]
+fn public_types_can_cross_threads() {
+    // Values, encodings and errors move between the caller and the MPI communication thread.
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Buffer<f64>>();
+    assert_send_sync::<OobBuffer>();
+    assert_send_sync::<Encoded>();
+    assert_send_sync::<SerializeError>();
+}
+
+#[test]
 fn primitives_round_trip() {
     round_trip(&true);
     round_trip(&0u8);
@@ -124,7 +134,10 @@ fn unsized_values_encode_and_decode_as_their_owned_type_by_fingerprint_only() {
         Err(SerializeError::TypeMismatch { expected, .. }) if expected.ends_with("String")
     ));
     // The body is still a valid string: only the type check stops it.
-    assert_eq!(&bytes[HEADER_LEN..], &encode(&String::from("text")).unwrap()[HEADER_LEN..]);
+    assert_eq!(
+        &bytes[HEADER_LEN..],
+        &encode(&String::from("text")).unwrap()[HEADER_LEN..]
+    );
 }
 
 #[test]
@@ -172,7 +185,10 @@ fn invalid_body_is_corrupt_with_source() {
     assert!(matches!(err, SerializeError::Corrupt { .. }), "{err:?}");
     assert!(std::error::Error::source(&err).is_some());
     // The message names the type and does not repeat the source.
-    assert_eq!(err.to_string(), "input is not a valid encoding of a value of type bool");
+    assert_eq!(
+        err.to_string(),
+        "input is not a valid encoding of a value of type bool"
+    );
 }
 
 #[test]
@@ -184,9 +200,14 @@ fn encode_errors_name_the_type_and_keep_the_source() {
         }
     }
     let err = encode(&Refuses).expect_err("must fail");
-    assert!(matches!(err, SerializeError::Encode { type_name, .. } if type_name.ends_with("Refuses")));
+    assert!(
+        matches!(err, SerializeError::Encode { type_name, .. } if type_name.ends_with("Refuses"))
+    );
     let source = std::error::Error::source(&err).expect("has a source");
-    assert!(source.to_string().contains("refused by user code"), "{source}");
+    assert!(
+        source.to_string().contains("refused by user code"),
+        "{source}"
+    );
 }
 
 /// A header for `T` followed by a varint length prefix claiming `2^62` bytes.
@@ -223,7 +244,10 @@ fn corrupted_length_prefix_does_not_allocate_the_claimed_size() {
     header::write::<Buffer<f64>>(&mut bytes);
     bytes.push(0);
     bytes.extend_from_slice(&huge_length_prefix::<()>()[HEADER_LEN..]);
-    assert!(matches!(decode::<Buffer<f64>>(&bytes), Err(SerializeError::Truncated { .. })));
+    assert!(matches!(
+        decode::<Buffer<f64>>(&bytes),
+        Err(SerializeError::Truncated { .. })
+    ));
 }
 
 #[test]
@@ -249,7 +273,11 @@ fn size_hints_seen_by_visitors_are_capped_by_the_input_length() {
     let (Hint(hint), _) = codec::decode_from::<Hint>(&body).expect("only the hint is read");
     assert_eq!(hint, Some(body.len()));
     let (Hint(hint), _) = codec::decode_from::<Hint>(&[3]).expect("only the hint is read");
-    assert_eq!(hint, Some(1), "a small length is reported as the input length cap");
+    assert_eq!(
+        hint,
+        Some(1),
+        "a small length is reported as the input length cap"
+    );
 }
 
 #[test]
@@ -260,7 +288,10 @@ fn plain_decode_of_an_out_of_band_placeholder_is_missing_buffer() {
     });
     assert!(matches!(
         decode::<Buffer<u8>>(&bytes),
-        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+        Err(SerializeError::MissingBuffer {
+            index: 0,
+            supplied: 0
+        })
     ));
 }
 
@@ -292,8 +323,15 @@ fn big_buffers_go_out_of_band_without_copy_and_round_trip() {
     let value = frame();
     let encoded = encode_with_oob(&value, THRESHOLD).expect("encodable");
     assert_eq!(encoded.buffers.len(), 2);
-    assert!(encoded.inline.len() < 100, "inline is {} bytes", encoded.inline.len());
-    assert_eq!(encoded.total_len(), encoded.inline.len() + 80_000 + THRESHOLD);
+    assert!(
+        encoded.inline.len() < 100,
+        "inline is {} bytes",
+        encoded.inline.len()
+    );
+    assert_eq!(
+        encoded.total_len(),
+        encoded.inline.len() + 80_000 + THRESHOLD
+    );
 
     // The out-of-band buffers are the source's storage, in order of appearance.
     let [first, second] = &encoded.buffers[..] else {
@@ -335,17 +373,27 @@ fn received_buffers_are_moved_in_when_typed_and_copied_from_bytes() {
         .iter()
         .map(|sent| {
             let mut buf = OobBuffer::zeroed(sent.elem(), sent.len()).expect("whole elements");
-            buf.as_bytes_mut().expect("unshared").copy_from_slice(sent.as_bytes());
+            buf.as_bytes_mut()
+                .expect("unshared")
+                .copy_from_slice(sent.as_bytes());
             buf
         })
         .collect();
     let received_ptr = received[0].as_bytes().as_ptr();
     let back: Frame = decode_with_oob(&encoded.inline, received).expect("decodable");
     assert_eq!(back, value);
-    assert_eq!(back.big_f64.as_bytes().as_ptr(), received_ptr, "moved, not copied");
+    assert_eq!(
+        back.big_f64.as_bytes().as_ptr(),
+        received_ptr,
+        "moved, not copied"
+    );
 
     // Plain bytes work for every element type (copied once where alignment requires it).
-    let as_bytes: Vec<Vec<u8>> = encoded.buffers.iter().map(|b| b.as_bytes().to_vec()).collect();
+    let as_bytes: Vec<Vec<u8>> = encoded
+        .buffers
+        .iter()
+        .map(|b| b.as_bytes().to_vec())
+        .collect();
     let back: Frame = decode_with_oob(&encoded.inline, as_bytes).expect("decodable");
     assert_eq!(back, value);
 }
@@ -360,41 +408,65 @@ fn wrong_buffer_lists_are_errors() {
     missing.pop();
     assert!(matches!(
         decode_with_oob::<Frame>(inline, missing),
-        Err(SerializeError::MissingBuffer { index: 1, supplied: 1 })
+        Err(SerializeError::MissingBuffer {
+            index: 1,
+            supplied: 1
+        })
     ));
 
     assert!(matches!(
         decode_with_oob::<Frame>(inline, Vec::<OobBuffer>::new()),
-        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+        Err(SerializeError::MissingBuffer {
+            index: 0,
+            supplied: 0
+        })
     ));
 
     let mut extra = bufs();
     extra.push(OobBuffer::from(vec![0u8; 3]));
     assert!(matches!(
         decode_with_oob::<Frame>(inline, extra),
-        Err(SerializeError::UnusedBuffers { unused: 1, supplied: 3 })
+        Err(SerializeError::UnusedBuffers {
+            unused: 1,
+            supplied: 3
+        })
     ));
 
     let mut swapped = bufs();
     swapped.swap(0, 1);
     assert!(matches!(
         decode_with_oob::<Frame>(inline, swapped),
-        Err(SerializeError::BufferLength { index: 0, expected: 80_000, found: THRESHOLD })
+        Err(SerializeError::BufferLength {
+            index: 0,
+            expected: 80_000,
+            found: THRESHOLD
+        })
     ));
 
     assert!(matches!(
         decode::<Frame>(inline),
-        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+        Err(SerializeError::MissingBuffer {
+            index: 0,
+            supplied: 0
+        })
     ));
 
-    assert!(decode_with_oob::<Frame>(inline, bufs()).is_ok(), "the list itself is fine");
+    assert!(
+        decode_with_oob::<Frame>(inline, bufs()).is_ok(),
+        "the list itself is fine"
+    );
 }
 
 #[test]
 fn crafted_placeholders_are_errors() {
     type Pair = (Buffer<u16>, Buffer<u16>);
     let placeholder = |index, byte_len| WireRef::OutOfBand { index, byte_len };
-    let two = || vec![OobBuffer::from(vec![1u16; 2]), OobBuffer::from(vec![2u16; 2])];
+    let two = || {
+        vec![
+            OobBuffer::from(vec![1u16; 2]),
+            OobBuffer::from(vec![2u16; 2]),
+        ]
+    };
 
     let reused = frame_as::<Pair>(&(placeholder(0, 4), placeholder(0, 4)));
     assert!(matches!(
@@ -405,18 +477,27 @@ fn crafted_placeholders_are_errors() {
     let out_of_range = frame_as::<Pair>(&(placeholder(0, 4), placeholder(u64::MAX, 4)));
     assert!(matches!(
         decode_with_oob::<Pair>(&out_of_range, two()),
-        Err(SerializeError::MissingBuffer { index: u64::MAX, supplied: 2 })
+        Err(SerializeError::MissingBuffer {
+            index: u64::MAX,
+            supplied: 2
+        })
     ));
 
     let odd_len = frame_as::<Pair>(&(placeholder(0, 4), placeholder(1, 3)));
     assert!(matches!(
         decode_with_oob::<Pair>(&odd_len, two()),
-        Err(SerializeError::BadBufferLength { byte_len: 3, elem: ElemType::U16 })
+        Err(SerializeError::BadBufferLength {
+            byte_len: 3,
+            elem: ElemType::U16
+        })
     ));
 
     let fine = frame_as::<Pair>(&(placeholder(1, 4), placeholder(0, 4)));
     let (a, b) = decode_with_oob::<Pair>(&fine, two()).expect("valid crafted input");
-    assert_eq!((a.as_slice(), b.as_slice()), (&[2u16, 2][..], &[1u16, 1][..]));
+    assert_eq!(
+        (a.as_slice(), b.as_slice()),
+        (&[2u16, 2][..], &[1u16, 1][..])
+    );
 }
 
 #[test]
@@ -432,10 +513,16 @@ fn every_truncated_prefix_of_an_oob_encoding_is_an_error() {
 fn zeroed_checks_length_and_as_bytes_mut_needs_unique_storage() {
     assert!(matches!(
         OobBuffer::zeroed(ElemType::F64, 12),
-        Err(SerializeError::BadBufferLength { byte_len: 12, elem: ElemType::F64 })
+        Err(SerializeError::BadBufferLength {
+            byte_len: 12,
+            elem: ElemType::F64
+        })
     ));
     let mut buf = OobBuffer::zeroed(ElemType::I32, 12).expect("whole elements");
-    assert_eq!((buf.len(), buf.elem(), buf.is_empty()), (12, ElemType::I32, false));
+    assert_eq!(
+        (buf.len(), buf.elem(), buf.is_empty()),
+        (12, ElemType::I32, false)
+    );
     assert!(buf.as_bytes_mut().is_some());
     let shared = buf.clone();
     assert!(buf.as_bytes_mut().is_none());
@@ -451,7 +538,11 @@ impl Serialize for EncodesInside {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let inner = encode(&self.0).map_err(serde::ser::Error::custom)?;
         let nested_oob = encode_with_oob(&self.0, 0).map_err(serde::ser::Error::custom)?;
-        assert_eq!(nested_oob.buffers.len(), 1, "the nested call has its own list");
+        assert_eq!(
+            nested_oob.buffers.len(),
+            1,
+            "the nested call has its own list"
+        );
         (serde_bytes::Bytes::new(&inner), &self.0).serialize(s)
     }
 }
@@ -511,14 +602,25 @@ fn a_panic_inside_encode_leaves_no_armed_context() {
         }
     }
     let big = Buffer::from(vec![3u8; THRESHOLD]);
-    let caught = catch_unwind(AssertUnwindSafe(|| encode_with_oob(&Panics(big.clone()), 0)));
+    let caught = catch_unwind(AssertUnwindSafe(|| {
+        encode_with_oob(&Panics(big.clone()), 0)
+    }));
     assert!(caught.is_err());
-    // A plain encode afterwards must put the buffer inline, not into a stale out-of-band list.
-    let bytes = encode(&big).expect("encodable");
-    assert!(bytes.len() > THRESHOLD);
-    assert_eq!(decode::<Buffer<u8>>(&bytes).expect("inline"), big);
+    // Outside any entry point (serialized by some other serializer) a Buffer must be inline,
+    // not pushed into the panicked call's stale out-of-band list.
+    let mut body = Vec::new();
+    codec::encode_into(&big, &mut body).expect("encodable");
+    assert!(
+        body.len() > THRESHOLD,
+        "buffer went out of band: {} bytes",
+        body.len()
+    );
     let encoded = encode_with_oob(&big, 0).expect("encodable");
-    assert_eq!(encoded.buffers.len(), 1, "a fresh list, not the panicked call's");
+    assert_eq!(
+        encoded.buffers.len(),
+        1,
+        "a fresh list, not the panicked call's"
+    );
 }
 
 #[test]
@@ -534,11 +636,22 @@ fn a_panic_inside_decode_leaves_no_armed_context() {
     header::write::<Panics>(&mut framed);
     framed.extend_from_slice(&encoded.inline[HEADER_LEN..]);
     let buffers = encoded.buffers.clone();
-    assert!(catch_unwind(AssertUnwindSafe(|| decode_with_oob::<Panics>(&framed, buffers))).is_err());
-    // The panicked call's buffers must not be visible to a later plain decode.
+    assert!(catch_unwind(AssertUnwindSafe(|| decode_with_oob::<Panics>(
+        &framed, buffers
+    )))
+    .is_err());
+    // The panicked call's buffers must not be visible to a later decode outside an entry point.
+    let body = &encoded.inline[HEADER_LEN..];
+    assert!(
+        codec::decode_from::<Buffer<u8>>(body).is_err(),
+        "took a stale buffer"
+    );
     assert!(matches!(
         decode::<Buffer<u8>>(&encoded.inline),
-        Err(SerializeError::MissingBuffer { index: 0, supplied: 0 })
+        Err(SerializeError::MissingBuffer {
+            index: 0,
+            supplied: 0
+        })
     ));
 }
 
@@ -632,17 +745,19 @@ fn record_strategy() -> impl Strategy<Value = Record> {
         shape_strategy(),
         proptest::collection::vec(any::<i64>(), 0..40),
     )
-        .prop_map(|(id, small, name, values, maybe, by_pair, floats_bits, shape, data)| Record {
-            id,
-            small,
-            name,
-            values,
-            maybe,
-            by_pair,
-            floats_bits,
-            shape,
-            data: data.into(),
-        })
+        .prop_map(
+            |(id, small, name, values, maybe, by_pair, floats_bits, shape, data)| Record {
+                id,
+                small,
+                name,
+                values,
+                maybe,
+                by_pair,
+                floats_bits,
+                shape,
+                data: data.into(),
+            },
+        )
 }
 
 proptest! {
