@@ -275,6 +275,9 @@ impl ActorInstance {
     ) -> std::result::Result<Self, TaskError> {
         let name = class.name;
         let state = catch_panic(name, || (class.construct)(args))?;
+        // Tokio's owned guards need an `Arc`; the instance never leaves its actor's thread, so
+        // the `Arc` not being `Send` is intended.
+        #[allow(clippy::arc_with_non_send_sync)]
         Ok(ActorInstance {
             class,
             state: Arc::new(tokio::sync::RwLock::new(state)),

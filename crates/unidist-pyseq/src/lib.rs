@@ -1,1 +1,322 @@
-//! Sequential backend for unidist; internal crate, use unidist
+//! Sequential backend of unidist: every call runs to completion when it is made.
+//!
+//! This is an internal crate of [unidist](https://docs.rs/unidist); select it with
+//! `UNIDIST_BACKEND=pyseq` instead of depending on it. It is the counterpart of upstream
+//! unidist's `pyseq` backend and the reference the other backends are compared with.
+//!
+//! # Guarantees
+//!
+//! - **Sequential.** `remote` runs the function in the caller's thread before it returns; the
+//!   refs it returns are ready. An actor method call returns once the method has finished. There
+//!   is one worker: `num_cpus()` is 1.
+//! - **Deterministic.** For a single-threaded program the order of execution is the order of the
+//!   calls, every run.
+//! - **In memory.** Values are kept as `Arc`s and never serialized; `get` clones the stored
+//!   value. Each object counts its process-local refs and is freed when the last one is dropped.
+//! - **Errors are values.** A panicking task stores its error for each of its outputs; a task
+//!   or method taking a failed ref fails the same way without running.
+//!
+//! # What it is for
+//!
+//! Debugging (a panic's backtrace points into the caller; breakpoints and `println!` behave
+//! as in ordinary code), doc tests and examples that must run anywhere, and as the reference
+//! behaviour for the conformance suite.
+//!
+//! # Actors
+//!
+//! An actor type is only `Send`, and an `async fn` call is a future tied to one thread, so each
+//! actor lives on a thread of its own with a Tokio current-thread runtime (with timers, so
+//! `tokio::time::sleep` works). The caller blocks until its call has finished, so a call still
+//! completes at submission. Calls on one actor start in call order; `async fn` calls run
+//! concurrently with later calls while they await, which matters only when several threads call
+//! the same actor (one thread's `wait` can be released by another thread's `send`). The
+//! constructor runs when the actor is created; if it panics, every call on the actor gives that
+//! error.
+//!
+//! # Re-entrancy
+//!
+//! User code may call the API while it runs: a task may `put`, `get`, submit tasks and call
+//! actors; an actor method may call other actors, also from an `async fn` (no runtime is nested:
+//! the other actor runs on its own thread). The backend never holds a lock while user code runs
+//! or while a value is dropped.
+//!
+//! A call that would have to wait for itself fails with [`Error::Unsupported`] instead of
+//! hanging: while an actor runs a call, a call on that same actor made from inside it, directly
+//! or through tasks and other actors that it called, is refused. This includes a `&self`
+//! method calling another method of its own actor through a handle. The detection follows calls
+//! made through the API in the calling thread; an actor method that starts its own thread and
+//! blocks on it while that thread calls the actor is not detected.
+//!
+//! An `async fn` that awaits something only a later call would provide (an event set by another
+//! method) waits forever when the later call comes from the same thread, because that thread is
+//! blocked in the earlier call: in a sequential program, call the method that sets the event
+//! first.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod actors;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+use std::time::Duration;
+
+use unidist_core::task::{argument_failed, check_arity, run_function};
+use unidist_core::{
+    ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId,
+    Outputs, Payload, Result, TaskError, TaskSpec,
+};
+
+use crate::actors::{ActorEntry, ActorState, Actors, Target};
+use crate::store::{Slot, Store};
+
+/// The backend's name, as in `UNIDIST_BACKEND`.
+const NAME: &str = "pyseq";
+
+/// Starts the sequential backend.
+///
+/// It has no configuration: it runs on one worker, whatever `UNIDIST_CPUS` says.
+pub fn start() -> Result<Arc<dyn Backend>> {
+    tracing::debug!("starting the pyseq backend");
+    Ok(Arc::new(Pyseq::default()))
+}
+
+#[derive(Default)]
+struct Pyseq {
+    shut_down: AtomicBool,
+    store: Store,
+    actors: Actors,
+}
+
+impl Pyseq {
+    fn check_running(&self) -> Result<()> {
+        if self.shut_down.load(Ordering::Acquire) {
+            Err(Error::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn is_self(&self, backend: &Arc<dyn Backend>) -> bool {
+        std::ptr::addr_eq(Arc::as_ptr(backend), self as *const Pyseq)
+    }
+
+    /// The argument as a payload, or the error that fails the call.
+    fn resolve(&self, arg: &Arg) -> Result<Payload> {
+        match arg {
+            Arg::Value(v) => Ok(Payload::Local(v.clone())),
+            Arg::Ref(r) => {
+                let (id, backend) = r.resolve()?;
+                if !self.is_self(&backend) {
+                    return Err(Error::StaleRef {
+                        what: id.to_string(),
+                    });
+                }
+                self.store.get(id)
+            }
+        }
+    }
+
+    /// Every argument as a payload, or the error stored for each output of a call that does not
+    /// run because argument `i` failed.
+    fn resolve_all(&self, name: &str, args: &[Arg]) -> std::result::Result<Vec<Payload>, Error> {
+        args.iter()
+            .enumerate()
+            .map(|(i, a)| {
+                self.resolve(a)
+                    .map_err(|e| Error::from(argument_failed(name, i, &e)))
+            })
+            .collect()
+    }
+
+    /// Stores the outputs of a call (or its error once per output) and returns their ids.
+    fn store_results(
+        &self,
+        name: &str,
+        n: usize,
+        result: std::result::Result<Outputs, Error>,
+    ) -> Result<Vec<ObjectId>> {
+        match result {
+            Ok(outputs) => outputs
+                .into_iter()
+                .map(|v| self.store.insert(Slot::Ready(v)))
+                .collect(),
+            Err(e) => {
+                if n == 0 {
+                    // No ref can carry the error of a call without returns.
+                    tracing::warn!(call = name, error = %e, "a call without returns failed");
+                }
+                (0..n)
+                    .map(|_| self.store.insert(Slot::Failed(e.clone())))
+                    .collect()
+            }
+        }
+    }
+}
+
+fn task_failed(e: TaskError) -> Error {
+    Error::Task(Arc::new(e))
+}
+
+impl Backend for Pyseq {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
+        self.check_running()?;
+        self.store.insert(Slot::Ready(value))
+    }
+
+    fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
+        self.check_running()?;
+        let function = task.function;
+        let result = self
+            .resolve_all(function.name, &task.args)
+            // No store lock is held here: the function may call back into the backend.
+            .and_then(|payloads| run_function(function, &payloads).map_err(task_failed));
+        let ids = self.store_results(function.name, function.num_returns, result);
+        // `task.args` (refs that kept the arguments alive) are dropped here, after the store lock
+        // was released.
+        drop(task);
+        ids
+    }
+
+    fn get(&self, ids: &[ObjectId], _timeout: Option<Duration>) -> Result<Vec<Payload>> {
+        // Every object is ready when its id exists, so a timeout never runs out.
+        self.check_running()?;
+        ids.iter().map(|id| self.store.get(*id)).collect()
+    }
+
+    fn wait(
+        &self,
+        ids: &[ObjectId],
+        _num_returns: usize,
+        _timeout: Option<Duration>,
+    ) -> Result<Vec<bool>> {
+        self.check_running()?;
+        self.store.check_known(ids)?;
+        Ok(vec![true; ids.len()])
+    }
+
+    fn release(&self, id: ObjectId) {
+        self.store.release(id);
+    }
+
+    fn ref_deserialized(&self, id: ObjectId) -> Result<()> {
+        self.check_running()?;
+        self.store.add_ref(id)
+    }
+
+    fn create_actor(&self, spec: ActorSpec) -> Result<ActorId> {
+        self.check_running()?;
+        let class = spec.class;
+        let id = actors::next_id();
+        let state = match self.resolve_all(class.name, &spec.args) {
+            Err(e) => ActorState::Failed(e),
+            Ok(payloads) => match actors::spawn(id, class, payloads, actors::blocked_actors())? {
+                Ok(thread) => ActorState::Live(thread),
+                Err(e) => ActorState::Failed(task_failed(e)),
+            },
+        };
+        if let ActorState::Failed(e) = &state {
+            tracing::debug!(actor = %id, class = class.name, error = %e, "actor creation failed");
+        }
+        self.actors.insert(
+            id,
+            ActorEntry {
+                class,
+                handles: 1,
+                state,
+            },
+        )?;
+        drop(spec);
+        Ok(id)
+    }
+
+    fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
+        self.check_running()?;
+        let ActorCall {
+            actor,
+            method,
+            args,
+        } = call;
+        let n = method.num_returns;
+        let sender = match self.actors.target(actor)? {
+            Target::Live(sender) => sender,
+            Target::Failed(e) => return self.store_results(method.name, n, Err(e)),
+        };
+        let upstream = actors::blocked_actors();
+        if upstream.contains(&actor) {
+            let class = self.actors.class_name(actor).unwrap_or(method.class);
+            return Err(Error::Unsupported {
+                what: format!(
+                    "calling {} on actor {class}#{actor} from inside a call that actor is running \
+                     (the new call would wait for the running one forever)",
+                    method.name
+                ),
+                backend: NAME,
+            });
+        }
+        let payloads = match self.resolve_all(method.name, &args) {
+            Ok(p) => p,
+            Err(e) => return self.store_results(method.name, n, Err(e)),
+        };
+        let (reply, result) = sync_channel(1);
+        let sent = sender.send(actors::Call {
+            method,
+            args: payloads,
+            upstream,
+            reply,
+        });
+        drop(sender);
+        if sent.is_err() {
+            return Err(self.actors.lost(actor));
+        }
+        let result = match result.recv() {
+            Ok(r) => r.and_then(|outputs| check_arity(method.name, n, outputs)),
+            Err(_) => return Err(self.actors.lost(actor)),
+        };
+        let ids = self.store_results(method.name, n, result.map_err(task_failed));
+        drop(args);
+        ids
+    }
+
+    fn kill_actor(&self, actor: ActorId) -> Result<()> {
+        self.check_running()?;
+        self.actors.kill(actor)
+    }
+
+    fn release_actor(&self, actor: ActorId) {
+        self.actors.release(actor);
+    }
+
+    fn actor_deserialized(&self, actor: ActorId) -> Result<()> {
+        self.check_running()?;
+        self.actors.add_handle(actor)
+    }
+
+    fn num_cpus(&self) -> usize {
+        1
+    }
+
+    fn cluster_resources(&self) -> Result<ClusterResources> {
+        self.check_running()?;
+        let cpus = BTreeMap::from([("CPU".to_string(), 1.0)]);
+        Ok(BTreeMap::from([(self.get_ip(), cpus)]))
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.shut_down.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        tracing::debug!("shutting down the pyseq backend");
+        self.actors.close();
+        self.store.close();
+        Ok(())
+    }
+}
