@@ -74,8 +74,11 @@ fn typed<T: Value>(id: ObjectId, payload: &Payload) -> Result<T> {
     })
 }
 
+/// Ids of refs together with the backend that holds them.
+type Resolved = (Vec<ObjectId>, Arc<dyn Backend>);
+
 /// Resolves refs to ids on one backend; a ref that holds an error gives that error.
-fn resolve_all<T>(refs: &[ObjectRef<T>]) -> Result<Option<(Vec<ObjectId>, Arc<dyn Backend>)>> {
+fn resolve_all<T>(refs: &[ObjectRef<T>]) -> Result<Option<Resolved>> {
     let mut ids = Vec::with_capacity(refs.len());
     let mut backend: Option<Arc<dyn Backend>> = None;
     for r in refs {

@@ -113,9 +113,6 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-// Lets the macros' `::unidist::` paths resolve inside this crate's own tests.
-extern crate self as unidist;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

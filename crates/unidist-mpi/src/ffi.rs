@@ -1,0 +1,253 @@
+//! Every `unsafe` block of the crate: raw MPI calls that rsmpi does not wrap in a form the
+//! communication thread can use (non-blocking sends owning their buffers, spawn with an info
+//! object, error handlers, abort from any thread) and the process hooks (signals, `atexit`).
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
+
+use mpi::ffi;
+use mpi::raw::{AsRaw, FromRaw};
+use mpi::topology::{InterCommunicator, SimpleCommunicator};
+
+use crate::wire::Segment;
+
+/// What a send request keeps alive until MPI is done with its bytes.
+pub enum Keep {
+    /// An owned buffer (a batch).
+    Owned(Vec<u8>),
+    /// Part of a segment that shares storage with a value.
+    Segment(Segment, std::ops::Range<usize>),
+    /// Bytes of the raw benchmark.
+    Static(&'static [u8]),
+}
+
+impl Keep {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Keep::Owned(v) => v,
+            Keep::Segment(s, r) => &s.bytes()[r.clone()],
+            Keep::Static(b) => b,
+        }
+    }
+}
+
+/// A non-blocking send that owns (or shares immutably) the bytes it sends.
+///
+/// The bytes live on the heap (a `Vec` or an `Arc`), so moving a `SendReq` does not move them;
+/// they are released only after MPI reports the request complete.
+pub struct SendReq {
+    req: ffi::MPI_Request,
+    keep: Option<Keep>,
+}
+
+impl SendReq {
+    /// Starts sending `keep`'s bytes to `dest` with `tag` on `comm`.
+    pub fn start(keep: Keep, dest: i32, tag: i32, comm: &SimpleCommunicator) -> Result<Self, i32> {
+        let bytes = keep.bytes();
+        let count = c_int::try_from(bytes.len()).map_err(|_| -1)?;
+        // SAFETY: RSMPI_REQUEST_NULL is a constant initialized by the C shim.
+        let mut req = unsafe { ffi::RSMPI_REQUEST_NULL };
+        // SAFETY: `bytes` points to `count` readable bytes that stay alive and unmodified until
+        // the request completes (they are owned by `keep`, stored in the returned value, which
+        // is only dropped after `test` reported completion or at shutdown after MPI_Finalize is
+        // no longer possible to reach them); the datatype and communicator are valid handles.
+        let rc = unsafe {
+            ffi::MPI_Isend(
+                bytes.as_ptr().cast(),
+                count,
+                ffi::RSMPI_UINT8_T,
+                dest,
+                tag,
+                comm.as_raw(),
+                &mut req,
+            )
+        };
+        if rc != ffi::MPI_SUCCESS as c_int {
+            return Err(rc);
+        }
+        Ok(SendReq { req, keep: Some(keep) })
+    }
+
+    /// True once the send completed (the bytes are released then).
+    pub fn test(&mut self) -> bool {
+        if self.keep.is_none() {
+            return true;
+        }
+        let mut flag: c_int = 0;
+        // SAFETY: `self.req` is an active request created by MPI_Isend; status is ignored.
+        let rc = unsafe { ffi::MPI_Test(&mut self.req, &mut flag, ffi::RSMPI_STATUS_IGNORE) };
+        if rc != ffi::MPI_SUCCESS as c_int || flag != 0 {
+            self.keep = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Gives up on a send that will never complete (its peer is gone): the bytes are leaked on
+    /// purpose, since MPI may still read them.
+    pub fn abandon(mut self) {
+        if let Some(keep) = self.keep.take() {
+            std::mem::forget(keep);
+        }
+    }
+}
+
+/// Makes MPI errors on `comm` return codes instead of aborting, so that a failed spawn or a
+/// lost peer can be reported.
+pub fn errors_return(comm: &SimpleCommunicator) {
+    // SAFETY: both handles are valid; the call changes only the error handler of `comm`.
+    unsafe {
+        ffi::MPI_Comm_set_errhandler(comm.as_raw(), ffi::RSMPI_ERRORS_RETURN);
+    }
+}
+
+/// Aborts every process of the job (callable from any thread, also during a panic).
+pub fn abort_job(code: i32) -> ! {
+    // SAFETY: MPI_Abort on MPI_COMM_WORLD is valid whenever MPI is initialized; it does not
+    // return on success.
+    unsafe {
+        if mpi::environment::is_initialized() && !mpi::environment::is_finalized() {
+            ffi::MPI_Abort(ffi::RSMPI_COMM_WORLD, code);
+        }
+    }
+    std::process::exit(code)
+}
+
+/// Spawns `n` copies of `program` with `args`, collectively over `comm` (root 0), passing the
+/// info key/value pairs; returns the intercommunicator, or the MPI error and how many of the
+/// processes failed to start.
+pub fn spawn(
+    comm: &SimpleCommunicator,
+    program: &str,
+    args: &[String],
+    n: i32,
+    info: &[(String, String)],
+) -> Result<InterCommunicator, String> {
+    let prog = CString::new(program).map_err(|e| e.to_string())?;
+    let cargs: Vec<CString> = args
+        .iter()
+        .map(|a| CString::new(a.as_str()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let mut argv: Vec<*mut c_char> = cargs
+        .iter()
+        .map(|s| s.as_ptr() as *mut c_char)
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect();
+    let pairs: Vec<(CString, CString)> = info
+        .iter()
+        .map(|(k, v)| Ok((CString::new(k.as_str())?, CString::new(v.as_str())?)))
+        .collect::<Result<_, std::ffi::NulError>>()
+        .map_err(|e| e.to_string())?;
+    let mut errcodes: Vec<c_int> = vec![0; usize::try_from(n).unwrap_or(0)];
+    // SAFETY: all strings are NUL-terminated and outlive the calls; `argv` ends with NULL as
+    // MPI_Comm_spawn requires; the info object is created, used and freed here; `errcodes` has
+    // room for `n` entries; `comm` is a valid intracommunicator.
+    unsafe {
+        let mut info_h = ffi::RSMPI_INFO_NULL;
+        if !pairs.is_empty() {
+            ffi::MPI_Info_create(&mut info_h);
+            for (k, v) in &pairs {
+                ffi::MPI_Info_set(info_h, k.as_ptr(), v.as_ptr());
+            }
+        }
+        let mut inter = ffi::RSMPI_COMM_NULL;
+        let rc = ffi::MPI_Comm_spawn(
+            prog.as_ptr(),
+            argv.as_mut_ptr(),
+            n,
+            info_h,
+            0,
+            comm.as_raw(),
+            &mut inter,
+            errcodes.as_mut_ptr(),
+        );
+        if !pairs.is_empty() {
+            ffi::MPI_Info_free(&mut info_h);
+        }
+        let failed = errcodes.iter().filter(|&&c| c != ffi::MPI_SUCCESS as c_int).count();
+        if rc != ffi::MPI_SUCCESS as c_int || failed > 0 || inter == ffi::RSMPI_COMM_NULL {
+            return Err(format!("MPI_Comm_spawn returned error {rc}, {failed} of {n} processes failed to start"));
+        }
+        Ok(InterCommunicator::from_raw(inter))
+    }
+}
+
+static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: c_int) {
+    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; `b` is a valid one-byte buffer.
+        unsafe {
+            libc::write(fd, (&b as *const u8).cast(), 1);
+        }
+    }
+}
+
+/// Routes SIGINT and SIGTERM to `handler` (called on a dedicated thread with the signal
+/// number) instead of killing the process.
+pub fn on_termination_signals(handler: fn(i32)) -> std::io::Result<()> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    SIGNAL_PIPE.store(fds[1], Ordering::Relaxed);
+    let read_fd = fds[0];
+    std::thread::Builder::new().name("unidist-signals".into()).spawn(move || loop {
+        let mut b = 0u8;
+        // SAFETY: reads one byte into `b` from the pipe created above, which stays open.
+        let n = unsafe { libc::read(read_fd, (&mut b as *mut u8).cast(), 1) };
+        if n == 1 {
+            handler(i32::from(b));
+        } else if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        } else {
+            return;
+        }
+    })?;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs an async-signal-safe handler (it only calls write(2)); the sigaction
+        // struct is zero-initialized and fully set before use.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            sa.sa_flags = libc::SA_RESTART;
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    Ok(())
+}
+
+static AT_EXIT: OnceLock<fn()> = OnceLock::new();
+
+extern "C" fn run_at_exit() {
+    if let Some(f) = AT_EXIT.get() {
+        // A panic must not unwind into C.
+        let _ = std::panic::catch_unwind(f);
+    }
+}
+
+/// Runs `f` when the process exits normally (`main` returns or `std::process::exit`).
+pub fn at_exit(f: fn()) {
+    if AT_EXIT.set(f).is_ok() {
+        // SAFETY: registers a plain `extern "C"` function without arguments, as atexit(3) wants.
+        unsafe {
+            libc::atexit(run_at_exit);
+        }
+    }
+}
+
+/// Ends the process at once with `code`, without running `atexit` handlers (used by workers
+/// after MPI_Finalize, so that no user destructor or handler runs on a finalized MPI).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit(2) ends the process; nothing runs after it.
+    unsafe { libc::_exit(code) }
+}

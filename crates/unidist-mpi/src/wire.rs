@@ -1,0 +1,434 @@
+//! The wire format between ranks: the messages, their batching into one control message per
+//! destination, and the segments (large inline bodies and out-of-band buffers) that follow it.
+//!
+//! One logical send to a rank is:
+//! 1. one message on [`TAG_CTRL`]: the encoded `Vec<Msg>` (a batch), never larger than a few MiB;
+//! 2. then, on [`TAG_SEG`], every segment the batch refers to, in order: for each value payload
+//!    of each message, its inline bytes when they exceed [`INLINE_MAX`], then each out-of-band
+//!    buffer. A segment longer than [`CHUNK`] bytes travels as several messages, so that MPI's
+//!    `int` counts never overflow.
+//!
+//! The receiver decodes the batch, learns every segment length from it, and receives the
+//! segments straight into their final buffers (out-of-band buffers are allocated with their
+//! element type, so the value takes them over without a copy). MPI keeps messages of one
+//! (source, tag) pair in order, and each rank has a single sending thread, so the segments of a
+//! batch are the next [`TAG_SEG`] messages from that source.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use unidist_core::{ActorId, Error, ErrorKind, ObjectId, TaskError};
+use unidist_serialize::{ElemType, Encoded, OobBuffer};
+
+/// Tag of batch (control) messages.
+pub const TAG_CTRL: i32 = 11;
+/// Tag of segment messages that follow a batch.
+pub const TAG_SEG: i32 = 12;
+/// Tag of the raw ping-pong used by the benchmark floor.
+pub const TAG_RAW: i32 = 13;
+/// Largest MPI message of a segment; below `i32::MAX` so counts fit a C `int`.
+pub const CHUNK: usize = 1 << 30;
+/// Inline bodies up to this size travel inside the batch; larger ones as a segment.
+pub const INLINE_MAX: usize = 64 * 1024;
+/// A batch stops growing once its inline payloads reach this many bytes.
+pub const BATCH_BYTES: usize = 4 << 20;
+
+/// An encoded value inside a message: in memory on the sending side, a description of its
+/// parts right after decoding on the receiving side, until its segments are received.
+#[derive(Debug, Clone)]
+pub enum Slot {
+    /// The full value.
+    Ready(Arc<Encoded>),
+    /// Inline bytes (if small) and the lengths of the segments still to receive.
+    Wire(WireDesc),
+}
+
+impl Slot {
+    /// The value; only valid once segments are received.
+    pub fn ready(&self) -> Option<&Arc<Encoded>> {
+        match self {
+            Slot::Ready(e) => Some(e),
+            Slot::Wire(_) => None,
+        }
+    }
+}
+
+/// How the inline bytes of a value travel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum InlineDesc {
+    /// Inside the batch.
+    Bytes(serde_bytes::ByteBuf),
+    /// As a segment of this length.
+    Segment(u64),
+}
+
+/// The wire description of a [`Slot`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireDesc {
+    /// The inline bytes, or their segment length.
+    pub inline: InlineDesc,
+    /// Element type and byte length of each out-of-band buffer.
+    pub buffers: Vec<(ElemType, u64)>,
+}
+
+#[derive(Serialize)]
+enum InlineRef<'a> {
+    Bytes(&'a serde_bytes::Bytes),
+    Segment(u64),
+}
+
+#[derive(Serialize)]
+struct WireDescRef<'a> {
+    inline: InlineRef<'a>,
+    buffers: Vec<(ElemType, u64)>,
+}
+
+impl Serialize for Slot {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Slot::Ready(e) => {
+                let inline = if e.inline.len() <= INLINE_MAX {
+                    InlineRef::Bytes(serde_bytes::Bytes::new(&e.inline))
+                } else {
+                    InlineRef::Segment(e.inline.len() as u64)
+                };
+                let buffers = e.buffers.iter().map(|b| (b.elem(), b.len() as u64)).collect();
+                WireDescRef { inline, buffers }.serialize(s)
+            }
+            Slot::Wire(d) => d.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Slot {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        WireDesc::deserialize(d).map(Slot::Wire)
+    }
+}
+
+/// An error carried across ranks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WireError {
+    /// A task or actor method failed.
+    Task(TaskError),
+    /// Any other error, as its kind and message.
+    Other(ErrorKind, String),
+}
+
+impl From<&Error> for WireError {
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::Task(t) => WireError::Task((**t).clone()),
+            other => {
+                let (kind, message) = other.to_remote();
+                WireError::Other(kind, message)
+            }
+        }
+    }
+}
+
+impl From<WireError> for Error {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Task(t) => Error::Task(Arc::new(t)),
+            WireError::Other(kind, message) => Error::Remote { kind, message },
+        }
+    }
+}
+
+/// One argument of a call on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ArgWire {
+    /// A value given directly.
+    Value(Slot),
+    /// A ref: fetch it from `from` (its location if the sender knew it, else its owner).
+    Ref { id: ObjectId, from: u32 },
+}
+
+/// The result of one output of a finished call: its size, or its error.
+pub type OutResult = Result<u64, WireError>;
+
+/// A message between ranks. The source rank is known from MPI and passed beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Msg {
+    /// Run function `func` (an index into the shared registry table); report to the source.
+    Task { seq: u64, func: u32, args: Vec<ArgWire>, outputs: Vec<ObjectId> },
+    /// Create an actor of class `class` here.
+    ActorCreate { actor: ActorId, class: u32, args: Vec<ArgWire>, seq: u64 },
+    /// Call method `method` of an actor living here; report to the source.
+    ActorCall { actor: ActorId, method: u32, args: Vec<ArgWire>, outputs: Vec<ObjectId>, seq: u64 },
+    /// End an actor: `now` drops queued calls, otherwise it ends after them.
+    ActorKill { actor: ActorId, now: bool },
+    /// Where does this actor live? (to its owner)
+    ActorLocate { actor: ActorId },
+    /// Answer to `ActorLocate`: its worker, or why it is gone.
+    ActorWhere { actor: ActorId, worker: Result<u32, String> },
+    /// A handle to the actor reached another process: never end it on release.
+    ActorPin { actor: ActorId },
+    /// A call the source sent finished.
+    Done { seq: u64, results: Vec<OutResult> },
+    /// Data of an object pushed by its owner ahead of a task that needs it.
+    Push { id: ObjectId, value: Slot },
+    /// Send object `id` to `requester` when it is ready (forwarded by an owner to the location).
+    Fetch { id: ObjectId, requester: u32 },
+    /// The data of an object.
+    Data { id: ObjectId, value: Slot },
+    /// The object failed (its task failed) or is gone.
+    Failed { id: ObjectId, error: WireError },
+    /// Tell the source when object `id` is ready (to its owner).
+    Subscribe { id: ObjectId },
+    /// Object `id` is ready at `loc`, or failed.
+    Ready { id: ObjectId, loc: u32, error: Option<WireError> },
+    /// Objects to free (to their location, which forwards to ranks holding copies).
+    Free { ids: Vec<ObjectId> },
+    /// The source registers (+1) or drops (-1) a reference to an object owned here.
+    Borrow { id: ObjectId, delta: i32 },
+    /// Stop accepting work and acknowledge (rank 0 to workers).
+    Shutdown,
+    /// A worker stopped (worker to rank 0).
+    ShutdownAck,
+    /// Finalize MPI and exit (rank 0 to workers).
+    Finalize,
+    /// Run the raw ping-pong floor with rank 0.
+    RawBench { iters: u32, bytes: u64 },
+}
+
+impl Msg {
+    /// The value slots of this message in wire order.
+    pub fn slots_mut(&mut self) -> Vec<&mut Slot> {
+        fn args(a: &mut [ArgWire]) -> Vec<&mut Slot> {
+            a.iter_mut()
+                .filter_map(|a| match a {
+                    ArgWire::Value(s) => Some(s),
+                    ArgWire::Ref { .. } => None,
+                })
+                .collect()
+        }
+        match self {
+            Msg::Task { args: a, .. } | Msg::ActorCreate { args: a, .. } | Msg::ActorCall { args: a, .. } => {
+                args(a)
+            }
+            Msg::Push { value, .. } | Msg::Data { value, .. } => vec![value],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Bytes of inline payload this message puts into its batch (for batch sizing).
+    pub fn inline_weight(&mut self) -> usize {
+        self.slots_mut()
+            .iter()
+            .map(|s| match s {
+                Slot::Ready(e) if e.inline.len() <= INLINE_MAX => e.inline.len(),
+                _ => 0,
+            })
+            .sum::<usize>()
+            + 64
+    }
+}
+
+/// Bytes to send after a batch, sharing storage with the message's values (no copy).
+#[derive(Clone)]
+pub enum Segment {
+    /// The inline bytes of a value.
+    Inline(Arc<Encoded>),
+    /// Out-of-band buffer `i` of a value.
+    Buffer(Arc<Encoded>, usize),
+}
+
+impl Segment {
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match self {
+            Segment::Inline(e) => &e.inline,
+            Segment::Buffer(e, i) => e.buffers[*i].as_bytes(),
+        }
+    }
+}
+
+/// Encodes a batch: the control bytes and the segments to send after them.
+pub fn encode_batch(batch: &mut [Msg]) -> Result<(Vec<u8>, Vec<Segment>), Error> {
+    let mut segments = Vec::new();
+    for m in batch.iter_mut() {
+        for s in m.slots_mut() {
+            if let Slot::Ready(e) = s {
+                if e.inline.len() > INLINE_MAX {
+                    segments.push(Segment::Inline(e.clone()));
+                }
+                for i in 0..e.buffers.len() {
+                    segments.push(Segment::Buffer(e.clone(), i));
+                }
+            }
+        }
+    }
+    let bytes = unidist_serialize::encode(&*batch)?;
+    Ok((bytes, segments))
+}
+
+/// Splits a length into chunk lengths (none for 0).
+pub fn chunks(len: usize, chunk: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..len.div_ceil(chunk)).map(move |i| i * chunk..((i + 1) * chunk).min(len))
+}
+
+/// Decodes a batch, then fills every slot by receiving its segments in order with `recv`
+/// (which receives exactly `buf.len()` bytes of the next segment, chunked as the sender did).
+pub fn decode_batch(
+    bytes: &[u8],
+    mut recv: impl FnMut(&mut [u8]) -> Result<(), Error>,
+) -> Result<Vec<Msg>, Error> {
+    let mut batch: Vec<Msg> = unidist_serialize::decode(bytes)?;
+    for m in batch.iter_mut() {
+        for s in m.slots_mut() {
+            let Slot::Wire(desc) = s else { continue };
+            let inline = match std::mem::replace(&mut desc.inline, InlineDesc::Segment(0)) {
+                InlineDesc::Bytes(b) => b.into_vec(),
+                InlineDesc::Segment(n) => {
+                    let mut v = vec![0u8; usize::try_from(n).map_err(|_| too_big(n))?];
+                    recv(&mut v)?;
+                    v
+                }
+            };
+            let mut buffers = Vec::with_capacity(desc.buffers.len());
+            for &(elem, n) in &desc.buffers {
+                let mut b = OobBuffer::zeroed(elem, usize::try_from(n).map_err(|_| too_big(n))?)?;
+                let dst = b
+                    .as_bytes_mut()
+                    .ok_or_else(|| Error::backend("mpi", "a freshly allocated receive buffer is shared"))?;
+                recv(dst)?;
+                buffers.push(b);
+            }
+            *s = Slot::Ready(Arc::new(Encoded { inline, buffers }));
+        }
+    }
+    Ok(batch)
+}
+
+fn too_big(n: u64) -> Error {
+    Error::backend("mpi", format!("a segment of {n} bytes does not fit in memory"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unidist_serialize::{decode_with_oob, encode_with_oob, Buffer};
+
+    /// Sends a batch through an in-memory "network" that chunks every segment at `chunk` bytes,
+    /// as the MPI path does, and decodes it on the other side.
+    fn round_trip(mut batch: Vec<Msg>, chunk: usize) -> Vec<Msg> {
+        let (ctrl, segs) = encode_batch(&mut batch).unwrap();
+        let mut wire: std::collections::VecDeque<Vec<u8>> = Default::default();
+        for s in &segs {
+            for r in chunks(s.bytes().len(), chunk) {
+                wire.push_back(s.bytes()[r].to_vec());
+            }
+        }
+        let out = decode_batch(&ctrl, |buf| {
+            for r in chunks(buf.len(), chunk) {
+                let m = wire.pop_front().expect("a chunk is missing");
+                assert_eq!(m.len(), r.len(), "chunk length");
+                buf[r].copy_from_slice(&m);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert!(wire.is_empty(), "segments left over");
+        out
+    }
+
+    fn value_of(m: &Msg) -> Arc<Encoded> {
+        match m {
+            Msg::Data { value, .. } | Msg::Push { value, .. } => value.ready().unwrap().clone(),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn small_values_travel_inside_the_batch() {
+        let e = Arc::new(encode_with_oob(&(1u32, "abc".to_string()), 1024).unwrap());
+        let batch = vec![
+            Msg::Data { id: ObjectId::new(0, 1), value: Slot::Ready(e.clone()) },
+            Msg::Free { ids: vec![ObjectId::new(0, 2)] },
+        ];
+        let mut b2 = batch.clone();
+        let (_, segs) = encode_batch(&mut b2).unwrap();
+        assert!(segs.is_empty());
+        let out = round_trip(batch, 7);
+        assert_eq!(out.len(), 2);
+        let got: (u32, String) = decode_with_oob(&value_of(&out[0]).inline, Vec::<OobBuffer>::new()).unwrap();
+        assert_eq!(got, (1, "abc".to_string()));
+        assert!(matches!(&out[1], Msg::Free { ids } if ids == &[ObjectId::new(0, 2)]));
+    }
+
+    #[test]
+    fn large_inline_and_oob_buffers_are_segments_and_chunked() {
+        // A big inline body (a plain Vec) and two out-of-band buffers, chunked at 1000 bytes.
+        let big_inline: Vec<u64> = (0..20_000).collect();
+        let value = (big_inline.clone(), Buffer::<f64>::from(vec![1.5; 3000]), Buffer::<u8>::from(vec![7u8; 999]));
+        let e = Arc::new(encode_with_oob(&value, 512).unwrap());
+        assert_eq!(e.buffers.len(), 2);
+        let mut batch = vec![Msg::Push { id: ObjectId::new(3, 9), value: Slot::Ready(e) }];
+        let (_, segs) = encode_batch(&mut batch).unwrap();
+        assert_eq!(segs.len(), 3, "inline body + 2 buffers");
+        let out = round_trip(batch, 1000);
+        let got = value_of(&out[0]);
+        assert_eq!(got.buffers[0].elem(), ElemType::F64);
+        let back: (Vec<u64>, Buffer<f64>, Buffer<u8>) =
+            decode_with_oob(&got.inline, got.buffers.clone()).unwrap();
+        assert_eq!(back, value);
+    }
+
+    #[test]
+    fn chunk_ranges_cover_exactly() {
+        assert_eq!(chunks(0, 10).count(), 0);
+        assert_eq!(chunks(10, 10).collect::<Vec<_>>(), vec![0..10]);
+        assert_eq!(chunks(25, 10).collect::<Vec<_>>(), vec![0..10, 10..20, 20..25]);
+        // The real chunk size keeps every MPI count within a C int.
+        assert!(CHUNK <= i32::MAX as usize);
+        let n = 5 * CHUNK / 2;
+        let parts: Vec<_> = chunks(n, CHUNK).collect();
+        assert_eq!(parts.len(), 3);
+        assert!(parts.iter().all(|r| r.len() <= i32::MAX as usize));
+        assert_eq!(parts.last().unwrap().end, n);
+    }
+
+    #[test]
+    fn every_message_kind_round_trips() {
+        let te = TaskError::new("m::f", unidist_core::TaskFailure::Panicked, "boom");
+        let a = ActorId { owner: 0, seq: 4 };
+        let batch = vec![
+            Msg::Task {
+                seq: 1,
+                func: 2,
+                args: vec![ArgWire::Ref { id: ObjectId::new(0, 3), from: 1 }],
+                outputs: vec![ObjectId::new(0, 4)],
+            },
+            Msg::Done { seq: 1, results: vec![Ok(8), Err(WireError::Task(te.clone()))] },
+            Msg::ActorCall { actor: a, method: 0, args: vec![], outputs: vec![], seq: 2 },
+            Msg::ActorWhere { actor: a, worker: Err("killed".into()) },
+            Msg::Failed { id: ObjectId::new(1, 1), error: WireError::Other(ErrorKind::ActorDead, "x".into()) },
+            Msg::Borrow { id: ObjectId::new(1, 1), delta: -1 },
+            Msg::Shutdown,
+        ];
+        let out = round_trip(batch, 16);
+        assert_eq!(out.len(), 7);
+        match &out[1] {
+            Msg::Done { results, .. } => match &results[1] {
+                Err(WireError::Task(t)) => assert_eq!(t, &te),
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        }
+        let err: Error = WireError::Other(ErrorKind::ActorDead, "x".into()).into();
+        assert_eq!(err.kind(), ErrorKind::ActorDead);
+    }
+
+    #[test]
+    fn corrupt_batches_are_errors() {
+        assert!(decode_batch(b"not a batch", |_| Ok(())).is_err());
+        // A batch promising a segment the network never delivers reports the receive error.
+        let e = Arc::new(encode_with_oob(&Buffer::<u8>::from(vec![1u8; 100]), 10).unwrap());
+        let mut batch = vec![Msg::Data { id: ObjectId::new(0, 1), value: Slot::Ready(e) }];
+        let (ctrl, _) = encode_batch(&mut batch).unwrap();
+        let err = decode_batch(&ctrl, |_| Err(Error::backend("mpi", "peer gone"))).unwrap_err();
+        assert!(err.to_string().contains("peer gone"));
+    }
+}

@@ -1,0 +1,499 @@
+//! Actors on actix: one actix `System` per backend on its own thread, one `Arbiter` (an OS
+//! thread with a single-threaded Tokio runtime) per actor, and the actix actor that owns the
+//! [`ActorInstance`] and starts calls in call order.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::Instant;
+
+use actix::prelude::*;
+use actix::{Arbiter, ArbiterHandle, System};
+use parking_lot::Mutex;
+use unidist_core::actor::{ActorInstance, CallResult, LocalBoxFuture};
+use unidist_core::task::check_arity;
+use unidist_core::{ActorClassEntry, ActorId, ActorMethodEntry, Error, Outputs, Payload, Result};
+
+use crate::shared::{Completion, Lost, Shared};
+use crate::tasks::{resolve_now, Input, Resolved};
+
+/// Actor ids are unique across backend instances of the process, like object ids.
+static NEXT_ACTOR: AtomicU64 = AtomicU64::new(1);
+
+/// What calls and their outputs know about an actor.
+pub(crate) struct ActorInfo {
+    id: ActorId,
+    class: &'static str,
+    killed: AtomicBool,
+}
+
+impl ActorInfo {
+    /// The error of a call on this actor after it ended.
+    pub(crate) fn dead_error(&self) -> Error {
+        Error::ActorDead {
+            actor: format!("{}#{}", self.class, self.id),
+            reason: if self.killed.load(Ordering::Acquire) {
+                "it was killed".into()
+            } else {
+                "its event loop ended".into()
+            },
+        }
+    }
+}
+
+struct Entry {
+    addr: Addr<Shell>,
+    arbiter: ArbiterHandle,
+    /// Live handles in this process; the actor ends after its queued calls when this hits 0.
+    handles: usize,
+    info: Arc<ActorInfo>,
+}
+
+struct SystemThread {
+    system: System,
+    ended: mpsc::Receiver<()>,
+    join: std::thread::JoinHandle<()>,
+}
+
+/// The actor side of a backend.
+pub(crate) struct Actors {
+    system: Mutex<Option<SystemThread>>,
+    table: Mutex<HashMap<u64, Entry>>,
+}
+
+impl Actors {
+    /// Starts the actix system on its own thread.
+    pub(crate) fn start() -> Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let (ended_tx, ended) = mpsc::channel();
+        let join = std::thread::Builder::new()
+            .name("unidist-pymp-actors".into())
+            .spawn(move || {
+                let runner = System::new();
+                let _ = tx.send(System::current());
+                if let Err(e) = runner.run() {
+                    tracing::error!(error = %e, "the actor system stopped with an error");
+                }
+                let _ = ended_tx.send(());
+            })
+            .map_err(|e| unavailable(format!("cannot start the actor system thread: {e}")))?;
+        let system = rx
+            .recv()
+            .map_err(|_| unavailable("the actor system thread ended during start".into()))?;
+        Ok(Actors {
+            system: Mutex::new(Some(SystemThread { system, ended, join })),
+            table: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Creates an actor on a new arbiter thread; its constructor runs there once its
+    /// arguments are ready.
+    pub(crate) fn create(
+        &self,
+        shared: &Arc<Shared>,
+        class: &'static ActorClassEntry,
+        inputs: Vec<Input>,
+    ) -> Result<ActorId> {
+        let system = match &*self.system.lock() {
+            Some(s) => s.system.clone(),
+            None => return Err(Error::ShutDown),
+        };
+        let arbiter = new_arbiter(system).map_err(|e| {
+            Error::backend(
+                "pymp",
+                format!("cannot start a thread for actor {}: {e}", class.name),
+            )
+        })?;
+        let id = ActorId {
+            owner: 0,
+            seq: NEXT_ACTOR.fetch_add(1, Ordering::Relaxed),
+        };
+        let info = Arc::new(ActorInfo {
+            id,
+            class: class.name,
+            killed: AtomicBool::new(false),
+        });
+        let live = LiveGuard::new(shared.clone());
+        let shell_info = info.clone();
+        let shell_shared = shared.clone();
+        let handle = arbiter.handle();
+        let addr = Shell::start_in_arbiter(&handle, move |_| Shell {
+            shared: shell_shared,
+            info: shell_info,
+            class,
+            ctor: Some(inputs),
+            instance: None,
+            in_flight: Rc::new(InFlight::default()),
+            _live: live,
+        });
+        self.table.lock().insert(
+            id.seq,
+            Entry {
+                addr,
+                arbiter: handle,
+                handles: 1,
+                info,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Queues a call; its outputs are `ids` (already allocated by `alloc` under the table
+    /// lock, so that a concurrent kill cannot leave them unsettled).
+    pub(crate) fn call(
+        &self,
+        shared: &Arc<Shared>,
+        actor: ActorId,
+        method: &'static ActorMethodEntry,
+        inputs: Vec<Input>,
+    ) -> Result<Vec<unidist_core::ObjectId>> {
+        let table = self.table.lock();
+        let Some(entry) = table.get(&actor.seq) else {
+            drop(table);
+            return Err(dead_unknown(actor, method.class));
+        };
+        let ids = shared.store.insert_pending(method.num_returns);
+        let done = Completion::new(shared.clone(), ids.clone(), method.name, Lost::Actor(entry.info.clone()));
+        // `do_send` queues whatever the mailbox holds: a caller is never dropped or blocked.
+        entry.addr.do_send(Call { method, inputs, done });
+        Ok(ids)
+    }
+
+    /// Ends the actor now; queued and later calls fail with `ActorDead`.
+    pub(crate) fn kill(&self, actor: ActorId) {
+        let entry = self.table.lock().remove(&actor.seq);
+        if let Some(entry) = entry {
+            entry.info.killed.store(true, Ordering::Release);
+            entry.arbiter.stop();
+        }
+    }
+
+    /// One handle to the actor died; with the last one the actor ends after its queued calls.
+    pub(crate) fn release(&self, actor: ActorId) {
+        let entry = {
+            let mut table = self.table.lock();
+            match table.get_mut(&actor.seq) {
+                Some(e) if e.handles > 1 => {
+                    e.handles -= 1;
+                    None
+                }
+                Some(_) => table.remove(&actor.seq),
+                None => None,
+            }
+        };
+        if let Some(entry) = entry {
+            entry.addr.do_send(Release);
+        }
+    }
+
+    /// A handle to the actor arrived inside a value.
+    pub(crate) fn add_handle(&self, actor: ActorId) -> Result<()> {
+        match self.table.lock().get_mut(&actor.seq) {
+            Some(e) => {
+                e.handles += 1;
+                Ok(())
+            }
+            None => Err(dead_unknown(actor, "actor")),
+        }
+    }
+
+    /// Stops every actor and the system, waiting until `deadline` for their threads; returns
+    /// the number of actors whose thread did not end in time.
+    pub(crate) fn shutdown(&self, shared: &Shared, deadline: Instant) -> usize {
+        let entries: Vec<Entry> = self.table.lock().drain().map(|(_, e)| e).collect();
+        for e in &entries {
+            e.arbiter.stop();
+        }
+        drop(entries);
+        if let Some(st) = self.system.lock().take() {
+            st.system.stop();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if st.ended.recv_timeout(left).is_ok() {
+                let _ = st.join.join();
+            } else {
+                tracing::warn!("the actor system thread did not stop in time; abandoning it");
+            }
+        }
+        loop {
+            let live = shared.live_actors.load(Ordering::Acquire);
+            if live == 0 || Instant::now() >= deadline {
+                return live;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+}
+
+fn unavailable(reason: String) -> Error {
+    Error::BackendUnavailable {
+        backend: "pymp".into(),
+        reason,
+    }
+}
+
+fn dead_unknown(actor: ActorId, class: &str) -> Error {
+    Error::ActorDead {
+        actor: format!("{class}#{actor}"),
+        reason: "it was killed or all its handles were dropped".into(),
+    }
+}
+
+/// Starts an arbiter of `system` from any thread.
+///
+/// Arbiters register with the system of the calling thread, so ours is made current for the
+/// call, and a system the thread had before is restored. The runtime has timers but no I/O
+/// driver: each I/O driver costs two file descriptors, which would cap the number of actors at
+/// the descriptor limit.
+fn new_arbiter(system: System) -> std::io::Result<Arbiter> {
+    let previous = System::try_current();
+    System::set_current(system);
+    let arbiter = Arbiter::try_with_tokio_rt(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+    });
+    if let Some(p) = previous {
+        System::set_current(p);
+    }
+    arbiter
+}
+
+/// Counts a live actor event loop; dropped with the actor (or with its never-run factory).
+struct LiveGuard(Arc<Shared>);
+
+impl LiveGuard {
+    fn new(shared: Arc<Shared>) -> Self {
+        shared.live_actors.fetch_add(1, Ordering::AcqRel);
+        LiveGuard(shared)
+    }
+}
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live_actors.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Async calls still running on the actor's event loop.
+#[derive(Default)]
+struct InFlight {
+    count: Cell<usize>,
+    zero: tokio::sync::Notify,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        self.count.set(self.count.get() + 1);
+    }
+
+    fn leave(&self) {
+        self.count.set(self.count.get() - 1);
+        if self.count.get() == 0 {
+            self.zero.notify_one();
+        }
+    }
+
+    async fn drained(&self) {
+        while self.count.get() > 0 {
+            self.zero.notified().await;
+        }
+    }
+}
+
+/// One method call.
+struct Call {
+    method: &'static ActorMethodEntry,
+    inputs: Vec<Input>,
+    done: Completion,
+}
+
+impl Message for Call {
+    type Result = ();
+}
+
+/// The last handle died: end after the calls queued before this.
+struct Release;
+
+impl Message for Release {
+    type Result = ();
+}
+
+/// The actix actor of one unidist actor.
+struct Shell {
+    shared: Arc<Shared>,
+    info: Arc<ActorInfo>,
+    class: &'static ActorClassEntry,
+    ctor: Option<Vec<Input>>,
+    /// `None` until the constructor ran; the constructor's error fails every call.
+    instance: Option<std::result::Result<Rc<ActorInstance>, Error>>,
+    in_flight: Rc<InFlight>,
+    _live: LiveGuard,
+}
+
+impl Actor for Shell {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let inputs = self.ctor.take().unwrap_or_default();
+        let class = self.class;
+        match resolve_now(&self.shared.store, class.name, &inputs) {
+            Resolved::Ready(payloads) => self.instance = Some(construct(class, &payloads)),
+            Resolved::Failed(e) => self.instance = Some(Err(e)),
+            Resolved::Pending => {
+                let shared = self.shared.clone();
+                // Waiting here holds back the mailbox, so no call starts before the constructor.
+                ctx.wait(
+                    async move { resolve_async(&shared, class.name, &inputs).await }
+                        .into_actor(self)
+                        .map(move |r, act, _| act.instance = Some(r.and_then(|p| construct(class, &p)))),
+                );
+            }
+        }
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        // Released: async calls already started finish, then the arbiter thread ends.
+        let in_flight = self.in_flight.clone();
+        actix::spawn(async move {
+            in_flight.drained().await;
+            Arbiter::current().stop();
+        });
+    }
+}
+
+fn construct(class: &'static ActorClassEntry, payloads: &[Payload]) -> std::result::Result<Rc<ActorInstance>, Error> {
+    ActorInstance::construct(class, payloads).map(Rc::new).map_err(Error::from)
+}
+
+/// Waits on the actor's event loop until every object input settled, then reads them.
+async fn resolve_async(shared: &Shared, name: &str, inputs: &[Input]) -> Result<Vec<Payload>> {
+    for id in inputs.iter().filter_map(Input::object_id) {
+        if let Some(rx) = shared.store.when_settled(id) {
+            // A dropped sender means the store was cleared; the lookup below reports it.
+            let _ = rx.await;
+        }
+    }
+    match resolve_now(&shared.store, name, inputs) {
+        Resolved::Ready(p) => Ok(p),
+        Resolved::Failed(e) => Err(e),
+        Resolved::Pending => Err(Error::ShutDown),
+    }
+}
+
+fn outputs(method: &'static ActorMethodEntry, r: CallResult) -> Result<Outputs> {
+    r.and_then(|o| check_arity(method.name, method.num_returns, o)).map_err(Error::from)
+}
+
+/// Polls a future once without a task to wake: most calls complete on their first poll, and
+/// then need no boxing into the actor context or a spawned task. A future that is not ready
+/// is polled again by its new owner, which registers the real waker.
+fn poll_once<T>(fut: &mut LocalBoxFuture<T>) -> Poll<T> {
+    fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop()))
+}
+
+impl Shell {
+    fn dead(&self) -> Option<Error> {
+        if self.shared.is_closed() {
+            Some(Error::ShutDown)
+        } else if self.info.killed.load(Ordering::Acquire) {
+            Some(self.info.dead_error())
+        } else {
+            None
+        }
+    }
+
+    /// Starts a call whose arguments are read; the actor's lock order is the call order.
+    fn start(&mut self, inst: Rc<ActorInstance>, call: Call, payloads: Vec<Payload>, ctx: &mut Context<Self>) {
+        let Call { method, inputs, done } = call;
+        if let Some(e) = self.dead() {
+            done.finish(Err(e));
+            return;
+        }
+        let mut begin: LocalBoxFuture<LocalBoxFuture<CallResult>> =
+            Box::pin(async move { inst.begin(method, payloads).await });
+        match poll_once(&mut begin) {
+            Poll::Ready(running) => self.run(running, method, done),
+            Poll::Pending => {
+                // The state lock is held by earlier calls (an async `&self` call running while
+                // this one needs `&mut self`): hold back later calls until this one starts.
+                ctx.wait(begin.into_actor(self).map(move |running, act, _| {
+                    drop(inputs);
+                    act.run(running, method, done)
+                }));
+                return;
+            }
+        }
+        drop(inputs);
+    }
+
+    /// Completes a started call: at once if it is done (every sync method), otherwise as a
+    /// task on this actor's event loop, concurrent with later calls.
+    fn run(&mut self, mut running: LocalBoxFuture<CallResult>, method: &'static ActorMethodEntry, done: Completion) {
+        match poll_once(&mut running) {
+            Poll::Ready(r) => done.finish(outputs(method, r)),
+            Poll::Pending => {
+                let in_flight = self.in_flight.clone();
+                in_flight.enter();
+                actix::spawn(async move {
+                    let r = running.await;
+                    done.finish(outputs(method, r));
+                    in_flight.leave();
+                });
+            }
+        }
+    }
+}
+
+impl Handler<Call> for Shell {
+    type Result = ();
+
+    fn handle(&mut self, call: Call, ctx: &mut Context<Self>) {
+        if let Some(e) = self.dead() {
+            call.done.finish(Err(e));
+            return;
+        }
+        let inst = match &self.instance {
+            Some(Ok(inst)) => inst.clone(),
+            Some(Err(e)) => {
+                call.done.finish(Err(e.clone()));
+                return;
+            }
+            None => {
+                let e = Error::backend("pymp", format!("actor {} received a call before it was built", self.class.name));
+                call.done.finish(Err(e));
+                return;
+            }
+        };
+        match resolve_now(&self.shared.store, call.method.name, &call.inputs) {
+            Resolved::Ready(payloads) => self.start(inst, call, payloads, ctx),
+            Resolved::Failed(e) => call.done.finish(Err(e)),
+            Resolved::Pending => {
+                let shared = call.done.shared().clone();
+                let name = call.method.name;
+                // Later calls wait behind this one: calls start in call order.
+                ctx.wait(
+                    async move {
+                        let r = resolve_async(&shared, name, &call.inputs).await;
+                        (call, r)
+                    }
+                    .into_actor(self)
+                    .map(move |(call, r), act, ctx| match r {
+                        Ok(payloads) => act.start(inst, call, payloads, ctx),
+                        Err(e) => call.done.finish(Err(e)),
+                    }),
+                );
+            }
+        }
+    }
+}
+
+impl Handler<Release> for Shell {
+    type Result = ();
+
+    fn handle(&mut self, _: Release, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
