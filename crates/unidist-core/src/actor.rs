@@ -336,7 +336,7 @@ fn start_async(
         Err(p) => Box::pin(std::future::ready(Err(TaskError::new(
             name,
             TaskFailure::Panicked,
-            task::panic_message(&*p),
+            task::caught_panic_message(&*p),
         )))),
     }
 }

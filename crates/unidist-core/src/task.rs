@@ -2,10 +2,11 @@
 //! without running it.
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Once;
 use std::task::{Context, Poll};
 
 use crate::error::{Error, Result, TaskError, TaskFailure};
@@ -14,6 +15,38 @@ use crate::value::{Outputs, Payload};
 
 thread_local! {
     static IN_TASK: Cell<usize> = const { Cell::new(0) };
+    static PANIC_LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Installs (once per process) a panic hook that keeps panics inside user code quiet and records
+/// where they happened, so the stored [`TaskError`] says `message (at file:line:col)`; panics
+/// anywhere else go to the hook that was installed before.
+///
+/// A task panic is an error value the caller reads with `get`; printing it as well would report
+/// the same failure twice, from a thread the user never sees.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if in_task() {
+                let location = info.location().map(|l| l.to_string());
+                tracing::debug!(location = ?location, "panic in user code");
+                PANIC_LOCATION.with(|p| *p.borrow_mut() = location);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// The message of a panic caught in user code, with its location when the hook recorded it.
+pub(crate) fn caught_panic_message(payload: &(dyn Any + Send)) -> String {
+    let message = panic_message(payload);
+    match PANIC_LOCATION.with(|p| p.borrow_mut().take()) {
+        Some(location) => format!("{message} (at {location})"),
+        None => message,
+    }
 }
 
 /// True while this thread runs user code of a task, actor constructor or method.
@@ -63,7 +96,7 @@ pub fn catch_panic<T>(
         Err(p) => Err(TaskError::new(
             name,
             TaskFailure::Panicked,
-            panic_message(&*p),
+            caught_panic_message(&*p),
         )),
     }
 }
@@ -143,7 +176,7 @@ impl Future for CatchUnwind {
             Err(p) => Poll::Ready(Err(TaskError::new(
                 name,
                 TaskFailure::Panicked,
-                panic_message(&*p),
+                caught_panic_message(&*p),
             ))),
         }
     }
@@ -177,10 +210,16 @@ mod tests {
 
     #[test]
     fn panic_becomes_task_error() {
+        install_panic_hook();
         let err = run_function(&BOOM, &[]).err().expect("must fail");
         assert_eq!(err.failure, TaskFailure::Panicked);
         assert_eq!(err.function, "tests::boom");
         assert!(err.message.contains("divide by zero"), "{}", err.message);
+        assert!(
+            err.message.contains("task.rs:"),
+            "location missing: {}",
+            err.message
+        );
         assert!(!in_task());
     }
 

@@ -61,7 +61,10 @@ fn main() -> unidist::Result<()> {
     let (x, n) = c.both(7);
     println!("both(7): ({}, {})", unidist::get(&x)?, unidist::get(&n)?);
     println!("later(10): {}", unidist::get(&c.later(10))?);
-    println!("bump x3 from a task: {}", unidist::get(&bump::remote(c.clone(), 3))?);
+    println!(
+        "bump x3 from a task: {}",
+        unidist::get(&bump::remote(c.clone(), 3))?
+    );
     println!("get: {}", unidist::get(&c.get())?);
     c.kill()?;
     println!("after kill: {}", unidist::get(&c.get()).unwrap_err());

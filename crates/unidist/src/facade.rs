@@ -20,6 +20,7 @@ pub fn init() -> Result<()> {
     if runtime::current().is_some() {
         return Ok(());
     }
+    unidist_core::task::install_panic_hook();
     config::set_backend_detector(backends::detect);
     config::validate_all()?;
     let name = config::Backend::get()?;
