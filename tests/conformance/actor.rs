@@ -214,7 +214,11 @@ impl Fragile {
 fn constructor_panic_is_error() -> Outcome {
     let broken = Fragile::remote(false);
     match unidist::get_timeout(&broken.ping(), READ_LIMIT) {
-        Ok(v) => return Err(crate::harness::Fail(format!("expected an error, got Ok({v})"))),
+        Ok(v) => {
+            return Err(crate::harness::Fail(format!(
+                "expected an error, got Ok({v})"
+            )))
+        }
         Err(e) => ensure!(
             e.kind() != ErrorKind::Timeout,
             "a call on an actor whose constructor panicked hung: {e}"

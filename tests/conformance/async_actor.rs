@@ -100,8 +100,7 @@ fn chaining() -> Outcome {
 
 /// Upstream `test_num_returns`.
 fn num_returns() -> Outcome {
-    let (x, acc): (ObjectRef<i64>, ObjectRef<i64>) =
-        TestAsyncActor::remote(7).multiple_returns(3);
+    let (x, acc): (ObjectRef<i64>, ObjectRef<i64>) = TestAsyncActor::remote(7).multiple_returns(3);
     ensure_eq!((fetch(&x)?, fetch(&acc)?), (3, 7));
     Ok(())
 }
@@ -244,16 +243,21 @@ fn signal_actor() -> Outcome {
     Ok(())
 }
 
-/// An actor awaiting in one call still serves the next: a later `send` releases an earlier
-/// `wait`.
+/// An actor awaiting in one call still serves the next ones, async and sync: a later `wait`
+/// finishes while an earlier one still awaits, and a later `send` releases the earlier `wait`.
 fn concurrent_calls() -> Outcome {
     let signals = SignalActor::remote(2);
-    let waiting = signals.wait_at_most(1, 3000);
-    let sent = signals.send(1);
-    ensure_eq!(fetch(&sent)?, 1);
+    let first = signals.wait_at_most(1, 3000);
+    let second = signals.wait_at_most(0, 3000);
+    ensure_eq!(fetch(&signals.send(0))?, 0);
     ensure!(
-        fetch(&waiting)?,
-        "the waiting call was not released by a later call on the same actor"
+        fetch(&second)?,
+        "an async call was not served while an earlier async call awaited"
+    );
+    ensure_eq!(fetch(&signals.send(1))?, 1);
+    ensure!(
+        fetch(&first)?,
+        "the awaiting call was not released by a later call on the same actor"
     );
     Ok(())
 }

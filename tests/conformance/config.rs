@@ -39,14 +39,24 @@ fn backend_names() -> Outcome {
     ensure_eq!("MPI".parse::<BackendName>()?, BackendName::Mpi);
     ensure_eq!("pymp".parse::<BackendName>()?, BackendName::Pymp);
     match "dask".parse::<BackendName>() {
-        Err(ConfigError::UnsupportedBackend { variable, value, .. }) => {
-            ensure_eq!((variable.as_str(), value.as_str()), ("UNIDIST_BACKEND", "dask"));
+        Err(ConfigError::UnsupportedBackend {
+            variable, value, ..
+        }) => {
+            ensure_eq!(
+                (variable.as_str(), value.as_str()),
+                ("UNIDIST_BACKEND", "dask")
+            );
         }
         other => return Err(Fail(format!("expected UnsupportedBackend, got {other:?}"))),
     }
     match "threads".parse::<BackendName>() {
-        Err(ConfigError::InvalidValue { variable, value, .. }) => {
-            ensure_eq!((variable.as_str(), value.as_str()), ("UNIDIST_BACKEND", "threads"));
+        Err(ConfigError::InvalidValue {
+            variable, value, ..
+        }) => {
+            ensure_eq!(
+                (variable.as_str(), value.as_str()),
+                ("UNIDIST_BACKEND", "threads")
+            );
         }
         other => return Err(Fail(format!("expected InvalidValue, got {other:?}"))),
     }
@@ -158,10 +168,8 @@ fn env_numbers() -> Outcome {
     let backoff: f64 = printed(&out, "UNIDIST_MPI_BACKOFF")?
         .parse()
         .map_err(|e| Fail(format!("the printed backoff is not a number: {e}")))?;
-    ensure!(
-        (backoff - 0.001).abs() < 1e-12,
-        "UNIDIST_MPI_BACKOFF=1e-3 decoded as {backoff}"
-    );
+    let close = (backoff - 0.001).abs() < 1e-12;
+    ensure!(close, "UNIDIST_MPI_BACKOFF=1e-3 decoded as {backoff}");
     Ok(())
 }
 

@@ -9,9 +9,7 @@ use unidist::config::{BackendName, CpuCount, IsMpiSpawnWorkers};
 use unidist::{ErrorKind, ObjectRef};
 
 use crate::fixtures::{slow, square, TestActor, SLOW_MS};
-use crate::harness::{
-    backend, cases, ensure, ensure_eq, expect_err, fetch, Case, Outcome,
-};
+use crate::harness::{backend, cases, ensure, ensure_eq, expect_err, fetch, Case, Outcome};
 use crate::probe;
 
 pub fn cases() -> Vec<Case> {
@@ -34,7 +32,10 @@ fn is_object_ref() -> Outcome {
     let from_put: ObjectRef<i64> = unidist::put(1);
     let from_task: ObjectRef<i64> = square::remote(3);
     let from_actor: ObjectRef<i64> = TestActor::remote(0).task(1);
-    ensure_eq!(unidist::get_all(&[from_put, from_task, from_actor])?, vec![1, 9, 2]);
+    ensure_eq!(
+        unidist::get_all(&[from_put, from_task, from_actor])?,
+        vec![1, 9, 2]
+    );
     Ok(())
 }
 
@@ -72,7 +73,7 @@ fn num_cpus() -> Outcome {
             // SPMD: the worker count comes from `mpiexec -n`, not from UNIDIST_CPUS.
             ensure!(n >= 1, "num_cpus() is 0");
         }
-        _ => ensure_eq!(n, CpuCount::get()? as usize),
+        _ => ensure_eq!(n, CpuCount::get()?),
     }
     Ok(())
 }
@@ -92,7 +93,10 @@ fn cluster_resources() -> Outcome {
 }
 
 fn is_initialized() -> Outcome {
-    ensure!(unidist::is_initialized(), "is_initialized() is false while running");
+    ensure!(
+        unidist::is_initialized(),
+        "is_initialized() is false while running"
+    );
     Ok(())
 }
 
@@ -101,7 +105,10 @@ fn init_twice_is_noop() -> Outcome {
     let r = unidist::put(11i64);
     unidist::init()?;
     unidist::init()?;
-    ensure!(unidist::is_initialized(), "is_initialized() is false after init");
+    ensure!(
+        unidist::is_initialized(),
+        "is_initialized() is false after init"
+    );
     ensure_eq!(fetch(&r)?, 11);
     ensure_eq!(fetch(&square::remote(&r))?, 121);
     Ok(())
@@ -143,7 +150,10 @@ fn shutdown_is_idempotent() -> Outcome {
         started.elapsed()
     );
     unidist::shutdown()?;
-    ensure!(!unidist::is_initialized(), "is_initialized() is true after shutdown");
+    ensure!(
+        !unidist::is_initialized(),
+        "is_initialized() is true after shutdown"
+    );
     expect_err(unidist::get(&old), ErrorKind::StaleRef)?;
     expect_err(unidist::get(&unidist::put(6i64)), ErrorKind::ShutDown)?;
     drop(in_flight);
@@ -151,7 +161,10 @@ fn shutdown_is_idempotent() -> Outcome {
         return Ok(());
     }
     unidist::init()?;
-    ensure!(unidist::is_initialized(), "is_initialized() is false after a new init");
+    ensure!(
+        unidist::is_initialized(),
+        "is_initialized() is false after a new init"
+    );
     ensure_eq!(fetch(&square::remote(4))?, 16);
     Ok(())
 }

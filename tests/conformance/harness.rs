@@ -82,11 +82,23 @@ pub(crate) use ensure_eq;
 /// Those cases still run and must fail; one that passes is reported as a failure ("unexpectedly
 /// passed"), so an entry cannot outlive the limitation it describes.
 pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
-    ("pyseq", "object::get_timeout_slow_task", PYSEQ_NOTHING_PENDING),
+    (
+        "pyseq",
+        "object::get_timeout_slow_task",
+        PYSEQ_NOTHING_PENDING,
+    ),
     ("pyseq", "wait::pending_not_ready", PYSEQ_NOTHING_PENDING),
-    ("pyseq", "wait::failed_ref_ready_before_pending", PYSEQ_NOTHING_PENDING),
+    (
+        "pyseq",
+        "wait::failed_ref_ready_before_pending",
+        PYSEQ_NOTHING_PENDING,
+    ),
     ("pyseq", "wait::wait_timeout_partial", PYSEQ_NOTHING_PENDING),
-    ("pyseq", "async_actor::concurrent_calls", PYSEQ_NO_OVERTAKING),
+    (
+        "pyseq",
+        "async_actor::concurrent_calls",
+        PYSEQ_NO_OVERTAKING,
+    ),
 ];
 
 const PYSEQ_NOTHING_PENDING: &str =
@@ -206,18 +218,16 @@ pub const READ_LIMIT: Duration = Duration::from_secs(30);
 
 /// `get` bounded by [`READ_LIMIT`].
 pub fn fetch<T: Value>(r: &ObjectRef<T>) -> Result<T, Fail> {
-    unidist::get_timeout(r, READ_LIMIT).map_err(|e| {
-        Fail(format!(
-            "reading {r:?} failed (kind {:?}): {e}",
-            e.kind()
-        ))
-    })
+    unidist::get_timeout(r, READ_LIMIT)
+        .map_err(|e| Fail(format!("reading {r:?} failed (kind {:?}): {e}", e.kind())))
 }
 
 /// The error of `result`, which must be an `Err` of `kind`.
 pub fn expect_err<T: Debug>(result: unidist::Result<T>, kind: ErrorKind) -> Result<Error, Fail> {
     match result {
-        Ok(v) => Err(Fail(format!("expected an error of kind {kind:?}, got Ok({v:?})"))),
+        Ok(v) => Err(Fail(format!(
+            "expected an error of kind {kind:?}, got Ok({v:?})"
+        ))),
         Err(e) if e.kind() == kind => Ok(e),
         Err(e) => Err(Fail(format!(
             "expected an error of kind {kind:?}, got kind {:?}: {e}",

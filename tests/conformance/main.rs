@@ -65,10 +65,7 @@ impl Args {
     fn parse(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut args = Args::default();
         while let Some(arg) = it.next() {
-            let mut value = |flag: &str| {
-                it.next()
-                    .ok_or_else(|| format!("{flag} needs a value"))
-            };
+            let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
             match arg.as_str() {
                 "--backend" => args.backend = Some(value("--backend")?),
                 "--filter" => args.filter = Some(value("--filter")?),
@@ -151,6 +148,13 @@ fn run_backend(name: BackendName, put_name: bool, cases: &[&Case], limit: Durati
 }
 
 fn main() -> ExitCode {
+    // Several cases panic on purpose inside tasks; one line per panic keeps the log readable
+    // even with RUST_BACKTRACE set. Installed before `init`, so that a backend that installs its
+    // own hook (MPI aborts the job on a panic outside a task) still chains to this one.
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        eprintln!("thread {:?} {info}", thread.name().unwrap_or("unnamed"));
+    }));
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 use unidist::{ActorHandle, ErrorKind, ObjectRef};
 
 use crate::fixtures::{
-    add, checked_ratio, count_then_echo, return_none, slow, square, with_square, Counter,
-    SLOW_MS,
+    add, checked_ratio, count_then_echo, return_none, slow, square, with_square, Counter, SLOW_MS,
 };
 use crate::harness::{
     cases, ensure, ensure_eq, ensure_mentions, eventually, expect_err, fetch, Case, Outcome,
@@ -120,10 +119,7 @@ fn apply_op(op: Op, x: i64) -> i64 {
 fn put_op() -> Outcome {
     let r = unidist::put(Op::Square);
     ensure_eq!(fetch(&apply_op::remote(&r, 3))?, 9);
-    let composed = unidist::put(Op::Then(
-        Box::new(Op::AddConst(1)),
-        Box::new(Op::Square),
-    ));
+    let composed = unidist::put(Op::Then(Box::new(Op::AddConst(1)), Box::new(Op::Square)));
     ensure_eq!(fetch(&apply_op::remote(composed, 3))?, 16);
     Ok(())
 }
@@ -239,7 +235,10 @@ fn serialize_dict_with_tuple_key() -> Outcome {
     let by_pair: HashMap<(i64, i64), String> =
         (0..10).map(|i| ((i, -i), format!("v{i}"))).collect();
     let stored = unidist::put(by_pair);
-    ensure_eq!(fetch(&lookup::remote(&stored, (4, -4)))?, Some("v4".to_string()));
+    ensure_eq!(
+        fetch(&lookup::remote(&stored, (4, -4)))?,
+        Some("v4".to_string())
+    );
     ensure_eq!(fetch(&lookup::remote(&stored, (4, 4)))?, None);
     Ok(())
 }

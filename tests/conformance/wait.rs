@@ -54,12 +54,14 @@ fn pending_not_ready() -> Outcome {
 /// A failed ref counts as ready: waiting on it returns at once instead of hanging.
 fn failed_ref_is_ready() -> Outcome {
     let bad = failed_ref();
-    let (ready, not_ready) = unidist::wait_timeout(&[bad.clone()], 1, Duration::from_secs(30))?;
+    let (ready, not_ready) =
+        unidist::wait_timeout(std::slice::from_ref(&bad), 1, Duration::from_secs(30))?;
     ensure_eq!(ready, vec![bad]);
     ensure!(not_ready.is_empty(), "not ready: {not_ready:?}");
     // A ref whose submission was rejected is ready too.
     let rejected = square::options().num_cpus(0).remote(1);
-    let (ready, _) = unidist::wait_timeout(&[rejected.clone()], 1, Duration::from_secs(30))?;
+    let (ready, _) =
+        unidist::wait_timeout(std::slice::from_ref(&rejected), 1, Duration::from_secs(30))?;
     ensure_eq!(ready, vec![rejected]);
     Ok(())
 }
@@ -103,8 +105,11 @@ fn empty_refs() -> Outcome {
 fn wait_timeout_partial() -> Outcome {
     let pending = slow::remote(SLOW_MS, 1);
     let started = Instant::now();
-    let (ready, not_ready) =
-        unidist::wait_timeout(&[pending.clone()], 1, Duration::from_millis(200))?;
+    let (ready, not_ready) = unidist::wait_timeout(
+        std::slice::from_ref(&pending),
+        1,
+        Duration::from_millis(200),
+    )?;
     let took = started.elapsed();
     ensure!(
         took < Duration::from_millis(SLOW_MS),

@@ -20,8 +20,6 @@ pub enum Keep {
     Owned(Vec<u8>),
     /// Part of a segment that shares storage with a value.
     Segment(Segment, std::ops::Range<usize>),
-    /// Bytes of the raw benchmark.
-    Static(&'static [u8]),
 }
 
 impl Keep {
@@ -29,7 +27,6 @@ impl Keep {
         match self {
             Keep::Owned(v) => v,
             Keep::Segment(s, r) => &s.bytes()[r.clone()],
-            Keep::Static(b) => b,
         }
     }
 }

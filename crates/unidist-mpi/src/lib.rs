@@ -1,18 +1,298 @@
-//! MPI backend of unidist.
+//! MPI backend of unidist, built on rsmpi.
+//!
+//! This is an internal crate of [unidist](https://docs.rs/unidist); use `unidist` with the `mpi`
+//! feature. The facade calls [`start`] from `unidist::init()` when `UNIDIST_BACKEND=mpi` (or when
+//! MPI is detected with [`is_usable`]).
+//!
+//! # Roles and launch modes
+//!
+//! Rank 0 is the driver: `init` returns there and it runs the user's `main`. Every other rank is
+//! a worker: it serves inside `init` and exits the process (code 0) after rank 0 shuts the job
+//! down. There is no monitor rank: readiness comes from each object's owner.
+//!
+//! - SPMD: `UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n N app` (N >= 2). With 1 rank this mode
+//!   fails with an error saying it needs at least 2.
+//! - Spawn (the default): plain `app` or `mpiexec -n 1 app`. Rank 0 spawns `UNIDIST_CPUS` workers
+//!   of `std::env::current_exe()` with the same arguments, forwarding every configuration value
+//!   the user set (Open MPI's info key `env`) and `UNIDIST_MPI_HOSTS` (info `add-host` on Open
+//!   MPI with the slots split round-robin across hosts as upstream does, `hosts` elsewhere).
+//!   Where `MPI_Comm_spawn` fails (Debian's MPICH), the error says so and gives the SPMD command.
+//! - `mpiexec -n N app` with N > 1 and spawning left enabled runs as SPMD: the ranks already
+//!   run the program, spawning more would only oversubscribe.
+//!
+//! # Threads
+//!
+//! One communication thread per process initializes MPI (`MPI_THREAD_MULTIPLE` requested, at
+//! least `FUNNELED` required), makes every MPI call and finalizes MPI; other threads talk to it
+//! through channels (Open MPI handles are not `Send`, and this keeps the crate building against
+//! both Open MPI and MPICH). After activity it polls with `MPI_Improbe` for a short window; when
+//! idle it blocks on its request channel for at most `UNIDIST_MPI_BACKOFF`. A worker runs tasks on
+//! a pool of one thread that grows while a task blocks in `get`/`wait` (so nested calls never
+//! deadlock) and runs each actor on its own thread with a Tokio current-thread runtime.
+//!
+//! # Messages
+//!
+//! Messages to one rank are batched into one control message (op code, ids, lengths, small
+//! payloads); large inline bodies and every out-of-band buffer of a value (buffers of at least
+//! `UNIDIST_MPI_PICKLE_THRESHOLD` bytes) follow as their own messages, sent from the value's
+//! memory and received into the final buffer, chunked below 2 GiB (see `wire.rs`).
+//!
+//! # Objects
+//!
+//! A task's outputs live on the worker that ran it; arguments move worker to worker; `put` data
+//! is pushed once to each worker that needs it; `get` fetches from the location. The owner of
+//! an object (the rank that created its id) counts local handles and borrowers and frees the
+//! object on its worker, and on every rank holding a copy, once none remains. Refs that were
+//! serialized inside values pin their object until shutdown.
+//!
+//! # Faults
+//!
+//! A panic in a task is that task's error value. A panic outside a task on any rank aborts the
+//! job (`MPI_Abort`) after flushing the log. SIGINT/SIGTERM on rank 0 shut every rank down; the
+//! end of `main` without `shutdown` does the same (an `atexit` hook). If a worker process dies,
+//! both Open MPI's and MPICH's launchers end the whole job (rank 0 included), so nothing hangs;
+//! what is guaranteed beyond that is that `get_timeout`/`wait_timeout` return when their time
+//! runs out and that shutdown gives up on unresponsive workers after 20 s with an error.
+//!
+//! # Limits
+//!
+//! MPI cannot be initialized twice in a process: after `shutdown`, `init` fails on this
+//! backend.
 
-use std::sync::Arc;
+#![deny(unsafe_code)]
 
-use unidist_core::{Backend, Error, Result};
+mod comm;
+mod exec;
+mod ffi;
+mod launch;
+mod log;
+mod node;
+mod wire;
 
-/// True when the MPI library this binary is linked to is usable.
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use unidist_config as config;
+use unidist_core::{runtime, Backend, Error, Result};
+
+use crate::node::Node;
+
+/// True when the MPI library this binary is linked to is usable: Open MPI 4.0 or newer, MPICH
+/// 3.3 or newer, or another implementation of MPI 3.1 or newer. Cheap and callable before MPI is
+/// initialized.
 pub fn is_usable() -> bool {
-    false
+    static USABLE: OnceLock<bool> = OnceLock::new();
+    *USABLE.get_or_init(|| {
+        let lib = mpi::environment::library_version().unwrap_or_default();
+        library_is_usable(&lib, mpi::environment::version())
+    })
 }
 
+/// The version check behind [`is_usable`], on a library version string and the MPI standard
+/// version.
+fn library_is_usable(lib: &str, standard: (i32, i32)) -> bool {
+    let lib = lib.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    let at_least = |rest: &str, min: semver::Version| lenient_version(rest).is_some_and(|v| v >= min);
+    if let Some(rest) = lib.strip_prefix("Open MPI") {
+        at_least(rest, semver::Version::new(4, 0, 0))
+    } else if let Some(rest) = lib.strip_prefix("MPICH") {
+        at_least(rest, semver::Version::new(3, 3, 0))
+    } else {
+        standard >= (3, 1)
+    }
+}
+
+/// The first version number in `s`, padded to x.y.z, with a letter suffix (`rc1`, `a2`, `b1`)
+/// read as a pre-release: `"v4.1.4, ..."` -> 4.1.4, `"Version:\t4.0"` -> 4.0.0, `"5.0.0rc12"` ->
+/// 5.0.0-rc12.
+fn lenient_version(s: &str) -> Option<semver::Version> {
+    let start = s.find(|c: char| c.is_ascii_digit())?;
+    let rest = &s[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+        .unwrap_or(rest.len());
+    let token = &rest[..end];
+    let num_end = token.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(token.len());
+    let (nums, suffix) = token.split_at(num_end);
+    let mut parts = nums.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u64>());
+    let major = parts.next()?.ok()?;
+    let minor = parts.next().transpose().ok()?.unwrap_or(0);
+    let patch = parts.next().transpose().ok()?.unwrap_or(0);
+    let mut text = format!("{major}.{minor}.{patch}");
+    if !suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_alphanumeric()) {
+        text.push('-');
+        text.push_str(suffix);
+    }
+    semver::Version::parse(&text).ok()
+}
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
 /// Starts the MPI backend.
+///
+/// On rank 0 it returns the backend. On a worker rank it installs the backend in the runtime
+/// slot, serves until rank 0 shuts the job down, and exits the process with code 0 (or 1 if
+/// initialization failed there).
 pub fn start() -> Result<Arc<dyn Backend>> {
-    Err(Error::BackendUnavailable {
-        backend: "mpi".into(),
-        reason: "not implemented yet".into(),
-    })
+    if STARTED.swap(true, Ordering::AcqRel) {
+        return Err(Error::BackendUnavailable {
+            backend: "mpi".into(),
+            reason: "the mpi backend was already started in this process, and MPI cannot be \
+                     initialized twice"
+                .into(),
+        });
+    }
+    let settings = launch::Settings {
+        spawn: config::IsMpiSpawnWorkers::get()?,
+        cpus: config::CpuCount::get()?,
+        hosts: config::MpiHosts::hosts()?,
+        backoff: config::MpiBackoff::get()?,
+        env: config::user_set_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    };
+    let threshold = config::MpiPickleThreshold::get()?;
+    let log_enabled = config::MpiLog::get()?;
+    let (init_tx, init_rx) = crossbeam_channel::bounded(1);
+    let (node_tx, node_rx) = crossbeam_channel::bounded::<Arc<Node>>(1);
+    let (out_tx, out_rx) = crossbeam_channel::unbounded();
+    let comm_thread = std::thread::Builder::new()
+        .name("unidist-comm".into())
+        .spawn(move || comm::run(settings, init_tx, node_rx, out_rx))
+        .map_err(|e| Error::backend("mpi", format!("cannot start the communication thread: {e}")))?;
+    let info = match init_rx.recv() {
+        Ok(Ok(info)) => info,
+        Ok(Err((is_worker, e))) => {
+            let _ = comm_thread.join();
+            // A worker must not return into the user's main.
+            if is_worker {
+                eprintln!("unidist mpi worker: {e}");
+                exit_process(1);
+            }
+            return Err(e);
+        }
+        Err(_) => {
+            let _ = comm_thread.join();
+            return Err(Error::backend("mpi", "the communication thread ended during initialization"));
+        }
+    };
+    log::init(info.rank, log_enabled);
+    tracing::info!(rank = info.rank, size = info.size, mode = ?info.mode, "mpi backend started");
+    let node = Node::new(info.rank, info.size, info.ips.clone(), out_tx, threshold);
+    if info.rank != 0 {
+        node.start_pool(1);
+    }
+    install_panic_hook();
+    let _ = node_tx.send(node.clone());
+    if info.rank == 0 {
+        let _ = RAW_NODE.set(Arc::downgrade(&node));
+        ffi::at_exit(shutdown_at_exit);
+        if let Err(e) = ffi::on_termination_signals(on_signal_root) {
+            tracing::warn!(error = %e, "cannot install signal handlers");
+        }
+        return Ok(node);
+    }
+    // Worker: serve until the job ends. Signals are left to rank 0, which shuts every rank down;
+    // a worker whose rank 0 does not do so in time exits on its own.
+    let _ = ffi::on_termination_signals(on_signal_worker);
+    let backend: Arc<dyn Backend> = node.clone();
+    if let Err(e) = runtime::install(backend) {
+        tracing::error!(error = %e, "cannot install the worker's backend");
+    }
+    let _ = comm_thread.join();
+    tracing::info!(rank = info.rank, "worker exits");
+    drop(runtime::take());
+    exit_process(0)
+}
+
+fn exit_process(code: i32) -> ! {
+    use std::io::Write;
+    log::flush();
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    ffi::exit_now(code)
+}
+
+fn install_panic_hook() {
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        prev(info);
+        if !unidist_core::task::in_task() {
+            tracing::error!("panic outside a task, aborting the MPI job: {info}");
+            log::flush();
+            ffi::abort_job(101);
+        }
+    }));
+}
+
+fn shutdown_at_exit() {
+    if let Some(b) = runtime::take() {
+        if b.name() == "mpi" {
+            if let Err(e) = b.shutdown() {
+                eprintln!("unidist: shutting down the mpi backend at exit failed: {e}");
+            }
+        }
+    }
+}
+
+fn on_signal_root(sig: i32) {
+    tracing::warn!(sig, "termination signal: shutting every rank down");
+    shutdown_at_exit();
+    exit_process(128 + sig);
+}
+
+fn on_signal_worker(sig: i32) {
+    tracing::warn!(sig, "termination signal: waiting for rank 0 to shut the job down");
+    std::thread::sleep(std::time::Duration::from_secs(10));
+    exit_process(128 + sig);
+}
+
+/// Measures the raw rsmpi floors between rank 0 and rank 1 on the communication thread:
+/// `iters` 8-byte ping-pongs and 3 transfers of `bytes`. Returns (half round trip in seconds,
+/// bandwidth in bytes per second). For benchmarks; rank 0 only, after `unidist::init()`.
+#[doc(hidden)]
+pub fn raw_floors(iters: u32, bytes: u64) -> Result<(f64, f64)> {
+    let b = runtime::current().ok_or(Error::ShutDown)?;
+    if b.name() != "mpi" {
+        return Err(Error::backend("mpi", "the running backend is not mpi"));
+    }
+    match RAW_NODE.get().and_then(|w| w.upgrade()) {
+        Some(n) => n.raw_bench(iters, bytes),
+        None => Err(Error::backend("mpi", "the mpi backend is not running")),
+    }
+}
+
+static RAW_NODE: OnceLock<std::sync::Weak<Node>> = OnceLock::new();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_leniently() {
+        let v = |s: &str| lenient_version(s).map(|v| v.to_string());
+        assert_eq!(v(" v4.1.4, package: Debian OpenMPI").as_deref(), Some("4.1.4"));
+        assert_eq!(v(" Version:\t4.0").as_deref(), Some("4.0.0"));
+        assert_eq!(v("5.0.0rc12").as_deref(), Some("5.0.0-rc12"));
+        assert_eq!(v("4").as_deref(), Some("4.0.0"));
+        assert_eq!(v("no digits"), None);
+    }
+
+    #[test]
+    fn library_minimums() {
+        let ompi = "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022\0";
+        assert!(library_is_usable(ompi, (3, 1)));
+        assert!(!library_is_usable("Open MPI v3.1.6, package: x", (3, 1)));
+        assert!(library_is_usable("MPICH Version:\t4.0.2\nMPICH Release date: ...", (4, 0)));
+        assert!(!library_is_usable("MPICH Version:\t3.2\n", (3, 1)));
+        assert!(library_is_usable("MPICH Version:\t3.3\n", (3, 1)));
+        assert!(library_is_usable("Intel(R) MPI Library 2021.10 for Linux", (3, 1)));
+        assert!(!library_is_usable("Some MPI 9.9", (3, 0)));
+        // A pre-release of the minimum is not the minimum.
+        assert!(!library_is_usable("Open MPI v4.0.0rc1", (3, 1)));
+    }
+
+    #[test]
+    fn linked_library_check_is_cheap_and_stable() {
+        let first = is_usable();
+        assert_eq!(first, is_usable());
+    }
 }

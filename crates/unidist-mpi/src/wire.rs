@@ -246,7 +246,7 @@ impl Segment {
 }
 
 /// Encodes a batch: the control bytes and the segments to send after them.
-pub fn encode_batch(batch: &mut [Msg]) -> Result<(Vec<u8>, Vec<Segment>), Error> {
+pub fn encode_batch(batch: &mut Vec<Msg>) -> Result<(Vec<u8>, Vec<Segment>), Error> {
     let mut segments = Vec::new();
     for m in batch.iter_mut() {
         for s in m.slots_mut() {

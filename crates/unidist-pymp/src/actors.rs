@@ -17,7 +17,7 @@ use unidist_core::actor::{ActorInstance, CallResult, LocalBoxFuture};
 use unidist_core::task::check_arity;
 use unidist_core::{ActorClassEntry, ActorId, ActorMethodEntry, Error, Outputs, Payload, Result};
 
-use crate::shared::{Completion, Lost, Shared};
+use crate::shared::{Completion, Shared};
 use crate::tasks::{resolve_now, Input, Resolved};
 
 /// Actor ids are unique across backend instances of the process, like object ids.
@@ -155,11 +155,15 @@ impl Actors {
             drop(table);
             return Err(dead_unknown(actor, method.class));
         };
-        let ids = shared.store.insert_pending(method.num_returns);
-        let done = Completion::new(shared.clone(), ids.clone(), method.name, Lost::Actor(entry.info.clone()));
+        let ids = shared.store.insert_pending(method.num_returns, None);
+        let done = CallDone {
+            shared: shared.clone(),
+            info: entry.info.clone(),
+            done: Some(Completion::new(ids, method.name)),
+        };
         // `do_send` queues whatever the mailbox holds: a caller is never dropped or blocked.
         entry.addr.do_send(Call { method, inputs, done });
-        Ok(ids)
+        Ok(ids.to_vec())
     }
 
     /// Ends the actor now; queued and later calls fail with `ActorDead`.
@@ -303,11 +307,44 @@ impl InFlight {
     }
 }
 
+/// The outputs of an actor call. If it is dropped unsettled (the actor ended or the runtime
+/// stopped first), every output gets the error that says why, so no reader waits forever.
+struct CallDone {
+    shared: Arc<Shared>,
+    info: Arc<ActorInfo>,
+    done: Option<Completion>,
+}
+
+impl CallDone {
+    fn finish(mut self, result: Result<Outputs>) {
+        if let Some(d) = self.done.take() {
+            d.finish(&self.shared, result);
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for CallDone {
+    fn drop(&mut self) {
+        if let Some(d) = self.done.take() {
+            let e = if self.shared.is_closed() {
+                Error::ShutDown
+            } else {
+                self.info.dead_error()
+            };
+            d.finish(&self.shared, Err(e));
+        }
+    }
+}
+
 /// One method call.
 struct Call {
     method: &'static ActorMethodEntry,
     inputs: Vec<Input>,
-    done: Completion,
+    done: CallDone,
 }
 
 impl Message for Call {
@@ -431,7 +468,7 @@ impl Shell {
 
     /// Completes a started call: at once if it is done (every sync method), otherwise as a
     /// task on this actor's event loop, concurrent with later calls.
-    fn run(&mut self, mut running: LocalBoxFuture<CallResult>, method: &'static ActorMethodEntry, done: Completion) {
+    fn run(&mut self, mut running: LocalBoxFuture<CallResult>, method: &'static ActorMethodEntry, done: CallDone) {
         match poll_once(&mut running) {
             Poll::Ready(r) => done.finish(outputs(method, r)),
             Poll::Pending => {

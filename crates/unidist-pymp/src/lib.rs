@@ -100,8 +100,8 @@ mod store;
 mod tasks;
 
 use actors::Actors;
-use shared::{Completion, Lost, Shared};
-use tasks::{Input, Task};
+use shared::{Completion, Shared};
+use tasks::{Input, Task, TaskCell};
 
 /// Settings of a pool backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,21 +153,7 @@ pub fn start_with(options: PoolOptions) -> Result<Arc<dyn Backend>> {
     if options.num_threads == 0 {
         return Err(Error::invalid("number of pool threads", 0, "at least 1"));
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(options.num_threads)
-        .thread_name(|i| format!("unidist-pymp-{i}"))
-        .stack_size(shared::POOL_STACK_SIZE)
-        .panic_handler(|p| {
-            // Task bodies catch their panics; reaching this is a bug in the backend itself.
-            let msg = unidist_core::task::panic_message(&*p);
-            tracing::error!(panic = %msg, "a pool job panicked outside a task body");
-        })
-        .build()
-        .map_err(|e| Error::BackendUnavailable {
-            backend: "pymp".into(),
-            reason: format!("cannot start a pool of {} threads: {e}", options.num_threads),
-        })?;
-    let shared = Arc::new(Shared::new(pool));
+    let shared = Arc::new(Shared::new(options.num_threads)?);
     let actors = Actors::start()?;
     Ok(Arc::new(PympBackend {
         shared,
@@ -216,10 +202,17 @@ impl Backend for PympBackend {
         self.shared.check_open()?;
         let TaskSpec { function, args, .. } = task;
         let inputs = self.inputs(args);
-        let ids = self.shared.store.insert_pending(function.num_returns);
-        let done = Completion::new(self.shared.clone(), ids.clone(), function.name, Lost::Task);
-        Task { function, inputs, done }.schedule(&self.shared);
-        Ok(ids)
+        let cell = Arc::new(TaskCell::new(self.shared.clone()));
+        let ids = self.shared.store.insert_pending(function.num_returns, Some(&cell));
+        let done = Completion::new(ids, function.name);
+        let pending_args: Vec<ObjectId> = inputs.iter().filter_map(Input::object_id).collect();
+        cell.fill(Task { function, inputs, done });
+        cell.register_arguments(&self.shared.store, pending_args.into_iter());
+        // Drop the submission guard; whoever brings the count to zero queues the task.
+        if cell.argument_settled() {
+            self.shared.enqueue(cell);
+        }
+        Ok(ids.to_vec())
     }
 
     fn get(&self, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Payload>> {
@@ -289,7 +282,7 @@ impl Backend for PympBackend {
         // Running tasks finish while actors still serve them; queued ones settle with
         // `ShutDown` as they come up.
         loop {
-            let left = self.shared.in_flight_elsewhere();
+            let left = self.shared.running_elsewhere();
             if left == 0 {
                 break;
             }
@@ -303,6 +296,8 @@ impl Backend for PympBackend {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        // Tasks still queued (their pool threads are stuck) settle with `ShutDown`.
+        self.shared.drop_queued();
         // Actors get at least a short while even when the tasks used up the grace period.
         let actor_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
         let stuck = self.actors.shutdown(&self.shared, actor_deadline);

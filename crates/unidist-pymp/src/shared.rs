@@ -1,99 +1,121 @@
-//! State shared by the backend, its pool jobs and its actors: the store, the pool, the
-//! completion guard of every call, and the blocking `get`/`wait` logic.
+//! State shared by the backend, its pool jobs and its actors: the store, the run queue and
+//! pool, compensation threads, the completion guard of every call, and blocking `get`/`wait`.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
-use rayon::{ThreadPool, Yield};
-use unidist_core::{Error, ObjectId, Outputs, Payload, Result, TaskError, TaskFailure};
+use rayon::ThreadPool;
+use unidist_core::{Error, ObjectId, Outputs, Payload, Result};
 
-use crate::actors::ActorInfo;
-use crate::store::{self, Lookup, Signal, Store, Waiter};
-use crate::tasks::{PendingTask, Task};
+use crate::store::{self, IdRange, Lookup, Signal, Store, Waiter};
+use crate::tasks::{Task, TaskCell};
 
-/// How many tasks a blocked pool thread may stack on top of each other while helping.
-///
-/// Each level costs one task's frames on the thread's stack; past this depth the thread parks
-/// instead of helping, so a pathological nesting cannot overflow the stack.
-const MAX_HELP_DEPTH: usize = 512;
+/// Stack size of pool and compensation threads. A worker blocked on a queued task runs it on
+/// its own stack, so chains of nested `get`s nest frames; only touched pages become resident.
+const WORKER_STACK_SIZE: usize = 16 << 20;
 
-/// Stack size of pool threads: room for [`MAX_HELP_DEPTH`] nested tasks. Only touched pages
-/// become resident.
-pub(crate) const POOL_STACK_SIZE: usize = 64 << 20;
+/// Spins of a blocked thread before it parks (and, on a worker, lends its slot): a short
+/// task is often done by then, and parking costs a futex round trip.
+const SPINS_BEFORE_PARK: u32 = 256;
 
-/// Longest sleep of a pool thread that waits with nothing to help with; new work and the
-/// awaited objects wake it earlier.
-const MAX_HELPER_PARK: Duration = Duration::from_millis(1);
+/// At most this many compensation threads exist at once; past it, a blocked worker blocks
+/// without lending its slot (and a warning is logged once).
+const MAX_COMPENSATORS: usize = 8192;
 
-/// Spins of a non-pool thread before it parks: a short task is often done by then, and
-/// parking costs a futex round trip.
-const SPINS_BEFORE_PARK: u32 = 64;
+/// An idle compensation thread ends after this long without being needed.
+const COMPENSATOR_IDLE_EXIT: Duration = Duration::from_secs(10);
+
+/// How often an active compensation thread with nothing to run re-checks whether it is still
+/// needed.
+const COMPENSATOR_RECHECK: Duration = Duration::from_millis(2);
+
+/// Identifies a backend instance in the thread-local marker of its worker threads.
+static NEXT_INSTANCE: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// Tasks stacked on this pool thread by helping.
-    static HELP_DEPTH: Cell<usize> = const { Cell::new(0) };
-    /// Tasks of this backend running on this thread (more than one when helping).
+    /// The instance whose worker (pool or compensation thread) this thread is; 0 for none.
+    static WORKER_OF: Cell<u64> = const { Cell::new(0) };
+    /// Tasks of a backend running on this thread (more than one when a blocked worker runs
+    /// the producer of what it waits for).
     static RUNNING: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Pool threads parked in `get`/`wait` with nothing to help with.
+/// A value on its own cache line, away from fields other threads write.
+#[repr(align(128))]
 #[derive(Default)]
-struct IdleHelpers {
-    count: AtomicUsize,
-    threads: Mutex<Vec<Thread>>,
+struct Padded<T>(T);
+
+/// A compensation thread waiting to be needed.
+struct IdleSlot {
+    activated: AtomicBool,
+    thread: Thread,
 }
 
-impl IdleHelpers {
-    fn enter(&self) {
-        self.threads.lock().push(std::thread::current());
-        self.count.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn leave(&self) {
-        let me = std::thread::current().id();
-        let mut threads = self.threads.lock();
-        if let Some(i) = threads.iter().position(|t| t.id() == me) {
-            threads.swap_remove(i);
-        }
-        self.count.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Called after work was queued: blocked pool threads come back to help with it.
-    fn wake(&self) {
-        if self.count.load(Ordering::SeqCst) > 0 {
-            for t in self.threads.lock().iter() {
-                t.unpark();
-            }
-        }
-    }
+/// Lending slots: a worker blocked in `get`/`wait` counts as blocked, and for each blocked
+/// worker one compensation thread is active and runs queued tasks, so the number of threads
+/// running tasks stays at the pool size whatever the tasks wait for.
+#[derive(Default)]
+struct Compensation {
+    blocked: AtomicUsize,
+    active: AtomicUsize,
+    threads: AtomicUsize,
+    idle: Mutex<Vec<Arc<IdleSlot>>>,
+    warned: AtomicBool,
 }
 
 /// Everything pool jobs and actors need; the backend owns one, jobs and actors hold clones.
 pub(crate) struct Shared {
     pub(crate) store: Store,
+    instance: u64,
     pool: ThreadPool,
+    /// Runnable tasks, in the order they became runnable. Pool jobs are tokens that each run
+    /// one task from here, so compensation threads can run queued tasks too.
+    queue_tx: Sender<Arc<TaskCell>>,
+    queue_rx: Receiver<Arc<TaskCell>>,
     closed: AtomicBool,
-    /// Tasks handed to the pool and not finished.
-    in_flight: AtomicUsize,
+    /// Tasks running. Only workers touch it, so submitting threads do not contend on it.
+    running: Padded<AtomicUsize>,
     /// Actor event loops not yet ended.
     pub(crate) live_actors: AtomicUsize,
-    idle: IdleHelpers,
+    comp: Compensation,
 }
 
 impl Shared {
-    pub(crate) fn new(pool: ThreadPool) -> Self {
-        Shared {
+    /// Starts the pool of `num_threads` threads.
+    pub(crate) fn new(num_threads: usize) -> Result<Self> {
+        let instance = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(num_threads)
+            .thread_name(|i| format!("unidist-pymp-{i}"))
+            .stack_size(WORKER_STACK_SIZE)
+            .start_handler(move |_| WORKER_OF.with(|w| w.set(instance)))
+            .panic_handler(|p| {
+                // Task bodies catch their panics; reaching this is a bug in the backend itself.
+                let msg = unidist_core::task::panic_message(&*p);
+                tracing::error!(panic = %msg, "a pool job panicked outside a task body");
+            })
+            .build()
+            .map_err(|e| Error::BackendUnavailable {
+                backend: "pymp".into(),
+                reason: format!("cannot start a pool of {num_threads} threads: {e}"),
+            })?;
+        let (queue_tx, queue_rx) = crossbeam_channel::unbounded();
+        Ok(Shared {
             store: Store::new(),
+            instance,
             pool,
+            queue_tx,
+            queue_rx,
             closed: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
+            running: Padded(AtomicUsize::new(0)),
             live_actors: AtomicUsize::new(0),
-            idle: IdleHelpers::default(),
-        }
+            comp: Compensation::default(),
+        })
     }
 
     pub(crate) fn num_threads(&self) -> usize {
@@ -105,8 +127,12 @@ impl Shared {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Marks the runtime closed and wakes idle compensation threads so they end.
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
+        for slot in self.comp.idle.lock().iter() {
+            slot.thread.unpark();
+        }
     }
 
     /// `Err(ShutDown)` once shutdown began.
@@ -118,48 +144,83 @@ impl Shared {
         }
     }
 
-    /// Tasks in flight, minus those running on the calling thread (a task that calls
-    /// `shutdown` must not wait for itself).
-    pub(crate) fn in_flight_elsewhere(&self) -> usize {
-        let mine = if self.on_pool_thread() { RUNNING.with(Cell::get) } else { 0 };
-        self.in_flight.load(Ordering::Acquire).saturating_sub(mine)
+    /// True on a pool or compensation thread of this backend.
+    fn is_worker(&self) -> bool {
+        WORKER_OF.with(Cell::get) == self.instance
     }
 
-    fn on_pool_thread(&self) -> bool {
-        self.pool.current_thread_index().is_some()
+    /// Tasks running, minus those running on the calling thread (a task that calls
+    /// `shutdown` must not wait for itself). Queued tasks do not count: once the runtime is
+    /// closed they settle with `ShutDown` instead of running.
+    pub(crate) fn running_elsewhere(&self) -> usize {
+        let mine = if self.is_worker() { RUNNING.with(Cell::get) } else { 0 };
+        self.running.0.load(Ordering::Acquire).saturating_sub(mine)
+    }
+
+    /// Settles every queued task with `ShutDown` instead of running it.
+    pub(crate) fn drop_queued(self: &Arc<Self>) {
+        while let Ok(cell) = self.queue_rx.try_recv() {
+            if let Some(task) = cell.take_runnable() {
+                task.abandon(self, Error::ShutDown);
+            }
+        }
     }
 
     // ---- running tasks --------------------------------------------------------------------
 
-    /// Queues a task whose arguments are all settled.
-    pub(crate) fn spawn(self: &Arc<Self>, task: Task) {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        let shared = self.clone();
+    /// Queues a runnable task and a pool job to run it.
+    pub(crate) fn enqueue(&self, cell: Arc<TaskCell>) {
+        // The receiver lives in `self`, so the send cannot fail.
+        let _ = self.queue_tx.send(cell.clone());
+        // The job holds the cell only to reach the shared state without another count on it.
         self.pool.spawn(move || {
-            RUNNING.with(|c| c.set(c.get() + 1));
-            task.run(&shared);
-            RUNNING.with(|c| c.set(c.get() - 1));
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            let shared = &cell.shared;
+            // The task this job was queued for may have been run already by a compensation
+            // thread or a blocked worker; then another one, or nothing, is here.
+            if let Ok(next) = shared.queue_rx.try_recv() {
+                shared.run_cell(&next);
+            }
         });
-        self.idle.wake();
     }
 
-    /// Queues a task whose last pending argument just settled.
-    pub(crate) fn launch(self: &Arc<Self>, pending: Arc<PendingTask>) {
-        if let Some(task) = pending.take() {
-            self.spawn(task);
+    fn run_cell(self: &Arc<Self>, cell: &TaskCell) {
+        if let Some(task) = cell.take_runnable() {
+            self.run_task(task);
+        }
+    }
+
+    fn run_task(self: &Arc<Self>, task: Task) {
+        self.running.0.fetch_add(1, Ordering::AcqRel);
+        RUNNING.with(|c| c.set(c.get() + 1));
+        task.run(self);
+        RUNNING.with(|c| c.set(c.get() - 1));
+        self.running.0.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// On a worker, runs the producer of a pending object here if nobody started it yet:
+    /// the blocked task needs it anyway, so this is always safe. True if it ran.
+    fn run_producer(self: &Arc<Self>, producer: Option<Arc<TaskCell>>) -> bool {
+        if !self.is_worker() {
+            return false;
+        }
+        match producer.and_then(|c| c.take_runnable()) {
+            Some(task) => {
+                self.run_task(task);
+                true
+            }
+            None => false,
         }
     }
 
     /// Wakes the waiters of settled objects.
-    pub(crate) fn wake(self: &Arc<Self>, waiters: Vec<Waiter>) {
+    pub(crate) fn wake(&self, waiters: Vec<Waiter>) {
         if !waiters.is_empty() {
-            store::wake(waiters, |p| self.launch(p));
+            store::wake(waiters, |cell| self.enqueue(cell));
         }
     }
 
     /// Settles an object and wakes its waiters.
-    pub(crate) fn settle(self: &Arc<Self>, id: ObjectId, result: Result<store::Value>) {
+    pub(crate) fn settle(&self, id: ObjectId, result: Result<store::Value>) {
         let waiters = self.store.complete(id, result);
         self.wake(waiters);
     }
@@ -167,7 +228,7 @@ impl Shared {
     // ---- blocking -------------------------------------------------------------------------
 
     /// `Backend::get`: blocks until every object is settled, in order.
-    pub(crate) fn get(&self, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Payload>> {
+    pub(crate) fn get(self: &Arc<Self>, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Payload>> {
         self.check_open()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut out = Vec::with_capacity(ids.len());
@@ -180,7 +241,10 @@ impl Shared {
                     }
                     Lookup::Failed(e) => return Err(e),
                     Lookup::Missing => return Err(self.missing(id)),
-                    Lookup::Pending => {
+                    Lookup::Pending(producer) => {
+                        if self.run_producer(producer) {
+                            continue;
+                        }
                         let signal = Signal::for_current_thread();
                         // Not registered means it settled in between: look again.
                         if self.store.register(id, Waiter::Thread(signal.clone()))
@@ -200,10 +264,28 @@ impl Shared {
 
     /// `Backend::wait`: blocks until `num_returns` objects are settled or time runs out, and
     /// returns which are.
-    pub(crate) fn wait(&self, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
+    pub(crate) fn wait(
+        self: &Arc<Self>,
+        ids: &[ObjectId],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<bool>> {
         self.check_open()?;
         let deadline = timeout.map(|t| Instant::now() + t);
-        let settled = ids.iter().filter(|id| self.store.is_settled(**id)).count();
+        let mut settled = ids.iter().filter(|id| self.store.is_settled(**id)).count();
+        if settled < num_returns && self.is_worker() {
+            for &id in ids {
+                if settled >= num_returns {
+                    break;
+                }
+                if let Lookup::Pending(producer) = self.store.lookup(id) {
+                    if self.run_producer(producer) {
+                        settled += 1;
+                    }
+                }
+            }
+            settled = ids.iter().filter(|id| self.store.is_settled(**id)).count();
+        }
         if settled < num_returns {
             let signal = Signal::for_current_thread();
             let mut settled_now = 0;
@@ -228,118 +310,168 @@ impl Shared {
     }
 
     /// Blocks until `signal` counted `target` settlements; false if the deadline passed first.
-    fn block(&self, signal: &Signal, target: usize, deadline: Option<Instant>) -> bool {
-        if self.on_pool_thread() {
-            return self.help_until(signal, target, deadline);
-        }
+    /// A worker lends its slot to a compensation thread while it is blocked.
+    fn block(self: &Arc<Self>, signal: &Signal, target: usize, deadline: Option<Instant>) -> bool {
         for _ in 0..SPINS_BEFORE_PARK {
             if signal.hits() >= target {
                 return true;
             }
             std::hint::spin_loop();
         }
-        loop {
+        let worker = self.is_worker();
+        if worker {
+            self.lend_slot();
+        }
+        let done = loop {
             if signal.hits() >= target {
-                return true;
+                break true;
             }
             match deadline {
                 None => std::thread::park(),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        return signal.hits() >= target;
+                        break signal.hits() >= target;
                     }
                     std::thread::park_timeout(d - now);
                 }
             }
+        };
+        if worker {
+            self.comp.blocked.fetch_sub(1, Ordering::SeqCst);
         }
+        done
     }
 
-    /// The blocking loop of a pool thread: run other queued work of the pool while waiting,
-    /// so that a task waiting for tasks it submitted never starves the pool, however few
-    /// threads it has. With nothing to run, park briefly; queued work and the awaited
-    /// objects unpark it.
-    fn help_until(&self, signal: &Signal, target: usize, deadline: Option<Instant>) -> bool {
-        let depth = HELP_DEPTH.with(Cell::get);
-        let mut park = Duration::from_micros(20);
-        loop {
-            if signal.hits() >= target {
-                return true;
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return false;
-            }
-            if depth < MAX_HELP_DEPTH && self.help_once(depth) {
-                park = Duration::from_micros(20);
-                continue;
-            }
-            self.idle.enter();
-            // Work queued between the attempt above and `enter` woke nobody: try once more.
-            let helped = depth < MAX_HELP_DEPTH && self.help_once(depth);
-            if !helped && signal.hits() < target {
-                let mut nap = park;
-                if let Some(d) = deadline {
-                    nap = nap.min(d.saturating_duration_since(now));
+    // ---- compensation ---------------------------------------------------------------------
+
+    fn lend_slot(self: &Arc<Self>) {
+        let blocked = self.comp.blocked.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut active = self.comp.active.load(Ordering::SeqCst);
+        while active < blocked {
+            match self
+                .comp
+                .active
+                .compare_exchange(active, active + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    self.activate_compensator();
+                    return;
                 }
-                std::thread::park_timeout(nap);
-                park = (park * 2).min(MAX_HELPER_PARK);
+                Err(a) => active = a,
             }
-            self.idle.leave();
         }
     }
 
-    fn help_once(&self, depth: usize) -> bool {
-        HELP_DEPTH.with(|c| c.set(depth + 1));
-        let r = self.pool.yield_now();
-        HELP_DEPTH.with(|c| c.set(depth));
-        r == Some(Yield::Executed)
+    /// Hands one activation (already counted in `active`) to an idle compensation thread, or
+    /// to a new one.
+    fn activate_compensator(self: &Arc<Self>) {
+        if let Some(slot) = self.comp.idle.lock().pop() {
+            slot.activated.store(true, Ordering::SeqCst);
+            slot.thread.unpark();
+            return;
+        }
+        let started = if self.comp.threads.fetch_add(1, Ordering::SeqCst) < MAX_COMPENSATORS {
+            let shared = self.clone();
+            std::thread::Builder::new()
+                .name("unidist-pymp-x".into())
+                .stack_size(WORKER_STACK_SIZE)
+                .spawn(move || shared.compensate())
+                .map_err(|e| e.to_string())
+        } else {
+            Err(format!("the limit of {MAX_COMPENSATORS} is reached"))
+        };
+        if let Err(reason) = started {
+            self.comp.threads.fetch_sub(1, Ordering::SeqCst);
+            self.comp.active.fetch_sub(1, Ordering::SeqCst);
+            if !self.comp.warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    reason = %reason,
+                    "cannot start a compensation thread; blocked tasks now hold their pool slots"
+                );
+            }
+        }
+    }
+
+    /// The loop of a compensation thread: while active, run queued tasks; when fewer workers
+    /// are blocked than compensation threads are active, go idle; end when idle too long or at
+    /// shutdown.
+    fn compensate(self: Arc<Self>) {
+        WORKER_OF.with(|w| w.set(self.instance));
+        loop {
+            // Active.
+            loop {
+                if self.is_closed() {
+                    self.comp.active.fetch_sub(1, Ordering::SeqCst);
+                    self.comp.threads.fetch_sub(1, Ordering::SeqCst);
+                    return;
+                }
+                let active = self.comp.active.load(Ordering::SeqCst);
+                if active > self.comp.blocked.load(Ordering::SeqCst)
+                    && self
+                        .comp
+                        .active
+                        .compare_exchange(active, active - 1, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    break;
+                }
+                match self.queue_rx.recv_timeout(COMPENSATOR_RECHECK) {
+                    Ok(cell) => self.run_cell(&cell),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => unreachable!("the queue sender lives in Shared"),
+                }
+            }
+            // Idle.
+            let slot = Arc::new(IdleSlot {
+                activated: AtomicBool::new(false),
+                thread: std::thread::current(),
+            });
+            self.comp.idle.lock().push(slot.clone());
+            let until = Instant::now() + COMPENSATOR_IDLE_EXIT;
+            loop {
+                if slot.activated.load(Ordering::SeqCst) {
+                    break;
+                }
+                let now = Instant::now();
+                if self.is_closed() || now >= until {
+                    let mut idle = self.comp.idle.lock();
+                    if let Some(i) = idle.iter().position(|s| Arc::ptr_eq(s, &slot)) {
+                        idle.swap_remove(i);
+                        drop(idle);
+                        self.comp.threads.fetch_sub(1, Ordering::SeqCst);
+                        return;
+                    }
+                    drop(idle);
+                    // An activator took this slot from the list and sets the flag next.
+                    while !slot.activated.load(Ordering::SeqCst) {
+                        std::thread::yield_now();
+                    }
+                    break;
+                }
+                std::thread::park_timeout(until - now);
+            }
+        }
     }
 }
 
-/// How a call that never ran is reported.
-pub(crate) enum Lost {
-    Task,
-    Actor(Arc<ActorInfo>),
-}
-
-/// The outputs of one call. Settling them is its last act; if it is dropped unsettled (the
-/// actor ended or the runtime stopped first), every output gets the error saying why, so no
-/// reader waits forever.
+/// The outputs of one call, settled once with its values or its error.
 pub(crate) struct Completion {
-    shared: Arc<Shared>,
-    ids: Vec<ObjectId>,
+    ids: IdRange,
     name: &'static str,
-    lost: Lost,
-    armed: bool,
 }
 
 impl Completion {
-    pub(crate) fn new(shared: Arc<Shared>, ids: Vec<ObjectId>, name: &'static str, lost: Lost) -> Self {
-        Completion {
-            shared,
-            ids,
-            name,
-            lost,
-            armed: true,
-        }
-    }
-
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn new(ids: IdRange, name: &'static str) -> Self {
+        Completion { ids, name }
     }
 
     /// Settles every output with its value, or all of them with the error.
-    pub(crate) fn finish(mut self, result: Result<Outputs>) {
-        self.armed = false;
-        self.settle(result);
-    }
-
-    fn settle(&mut self, result: Result<Outputs>) {
+    pub(crate) fn finish(self, shared: &Shared, result: Result<Outputs>) {
         match result {
             Ok(outputs) => {
                 for (id, v) in self.ids.iter().zip(outputs) {
-                    self.shared.settle(*id, Ok(v));
+                    shared.settle(id, Ok(v));
                 }
             }
             Err(e) => {
@@ -347,35 +479,10 @@ impl Completion {
                     // Nothing can hold the error of a call without returns: report it here.
                     tracing::warn!(call = self.name, error = %e, "a call without returns failed");
                 }
-                for id in &self.ids {
-                    self.shared.settle(*id, Err(e.clone()));
+                for id in self.ids.iter() {
+                    shared.settle(id, Err(e.clone()));
                 }
             }
-        }
-    }
-
-    /// The error of a call that cannot run any more.
-    pub(crate) fn lost_error(&self) -> Error {
-        if self.shared.is_closed() {
-            return Error::ShutDown;
-        }
-        match &self.lost {
-            Lost::Task => Error::from(TaskError::new(
-                self.name,
-                TaskFailure::Lost,
-                "the pool dropped it before it ran",
-            )),
-            Lost::Actor(info) => info.dead_error(),
-        }
-    }
-}
-
-impl Drop for Completion {
-    fn drop(&mut self) {
-        if self.armed {
-            self.armed = false;
-            let e = self.lost_error();
-            self.settle(Err(e));
         }
     }
 }

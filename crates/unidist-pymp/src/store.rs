@@ -18,7 +18,7 @@ use std::thread::Thread;
 use parking_lot::Mutex;
 use unidist_core::{Error, ErasedValue, ObjectId};
 
-use crate::tasks::PendingTask;
+use crate::tasks::TaskCell;
 
 /// A stored value.
 pub(crate) type Value = Arc<dyn ErasedValue>;
@@ -28,6 +28,27 @@ pub(crate) type Value = Arc<dyn ErasedValue>;
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
 
 const SHARDS: usize = 64;
+
+/// Consecutive object ids: the outputs of one call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IdRange {
+    first: u64,
+    len: usize,
+}
+
+impl IdRange {
+    pub(crate) fn iter(self) -> impl Iterator<Item = ObjectId> {
+        (self.first..self.first + self.len as u64).map(|seq| ObjectId::new(0, seq))
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    pub(crate) fn to_vec(self) -> Vec<ObjectId> {
+        self.iter().collect()
+    }
+}
 
 /// Hashes the sequence number of an id; ids are dense integers, so one multiply spreads them.
 #[derive(Default)]
@@ -59,7 +80,7 @@ struct Shard(Mutex<Map>);
 /// What waits for a pending object.
 pub(crate) enum Waiter {
     /// A task whose argument this is; it runs when its last pending argument is ready.
-    Task(Arc<PendingTask>),
+    Task(Arc<TaskCell>),
     /// A thread blocked in `get` or `wait`.
     Thread(Arc<Signal>),
     /// An actor call waiting for an argument on its actor's event loop.
@@ -67,7 +88,11 @@ pub(crate) enum Waiter {
 }
 
 enum State {
-    Pending(Vec<Waiter>),
+    /// Not settled yet; `producer` is the task that will settle it, if a task will.
+    Pending {
+        waiters: Vec<Waiter>,
+        producer: Option<Arc<TaskCell>>,
+    },
     Ready(Value),
     Failed(Error),
 }
@@ -82,7 +107,8 @@ struct Slot {
 pub(crate) enum Lookup {
     Ready(Value),
     Failed(Error),
-    Pending,
+    /// Pending, with the task that will settle it (which a blocked worker may run itself).
+    Pending(Option<Arc<TaskCell>>),
     Missing,
 }
 
@@ -132,6 +158,14 @@ impl Store {
         ObjectId::new(0, NEXT_SEQ.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// `n` consecutive ids.
+    fn next_ids(n: usize) -> IdRange {
+        IdRange {
+            first: NEXT_SEQ.fetch_add(n as u64, Ordering::Relaxed),
+            len: n,
+        }
+    }
+
     /// Stores a ready value with one reference.
     pub(crate) fn insert_ready(&self, value: Value) -> ObjectId {
         let id = Self::next_id();
@@ -143,19 +177,20 @@ impl Store {
         id
     }
 
-    /// Allocates `n` pending objects with one reference each.
-    pub(crate) fn insert_pending(&self, n: usize) -> Vec<ObjectId> {
-        (0..n)
-            .map(|_| {
-                let id = Self::next_id();
-                let slot = Slot {
-                    state: State::Pending(Vec::new()),
-                    refs: 1,
-                };
-                self.shard(id.seq).lock().insert(id.seq, slot);
-                id
-            })
-            .collect()
+    /// Allocates `n` pending objects with one reference each, to be settled by `producer`.
+    pub(crate) fn insert_pending(&self, n: usize, producer: Option<&Arc<TaskCell>>) -> IdRange {
+        let ids = Self::next_ids(n);
+        for id in ids.iter() {
+            let slot = Slot {
+                state: State::Pending {
+                    waiters: Vec::new(),
+                    producer: producer.cloned(),
+                },
+                refs: 1,
+            };
+            self.shard(id.seq).lock().insert(id.seq, slot);
+        }
+        ids
     }
 
     /// The state of an object, with the value or error when it has one.
@@ -163,7 +198,10 @@ impl Store {
         match self.shard(id.seq).lock().get(&id.seq) {
             Some(Slot { state: State::Ready(v), .. }) => Lookup::Ready(v.clone()),
             Some(Slot { state: State::Failed(e), .. }) => Lookup::Failed(e.clone()),
-            Some(Slot { state: State::Pending(_), .. }) => Lookup::Pending,
+            Some(Slot {
+                state: State::Pending { producer, .. },
+                ..
+            }) => Lookup::Pending(producer.clone()),
             None => Lookup::Missing,
         }
     }
@@ -172,7 +210,10 @@ impl Store {
     pub(crate) fn is_settled(&self, id: ObjectId) -> bool {
         !matches!(
             self.shard(id.seq).lock().get(&id.seq),
-            Some(Slot { state: State::Pending(_), .. })
+            Some(Slot {
+                state: State::Pending { .. },
+                ..
+            })
         )
     }
 
@@ -182,7 +223,10 @@ impl Store {
         let rejected = {
             let mut shard = self.shard(id.seq).lock();
             match shard.get_mut(&id.seq) {
-                Some(Slot { state: State::Pending(waiters), .. }) => {
+                Some(Slot {
+                    state: State::Pending { waiters, .. },
+                    ..
+                }) => {
                     waiters.push(waiter);
                     return true;
                 }
@@ -217,7 +261,7 @@ impl Store {
         let old = std::mem::replace(&mut slot.state, new_state);
         drop(shard);
         match old {
-            State::Pending(waiters) => waiters,
+            State::Pending { waiters, .. } => waiters,
             // Settling twice is a bug in the caller; keep the first result.
             other => {
                 tracing::error!(object = %id, "an object was settled twice");
@@ -263,7 +307,7 @@ impl Store {
         for shard in self.shards.iter() {
             let map = std::mem::take(&mut *shard.0.lock());
             for (_, slot) in map {
-                if let State::Pending(w) = slot.state {
+                if let State::Pending { waiters: w, .. } = slot.state {
                     waiters.extend(w);
                 }
             }
@@ -280,7 +324,7 @@ impl Store {
 
 /// Wakes every waiter of an object that just settled; tasks whose last argument this was are
 /// handed to `launch`.
-pub(crate) fn wake(waiters: Vec<Waiter>, mut launch: impl FnMut(Arc<PendingTask>)) {
+pub(crate) fn wake(waiters: Vec<Waiter>, mut launch: impl FnMut(Arc<TaskCell>)) {
     for w in waiters {
         match w {
             Waiter::Task(t) => {
@@ -321,7 +365,7 @@ mod tests {
     #[test]
     fn pending_object_released_then_completed_is_discarded() {
         let s = Store::new();
-        let id = s.insert_pending(1)[0];
+        let id = s.insert_pending(1, None).to_vec()[0];
         s.release(id);
         let waiters = s.complete(id, Ok(value(3)));
         assert!(waiters.is_empty());
@@ -331,7 +375,7 @@ mod tests {
     #[test]
     fn complete_wakes_registered_signal() {
         let s = Store::new();
-        let id = s.insert_pending(1)[0];
+        let id = s.insert_pending(1, None).to_vec()[0];
         let sig = Signal::for_current_thread();
         assert!(s.register(id, Waiter::Thread(sig.clone())));
         assert!(!s.is_settled(id));

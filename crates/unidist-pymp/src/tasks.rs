@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use unidist_core::task::{argument_failed, run_function};
-use unidist_core::{AnyRef, Error, ObjectId, Payload, RemoteFunction};
+use unidist_core::{AnyRef, Error, ObjectId, Payload, RemoteFunction, TaskError, TaskFailure};
 
 use crate::shared::{Completion, Shared};
 use crate::store::{Lookup, Store, Value, Waiter};
@@ -47,7 +47,7 @@ pub(crate) fn resolve_now(store: &Store, name: &str, inputs: &[Input]) -> Resolv
             Input::Object(id, _) => match store.lookup(*id) {
                 Lookup::Ready(v) => payloads.push(Payload::Local(v)),
                 Lookup::Failed(e) => return Resolved::Failed(argument_failed(name, i, &e).into()),
-                Lookup::Pending => return Resolved::Pending,
+                Lookup::Pending(_) => return Resolved::Pending,
                 Lookup::Missing => {
                     let e = Error::StaleRef { what: id.to_string() };
                     return Resolved::Failed(argument_failed(name, i, &e).into());
@@ -67,11 +67,11 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    /// Runs on a pool thread once every argument is settled.
+    /// Runs the task on the calling thread; every argument is settled.
     pub(crate) fn run(self, shared: &Arc<Shared>) {
         let Task { function, inputs, done } = self;
         if shared.is_closed() {
-            done.finish(Err(Error::ShutDown));
+            done.finish(shared, Err(Error::ShutDown));
             return;
         }
         let result = match resolve_now(&shared.store, function.name, &inputs) {
@@ -84,58 +84,81 @@ impl Task {
         };
         // The argument refs are released only after the outputs are settled, so that a
         // reader never sees an argument freed before the result that depends on it.
-        done.finish(result);
+        done.finish(shared, result);
         drop(inputs);
     }
 
-    /// Schedules the task: on the pool now if every argument is settled, otherwise when the
-    /// last pending one settles.
-    pub(crate) fn schedule(self, shared: &Arc<Shared>) {
-        let mut pending: Option<Arc<PendingTask>> = None;
-        for id in self.inputs.iter().filter_map(Input::object_id) {
-            let p = pending.get_or_insert_with(|| Arc::new(PendingTask::new()));
-            // Count the registration before it exists, so that a concurrent settlement can
-            // never bring the count to zero early.
-            p.remaining.fetch_add(1, Ordering::AcqRel);
-            if !shared.store.register(id, Waiter::Task(p.clone())) {
-                p.remaining.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        match pending {
-            None => shared.spawn(self),
-            Some(p) => {
-                *p.task.lock() = Some(self);
-                // Drop the guard count taken at creation; whoever reaches zero launches it.
-                if p.argument_settled() {
-                    shared.launch(p);
-                }
-            }
-        }
+    /// Settles the outputs of a task that will not run.
+    pub(crate) fn abandon(self, shared: &Arc<Shared>, error: Error) {
+        self.done.finish(shared, Err(error));
     }
 }
 
-/// A task waiting for arguments; every pending argument holds one clone in its waiter list.
-pub(crate) struct PendingTask {
+/// A submitted task and the count of its arguments still pending.
+///
+/// The outputs of the task point to it (as their producer), every pending argument holds it in
+/// its waiter list, and once it is runnable the run queue holds it. Whoever takes the task out
+/// first runs it: a pool thread, a compensation thread, or a worker blocked on one of its
+/// outputs.
+///
+/// If the cell is dropped with its task still inside (possible only when the runtime stops),
+/// the task's outputs get the error that says so.
+pub(crate) struct TaskCell {
+    pub(crate) shared: Arc<Shared>,
     remaining: AtomicUsize,
     task: Mutex<Option<Task>>,
 }
 
-impl PendingTask {
-    fn new() -> Self {
-        // One count guards the registration phase.
-        PendingTask {
+impl Drop for TaskCell {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.get_mut().take() {
+            let error = if self.shared.is_closed() {
+                Error::ShutDown
+            } else {
+                TaskError::new(task.function.name, TaskFailure::Lost, "the runtime dropped it before it ran").into()
+            };
+            task.abandon(&self.shared, error);
+        }
+    }
+}
+
+impl TaskCell {
+    /// An empty cell; one count guards the submission phase.
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        TaskCell {
+            shared,
             remaining: AtomicUsize::new(1),
             task: Mutex::new(None),
         }
     }
 
-    /// One awaited argument settled; true when it was the last.
+    pub(crate) fn fill(&self, task: Task) {
+        *self.task.lock() = Some(task);
+    }
+
+    /// Registers the cell on every pending object argument of its task. Each registration is
+    /// counted before it exists, so a concurrent settlement never brings the count to zero
+    /// early.
+    pub(crate) fn register_arguments(self: &Arc<Self>, store: &Store, ids: impl Iterator<Item = ObjectId>) {
+        for id in ids {
+            self.remaining.fetch_add(1, Ordering::AcqRel);
+            if !store.register(id, Waiter::Task(self.clone())) {
+                self.remaining.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// One awaited argument (or the submission guard) settled; true when it was the last.
     pub(crate) fn argument_settled(&self) -> bool {
         self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
-    /// The task, once; `None` if it was taken already.
-    pub(crate) fn take(&self) -> Option<Task> {
-        self.task.lock().take()
+    /// The task, if it is runnable and nobody took it yet.
+    pub(crate) fn take_runnable(&self) -> Option<Task> {
+        if self.remaining.load(Ordering::Acquire) == 0 {
+            self.task.lock().take()
+        } else {
+            None
+        }
     }
 }

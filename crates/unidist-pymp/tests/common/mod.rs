@@ -23,20 +23,35 @@ pub fn runtime(threads: usize) -> Rt {
 }
 
 pub fn runtime_with(options: PoolOptions) -> Rt {
-    let turn = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(old) = runtime::take() {
-        let _ = old.shutdown();
-    }
-    let b = unidist_pymp::start_with(options).expect("the pool backend starts");
-    runtime::install(b).expect("no other backend is installed");
+    let turn = turn();
+    start_backend(options);
     Rt { _turn: turn }
 }
 
 impl Drop for Rt {
     fn drop(&mut self) {
-        if let Some(b) = runtime::take() {
-            b.shutdown().expect("shutdown succeeds");
-        }
+        stop_backend();
+    }
+}
+
+/// This test's turn at the process-wide runtime slot.
+pub fn turn() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Starts a backend and installs it; call with the turn held.
+pub fn start_backend(options: PoolOptions) {
+    if let Some(old) = runtime::take() {
+        let _ = old.shutdown();
+    }
+    let b = unidist_pymp::start_with(options).expect("the pool backend starts");
+    runtime::install(b).expect("no other backend is installed");
+}
+
+/// Shuts the installed backend down and removes it; call with the turn held.
+pub fn stop_backend() {
+    if let Some(b) = runtime::take() {
+        b.shutdown().expect("shutdown succeeds");
     }
 }
 

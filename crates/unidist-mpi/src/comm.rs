@@ -1,0 +1,413 @@
+//! The communication thread: the only thread of a process that calls MPI.
+//!
+//! It initializes MPI (on itself, so `Funneled` is enough), establishes the communicator,
+//! checks the registries, then loops: it drains the outgoing channel into one batch per
+//! destination, starts non-blocking sends that own their bytes, polls for incoming batches with
+//! `MPI_Improbe` and hands each message to the [`Node`]. After activity it keeps polling (yielding
+//! the CPU) for a short window, so request/reply traffic sees MPI latency; when idle it blocks on
+//! the outgoing channel for at most `UNIDIST_MPI_BACKOFF`, so a quiet rank sleeps but still notices
+//! incoming messages. At shutdown it runs the handshake, drains its sends and finalizes MPI on this
+//! same thread.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use mpi::point_to_point::{Destination, Source};
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::Equivalence;
+use unidist_core::{Error, Result};
+
+use crate::ffi::{Keep, SendReq};
+use crate::launch::{self, Established, InitInfo};
+use crate::node::Node;
+use crate::wire::{self, Msg, BATCH_BYTES, CHUNK, TAG_CTRL, TAG_RAW, TAG_SEG};
+
+/// How long the loop keeps polling after the last activity before it starts to block.
+const SPIN: Duration = Duration::from_millis(2);
+/// Rank 0 waits this long for every worker to acknowledge shutdown.
+const ACK_TIMEOUT: Duration = Duration::from_secs(20);
+/// Pending sends get this long to complete before MPI is finalized.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// A worker that acknowledged shutdown waits this long for rank 0's final message.
+const FINALIZE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request to the communication thread.
+pub enum Out {
+    /// Send a message (to this rank itself: handled locally without MPI).
+    Msg(u32, Msg),
+    /// Rank 0: shut every rank down, finalize, then answer.
+    Shutdown(Sender<Result<()>>),
+    /// Rank 0: measure the raw rsmpi floors with rank 1 and answer (8-byte half round trip in
+    /// seconds, bandwidth in bytes per second).
+    RawBench { iters: u32, bytes: u64, reply: Sender<(f64, f64)> },
+}
+
+/// Runs the thread: establishes MPI, reports `init`, waits for the node, serves until shutdown.
+pub fn run(
+    settings: launch::Settings,
+    init_tx: Sender<std::result::Result<InitInfo, (bool, Error)>>,
+    node_rx: Receiver<Arc<Node>>,
+    out_rx: Receiver<Out>,
+) {
+    let est = match launch::establish(&settings) {
+        Ok(e) => e,
+        Err(e) => {
+            let _ = init_tx.send(Err((false, e)));
+            return;
+        }
+    };
+    let info = match launch::handshake(&est) {
+        Ok(info) => info,
+        Err(e) => {
+            use mpi::topology::Communicator as _;
+            let _ = init_tx.send(Err((est.comm.rank() != 0, e)));
+            finalize(est);
+            return;
+        }
+    };
+    let backoff = Duration::from_secs_f64(settings.backoff);
+    let _ = init_tx.send(Ok(info.clone()));
+    let Ok(node) = node_rx.recv() else {
+        finalize(est);
+        return;
+    };
+    let mut comm = Comm {
+        rank: info.rank,
+        size: info.size,
+        node,
+        out_rx,
+        pending: Vec::new(),
+        batches: BTreeMap::new(),
+        backoff,
+        shutdown: None,
+        acks: 0,
+        finalize_at: None,
+        done: false,
+        result: Ok(()),
+    };
+    comm.serve(&est.comm);
+    comm.drain(&est.comm);
+    let reply = comm.shutdown.take();
+    let result = comm.result.clone();
+    tracing::info!(rank = comm.rank, "finalizing MPI");
+    drop(comm);
+    finalize(est);
+    if let Some(r) = reply {
+        let _ = r.send(result);
+    }
+}
+
+fn finalize(est: Established) {
+    // Communicators first (free / disconnect), then the universe (MPI_Finalize), all on this
+    // thread.
+    let Established { universe, comm, inter, .. } = est;
+    drop(comm);
+    drop(inter);
+    drop(universe);
+}
+
+struct Comm {
+    rank: u32,
+    size: u32,
+    node: Arc<Node>,
+    out_rx: Receiver<Out>,
+    pending: Vec<SendReq>,
+    batches: BTreeMap<u32, (Vec<Msg>, usize)>,
+    backoff: Duration,
+    shutdown: Option<Sender<Result<()>>>,
+    acks: u32,
+    finalize_at: Option<Instant>,
+    done: bool,
+    result: Result<()>,
+}
+
+impl Comm {
+    fn serve(&mut self, comm: &SimpleCommunicator) {
+        let mut last_active = Instant::now();
+        let mut stop_deadline: Option<Instant> = None;
+        while !self.done {
+            let mut active = false;
+            // Outgoing: everything queued now, in order, batched per destination.
+            let mut taken = 0;
+            while let Ok(o) = self.out_rx.try_recv() {
+                active = true;
+                self.accept(o, comm, &mut stop_deadline);
+                taken += 1;
+                if taken >= 4096 {
+                    break;
+                }
+            }
+            active |= self.flush(comm);
+            // Progress of non-blocking sends.
+            if !self.pending.is_empty() {
+                self.pending.retain_mut(|r| !r.test());
+            }
+            // Incoming.
+            for _ in 0..64 {
+                let Some((m, status)) = comm.any_process().immediate_matched_probe_with_tag(TAG_CTRL) else {
+                    break;
+                };
+                active = true;
+                let n = status.count(u8::equivalent_datatype()) as usize;
+                let mut buf = vec![0u8; n];
+                m.matched_receive_into(&mut buf[..]);
+                let src = status.source_rank();
+                let peer = comm.process_at_rank(src);
+                let batch = wire::decode_batch(&buf, |dst| {
+                    for r in wire::chunks(dst.len(), CHUNK) {
+                        peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
+                    }
+                    Ok(())
+                });
+                match batch {
+                    Ok(batch) => {
+                        for msg in batch {
+                            self.dispatch(src as u32, msg, comm, &mut stop_deadline);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(src, error = %e, "dropping an undecodable batch");
+                    }
+                }
+            }
+            if let Some(d) = stop_deadline {
+                if Instant::now() >= d {
+                    tracing::warn!(acks = self.acks, "shutdown: not every worker acknowledged in time");
+                    self.result = Err(Error::backend(
+                        "mpi",
+                        format!(
+                            "shutdown: {} of {} workers did not acknowledge within {:?}",
+                            self.size - 1 - self.acks,
+                            self.size - 1,
+                            ACK_TIMEOUT
+                        ),
+                    ));
+                    self.finish_rank0(comm);
+                    stop_deadline = None;
+                }
+            }
+            if let Some(d) = self.finalize_at {
+                if Instant::now() >= d {
+                    tracing::warn!("no final message from rank 0; finalizing anyway");
+                    self.done = true;
+                }
+            }
+            if active {
+                last_active = Instant::now();
+                continue;
+            }
+            if last_active.elapsed() < SPIN || !self.pending.is_empty() {
+                std::thread::yield_now();
+                continue;
+            }
+            match self.out_rx.recv_timeout(self.backoff) {
+                Ok(o) => {
+                    self.accept(o, comm, &mut stop_deadline);
+                    last_active = Instant::now();
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    // Every handle to the node is gone: nothing can be sent any more.
+                    if self.rank == 0 {
+                        self.begin_shutdown(comm, &mut stop_deadline);
+                    }
+                    std::thread::sleep(self.backoff);
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, o: Out, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
+        match o {
+            Out::Msg(dest, msg) => self.queue(dest, msg),
+            Out::Shutdown(reply) => {
+                if self.shutdown.is_none() {
+                    self.shutdown = Some(reply);
+                    self.begin_shutdown(comm, stop);
+                } else {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            Out::RawBench { iters, bytes, reply } => {
+                self.queue(1, Msg::RawBench { iters, bytes });
+                self.flush(comm);
+                let r = raw_bench_root(comm, iters, bytes);
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn begin_shutdown(&mut self, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
+        if stop.is_some() || self.done {
+            return;
+        }
+        tracing::info!("shutdown: asking {} workers to stop", self.size - 1);
+        self.node.stop_work();
+        for r in 1..self.size {
+            self.queue(r, Msg::Shutdown);
+        }
+        self.flush(comm);
+        if self.size == 1 {
+            self.done = true;
+        } else {
+            *stop = Some(Instant::now() + ACK_TIMEOUT);
+        }
+    }
+
+    fn finish_rank0(&mut self, comm: &SimpleCommunicator) {
+        for r in 1..self.size {
+            self.queue(r, Msg::Finalize);
+        }
+        self.flush(comm);
+        self.done = true;
+    }
+
+    fn queue(&mut self, dest: u32, mut msg: Msg) {
+        let w = msg.inline_weight();
+        let b = self.batches.entry(dest).or_default();
+        b.0.push(msg);
+        b.1 += w;
+    }
+
+    /// Sends every queued batch; returns whether anything was sent.
+    fn flush(&mut self, comm: &SimpleCommunicator) -> bool {
+        if self.batches.is_empty() {
+            return false;
+        }
+        let batches = std::mem::take(&mut self.batches);
+        for (dest, (msgs, _)) in batches {
+            if dest == self.rank {
+                for m in msgs {
+                    self.node.handle(self.rank, m);
+                }
+                continue;
+            }
+            // Large batches are split so that the control message stays small.
+            let mut part = Vec::new();
+            let mut weight = 0;
+            for mut m in msgs {
+                weight += m.inline_weight();
+                part.push(m);
+                if weight >= BATCH_BYTES {
+                    self.send_batch(dest, std::mem::take(&mut part), comm);
+                    weight = 0;
+                }
+            }
+            if !part.is_empty() {
+                self.send_batch(dest, part, comm);
+            }
+        }
+        true
+    }
+
+    fn send_batch(&mut self, dest: u32, mut msgs: Vec<Msg>, comm: &SimpleCommunicator) {
+        let (ctrl, segs) = match wire::encode_batch(&mut msgs) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(dest, error = %e, "a batch could not be encoded");
+                return;
+            }
+        };
+        let mut start = |keep: Keep, tag: i32| match SendReq::start(keep, dest as i32, tag, comm) {
+            Ok(r) => self.pending.push(r),
+            Err(code) => tracing::error!(dest, code, "MPI_Isend failed"),
+        };
+        start(Keep::Owned(ctrl), TAG_CTRL);
+        for s in segs {
+            for r in wire::chunks(s.bytes().len(), CHUNK) {
+                start(Keep::Segment(s.clone(), r), TAG_SEG);
+            }
+        }
+    }
+
+    fn dispatch(&mut self, src: u32, msg: Msg, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
+        match msg {
+            Msg::ShutdownAck => {
+                self.acks += 1;
+                if self.acks + 1 >= self.size && stop.is_some() {
+                    *stop = None;
+                    self.finish_rank0(comm);
+                }
+            }
+            Msg::Shutdown => {
+                tracing::info!("shutdown requested by rank {src}");
+                self.node.stop_work();
+                self.queue(0, Msg::ShutdownAck);
+                self.flush(comm);
+                self.finalize_at = Some(Instant::now() + FINALIZE_TIMEOUT);
+            }
+            Msg::Finalize => self.done = true,
+            Msg::RawBench { iters, bytes } => {
+                self.flush(comm);
+                raw_bench_peer(comm, iters, bytes);
+            }
+            other => self.node.handle(src, other),
+        }
+    }
+
+    /// Completes pending sends, giving up after [`DRAIN_TIMEOUT`] (a peer that is gone never
+    /// receives).
+    fn drain(&mut self, comm: &SimpleCommunicator) {
+        self.flush(comm);
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        while !self.pending.is_empty() && Instant::now() < deadline {
+            self.pending.retain_mut(|r| !r.test());
+            // Keep receiving so that peers blocked on us can finish their sends too.
+            while let Some((m, status)) = comm.any_process().immediate_matched_probe() {
+                let n = status.count(u8::equivalent_datatype()) as usize;
+                let mut buf = vec![0u8; n];
+                m.matched_receive_into(&mut buf[..]);
+            }
+            std::thread::yield_now();
+        }
+        for r in self.pending.drain(..) {
+            r.abandon();
+        }
+    }
+}
+
+/// Rank 0's side of the raw floors: `iters` 8-byte ping-pongs, then 3 transfers of `bytes`
+/// each acknowledged by 8 bytes. Returns (half round trip, bandwidth).
+fn raw_bench_root(comm: &SimpleCommunicator, iters: u32, bytes: u64) -> (f64, f64) {
+    let peer = comm.process_at_rank(1);
+    let mut small = [0u8; 8];
+    for _ in 0..iters.min(100) {
+        peer.send_with_tag(&small[..], TAG_RAW);
+        peer.receive_into_with_tag(&mut small[..], TAG_RAW);
+    }
+    let t = Instant::now();
+    for _ in 0..iters {
+        peer.send_with_tag(&small[..], TAG_RAW);
+        peer.receive_into_with_tag(&mut small[..], TAG_RAW);
+    }
+    let half_rtt = t.elapsed().as_secs_f64() / f64::from(iters.max(1)) / 2.0;
+    let big = vec![1u8; bytes as usize];
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        for r in wire::chunks(big.len(), CHUNK) {
+            peer.send_with_tag(&big[r], TAG_RAW);
+        }
+        peer.receive_into_with_tag(&mut small[..], TAG_RAW);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    (half_rtt, bytes as f64 / best)
+}
+
+fn raw_bench_peer(comm: &SimpleCommunicator, iters: u32, bytes: u64) {
+    let peer = comm.process_at_rank(0);
+    let mut small = [0u8; 8];
+    for _ in 0..iters + iters.min(100) {
+        peer.receive_into_with_tag(&mut small[..], TAG_RAW);
+        peer.send_with_tag(&small[..], TAG_RAW);
+    }
+    let mut big = vec![0u8; bytes as usize];
+    for _ in 0..3 {
+        for r in wire::chunks(big.len(), CHUNK) {
+            peer.receive_into_with_tag(&mut big[r], TAG_RAW);
+        }
+        peer.send_with_tag(&small[..], TAG_RAW);
+    }
+}

@@ -1,0 +1,221 @@
+//! Launch modes (SPMD, spawn parent, spawned worker), the registry check and host discovery,
+//! all run on the communication thread right after `MPI_Init_thread`.
+//!
+//! Mode decision, given the world size after init:
+//! - this process has a parent communicator: it was spawned, it is a worker;
+//! - world size > 1: SPMD (`mpiexec -n N app`), whatever `UNIDIST_IS_MPI_SPAWN_WORKERS` says,
+//!   since those ranks are already running the program (documented in the crate docs);
+//! - world size 1 and spawning enabled: rank 0 spawns `UNIDIST_CPUS` workers of its own
+//!   executable and merges the intercommunicator (parent low, children high);
+//! - world size 1 and spawning disabled: an error that says SPMD needs at least 2 ranks.
+
+use mpi::environment::Universe;
+use mpi::topology::{Communicator, InterCommunicator, MergeOrder, SimpleCommunicator};
+use mpi::traits::*;
+use mpi::Threading;
+use unidist_core::{registry, Error, Result};
+
+use crate::ffi;
+
+/// Configuration read by `start` on the caller's thread and handed to the communication thread.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// `UNIDIST_IS_MPI_SPAWN_WORKERS`.
+    pub spawn: bool,
+    /// `UNIDIST_CPUS`: workers to spawn.
+    pub cpus: usize,
+    /// `UNIDIST_MPI_HOSTS`.
+    pub hosts: Vec<String>,
+    /// `UNIDIST_MPI_BACKOFF` in seconds.
+    pub backoff: f64,
+    /// Environment to forward to spawned workers.
+    pub env: Vec<(String, String)>,
+}
+
+/// How this process joined the job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Started by `mpiexec -n N`.
+    Spmd,
+    /// Started alone; spawned the workers.
+    SpawnParent,
+    /// Spawned by rank 0.
+    SpawnChild,
+}
+
+/// MPI, initialized, with the communicator every message uses.
+pub struct Established {
+    /// Dropping it finalizes MPI.
+    pub universe: Universe,
+    /// World (SPMD) or the merged parent+children communicator (spawn).
+    pub comm: SimpleCommunicator,
+    /// The intercommunicator to the spawned workers (spawn parent only).
+    pub inter: Option<InterCommunicator>,
+    /// The launch mode.
+    pub mode: Mode,
+}
+
+/// What `start` learns from the communication thread after init.
+#[derive(Clone, Debug)]
+pub struct InitInfo {
+    /// This process's rank in the job communicator.
+    pub rank: u32,
+    /// Number of ranks (rank 0 + workers).
+    pub size: u32,
+    /// The IP address of each rank's host.
+    pub ips: Vec<String>,
+    /// The launch mode.
+    pub mode: Mode,
+}
+
+fn unavailable(reason: impl Into<String>) -> Error {
+    Error::BackendUnavailable {
+        backend: "mpi".into(),
+        reason: reason.into(),
+    }
+}
+
+fn command_line() -> String {
+    let mut parts: Vec<String> = std::env::args().collect();
+    if parts.is_empty() {
+        parts.push("app".into());
+    }
+    parts.join(" ")
+}
+
+/// Initializes MPI on this thread and establishes the job communicator for the launch mode.
+pub fn establish(s: &Settings) -> Result<Established> {
+    let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Multiple) else {
+        return Err(unavailable(
+            "MPI is already initialized in this process (the mpi backend cannot be started twice, \
+             and MPI cannot be re-initialized after a shutdown)",
+        ));
+    };
+    if provided < Threading::Funneled {
+        return Err(unavailable(format!(
+            "the MPI library provides thread level {provided:?}; the mpi backend needs at least Funneled"
+        )));
+    }
+    let world = universe.world();
+    ffi::errors_return(&world);
+    if let Some(parent) = world.parent() {
+        let comm = parent.merge(MergeOrder::High);
+        ffi::errors_return(&comm);
+        return Ok(Established { universe, comm, inter: None, mode: Mode::SpawnChild });
+    }
+    if world.size() > 1 {
+        return Ok(Established { universe, comm: world, inter: None, mode: Mode::Spmd });
+    }
+    if !s.spawn {
+        return Err(unavailable(format!(
+            "SPMD mode (UNIDIST_IS_MPI_SPAWN_WORKERS=false) needs at least 2 MPI ranks (rank 0 runs \
+             main, the others are workers), but this job has 1; run `mpiexec -n N {}` with N >= 2, \
+             or let rank 0 spawn its workers with UNIDIST_IS_MPI_SPAWN_WORKERS=true",
+            command_line()
+        )));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| unavailable(format!("cannot find this program's executable to spawn workers: {e}")))?;
+    let exe = exe.to_string_lossy().into_owned();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let library = library_name();
+    let mut info = Vec::new();
+    let mut env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !s.env.iter().any(|(k, _)| k == "UNIDIST_BACKEND") {
+        env.push("UNIDIST_BACKEND=mpi".into());
+    }
+    if library.starts_with("Open MPI") {
+        info.push(("env".to_string(), env.join("\n")));
+    }
+    if s.hosts.len() > 1 {
+        if library.starts_with("Open MPI") {
+            // Upstream's split: the slots of rank 0 and the workers round-robin over the hosts.
+            let mut slots = vec![0usize; s.hosts.len()];
+            for i in 0..=s.cpus {
+                slots[i % s.hosts.len()] += 1;
+            }
+            let v: Vec<String> = s.hosts.iter().zip(&slots).map(|(h, n)| format!("{h}:{n}")).collect();
+            info.push(("add-host".to_string(), v.join(",")));
+        } else {
+            info.push(("hosts".to_string(), s.hosts.join(",")));
+        }
+    }
+    let n = i32::try_from(s.cpus).map_err(|_| unavailable(format!("cannot spawn {} workers", s.cpus)))?;
+    let self_comm = universe.world();
+    let inter = ffi::spawn(&self_comm, &exe, &args, n, &info).map_err(|e| {
+        unavailable(format!(
+            "spawning {} workers failed ({e}); this MPI library ({library}) may not support \
+             MPI_Comm_spawn here (Debian's MPICH does not); run in SPMD mode instead: \
+             UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n {} {}",
+            s.cpus,
+            s.cpus + 1,
+            command_line()
+        ))
+    })?;
+    let comm = inter.merge(MergeOrder::Low);
+    ffi::errors_return(&comm);
+    Ok(Established { universe, comm, inter: Some(inter), mode: Mode::SpawnParent })
+}
+
+/// The first line of the MPI library version string.
+pub fn library_name() -> String {
+    mpi::environment::library_version()
+        .map(|v| v.trim_matches(char::from(0)).lines().next().unwrap_or("").trim().to_string())
+        .unwrap_or_default()
+}
+
+const IP_LEN: usize = 56;
+
+/// Exchanges registry fingerprints and host IPs between all ranks; on a registry mismatch,
+/// every rank learns it and rank 0 gets the first difference from the first differing rank.
+pub fn handshake(est: &Established) -> Result<InitInfo> {
+    let comm = &est.comm;
+    let rank = comm.rank() as u32;
+    let size = comm.size() as u32;
+    let reg = registry::registry();
+    let mut mine = [0u8; 8 + IP_LEN];
+    mine[..8].copy_from_slice(&reg.fingerprint().to_le_bytes());
+    let ip = unidist_core::runtime::local_ip();
+    let n = ip.len().min(IP_LEN);
+    mine[8..8 + n].copy_from_slice(&ip.as_bytes()[..n]);
+    let mut all = vec![0u8; (8 + IP_LEN) * size as usize];
+    comm.all_gather_into(&mine[..], &mut all[..]);
+    let entries: Vec<(u64, String)> = all
+        .chunks(8 + IP_LEN)
+        .map(|c| {
+            let fp = u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8]));
+            let ip = String::from_utf8_lossy(&c[8..]).trim_end_matches('\0').to_string();
+            (fp, ip)
+        })
+        .collect();
+    let root_fp = entries[0].0;
+    let first_bad = entries.iter().position(|(fp, _)| *fp != root_fp);
+    if let Some(bad) = first_bad {
+        // The first differing rank sends its names to rank 0, which names the first difference.
+        let tag = 77;
+        if rank == 0 {
+            let peer = comm.process_at_rank(bad as i32);
+            let (names, _) = peer.receive_vec_with_tag::<u8>(tag);
+            let theirs: Vec<String> = String::from_utf8_lossy(&names)
+                .split('\n')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            let diff = reg
+                .first_difference(&theirs)
+                .unwrap_or_else(|| "same names, different fingerprints".into());
+            return Err(unavailable(format!(
+                "rank {bad} runs a program whose registered functions differ from rank 0's \
+                 ({diff}; here = rank 0, there = rank {bad}); every rank must run the same binary"
+            )));
+        }
+        if rank == bad as u32 {
+            let names = reg.names().join("\n");
+            comm.process_at_rank(0).send_with_tag(names.as_bytes(), tag);
+        }
+        return Err(unavailable(format!(
+            "the registered functions of rank {bad} differ from rank 0's; every rank must run the same binary"
+        )));
+    }
+    Ok(InitInfo { rank, size, ips: entries.into_iter().map(|(_, ip)| ip).collect(), mode: est.mode })
+}

@@ -1,0 +1,437 @@
+//! `cargo xtask test-backends`: the conformance suite on every backend and MPI launch mode.
+//!
+//! The rows are data ([`rows`]); each row names its backend, its MPI implementation and how the
+//! suite binary is launched. The suite is built once per build flavour (no MPI, Open MPI,
+//! MPICH, each MPI flavour in its own target directory since rsmpi binds to the `mpicc` it
+//! finds), every row runs bounded in time, and each run's final `N passed, M failed` line is
+//! added up.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::util::{self, human, which};
+
+/// An MPI implementation as Debian installs it: `mpiexec.<name>` and `mpicc.<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Impl {
+    OpenMpi,
+    Mpich,
+}
+
+impl Impl {
+    pub fn name(self) -> &'static str {
+        match self {
+            Impl::OpenMpi => "openmpi",
+            Impl::Mpich => "mpich",
+        }
+    }
+
+    pub fn mpiexec(self) -> String {
+        format!("mpiexec.{}", self.name())
+    }
+
+    pub fn mpicc(self) -> String {
+        format!("mpicc.{}", self.name())
+    }
+
+    /// The target directory of builds against this implementation.
+    pub fn target_dir(self) -> PathBuf {
+        util::root()
+            .join("target")
+            .join(format!("mpi-{}", self.name()))
+    }
+
+    /// What a missing tool of this implementation is, or `None` when it is installed.
+    pub fn missing(self) -> Option<String> {
+        [self.mpiexec(), self.mpicc()]
+            .into_iter()
+            .find(|tool| which(tool).is_none())
+            .map(|tool| format!("{tool} not found in PATH"))
+    }
+
+    /// Environment every run under this implementation needs. Open MPI refuses to run as root
+    /// and to place more ranks than cores without these; CI machines have two cores.
+    pub fn env(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Impl::OpenMpi => &[
+                ("OMPI_ALLOW_RUN_AS_ROOT", "1"),
+                ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"),
+                ("OMPI_MCA_rmaps_base_oversubscribe", "1"),
+            ],
+            Impl::Mpich => &[],
+        }
+    }
+}
+
+/// How the suite binary is started.
+#[derive(Debug, Clone, Copy)]
+pub enum Launch {
+    /// `<bin> --backend <name>`: an in-process backend.
+    Direct,
+    /// `mpiexec -n <np> <bin> --backend mpi` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`.
+    Spmd { np: u32 },
+    /// `<bin> --backend mpi` without `mpiexec`; rank 0 spawns `UNIDIST_CPUS` workers.
+    Spawn { cpus: u32 },
+}
+
+/// One row of the matrix.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    pub backend: &'static str,
+    pub mpi: Option<Impl>,
+    pub launch: Launch,
+}
+
+impl Row {
+    pub fn label(&self) -> String {
+        match (self.mpi, self.launch) {
+            (Some(i), Launch::Spmd { np }) => format!("{} spmd {} np={np}", self.backend, i.name()),
+            (Some(i), Launch::Spawn { cpus }) => {
+                format!("{} spawn {} cpus={cpus}", self.backend, i.name())
+            }
+            _ => self.backend.to_string(),
+        }
+    }
+}
+
+/// Every row: the in-process backends, MPI SPMD with 2, 3 and 4 ranks on both implementations,
+/// and MPI spawn with 1, 2 and 3 workers on Open MPI (Debian's MPICH cannot spawn).
+pub fn rows() -> Vec<Row> {
+    let mut rows = vec![
+        Row {
+            backend: "pyseq",
+            mpi: None,
+            launch: Launch::Direct,
+        },
+        Row {
+            backend: "pymp",
+            mpi: None,
+            launch: Launch::Direct,
+        },
+    ];
+    for imp in [Impl::OpenMpi, Impl::Mpich] {
+        for np in [2, 3, 4] {
+            rows.push(Row {
+                backend: "mpi",
+                mpi: Some(imp),
+                launch: Launch::Spmd { np },
+            });
+        }
+    }
+    for cpus in [1, 2, 3] {
+        rows.push(Row {
+            backend: "mpi",
+            mpi: Some(Impl::OpenMpi),
+            launch: Launch::Spawn { cpus },
+        });
+    }
+    rows
+}
+
+/// Options of `test-backends`.
+pub struct Options {
+    pub backends: Option<Vec<String>>,
+    pub np: Option<u32>,
+    pub mpi_impl: Option<Impl>,
+    pub timeout: Duration,
+}
+
+impl Options {
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = Options {
+            backends: None,
+            np: None,
+            mpi_impl: None,
+            timeout: Duration::from_secs(600),
+        };
+        let mut it = args.iter();
+        while let Some(arg) = it.next() {
+            let mut value = |flag: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} needs a value"))
+            };
+            match arg.as_str() {
+                "--backend" => {
+                    let raw = value("--backend")?;
+                    let names: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).collect();
+                    if let Some(bad) = names
+                        .iter()
+                        .find(|n| !["pyseq", "pymp", "mpi"].contains(&n.as_str()))
+                    {
+                        return Err(format!(
+                            "invalid --backend {bad:?}: expected pyseq, pymp or mpi (comma separated)"
+                        ));
+                    }
+                    o.backends = Some(names);
+                }
+                "--np" => {
+                    let raw = value("--np")?;
+                    o.np = Some(raw.parse().ok().filter(|n| *n >= 2).ok_or_else(|| {
+                        format!("invalid --np {raw:?}: expected a rank count of at least 2")
+                    })?);
+                }
+                "--impl" => {
+                    let raw = value("--impl")?;
+                    o.mpi_impl = Some(match raw.as_str() {
+                        "openmpi" => Impl::OpenMpi,
+                        "mpich" => Impl::Mpich,
+                        _ => {
+                            return Err(format!(
+                                "invalid --impl {raw:?}: expected openmpi or mpich"
+                            ))
+                        }
+                    });
+                }
+                "--timeout" => {
+                    let raw = value("--timeout")?;
+                    let secs: u64 = raw.parse().map_err(|_| {
+                        format!("invalid --timeout {raw:?}: expected whole seconds per row")
+                    })?;
+                    o.timeout = Duration::from_secs(secs);
+                }
+                other => return Err(format!("unknown option {other:?}")),
+            }
+        }
+        Ok(o)
+    }
+
+    fn selects(&self, row: &Row) -> bool {
+        let backend_ok = self
+            .backends
+            .as_ref()
+            .is_none_or(|b| b.iter().any(|n| n == row.backend));
+        let impl_ok = match (self.mpi_impl, row.mpi) {
+            (Some(wanted), Some(has)) => wanted == has,
+            _ => true,
+        };
+        // `--np` picks the SPMD rank count; spawn rows are sized by UNIDIST_CPUS instead.
+        let np_ok = match (self.np, row.launch) {
+            (Some(wanted), Launch::Spmd { np }) => wanted == np,
+            _ => true,
+        };
+        backend_ok && impl_ok && np_ok
+    }
+}
+
+/// How one row ended.
+enum Verdict {
+    Passed,
+    Failed(String),
+    Skipped(String),
+}
+
+struct Report {
+    label: String,
+    verdict: Verdict,
+    passed: usize,
+    failed: usize,
+    elapsed: Option<Duration>,
+}
+
+/// Which build a row needs: `None` for the default build, `Some(impl)` for an MPI build.
+type Flavour = Option<Impl>;
+
+/// Builds the conformance binary for a flavour; returns its path.
+fn build(flavour: Flavour) -> Result<PathBuf, String> {
+    let mut cmd = util::cargo();
+    cmd.args([
+        "test",
+        "-p",
+        "unidist-tests",
+        "--test",
+        "conformance",
+        "--no-run",
+        "--message-format=json-render-diagnostics",
+    ]);
+    if let Some(imp) = flavour {
+        cmd.args(["--features", "mpi"])
+            .env("MPICC", imp.mpicc())
+            .env("CARGO_TARGET_DIR", imp.target_dir());
+    }
+    println!("==> building: {}", util::describe(&cmd));
+    let out = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    let mut executable = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "conformance" {
+            if let Some(path) = msg["executable"].as_str() {
+                executable = Some(PathBuf::from(path));
+            }
+        }
+    }
+    if !out.status.success() {
+        return Err(format!("building the suite failed ({})", out.status));
+    }
+    executable.ok_or_else(|| "cargo reported no conformance executable".to_string())
+}
+
+/// The command that runs the suite binary `bin` for `row`.
+fn command(row: &Row, bin: &PathBuf) -> Command {
+    let mut cmd = match (row.mpi, row.launch) {
+        (Some(imp), Launch::Spmd { np }) => {
+            let mut cmd = Command::new(imp.mpiexec());
+            cmd.args(["-n", &np.to_string()]).arg(bin);
+            cmd.env("UNIDIST_IS_MPI_SPAWN_WORKERS", "false");
+            cmd
+        }
+        (_, Launch::Spawn { cpus }) => {
+            let mut cmd = Command::new(bin);
+            cmd.env("UNIDIST_IS_MPI_SPAWN_WORKERS", "true")
+                .env("UNIDIST_CPUS", cpus.to_string());
+            cmd
+        }
+        _ => Command::new(bin),
+    };
+    cmd.args(["--backend", row.backend])
+        .current_dir(util::root())
+        // The alias of UNIDIST_IS_MPI_SPAWN_WORKERS would conflict with the value set here.
+        .env_remove("UNIDIST_MPI_SPAWN");
+    if let Some(imp) = row.mpi {
+        cmd.env("UNIDIST_BACKEND", "mpi")
+            .envs(imp.env().iter().copied());
+    }
+    cmd
+}
+
+/// The last `N passed, M failed` line of a run.
+fn summary(lines: &[String]) -> Option<(usize, usize)> {
+    lines.iter().rev().find_map(|line| {
+        let (p, rest) = line.trim().split_once(" passed, ")?;
+        let f = rest.strip_suffix(" failed")?;
+        Some((p.parse().ok()?, f.parse().ok()?))
+    })
+}
+
+fn run_row(row: &Row, bin: &PathBuf, timeout: Duration) -> Report {
+    let label = row.label();
+    let mut cmd = command(row, bin);
+    println!("==> {label}: {}", util::describe(&cmd));
+    let finished = match util::run_bounded(&mut cmd, timeout) {
+        Ok(f) => f,
+        Err(e) => {
+            return Report {
+                label,
+                verdict: Verdict::Failed(format!("cannot start: {e}")),
+                passed: 0,
+                failed: 1,
+                elapsed: None,
+            }
+        }
+    };
+    let counted = summary(&finished.lines);
+    let (passed, mut failed) = counted.unwrap_or((0, 0));
+    let problem = if finished.timed_out {
+        Some(format!("timed out after {}", human(timeout)))
+    } else if counted.is_none() {
+        Some(format!(
+            "no summary line ({})",
+            finished
+                .status
+                .map_or("killed".to_string(), |s| s.to_string())
+        ))
+    } else if failed > 0 {
+        Some(format!("{failed} failed"))
+    } else if !finished.status.is_some_and(|s| s.success()) {
+        Some(format!(
+            "all cases passed but the run ended with {}",
+            finished
+                .status
+                .map_or("no status".to_string(), |s| s.to_string())
+        ))
+    } else {
+        None
+    };
+    let verdict = match problem {
+        None => Verdict::Passed,
+        Some(p) => {
+            // A run that failed without counting it (a hang, a crash after the summary) is
+            // one more failure, so the total never looks clean.
+            if failed == 0 {
+                failed = 1;
+            }
+            Verdict::Failed(p)
+        }
+    };
+    Report {
+        label,
+        verdict,
+        passed,
+        failed,
+        elapsed: Some(finished.elapsed),
+    }
+}
+
+/// Runs the selected rows and prints the table; returns `(passed, failed)` summed over rows.
+pub fn test_backends(options: &Options) -> (usize, usize) {
+    let selected: Vec<Row> = rows().into_iter().filter(|r| options.selects(r)).collect();
+    let mut builds: BTreeMap<Flavour, Result<PathBuf, String>> = BTreeMap::new();
+    let mut reports = Vec::new();
+    for row in &selected {
+        if let Some(reason) = row.mpi.and_then(Impl::missing) {
+            reports.push(Report {
+                label: row.label(),
+                verdict: Verdict::Skipped(reason),
+                passed: 0,
+                failed: 0,
+                elapsed: None,
+            });
+            continue;
+        }
+        let bin = builds.entry(row.mpi).or_insert_with(|| build(row.mpi));
+        let report = match bin {
+            Ok(bin) => run_row(row, bin, options.timeout),
+            Err(e) => Report {
+                label: row.label(),
+                verdict: Verdict::Failed(e.clone()),
+                passed: 0,
+                failed: 1,
+                elapsed: None,
+            },
+        };
+        reports.push(report);
+    }
+    print_table(&reports)
+}
+
+fn print_table(reports: &[Report]) -> (usize, usize) {
+    let ci = util::in_ci();
+    let width = reports
+        .iter()
+        .map(|r| r.label.len())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    println!();
+    println!(
+        "{:<width$}  {:<8} {:>7} {:>7} {:>8}  note",
+        "backend", "result", "passed", "failed", "time"
+    );
+    let (mut passed, mut failed) = (0, 0);
+    for r in reports {
+        let (result, note, extra_failure) = match &r.verdict {
+            Verdict::Passed => ("ok", String::new(), 0),
+            Verdict::Failed(why) => ("FAIL", why.clone(), 0),
+            Verdict::Skipped(why) if ci => ("SKIPPED", format!("{why} (a failure in CI)"), 1),
+            Verdict::Skipped(why) => ("SKIPPED", why.clone(), 0),
+        };
+        passed += r.passed;
+        failed += r.failed + extra_failure;
+        let time = r.elapsed.map(human).unwrap_or_default();
+        let line = format!(
+            "{:<width$}  {:<8} {:>7} {:>7} {:>8}  {note}",
+            r.label, result, r.passed, r.failed, time
+        );
+        println!("{}", line.trim_end());
+    }
+    println!("{passed} passed, {failed} failed");
+    (passed, failed)
+}

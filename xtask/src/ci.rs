@@ -1,0 +1,140 @@
+//! `cargo xtask ci`: exactly what CI runs, step by step, stopping at the first failure.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::backends::{self, Impl};
+use crate::util::{self, human, run_step};
+
+/// Makes sure a rustup component is there, adding it when rustup can.
+fn ensure_component(probe: &str, component: &str) -> Result<(), String> {
+    let works = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
+    if works(util::cargo().args([probe, "--version"])) {
+        return Ok(());
+    }
+    if util::which("rustup").is_some() {
+        println!("==> `cargo {probe}` is missing; adding the {component} component");
+        run_step(Command::new("rustup").args(["component", "add", component]))?;
+        if works(util::cargo().args([probe, "--version"])) {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "`cargo {probe}` is not available: install the {component} component \
+         (rustup component add {component})"
+    ))
+}
+
+struct Step {
+    name: &'static str,
+    run: Box<dyn FnOnce() -> Result<(), String>>,
+}
+
+fn step(name: &'static str, run: impl FnOnce() -> Result<(), String> + 'static) -> Step {
+    Step {
+        name,
+        run: Box::new(run),
+    }
+}
+
+/// Runs every step; returns the process exit code.
+pub fn ci() -> i32 {
+    let openmpi = Impl::OpenMpi.missing().is_none();
+    let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut steps = vec![
+        step("toolchain", || {
+            ensure_component("fmt", "rustfmt")?;
+            ensure_component("clippy", "clippy")
+        }),
+        step("fmt", || {
+            run_step(util::cargo().args(["fmt", "--all", "--check"]))
+        }),
+        // Default members only: the MPI backend needs a system MPI to build.
+        step("clippy", || {
+            run_step(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
+        }),
+    ];
+    if openmpi {
+        steps.push(step("clippy (mpi)", || {
+            run_step(
+                util::cargo()
+                    .args([
+                        "clippy",
+                        "-p",
+                        "unidist",
+                        "-p",
+                        "unidist-mpi",
+                        "-p",
+                        "unidist-tests",
+                        "--features",
+                        "unidist/mpi,unidist-tests/mpi",
+                        "--all-targets",
+                        "--",
+                        "-D",
+                        "warnings",
+                    ])
+                    .env("MPICC", Impl::OpenMpi.mpicc())
+                    .env("CARGO_TARGET_DIR", Impl::OpenMpi.target_dir()),
+            )
+        }));
+    } else {
+        println!(
+            "==> Open MPI not found: the MPI crates are not linted (test-backends reports it)"
+        );
+    }
+    steps.push(step("test", || run_step(util::cargo().arg("test"))));
+    let slot = summary_slot.clone();
+    steps.push(step("test-backends", move || {
+        let options = backends::Options::parse(&[])?;
+        let (passed, failed) = backends::test_backends(&options);
+        slot.set(Some((passed, failed)));
+        if failed == 0 {
+            Ok(())
+        } else {
+            Err(format!("{failed} failed"))
+        }
+    }));
+    steps.push(step("doc", || {
+        run_step(
+            util::cargo()
+                .args(["doc", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )
+    }));
+
+    let mut timings: Vec<(&'static str, Duration, bool)> = Vec::new();
+    let mut failure = None;
+    for s in steps {
+        println!("==> step {}", s.name);
+        let started = Instant::now();
+        let result = (s.run)();
+        let took = started.elapsed();
+        timings.push((s.name, took, result.is_ok()));
+        println!(
+            "==> step {} {} in {}",
+            s.name,
+            if result.is_ok() { "passed" } else { "FAILED" },
+            human(took)
+        );
+        if let Err(e) = result {
+            failure = Some((s.name, e));
+            break;
+        }
+    }
+    println!();
+    for (name, took, ok) in &timings {
+        println!(
+            "{:<16} {:<7} {:>8}",
+            name,
+            if *ok { "ok" } else { "FAILED" },
+            human(*took)
+        );
+    }
+    if let Some((name, why)) = &failure {
+        println!("ci failed at step {name}: {why}");
+    }
+    if let Some((passed, failed)) = summary_slot.get() {
+        println!("{passed} passed, {failed} failed");
+    }
+    i32::from(failure.is_some())
+}

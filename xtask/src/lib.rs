@@ -1,1 +1,0 @@
-//! Project automation for unidist

@@ -1,0 +1,59 @@
+//! Project automation for unidist, run as `cargo xtask <command>`.
+//!
+//! - `test-backends [--backend B[,B..]] [--np N] [--impl openmpi|mpich] [--timeout SECS]`: the
+//!   conformance suite on every backend and MPI launch mode, as a backend × result table and a
+//!   final `N passed, M failed` line; non-zero exit on any failure. A missing MPI is SKIPPED,
+//!   which is a failure when `CI` is set.
+//! - `ci`: exactly what CI runs: fmt, clippy `-D warnings`, tests, test-backends, docs.
+//! - `bench [--quick]`: the benchmark examples and their reports as one table.
+#![forbid(unsafe_code)]
+
+mod backends;
+mod bench;
+mod ci;
+mod util;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test-backends [--backend pyseq,pymp,mpi] [--np N] [--impl openmpi|mpich] [--timeout SECS]
+      run the conformance suite on each backend and MPI launch mode (SPMD with 2, 3 and 4 ranks
+      on Open MPI and MPICH; spawn with UNIDIST_CPUS 1, 2 and 3 on Open MPI); --np selects the
+      SPMD rank count, --timeout bounds each row (default 600)
+  ci
+      fmt, clippy -D warnings, cargo test, test-backends, docs: what CI runs
+  bench [--quick]
+      run the benchmark examples and print their reports as one table";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let code = match command.as_str() {
+        "test-backends" => match backends::Options::parse(rest) {
+            Ok(options) => {
+                let (_, failed) = backends::test_backends(&options);
+                i32::from(failed > 0)
+            }
+            Err(e) => {
+                eprintln!("xtask test-backends: {e}\n\n{USAGE}");
+                2
+            }
+        },
+        "ci" if rest.is_empty() => ci::ci(),
+        "bench" => bench::bench(rest),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            0
+        }
+        other => {
+            eprintln!("xtask: unknown command or arguments {other:?}\n\n{USAGE}");
+            2
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

@@ -1,0 +1,141 @@
+//! Process plumbing shared by the subcommands: the workspace root, tool lookup in `PATH`, and
+//! running a command with its output streamed, captured and bounded in time.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The workspace root (the parent of this crate).
+pub fn root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// The cargo that runs us, so that the same toolchain builds everything.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// The full path of `name` if an executable of that name is in `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// True when running in CI (`CI` set to anything but empty, `0` or `false`).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
+}
+
+/// `1.2s` / `3m04s`.
+pub fn human(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// How a bounded run ended.
+pub struct Finished {
+    /// The exit status, unless the run was killed for its time limit.
+    pub status: Option<ExitStatus>,
+    /// True when the time limit ran out and the process group was killed.
+    pub timed_out: bool,
+    /// Every line the command wrote to stdout.
+    pub lines: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Runs `cmd` in its own process group, echoing its stdout line by line (stderr goes straight
+/// through) and keeping the lines. When `limit` runs out the whole group is killed: MPI
+/// launchers and spawned workers go with it, and a hang becomes a failure instead of a stuck
+/// run. The group is also killed after a normal exit, so that no stray process outlives a row.
+pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = cmd.spawn()?;
+    let pgid = child.id();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let (done_tx, done_rx) = mpsc::channel();
+    if let Some(stdout) = child.stdout.take() {
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                println!("{line}");
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+            let _ = done_tx.send(());
+        });
+    }
+    let (status, timed_out) = loop {
+        if let Some(status) = child.try_wait()? {
+            break (Some(status), false);
+        }
+        if started.elapsed() > limit {
+            kill_group(pgid);
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    kill_group(pgid);
+    // The reader ends when every writer of the pipe is gone; do not wait forever for a writer
+    // that escaped the process group.
+    let _ = done_rx.recv_timeout(Duration::from_secs(5));
+    let lines = lines.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    Ok(Finished {
+        status,
+        timed_out,
+        lines,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn kill_group(pgid: u32) {
+    // std has no killpg; the `kill` utility does it without unsafe code.
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// Runs a command to completion with inherited output; Ok when it exits 0.
+pub fn run_step(cmd: &mut Command) -> Result<(), String> {
+    let shown = describe(cmd);
+    match cmd.status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("`{shown}` failed ({s})")),
+        Err(e) => Err(format!("cannot run `{shown}`: {e}")),
+    }
+}
+
+/// The command line as a user would type it (environment assignments first).
+pub fn describe(cmd: &Command) -> String {
+    let mut parts: Vec<String> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())))
+        .collect();
+    parts.push(cmd.get_program().to_string_lossy().into_owned());
+    parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
+    parts.join(" ")
+}
