@@ -138,7 +138,8 @@ fn env_upstream_backends() -> Outcome {
     Ok(())
 }
 
-/// Bools: `true/yes/1` and `false/no/0`, any case, trimmed.
+/// Bools: `true/yes/1` and `false/no/0`, any case, trimmed; a value from the environment has
+/// the source `GotFromCfgSource`, an unset one `Default`.
 fn env_bool_forms() -> Outcome {
     let forms = [
         (" Yes ", "true"),
@@ -151,6 +152,8 @@ fn env_bool_forms() -> Outcome {
     for (raw, expected) in forms {
         let out = init_succeeds(&[("UNIDIST_BACKEND", "pyseq"), ("UNIDIST_MPI_LOG", raw)])?;
         ensure_eq!(printed(&out, "UNIDIST_MPI_LOG")?, expected);
+        ensure_eq!(printed(&out, "source UNIDIST_MPI_LOG")?, "GotFromCfgSource");
+        ensure_eq!(printed(&out, "source UNIDIST_MPI_BACKOFF")?, "Default");
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use crate::fixtures::square;
 use crate::harness::Fail;
 
 /// `--init-probe`: only `unidist::init()`. On success prints every parameter as `VAR=value` and
-/// exits 0; on failure prints `kind=<ErrorKind>` to stdout and the error to stderr, exit 3.
+/// `source VAR=<ValueSource>`, and exits 0; on failure prints `kind=<ErrorKind>` to stdout and the error to stderr, exit 3.
 pub fn init_probe() -> ExitCode {
     match unidist::init() {
         Ok(()) => {
@@ -17,6 +17,7 @@ pub fn init_probe() -> ExitCode {
                 if let Ok(value) = &p.value {
                     println!("{}={value}", p.env_var);
                 }
+                println!("source {}={:?}", p.env_var, p.source);
             }
             match unidist::shutdown() {
                 Ok(()) => ExitCode::SUCCESS,

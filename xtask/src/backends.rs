@@ -133,6 +133,7 @@ pub fn rows() -> Vec<Row> {
 /// Options of `test-backends`.
 pub struct Options {
     pub backends: Option<Vec<String>>,
+    pub mode: Option<String>,
     pub np: Option<u32>,
     pub mpi_impl: Option<Impl>,
     pub timeout: Duration,
@@ -142,6 +143,7 @@ impl Options {
     pub fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
             backends: None,
+            mode: None,
             np: None,
             mpi_impl: None,
             timeout: Duration::from_secs(600),
@@ -166,6 +168,13 @@ impl Options {
                         ));
                     }
                     o.backends = Some(names);
+                }
+                "--mode" => {
+                    let raw = value("--mode")?;
+                    if !["spmd", "spawn"].contains(&raw.as_str()) {
+                        return Err(format!("invalid --mode {raw:?}: expected spmd or spawn"));
+                    }
+                    o.mode = Some(raw);
                 }
                 "--np" => {
                     let raw = value("--np")?;
@@ -212,7 +221,12 @@ impl Options {
             (Some(wanted), Launch::Spmd { np }) => wanted == np,
             _ => true,
         };
-        backend_ok && impl_ok && np_ok
+        let mode_ok = match (self.mode.as_deref(), row.launch) {
+            (Some("spmd"), launch) => matches!(launch, Launch::Spmd { .. }),
+            (Some("spawn"), launch) => matches!(launch, Launch::Spawn { .. }),
+            _ => true,
+        };
+        backend_ok && impl_ok && np_ok && mode_ok
     }
 }
 
@@ -302,20 +316,34 @@ fn command(row: &Row, bin: &PathBuf) -> Command {
     cmd
 }
 
+/// How long a run may take to exit after printing its summary line.
+const EXIT_GRACE: Duration = Duration::from_secs(30);
+
+/// The counts of a `N passed, M failed` line.
+fn parse_summary(line: &str) -> Option<(usize, usize)> {
+    let (p, rest) = line.trim().split_once(" passed, ")?;
+    let f = rest.strip_suffix(" failed")?;
+    Some((p.parse().ok()?, f.parse().ok()?))
+}
+
+fn is_summary(line: &str) -> bool {
+    parse_summary(line).is_some()
+}
+
 /// The last `N passed, M failed` line of a run.
 fn summary(lines: &[String]) -> Option<(usize, usize)> {
-    lines.iter().rev().find_map(|line| {
-        let (p, rest) = line.trim().split_once(" passed, ")?;
-        let f = rest.strip_suffix(" failed")?;
-        Some((p.parse().ok()?, f.parse().ok()?))
-    })
+    lines.iter().rev().find_map(|line| parse_summary(line))
 }
 
 fn run_row(row: &Row, bin: &PathBuf, timeout: Duration) -> Report {
     let label = row.label();
     let mut cmd = command(row, bin);
     println!("==> {label}: {}", util::describe(&cmd));
-    let finished = match util::run_bounded(&mut cmd, timeout) {
+    let bounds = util::Bounds {
+        limit: timeout,
+        last_line: Some((is_summary, EXIT_GRACE)),
+    };
+    let finished = match util::run_bounded(&mut cmd, &bounds) {
         Ok(f) => f,
         Err(e) => {
             return Report {
@@ -329,7 +357,12 @@ fn run_row(row: &Row, bin: &PathBuf, timeout: Duration) -> Report {
     };
     let counted = summary(&finished.lines);
     let (passed, mut failed) = counted.unwrap_or((0, 0));
-    let problem = if finished.timed_out {
+    let problem = if finished.timed_out && counted.is_some() {
+        Some(format!(
+            "did not exit within {} after its summary line",
+            human(EXIT_GRACE)
+        ))
+    } else if finished.timed_out {
         Some(format!("timed out after {}", human(timeout)))
     } else if counted.is_none() {
         Some(format!(
@@ -373,6 +406,11 @@ fn run_row(row: &Row, bin: &PathBuf, timeout: Duration) -> Report {
 /// Runs the selected rows and prints the table; returns `(passed, failed)` summed over rows.
 pub fn test_backends(options: &Options) -> (usize, usize) {
     let selected: Vec<Row> = rows().into_iter().filter(|r| options.selects(r)).collect();
+    if selected.is_empty() {
+        println!("no row of the matrix matches the selection");
+        println!("0 passed, 1 failed");
+        return (0, 1);
+    }
     let mut builds: BTreeMap<Flavour, Result<PathBuf, String>> = BTreeMap::new();
     let mut reports = Vec::new();
     for row in &selected {

@@ -112,7 +112,11 @@ fn run_mpi_bench(quick: bool) -> Result<(), String> {
         cmd.arg("--quick");
     }
     println!("==> {}", util::describe(&cmd));
-    let finished = run_bounded(&mut cmd, BENCH_LIMIT).map_err(|e| format!("cannot start: {e}"))?;
+    let bounds = util::Bounds {
+        limit: BENCH_LIMIT,
+        last_line: None,
+    };
+    let finished = run_bounded(&mut cmd, &bounds).map_err(|e| format!("cannot start: {e}"))?;
     if finished.timed_out {
         return Err("mpi_bench timed out".into());
     }

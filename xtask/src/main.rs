@@ -1,9 +1,9 @@
 //! Project automation for unidist, run as `cargo xtask <command>`.
 //!
-//! - `test-backends [--backend B[,B..]] [--np N] [--impl openmpi|mpich] [--timeout SECS]`: the
-//!   conformance suite on every backend and MPI launch mode, as a backend × result table and a
-//!   final `N passed, M failed` line; non-zero exit on any failure. A missing MPI is SKIPPED,
-//!   which is a failure when `CI` is set.
+//! - `test-backends [--backend B[,B..]] [--mode spmd|spawn] [--np N] [--impl openmpi|mpich]
+//!   [--timeout SECS]`: the conformance suite on every backend and MPI launch mode, as a
+//!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
+//!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
 //! - `ci`: exactly what CI runs: fmt, clippy `-D warnings`, tests, test-backends, docs.
 //! - `bench [--quick]`: the benchmark examples and their reports as one table.
 #![forbid(unsafe_code)]
@@ -18,10 +18,12 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  test-backends [--backend pyseq,pymp,mpi] [--np N] [--impl openmpi|mpich] [--timeout SECS]
+  test-backends [--backend pyseq,pymp,mpi] [--mode spmd|spawn] [--np N]
+                [--impl openmpi|mpich] [--timeout SECS]
       run the conformance suite on each backend and MPI launch mode (SPMD with 2, 3 and 4 ranks
       on Open MPI and MPICH; spawn with UNIDIST_CPUS 1, 2 and 3 on Open MPI); --np selects the
-      SPMD rank count, --timeout bounds each row (default 600)
+      SPMD rank count, --timeout bounds each row (default 600 s; a run that does not exit
+      within 30 s of its summary line is killed and fails)
   ci
       fmt, clippy -D warnings, cargo test, test-backends, docs: what CI runs
   bench [--quick]

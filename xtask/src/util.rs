@@ -61,11 +61,22 @@ pub struct Finished {
     pub elapsed: Duration,
 }
 
+/// When a bounded run must end: `limit` in all, and `grace` after a line that `last_line`
+/// recognises as the run's final line (so that a process that hangs after reporting, for
+/// example MPI ranks that never exit, costs seconds, not the whole limit).
+pub struct Bounds {
+    pub limit: Duration,
+    pub last_line: Option<(LineTest, Duration)>,
+}
+
+/// Recognises a line of a command's output.
+pub type LineTest = fn(&str) -> bool;
+
 /// Runs `cmd` in its own process group, echoing its stdout line by line (stderr goes straight
-/// through) and keeping the lines. When `limit` runs out the whole group is killed: MPI
+/// through) and keeping the lines. When a bound runs out the whole group is killed: MPI
 /// launchers and spawned workers go with it, and a hang becomes a failure instead of a stuck
 /// run. The group is also killed after a normal exit, so that no stray process outlives a row.
-pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
+pub fn run_bounded(cmd: &mut Command, bounds: &Bounds) -> std::io::Result<Finished> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -74,13 +85,19 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<Finish
     let mut child = cmd.spawn()?;
     let pgid = child.id();
     let lines = Arc::new(Mutex::new(Vec::new()));
+    let reported: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let (done_tx, done_rx) = mpsc::channel();
     if let Some(stdout) = child.stdout.take() {
         let lines = lines.clone();
+        let reported = reported.clone();
+        let is_last = bounds.last_line.map(|(f, _)| f);
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 println!("{line}");
+                if is_last.is_some_and(|f| f(&line)) {
+                    *reported.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                }
                 lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
             }
             let _ = done_tx.send(());
@@ -90,7 +107,12 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> std::io::Result<Finish
         if let Some(status) = child.try_wait()? {
             break (Some(status), false);
         }
-        if started.elapsed() > limit {
+        let since_report = *reported.lock().unwrap_or_else(|p| p.into_inner());
+        let grace_over = match (since_report, bounds.last_line) {
+            (Some(at), Some((_, grace))) => at.elapsed() > grace,
+            _ => false,
+        };
+        if started.elapsed() > bounds.limit || grace_over {
             kill_group(pgid);
             let _ = child.wait();
             break (None, true);

@@ -41,7 +41,11 @@ pub enum Out {
     Shutdown(Sender<Result<()>>),
     /// Rank 0: measure the raw rsmpi floors with rank 1 and answer (8-byte half round trip in
     /// seconds, bandwidth in bytes per second).
-    RawBench { iters: u32, bytes: u64, reply: Sender<(f64, f64)> },
+    RawBench {
+        iters: u32,
+        bytes: u64,
+        reply: Sender<(f64, f64)>,
+    },
 }
 
 /// Runs the thread: establishes MPI, reports `init`, waits for the node, serves until shutdown.
@@ -102,9 +106,21 @@ pub fn run(
 fn finalize(est: Established) {
     // Communicators first (free / disconnect), then the universe (MPI_Finalize), all on this
     // thread.
-    let Established { universe, comm, inter, .. } = est;
+    let Established {
+        universe,
+        comm,
+        inter,
+        ..
+    } = est;
     drop(comm);
-    drop(inter);
+    if let Some(inter) = inter {
+        crate::ffi::free_intercomm(inter);
+    }
+    // A spawned worker frees its parent communicator too, so that the universe finds none to
+    // disconnect.
+    if let Some(parent) = universe.world().parent() {
+        crate::ffi::free_intercomm(parent);
+    }
     drop(universe);
 }
 
@@ -146,7 +162,10 @@ impl Comm {
             }
             // Incoming.
             for _ in 0..64 {
-                let Some((m, status)) = comm.any_process().immediate_matched_probe_with_tag(TAG_CTRL) else {
+                let Some((m, status)) = comm
+                    .any_process()
+                    .immediate_matched_probe_with_tag(TAG_CTRL)
+                else {
                     break;
                 };
                 active = true;
@@ -156,6 +175,7 @@ impl Comm {
                 let src = status.source_rank();
                 let peer = comm.process_at_rank(src);
                 let batch = wire::decode_batch(&buf, |dst| {
+                    crate::ffi::prefer_huge_pages(dst);
                     for r in wire::chunks(dst.len(), CHUNK) {
                         peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
                     }
@@ -174,7 +194,10 @@ impl Comm {
             }
             if let Some(d) = stop_deadline {
                 if Instant::now() >= d {
-                    tracing::warn!(acks = self.acks, "shutdown: not every worker acknowledged in time");
+                    tracing::warn!(
+                        acks = self.acks,
+                        "shutdown: not every worker acknowledged in time"
+                    );
                     self.result = Err(Error::backend(
                         "mpi",
                         format!(
@@ -230,7 +253,11 @@ impl Comm {
                     let _ = reply.send(Ok(()));
                 }
             }
-            Out::RawBench { iters, bytes, reply } => {
+            Out::RawBench {
+                iters,
+                bytes,
+                reply,
+            } => {
                 self.queue(1, Msg::RawBench { iters, bytes });
                 self.flush(comm);
                 let r = raw_bench_root(comm, iters, bytes);
@@ -322,7 +349,13 @@ impl Comm {
         }
     }
 
-    fn dispatch(&mut self, src: u32, msg: Msg, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
+    fn dispatch(
+        &mut self,
+        src: u32,
+        msg: Msg,
+        comm: &SimpleCommunicator,
+        stop: &mut Option<Instant>,
+    ) {
         match msg {
             Msg::ShutdownAck => {
                 self.acks += 1;

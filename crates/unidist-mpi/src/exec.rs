@@ -57,7 +57,10 @@ impl Pool {
         let pool = Arc::new(Pool {
             tx,
             rx,
-            counts: Mutex::new(Counts { total: 0, blocked: 0 }),
+            counts: Mutex::new(Counts {
+                total: 0,
+                blocked: 0,
+            }),
             target: target.max(1),
             node,
         });
@@ -87,7 +90,9 @@ impl Pool {
     fn thread_main(self: Arc<Self>) {
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
         while let Ok(job) = self.rx.recv() {
-            let Some(node) = self.node.upgrade() else { break };
+            let Some(node) = self.node.upgrade() else {
+                break;
+            };
             run_job(&node, job);
             drop(node);
             let mut c = self.counts.lock();
@@ -140,9 +145,20 @@ fn run_job(node: &Node, job: Job) {
 
 /// A command for an actor thread.
 pub enum ActorCmd {
-    Create { class: &'static ActorClassEntry, args: Args },
-    Call { method: &'static ActorMethodEntry, args: Args, outputs: Vec<ObjectId>, reply_to: u32, seq: u64 },
-    Stop { now: bool },
+    Create {
+        class: &'static ActorClassEntry,
+        args: Args,
+    },
+    Call {
+        method: &'static ActorMethodEntry,
+        args: Args,
+        outputs: Vec<ObjectId>,
+        reply_to: u32,
+        seq: u64,
+    },
+    Stop {
+        now: bool,
+    },
 }
 
 /// The sending side of an actor's command queue.
@@ -153,7 +169,9 @@ pub type ActorRx = tokio::sync::mpsc::UnboundedReceiver<ActorCmd>;
 /// Starts the thread of actor `actor`.
 pub fn spawn_actor(node: Arc<Node>, actor: ActorId, rx: ActorRx) {
     let name = format!("unidist-actor-{}", actor);
-    let r = std::thread::Builder::new().name(name).spawn(move || actor_main(node, actor, rx));
+    let r = std::thread::Builder::new()
+        .name(name)
+        .spawn(move || actor_main(node, actor, rx));
     if let Err(e) = r {
         tracing::error!(error = %e, %actor, "cannot start an actor thread");
     }
@@ -162,7 +180,10 @@ pub fn spawn_actor(node: Arc<Node>, actor: ActorId, rx: ActorRx) {
 type Inflight = Rc<RefCell<HashMap<u64, (Vec<ObjectId>, u32, u64)>>>;
 
 fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!(error = %e, %actor, "cannot build the actor's runtime");
@@ -170,7 +191,10 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
         }
     };
     let local = tokio::task::LocalSet::new();
-    let dead = |reason: String| Error::ActorDead { actor: actor.to_string(), reason };
+    let dead = |reason: String| Error::ActorDead {
+        actor: actor.to_string(),
+        reason,
+    };
     local.block_on(&rt, async {
         let mut inst: Result<Rc<ActorInstance>, Error> = Err(dead("it was not created".into()));
         let inflight: Inflight = Rc::new(RefCell::new(HashMap::new()));
@@ -190,7 +214,13 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
                         ))),
                     };
                 }
-                ActorCmd::Call { method, args, outputs, reply_to, seq } => {
+                ActorCmd::Call {
+                    method,
+                    args,
+                    outputs,
+                    reply_to,
+                    seq,
+                } => {
                     let i = match &inst {
                         Ok(i) => i.clone(),
                         Err(e) => {
@@ -232,9 +262,19 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
             }
         }
         rx.close();
-        let reason = if now { "it was killed" } else { "all its handles were dropped" };
+        let reason = if now {
+            "it was killed"
+        } else {
+            "all its handles were dropped"
+        };
         while let Ok(cmd) = rx.try_recv() {
-            if let ActorCmd::Call { outputs, reply_to, seq, .. } = cmd {
+            if let ActorCmd::Call {
+                outputs,
+                reply_to,
+                seq,
+                ..
+            } = cmd
+            {
                 node.complete(&outputs, Err(dead(reason.into())), reply_to, seq);
             }
         }

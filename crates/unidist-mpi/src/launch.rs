@@ -85,7 +85,7 @@ fn command_line() -> String {
 
 /// Initializes MPI on this thread and establishes the job communicator for the launch mode.
 pub fn establish(s: &Settings) -> Result<Established> {
-    let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Multiple) else {
+    let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Funneled) else {
         return Err(unavailable(
             "MPI is already initialized in this process (the mpi backend cannot be started twice, \
              and MPI cannot be re-initialized after a shutdown)",
@@ -100,11 +100,24 @@ pub fn establish(s: &Settings) -> Result<Established> {
     ffi::errors_return(&world);
     if let Some(parent) = world.parent() {
         let comm = parent.merge(MergeOrder::High);
+        // Dropping the handle would disconnect from rank 0 now (a collective that rank 0 does
+        // only at shutdown); the universe disconnects the parent when it finalizes.
+        std::mem::forget(parent);
         ffi::errors_return(&comm);
-        return Ok(Established { universe, comm, inter: None, mode: Mode::SpawnChild });
+        return Ok(Established {
+            universe,
+            comm,
+            inter: None,
+            mode: Mode::SpawnChild,
+        });
     }
     if world.size() > 1 {
-        return Ok(Established { universe, comm: world, inter: None, mode: Mode::Spmd });
+        return Ok(Established {
+            universe,
+            comm: world,
+            inter: None,
+            mode: Mode::Spmd,
+        });
     }
     if !s.spawn {
         return Err(unavailable(format!(
@@ -114,8 +127,11 @@ pub fn establish(s: &Settings) -> Result<Established> {
             command_line()
         )));
     }
-    let exe = std::env::current_exe()
-        .map_err(|e| unavailable(format!("cannot find this program's executable to spawn workers: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| {
+        unavailable(format!(
+            "cannot find this program's executable to spawn workers: {e}"
+        ))
+    })?;
     let exe = exe.to_string_lossy().into_owned();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let library = library_name();
@@ -134,13 +150,19 @@ pub fn establish(s: &Settings) -> Result<Established> {
             for i in 0..=s.cpus {
                 slots[i % s.hosts.len()] += 1;
             }
-            let v: Vec<String> = s.hosts.iter().zip(&slots).map(|(h, n)| format!("{h}:{n}")).collect();
+            let v: Vec<String> = s
+                .hosts
+                .iter()
+                .zip(&slots)
+                .map(|(h, n)| format!("{h}:{n}"))
+                .collect();
             info.push(("add-host".to_string(), v.join(",")));
         } else {
             info.push(("hosts".to_string(), s.hosts.join(",")));
         }
     }
-    let n = i32::try_from(s.cpus).map_err(|_| unavailable(format!("cannot spawn {} workers", s.cpus)))?;
+    let n = i32::try_from(s.cpus)
+        .map_err(|_| unavailable(format!("cannot spawn {} workers", s.cpus)))?;
     let self_comm = universe.world();
     let inter = ffi::spawn(&self_comm, &exe, &args, n, &info).map_err(|e| {
         unavailable(format!(
@@ -154,13 +176,26 @@ pub fn establish(s: &Settings) -> Result<Established> {
     })?;
     let comm = inter.merge(MergeOrder::Low);
     ffi::errors_return(&comm);
-    Ok(Established { universe, comm, inter: Some(inter), mode: Mode::SpawnParent })
+    Ok(Established {
+        universe,
+        comm,
+        inter: Some(inter),
+        mode: Mode::SpawnParent,
+    })
 }
 
 /// The first line of the MPI library version string.
 pub fn library_name() -> String {
     mpi::environment::library_version()
-        .map(|v| v.trim_matches(char::from(0)).lines().next().unwrap_or("").trim().to_string())
+        .map(|v| {
+            v.trim_matches(char::from(0))
+                .lines()
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 
@@ -184,7 +219,9 @@ pub fn handshake(est: &Established) -> Result<InitInfo> {
         .chunks(8 + IP_LEN)
         .map(|c| {
             let fp = u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8]));
-            let ip = String::from_utf8_lossy(&c[8..]).trim_end_matches('\0').to_string();
+            let ip = String::from_utf8_lossy(&c[8..])
+                .trim_end_matches('\0')
+                .to_string();
             (fp, ip)
         })
         .collect();
@@ -217,5 +254,10 @@ pub fn handshake(est: &Established) -> Result<InitInfo> {
             "the registered functions of rank {bad} differ from rank 0's; every rank must run the same binary"
         )));
     }
-    Ok(InitInfo { rank, size, ips: entries.into_iter().map(|(_, ip)| ip).collect(), mode: est.mode })
+    Ok(InitInfo {
+        rank,
+        size,
+        ips: entries.into_iter().map(|(_, ip)| ip).collect(),
+        mode: est.mode,
+    })
 }

@@ -92,7 +92,8 @@ pub fn is_usable() -> bool {
 /// version.
 fn library_is_usable(lib: &str, standard: (i32, i32)) -> bool {
     let lib = lib.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    let at_least = |rest: &str, min: semver::Version| lenient_version(rest).is_some_and(|v| v >= min);
+    let at_least =
+        |rest: &str, min: semver::Version| lenient_version(rest).is_some_and(|v| v >= min);
     if let Some(rest) = lib.strip_prefix("Open MPI") {
         at_least(rest, semver::Version::new(4, 0, 0))
     } else if let Some(rest) = lib.strip_prefix("MPICH") {
@@ -112,9 +113,14 @@ fn lenient_version(s: &str) -> Option<semver::Version> {
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
         .unwrap_or(rest.len());
     let token = &rest[..end];
-    let num_end = token.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(token.len());
+    let num_end = token
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(token.len());
     let (nums, suffix) = token.split_at(num_end);
-    let mut parts = nums.split('.').filter(|p| !p.is_empty()).map(|p| p.parse::<u64>());
+    let mut parts = nums
+        .split('.')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u64>());
     let major = parts.next()?.ok()?;
     let minor = parts.next().transpose().ok()?.unwrap_or(0);
     let patch = parts.next().transpose().ok()?.unwrap_or(0);
@@ -147,7 +153,10 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         cpus: config::CpuCount::get()?,
         hosts: config::MpiHosts::hosts()?,
         backoff: config::MpiBackoff::get()?,
-        env: config::user_set_env().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        env: config::user_set_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
     };
     let threshold = config::MpiPickleThreshold::get()?;
     let log_enabled = config::MpiLog::get()?;
@@ -157,7 +166,9 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     let comm_thread = std::thread::Builder::new()
         .name("unidist-comm".into())
         .spawn(move || comm::run(settings, init_tx, node_rx, out_rx))
-        .map_err(|e| Error::backend("mpi", format!("cannot start the communication thread: {e}")))?;
+        .map_err(|e| {
+            Error::backend("mpi", format!("cannot start the communication thread: {e}"))
+        })?;
     let info = match init_rx.recv() {
         Ok(Ok(info)) => info,
         Ok(Err((is_worker, e))) => {
@@ -171,7 +182,10 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         }
         Err(_) => {
             let _ = comm_thread.join();
-            return Err(Error::backend("mpi", "the communication thread ended during initialization"));
+            return Err(Error::backend(
+                "mpi",
+                "the communication thread ended during initialization",
+            ));
         }
     };
     log::init(info.rank, log_enabled);
@@ -240,7 +254,10 @@ fn on_signal_root(sig: i32) {
 }
 
 fn on_signal_worker(sig: i32) {
-    tracing::warn!(sig, "termination signal: waiting for rank 0 to shut the job down");
+    tracing::warn!(
+        sig,
+        "termination signal: waiting for rank 0 to shut the job down"
+    );
     std::thread::sleep(std::time::Duration::from_secs(10));
     exit_process(128 + sig);
 }
@@ -269,7 +286,10 @@ mod tests {
     #[test]
     fn versions_are_read_leniently() {
         let v = |s: &str| lenient_version(s).map(|v| v.to_string());
-        assert_eq!(v(" v4.1.4, package: Debian OpenMPI").as_deref(), Some("4.1.4"));
+        assert_eq!(
+            v(" v4.1.4, package: Debian OpenMPI").as_deref(),
+            Some("4.1.4")
+        );
         assert_eq!(v(" Version:\t4.0").as_deref(), Some("4.0.0"));
         assert_eq!(v("5.0.0rc12").as_deref(), Some("5.0.0-rc12"));
         assert_eq!(v("4").as_deref(), Some("4.0.0"));
@@ -281,10 +301,16 @@ mod tests {
         let ompi = "Open MPI v4.1.4, package: Debian OpenMPI, ident: 4.1.4, repo rev: v4.1.4, May 26, 2022\0";
         assert!(library_is_usable(ompi, (3, 1)));
         assert!(!library_is_usable("Open MPI v3.1.6, package: x", (3, 1)));
-        assert!(library_is_usable("MPICH Version:\t4.0.2\nMPICH Release date: ...", (4, 0)));
+        assert!(library_is_usable(
+            "MPICH Version:\t4.0.2\nMPICH Release date: ...",
+            (4, 0)
+        ));
         assert!(!library_is_usable("MPICH Version:\t3.2\n", (3, 1)));
         assert!(library_is_usable("MPICH Version:\t3.3\n", (3, 1)));
-        assert!(library_is_usable("Intel(R) MPI Library 2021.10 for Linux", (3, 1)));
+        assert!(library_is_usable(
+            "Intel(R) MPI Library 2021.10 for Linux",
+            (3, 1)
+        ));
         assert!(!library_is_usable("Some MPI 9.9", (3, 0)));
         // A pre-release of the minimum is not the minimum.
         assert!(!library_is_usable("Open MPI v4.0.0rc1", (3, 1)));

@@ -28,8 +28,8 @@ use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use unidist_core::registry::{self, ActorClassEntry, ActorMethodEntry, RemoteFunction};
 use unidist_core::{
-    ActorCall, ActorId, ActorSpec, AnyRef, Arg, Backend, ClusterResources, Error, ErasedValue, ObjectId, Payload,
-    Result, TaskSpec,
+    ActorCall, ActorId, ActorSpec, AnyRef, Arg, Backend, ClusterResources, ErasedValue, Error,
+    ObjectId, Payload, Result, TaskSpec,
 };
 use unidist_serialize::Encoded;
 
@@ -49,12 +49,19 @@ const LOCATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 const NAME: &str = "mpi";
 
+/// Call arguments after encoding: the encoded values (`None` for refs) and the refs to hold.
+type EncodedArgs = (Vec<Option<Arc<Encoded>>>, Vec<AnyRef>);
+/// Outputs of a call with their encodings.
+type EncodedOutputs = Vec<(Arc<dyn ErasedValue>, Arc<Encoded>)>;
+
 fn backend_err(message: impl Into<String>) -> Error {
     Error::backend(NAME, message)
 }
 
 fn lost(id: ObjectId) -> Error {
-    backend_err(format!("{id} is gone: it was freed, or the worker that held it is lost"))
+    backend_err(format!(
+        "{id} is gone: it was freed, or the worker that held it is lost"
+    ))
 }
 
 /// Every registered function, actor type and method, indexed identically on all ranks (the
@@ -221,6 +228,10 @@ struct State {
     actors_here: HashMap<ActorId, ActorSlot>,
     owned_actors: HashMap<ActorId, OwnedActor>,
     actor_where: HashMap<ActorId, std::result::Result<u32, String>>,
+    /// Owned actors whose last handle here dropped, with the call sequence number at that
+    /// moment: they end once every call submitted before it is done, unless a handle that
+    /// escaped in one of those calls registered meanwhile.
+    pending_ends: Vec<(ActorId, u64)>,
     stopped: bool,
 }
 
@@ -234,7 +245,12 @@ impl State {
 enum Outgoing {
     Msg(u32, Msg),
     /// Send object `id` (held here as `payload`) to `dest` as `Data` or `Push`.
-    Value { dest: u32, id: ObjectId, payload: Payload, push: bool },
+    Value {
+        dest: u32,
+        id: ObjectId,
+        payload: Payload,
+        push: bool,
+    },
 }
 
 /// Work collected under the lock and done after it.
@@ -272,9 +288,19 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(rank: u32, size: u32, ips: Vec<String>, out: Sender<Out>, threshold: usize) -> Arc<Node> {
+    pub fn new(
+        rank: u32,
+        size: u32,
+        ips: Vec<String>,
+        out: Sender<Out>,
+        threshold: usize,
+    ) -> Arc<Node> {
         Arc::new_cyclic(|me| {
-            let st = State { load: vec![0; size as usize], actors_on: vec![0; size as usize], ..Default::default() };
+            let st = State {
+                load: vec![0; size as usize],
+                actors_on: vec![0; size as usize],
+                ..Default::default()
+            };
             Node {
                 rank,
                 size,
@@ -325,16 +351,40 @@ impl Node {
     }
 
     fn apply(&self, fx: Fx) {
-        let Fx { sends, jobs, actors, garbage, notify } = fx;
+        let Fx {
+            sends,
+            jobs,
+            actors,
+            garbage,
+            notify,
+        } = fx;
         for s in sends {
             match s {
                 Outgoing::Msg(d, m) => self.send(d, m),
-                Outgoing::Value { dest, id, payload, push } => match self.encoded(id, &payload) {
+                Outgoing::Value {
+                    dest,
+                    id,
+                    payload,
+                    push,
+                } => match self.encoded(id, &payload) {
                     Ok(e) => {
                         let value = Slot::Ready(e);
-                        self.send(dest, if push { Msg::Push { id, value } } else { Msg::Data { id, value } });
+                        self.send(
+                            dest,
+                            if push {
+                                Msg::Push { id, value }
+                            } else {
+                                Msg::Data { id, value }
+                            },
+                        );
                     }
-                    Err(e) => self.send(dest, Msg::Failed { id, error: WireError::from(&e) }),
+                    Err(e) => self.send(
+                        dest,
+                        Msg::Failed {
+                            id,
+                            error: WireError::from(&e),
+                        },
+                    ),
                 },
             }
         }
@@ -392,7 +442,11 @@ impl Node {
         };
         let min = self.workers().map(|w| key(st, w)).min().unwrap_or((0, 0));
         if !actor {
-            if let Some((_, ranks)) = holders.iter().filter(|(s, _)| *s >= LOCALITY_MIN).max_by_key(|(s, _)| *s) {
+            if let Some((_, ranks)) = holders
+                .iter()
+                .filter(|(s, _)| *s >= LOCALITY_MIN)
+                .max_by_key(|(s, _)| *s)
+            {
                 let best = ranks
                     .iter()
                     .copied()
@@ -416,7 +470,7 @@ impl Node {
     }
 
     /// Converts call arguments: values are encoded here (outside the lock), refs are kept.
-    fn encode_args(&self, args: &[Arg]) -> Result<(Vec<Option<Arc<Encoded>>>, Vec<AnyRef>)> {
+    fn encode_args(&self, args: &[Arg]) -> Result<EncodedArgs> {
         let mut enc = Vec::with_capacity(args.len());
         let mut hold = Vec::new();
         for a in args {
@@ -453,7 +507,12 @@ impl Node {
                                 if let Some(d) = &o.data {
                                     if !o.copies.contains(&w) {
                                         o.copies.push(w);
-                                        fx.sends.push(Outgoing::Value { dest: w, id, payload: d.clone(), push: true });
+                                        fx.sends.push(Outgoing::Value {
+                                            dest: w,
+                                            id,
+                                            payload: d.clone(),
+                                            push: true,
+                                        });
                                     }
                                 }
                             }
@@ -502,7 +561,14 @@ impl Node {
         (0..n)
             .map(|_| {
                 let id = ObjectId::new(self.rank, st.next());
-                st.objs.insert(id, Obj { local: 1, loc: Some(w), ..Default::default() });
+                st.objs.insert(
+                    id,
+                    Obj {
+                        local: 1,
+                        loc: Some(w),
+                        ..Default::default()
+                    },
+                );
                 id
             })
             .collect()
@@ -514,26 +580,62 @@ impl Node {
     pub fn handle(&self, src: u32, msg: Msg) {
         tracing::trace!(src, ?msg, "handle");
         match msg {
-            Msg::Task { seq, func, args, outputs } => {
+            Msg::Task {
+                seq,
+                func,
+                args,
+                outputs,
+            } => {
                 let Some(f) = self.table.funcs.get(func as usize).copied() else {
                     return self.reject(src, seq, &outputs, "function index out of range");
                 };
-                self.with(|st, fx| self.receive_exec(st, fx, src, ExecKind::Task(f), None, args, outputs, seq));
+                self.with(|st, fx| {
+                    self.receive_exec(st, fx, src, ExecKind::Task(f), None, args, outputs, seq)
+                });
             }
-            Msg::ActorCreate { actor, class, args, seq } => {
+            Msg::ActorCreate {
+                actor,
+                class,
+                args,
+                seq,
+            } => {
                 let Some(c) = self.table.classes.get(class as usize).copied() else {
                     return self.reject(src, seq, &[], "actor class index out of range");
                 };
                 self.with(|st, fx| {
-                    self.receive_exec(st, fx, src, ExecKind::Create(c), Some(actor), args, Vec::new(), seq)
+                    self.receive_exec(
+                        st,
+                        fx,
+                        src,
+                        ExecKind::Create(c),
+                        Some(actor),
+                        args,
+                        Vec::new(),
+                        seq,
+                    )
                 });
             }
-            Msg::ActorCall { actor, method, args, outputs, seq } => {
+            Msg::ActorCall {
+                actor,
+                method,
+                args,
+                outputs,
+                seq,
+            } => {
                 let Some(m) = self.table.methods.get(method as usize).copied() else {
                     return self.reject(src, seq, &outputs, "actor method index out of range");
                 };
                 self.with(|st, fx| {
-                    self.receive_exec(st, fx, src, ExecKind::Call(m), Some(actor), args, outputs, seq)
+                    self.receive_exec(
+                        st,
+                        fx,
+                        src,
+                        ExecKind::Call(m),
+                        Some(actor),
+                        args,
+                        outputs,
+                        seq,
+                    )
                 });
             }
             Msg::ActorKill { actor, now } => self.with(|st, fx| self.kill_here(st, fx, actor, now)),
@@ -558,9 +660,13 @@ impl Node {
             }),
             Msg::Done { seq, results } => self.with(|st, fx| self.done(st, fx, src, seq, results)),
             Msg::Push { id, value } | Msg::Data { id, value } => {
-                let Some(e) = value.ready().cloned() else { return };
+                let Some(e) = value.ready().cloned() else {
+                    return;
+                };
                 self.with(|st, fx| {
-                    let Some(o) = st.objs.get_mut(&id) else { return };
+                    let Some(o) = st.objs.get_mut(&id) else {
+                        return;
+                    };
                     if o.data.is_none() {
                         o.data = Some(Payload::Encoded(e.clone()));
                         o.size = e.total_len() as u64;
@@ -576,7 +682,9 @@ impl Node {
                 });
             }
             Msg::Failed { id, error } => self.with(|st, fx| {
-                let Some(o) = st.objs.get_mut(&id) else { return };
+                let Some(o) = st.objs.get_mut(&id) else {
+                    return;
+                };
                 o.status = St::Failed(error.into());
                 o.requested = false;
                 self.wake_execs(st, fx, id);
@@ -584,15 +692,38 @@ impl Node {
             }),
             Msg::Fetch { id, requester } => self.with(|st, fx| self.fetch(st, fx, id, requester)),
             Msg::Subscribe { id } => self.with(|st, fx| match st.objs.get_mut(&id) {
-                None => fx.send(src, Msg::Ready { id, loc: 0, error: Some(WireError::from(&lost(id))) }),
+                None => fx.send(
+                    src,
+                    Msg::Ready {
+                        id,
+                        loc: 0,
+                        error: Some(WireError::from(&lost(id))),
+                    },
+                ),
                 Some(o) => match &o.status {
                     St::Pending if o.data.is_none() => o.subscribers.push(src),
-                    St::Failed(e) => fx.send(src, Msg::Ready { id, loc: 0, error: Some(WireError::from(e)) }),
-                    _ => fx.send(src, Msg::Ready { id, loc: o.loc.unwrap_or(self.rank), error: None }),
+                    St::Failed(e) => fx.send(
+                        src,
+                        Msg::Ready {
+                            id,
+                            loc: 0,
+                            error: Some(WireError::from(e)),
+                        },
+                    ),
+                    _ => fx.send(
+                        src,
+                        Msg::Ready {
+                            id,
+                            loc: o.loc.unwrap_or(self.rank),
+                            error: None,
+                        },
+                    ),
                 },
             }),
             Msg::Ready { id, loc, error } => self.with(|st, fx| {
-                let Some(o) = st.objs.get_mut(&id) else { return };
+                let Some(o) = st.objs.get_mut(&id) else {
+                    return;
+                };
                 o.subscribed = false;
                 match error {
                     Some(e) => o.status = St::Failed(e.into()),
@@ -621,8 +752,16 @@ impl Node {
     }
 
     fn reject(&self, src: u32, seq: u64, outputs: &[ObjectId], why: &str) {
-        let e = WireError::from(&backend_err(format!("{why}: the ranks run different binaries")));
-        self.send(src, Msg::Done { seq, results: outputs.iter().map(|_| Err(e.clone())).collect() });
+        let e = WireError::from(&backend_err(format!(
+            "{why}: the ranks run different binaries"
+        )));
+        self.send(
+            src,
+            Msg::Done {
+                seq,
+                results: outputs.iter().map(|_| Err(e.clone())).collect(),
+            },
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -649,7 +788,9 @@ impl Node {
             match a {
                 ArgWire::Value(s) => match s.ready() {
                     Some(e) => states.push(ArgState::Ready(Payload::Encoded(e.clone()))),
-                    None => states.push(ArgState::Failed(backend_err("an argument arrived incomplete"))),
+                    None => states.push(ArgState::Failed(backend_err(
+                        "an argument arrived incomplete",
+                    ))),
                 },
                 ArgWire::Ref { id, from } => {
                     let o = st.objs.entry(id).or_default();
@@ -664,23 +805,49 @@ impl Node {
                         if !o.producing && !o.requested {
                             o.requested = true;
                             let to = o.loc.filter(|l| *l != self.rank).unwrap_or(from);
-                            fx.send(to, Msg::Fetch { id, requester: self.rank });
+                            fx.send(
+                                to,
+                                Msg::Fetch {
+                                    id,
+                                    requester: self.rank,
+                                },
+                            );
                         }
                     }
                 }
             }
         }
         if let Some(a) = actor {
-            st.actor_queues.entry(a).or_default().push_back(xid);
+            // Creation goes first: a call from another process can arrive before it (MPI
+            // orders messages per sender only), and then waits in the queue.
+            let q = st.actor_queues.entry(a).or_default();
+            if matches!(kind, ExecKind::Create(_)) {
+                q.push_front(xid);
+            } else {
+                q.push_back(xid);
+            }
         }
-        st.execs.insert(xid, Exec { kind, actor, args: states, missing, outputs, reply_to: src, seq });
+        st.execs.insert(
+            xid,
+            Exec {
+                kind,
+                actor,
+                args: states,
+                missing,
+                outputs,
+                reply_to: src,
+                seq,
+            },
+        );
         if missing == 0 {
             self.exec_ready(st, fx, xid);
         }
     }
 
     fn wake_execs(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
-        let Some(o) = st.objs.get_mut(&id) else { return };
+        let Some(o) = st.objs.get_mut(&id) else {
+            return;
+        };
         if o.execs.is_empty() {
             return;
         }
@@ -691,7 +858,9 @@ impl Node {
         };
         let waiting = std::mem::take(&mut o.execs);
         for xid in waiting {
-            let Some(x) = st.execs.get_mut(&xid) else { continue };
+            let Some(x) = st.execs.get_mut(&xid) else {
+                continue;
+            };
             for a in x.args.iter_mut() {
                 if matches!(a, ArgState::Waiting(w) if *w == id) {
                     *a = match &state {
@@ -716,13 +885,21 @@ impl Node {
         };
         match actor {
             None => {
-                let Some(mut x) = st.execs.remove(&xid) else { return };
+                let Some(mut x) = st.execs.remove(&xid) else {
+                    return;
+                };
                 let ExecKind::Task(func) = x.kind else { return };
                 if st.stopped {
                     return;
                 }
                 let args = x.take_args();
-                fx.jobs.push(Job { func, args, outputs: std::mem::take(&mut x.outputs), reply_to: x.reply_to, seq: x.seq });
+                fx.jobs.push(Job {
+                    func,
+                    args,
+                    outputs: std::mem::take(&mut x.outputs),
+                    reply_to: x.reply_to,
+                    seq: x.seq,
+                });
             }
             Some(a) => self.flush_actor(st, fx, a),
         }
@@ -731,16 +908,27 @@ impl Node {
     /// Hands the ready calls at the front of an actor's queue to its thread, in arrival order.
     fn flush_actor(&self, st: &mut State, fx: &mut Fx, a: ActorId) {
         loop {
-            let Some(q) = st.actor_queues.get_mut(&a) else { return };
+            let Some(q) = st.actor_queues.get_mut(&a) else {
+                return;
+            };
             let Some(&xid) = q.front() else {
                 st.actor_queues.remove(&a);
                 return;
             };
-            if st.execs.get(&xid).is_none_or(|x| x.missing > 0) {
-                return;
+            match st.execs.get(&xid) {
+                None => {}
+                Some(x) if x.missing > 0 => return,
+                Some(x)
+                    if matches!(x.kind, ExecKind::Call(_)) && !st.actors_here.contains_key(&a) =>
+                {
+                    return
+                }
+                Some(_) => {}
             }
             q.pop_front();
-            let Some(mut x) = st.execs.remove(&xid) else { continue };
+            let Some(mut x) = st.execs.remove(&xid) else {
+                continue;
+            };
             let args = x.take_args();
             let outputs = std::mem::take(&mut x.outputs);
             match x.kind {
@@ -752,17 +940,43 @@ impl Node {
                     let _ = tx.send(ActorCmd::Create { class, args });
                     st.actors_here.insert(a, ActorSlot::Alive(tx));
                     fx.actors.push((a, rx));
-                    fx.send(x.reply_to, Msg::Done { seq: x.seq, results: Vec::new() });
+                    fx.send(
+                        x.reply_to,
+                        Msg::Done {
+                            seq: x.seq,
+                            results: Vec::new(),
+                        },
+                    );
                 }
                 ExecKind::Call(method) => {
-                    let cmd = ActorCmd::Call { method, args, outputs, reply_to: x.reply_to, seq: x.seq };
+                    let cmd = ActorCmd::Call {
+                        method,
+                        args,
+                        outputs,
+                        reply_to: x.reply_to,
+                        seq: x.seq,
+                    };
                     let failed = match st.actors_here.get(&a) {
-                        Some(ActorSlot::Alive(tx)) => tx.send(cmd).err().map(|e| (e.0, "it stopped".to_string())),
+                        Some(ActorSlot::Alive(tx)) => {
+                            tx.send(cmd).err().map(|e| (e.0, "it stopped".to_string()))
+                        }
                         Some(ActorSlot::Dead(r)) => Some((cmd, r.clone())),
                         None => Some((cmd, "it was never created here".to_string())),
                     };
-                    if let Some((ActorCmd::Call { outputs, reply_to, seq, .. }, reason)) = failed {
-                        let err = Error::ActorDead { actor: a.to_string(), reason };
+                    if let Some((
+                        ActorCmd::Call {
+                            outputs,
+                            reply_to,
+                            seq,
+                            ..
+                        },
+                        reason,
+                    )) = failed
+                    {
+                        let err = Error::ActorDead {
+                            actor: a.to_string(),
+                            reason,
+                        };
                         self.complete_locked(st, fx, &outputs, Err(err), reply_to, seq);
                     }
                 }
@@ -772,7 +986,11 @@ impl Node {
     }
 
     fn kill_here(&self, st: &mut State, fx: &mut Fx, actor: ActorId, now: bool) {
-        let reason = if now { "it was killed" } else { "all its handles were dropped" };
+        let reason = if now {
+            "it was killed"
+        } else {
+            "all its handles were dropped"
+        };
         match st.actors_here.insert(actor, ActorSlot::Dead(reason.into())) {
             Some(ActorSlot::Alive(tx)) => {
                 let _ = tx.send(ActorCmd::Stop { now });
@@ -787,7 +1005,10 @@ impl Node {
             if let Some(q) = st.actor_queues.remove(&actor) {
                 for xid in q {
                     if let Some(x) = st.execs.remove(&xid) {
-                        let err = Error::ActorDead { actor: actor.to_string(), reason: reason.into() };
+                        let err = Error::ActorDead {
+                            actor: actor.to_string(),
+                            reason: reason.into(),
+                        };
                         if matches!(x.kind, ExecKind::Call(_)) {
                             self.complete_locked(st, fx, &x.outputs, Err(err), x.reply_to, x.seq);
                         }
@@ -802,9 +1023,45 @@ impl Node {
         tracing::debug!(%actor, "actor thread ended");
     }
 
+    /// Ends owned actors whose handles are all gone, once no call that could carry a copy of a
+    /// handle (every call submitted before the last handle dropped) is still unfinished. A
+    /// process that deserializes a handle pins the actor before that call reports done (one
+    /// sender, ordered messages), so a handle passed into a task keeps its actor alive.
+    fn end_released_actors(&self, st: &mut State, fx: &mut Fx) {
+        if st.pending_ends.is_empty() {
+            return;
+        }
+        let oldest = st.calls.keys().min().copied();
+        let pending = std::mem::take(&mut st.pending_ends);
+        for (actor, seq) in pending {
+            let Some(a) = st.owned_actors.get(&actor) else {
+                continue;
+            };
+            if a.handles > 0 || a.pinned {
+                continue;
+            }
+            if oldest.is_some_and(|o| o <= seq) {
+                st.pending_ends.push((actor, seq));
+                continue;
+            }
+            let (w, alive) = (a.worker, a.dead.is_none());
+            st.owned_actors.remove(&actor);
+            st.actors_on[w as usize] = st.actors_on[w as usize].saturating_sub(1);
+            if alive {
+                fx.send(w, Msg::ActorKill { actor, now: false });
+            }
+        }
+    }
+
     fn fetch(&self, st: &mut State, fx: &mut Fx, id: ObjectId, requester: u32) {
         if id.owner == self.rank && !st.objs.contains_key(&id) {
-            fx.send(requester, Msg::Failed { id, error: WireError::from(&lost(id)) });
+            fx.send(
+                requester,
+                Msg::Failed {
+                    id,
+                    error: WireError::from(&lost(id)),
+                },
+            );
             return;
         }
         // Elsewhere an unknown id is parked: the call producing it here may still be on its way
@@ -814,9 +1071,20 @@ impl Node {
             if !o.copies.contains(&requester) && requester != self.rank {
                 o.copies.push(requester);
             }
-            fx.sends.push(Outgoing::Value { dest: requester, id, payload: d.clone(), push: false });
+            fx.sends.push(Outgoing::Value {
+                dest: requester,
+                id,
+                payload: d.clone(),
+                push: false,
+            });
         } else if let St::Failed(e) = &o.status {
-            fx.send(requester, Msg::Failed { id, error: WireError::from(e) });
+            fx.send(
+                requester,
+                Msg::Failed {
+                    id,
+                    error: WireError::from(e),
+                },
+            );
         } else if o.producing {
             o.fetchers.push(requester);
         } else if let Some(l) = o.loc.filter(|l| *l != self.rank) {
@@ -827,11 +1095,15 @@ impl Node {
     }
 
     fn done(&self, st: &mut State, fx: &mut Fx, src: u32, seq: u64, results: Vec<OutResult>) {
-        let Some(call) = st.calls.remove(&seq) else { return };
+        let Some(call) = st.calls.remove(&seq) else {
+            return;
+        };
         st.load[call.worker as usize] = st.load[call.worker as usize].saturating_sub(1);
         st.inflight = st.inflight.saturating_sub(1);
         for (id, r) in call.outputs.iter().zip(results) {
-            let Some(o) = st.objs.get_mut(id) else { continue };
+            let Some(o) = st.objs.get_mut(id) else {
+                continue;
+            };
             o.loc = Some(src);
             let err = match r {
                 Ok(size) => {
@@ -848,18 +1120,28 @@ impl Node {
                 }
             };
             for s in std::mem::take(&mut o.subscribers) {
-                fx.send(s, Msg::Ready { id: *id, loc: src, error: err.clone() });
+                fx.send(
+                    s,
+                    Msg::Ready {
+                        id: *id,
+                        loc: src,
+                        error: err.clone(),
+                    },
+                );
             }
             if err.is_some() {
                 self.wake_execs(st, fx, *id);
             }
         }
         fx.drop_later(call);
+        self.end_released_actors(st, fx);
         fx.notify = true;
     }
 
     fn free_here(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
-        let Some(o) = st.objs.get_mut(&id) else { return };
+        let Some(o) = st.objs.get_mut(&id) else {
+            return;
+        };
         if o.producing {
             o.freed = true;
             return;
@@ -882,7 +1164,9 @@ impl Node {
 
     /// Frees or forgets an object nobody references any more.
     fn maybe_gc(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
-        let Some(o) = st.objs.get_mut(&id) else { return };
+        let Some(o) = st.objs.get_mut(&id) else {
+            return;
+        };
         if o.local > 0 || !o.execs.is_empty() {
             return;
         }
@@ -917,14 +1201,26 @@ impl Node {
             }
             // The location keeps its entry (value or failure) until the owner frees it.
             let location = o.loc == Some(self.rank);
-            if !location && o.data.is_none() && !o.producing && o.fetchers.is_empty() && !o.requested && !o.subscribed {
+            if !location
+                && o.data.is_none()
+                && !o.producing
+                && o.fetchers.is_empty()
+                && !o.requested
+                && !o.subscribed
+            {
                 st.objs.remove(&id);
             }
         }
     }
 
     /// Stores the result of a call that ran here and reports it to `reply_to`.
-    pub fn complete(&self, outputs: &[ObjectId], result: Result<unidist_core::Outputs>, reply_to: u32, seq: u64) {
+    pub fn complete(
+        &self,
+        outputs: &[ObjectId],
+        result: Result<unidist_core::Outputs>,
+        reply_to: u32,
+        seq: u64,
+    ) {
         // Encode outside the lock: it gives sizes for scheduling and lets fetches be served
         // without encoding on the communication thread.
         let result = result.and_then(|vals| {
@@ -948,7 +1244,11 @@ impl Node {
         seq: u64,
     ) {
         // Only used for failures decided under the lock; nothing to encode.
-        let r = result.map(|v| v.into_iter().map(|x| (x, Arc::new(Encoded::default()))).collect());
+        let r = result.map(|v| {
+            v.into_iter()
+                .map(|x| (x, Arc::new(Encoded::default())))
+                .collect()
+        });
         self.complete_locked_enc(st, fx, outputs, r, reply_to, seq)
     }
 
@@ -957,7 +1257,7 @@ impl Node {
         st: &mut State,
         fx: &mut Fx,
         outputs: &[ObjectId],
-        result: Result<Vec<(Arc<dyn ErasedValue>, Arc<Encoded>)>>,
+        result: Result<EncodedOutputs>,
         reply_to: u32,
         seq: u64,
     ) {
@@ -1028,14 +1328,25 @@ impl Node {
                         o.copies.push(f);
                     }
                     if let Some(d) = &d {
-                        fx.sends.push(Outgoing::Value { dest: f, id, payload: d.clone(), push: false });
+                        fx.sends.push(Outgoing::Value {
+                            dest: f,
+                            id,
+                            payload: d.clone(),
+                            push: false,
+                        });
                     }
                 }
             }
             Err(e) => {
                 o.status = St::Failed(e.clone());
                 for f in std::mem::take(&mut o.fetchers) {
-                    fx.send(f, Msg::Failed { id, error: WireError::from(&e) });
+                    fx.send(
+                        f,
+                        Msg::Failed {
+                            id,
+                            error: WireError::from(&e),
+                        },
+                    );
                 }
             }
         }
@@ -1050,7 +1361,10 @@ impl Node {
             st.stopped = true;
             let actors: Vec<ActorId> = st.actors_here.keys().copied().collect();
             for a in actors {
-                if let Some(ActorSlot::Alive(tx)) = st.actors_here.insert(a, ActorSlot::Dead("shut down".into())) {
+                if let Some(ActorSlot::Alive(tx)) = st
+                    .actors_here
+                    .insert(a, ActorSlot::Dead("shut down".into()))
+                {
                     let _ = tx.send(ActorCmd::Stop { now: true });
                 }
             }
@@ -1126,7 +1440,10 @@ impl Node {
             return match st.owned_actors.get(&actor) {
                 Some(a) => match &a.dead {
                     None => Ok(a.worker),
-                    Some(r) => Err(Error::ActorDead { actor: actor.to_string(), reason: r.clone() }),
+                    Some(r) => Err(Error::ActorDead {
+                        actor: actor.to_string(),
+                        reason: r.clone(),
+                    }),
                 },
                 None => Err(Error::ActorDead {
                     actor: actor.to_string(),
@@ -1146,11 +1463,16 @@ impl Node {
             |st| st.actor_where.contains_key(&actor),
         );
         if !found {
-            return Err(backend_err(format!("the owner of actor {actor} did not answer where it lives")));
+            return Err(backend_err(format!(
+                "the owner of actor {actor} did not answer where it lives"
+            )));
         }
         match self.st.lock().actor_where.get(&actor) {
             Some(Ok(w)) => Ok(*w),
-            Some(Err(r)) => Err(Error::ActorDead { actor: actor.to_string(), reason: r.clone() }),
+            Some(Err(r)) => Err(Error::ActorDead {
+                actor: actor.to_string(),
+                reason: r.clone(),
+            }),
             None => Err(backend_err("actor lookup lost")),
         }
     }
@@ -1158,11 +1480,18 @@ impl Node {
     /// Measures the raw rsmpi floors with rank 1 (rank 0 only).
     pub fn raw_bench(&self, iters: u32, bytes: u64) -> Result<(f64, f64)> {
         if self.rank != 0 || self.size < 2 {
-            return Err(backend_err("the raw benchmark runs on rank 0 with at least 2 ranks"));
+            return Err(backend_err(
+                "the raw benchmark runs on rank 0 with at least 2 ranks",
+            ));
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = self.out.send(Out::RawBench { iters, bytes, reply: tx });
-        rx.recv().map_err(|_| backend_err("the communication thread ended"))
+        let _ = self.out.send(Out::RawBench {
+            iters,
+            bytes,
+            reply: tx,
+        });
+        rx.recv()
+            .map_err(|_| backend_err("the communication thread ended"))
     }
 
     /// Asks the communication thread to shut the job down and waits for it.
@@ -1207,7 +1536,11 @@ impl Backend for Node {
 
     fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
         self.check_open()?;
-        let func = *self.table.fidx.get(task.function.name).ok_or_else(|| unregistered("function", task.function.name))?;
+        let func = *self
+            .table
+            .fidx
+            .get(task.function.name)
+            .ok_or_else(|| unregistered("function", task.function.name))?;
         let (enc, hold) = self.encode_args(&task.args)?;
         self.throttle();
         Ok(self.with(|st, fx| {
@@ -1216,10 +1549,25 @@ impl Backend for Node {
             let args = self.wire_args(st, fx, &task.args, enc, w);
             let seq = st.next();
             let outputs = self.new_outputs(st, task.function.num_returns, w);
-            st.calls.insert(seq, Call { worker: w, outputs: outputs.clone(), _hold: hold });
+            st.calls.insert(
+                seq,
+                Call {
+                    worker: w,
+                    outputs: outputs.clone(),
+                    _hold: hold,
+                },
+            );
             st.load[w as usize] += 1;
             st.inflight += 1;
-            fx.send(w, Msg::Task { seq, func, args, outputs: outputs.clone() });
+            fx.send(
+                w,
+                Msg::Task {
+                    seq,
+                    func,
+                    args,
+                    outputs: outputs.clone(),
+                },
+            );
             outputs
         }))
     }
@@ -1234,14 +1582,19 @@ impl Backend for Node {
                     self.request(st, fx, *id);
                 }
             },
-            |st| ids.iter().all(|id| st.objs.get(id).is_some_and(Obj::resolved)),
+            |st| {
+                ids.iter()
+                    .all(|id| st.objs.get(id).is_some_and(Obj::resolved))
+            },
         );
         let st = self.st.lock();
         if !ok {
             if self.closed.load(Ordering::Acquire) {
                 return Err(Error::ShutDown);
             }
-            let first = ids.iter().find(|id| !st.objs.get(id).is_some_and(Obj::resolved));
+            let first = ids
+                .iter()
+                .find(|id| !st.objs.get(id).is_some_and(Obj::resolved));
             return Err(Error::Timeout {
                 what: first.map_or_else(|| "object".to_string(), |id| id.to_string()),
                 after: timeout.unwrap_or_default(),
@@ -1259,11 +1612,18 @@ impl Backend for Node {
             .collect()
     }
 
-    fn wait(&self, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
+    fn wait(
+        &self,
+        ids: &[ObjectId],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<bool>> {
         self.check_open()?;
         let me = self.rank;
         let is_ready = |st: &State, id: &ObjectId| {
-            st.objs.get(id).is_some_and(|o| o.resolved() || matches!(o.status, St::Ready))
+            st.objs
+                .get(id)
+                .is_some_and(|o| o.resolved() || matches!(o.status, St::Ready))
         };
         let deadline = timeout.map(|t| Instant::now() + t);
         self.block_until(
@@ -1271,7 +1631,11 @@ impl Backend for Node {
             |st, fx| {
                 for id in ids {
                     let o = st.objs.entry(*id).or_default();
-                    if o.resolved() || !matches!(o.status, St::Pending) || o.subscribed || o.producing {
+                    if o.resolved()
+                        || !matches!(o.status, St::Pending)
+                        || o.subscribed
+                        || o.producing
+                    {
                         continue;
                     }
                     if id.owner != me {
@@ -1328,36 +1692,86 @@ impl Backend for Node {
 
     fn create_actor(&self, spec: ActorSpec) -> Result<ActorId> {
         self.check_open()?;
-        let class = *self.table.cidx.get(spec.class.name).ok_or_else(|| unregistered("actor type", spec.class.name))?;
+        let class = *self
+            .table
+            .cidx
+            .get(spec.class.name)
+            .ok_or_else(|| unregistered("actor type", spec.class.name))?;
         let (enc, hold) = self.encode_args(&spec.args)?;
         Ok(self.with(|st, fx| {
             let w = self.choose(st, &[], true);
             let args = self.wire_args(st, fx, &spec.args, enc, w);
-            let actor = ActorId { owner: self.rank, seq: st.next() };
+            let actor = ActorId {
+                owner: self.rank,
+                seq: st.next(),
+            };
             let seq = st.next();
-            st.owned_actors.insert(actor, OwnedActor { worker: w, handles: 1, pinned: false, dead: None });
+            st.owned_actors.insert(
+                actor,
+                OwnedActor {
+                    worker: w,
+                    handles: 1,
+                    pinned: false,
+                    dead: None,
+                },
+            );
             st.actors_on[w as usize] += 1;
-            st.calls.insert(seq, Call { worker: w, outputs: Vec::new(), _hold: hold });
+            st.calls.insert(
+                seq,
+                Call {
+                    worker: w,
+                    outputs: Vec::new(),
+                    _hold: hold,
+                },
+            );
             st.load[w as usize] += 1;
             st.inflight += 1;
-            fx.send(w, Msg::ActorCreate { actor, class, args, seq });
+            fx.send(
+                w,
+                Msg::ActorCreate {
+                    actor,
+                    class,
+                    args,
+                    seq,
+                },
+            );
             actor
         }))
     }
 
     fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
         self.check_open()?;
-        let method = *self.table.midx.get(call.method.name).ok_or_else(|| unregistered("actor method", call.method.name))?;
+        let method = *self
+            .table
+            .midx
+            .get(call.method.name)
+            .ok_or_else(|| unregistered("actor method", call.method.name))?;
         let w = self.locate_actor(call.actor)?;
         let (enc, hold) = self.encode_args(&call.args)?;
         Ok(self.with(|st, fx| {
             let args = self.wire_args(st, fx, &call.args, enc, w);
             let seq = st.next();
             let outputs = self.new_outputs(st, call.method.num_returns, w);
-            st.calls.insert(seq, Call { worker: w, outputs: outputs.clone(), _hold: hold });
+            st.calls.insert(
+                seq,
+                Call {
+                    worker: w,
+                    outputs: outputs.clone(),
+                    _hold: hold,
+                },
+            );
             st.load[w as usize] += 1;
             st.inflight += 1;
-            fx.send(w, Msg::ActorCall { actor: call.actor, method, args, outputs: outputs.clone(), seq });
+            fx.send(
+                w,
+                Msg::ActorCall {
+                    actor: call.actor,
+                    method,
+                    args,
+                    outputs: outputs.clone(),
+                    seq,
+                },
+            );
             outputs
         }))
     }
@@ -1385,18 +1799,16 @@ impl Backend for Node {
             return;
         }
         self.with(|st, fx| {
-            let Some(a) = st.owned_actors.get_mut(&actor) else { return };
+            let Some(a) = st.owned_actors.get_mut(&actor) else {
+                return;
+            };
             a.handles = a.handles.saturating_sub(1);
             if a.handles > 0 || a.pinned {
                 return;
             }
-            let w = a.worker;
-            let was_alive = a.dead.is_none();
-            st.owned_actors.remove(&actor);
-            st.actors_on[w as usize] = st.actors_on[w as usize].saturating_sub(1);
-            if was_alive {
-                fx.send(w, Msg::ActorKill { actor, now: false });
-            }
+            let seq = st.seq;
+            st.pending_ends.push((actor, seq));
+            self.end_released_actors(st, fx);
         });
     }
 
@@ -1421,13 +1833,19 @@ impl Backend for Node {
     fn cluster_resources(&self) -> Result<ClusterResources> {
         let mut out = ClusterResources::new();
         for ip in self.ips.iter().skip(1) {
-            *out.entry(ip.clone()).or_default().entry("CPU".to_string()).or_insert(0.0) += 1.0;
+            *out.entry(ip.clone())
+                .or_default()
+                .entry("CPU".to_string())
+                .or_insert(0.0) += 1.0;
         }
         Ok(out)
     }
 
     fn get_ip(&self) -> String {
-        self.ips.get(self.rank as usize).cloned().unwrap_or_else(unidist_core::runtime::local_ip)
+        self.ips
+            .get(self.rank as usize)
+            .cloned()
+            .unwrap_or_else(unidist_core::runtime::local_ip)
     }
 
     fn shutdown(&self) -> Result<()> {

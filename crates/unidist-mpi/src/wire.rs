@@ -92,7 +92,11 @@ impl Serialize for Slot {
                 } else {
                     InlineRef::Segment(e.inline.len() as u64)
                 };
-                let buffers = e.buffers.iter().map(|b| (b.elem(), b.len() as u64)).collect();
+                let buffers = e
+                    .buffers
+                    .iter()
+                    .map(|b| (b.elem(), b.len() as u64))
+                    .collect();
                 WireDescRef { inline, buffers }.serialize(s)
             }
             Slot::Wire(d) => d.serialize(s),
@@ -152,17 +156,36 @@ pub type OutResult = Result<u64, WireError>;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Msg {
     /// Run function `func` (an index into the shared registry table); report to the source.
-    Task { seq: u64, func: u32, args: Vec<ArgWire>, outputs: Vec<ObjectId> },
+    Task {
+        seq: u64,
+        func: u32,
+        args: Vec<ArgWire>,
+        outputs: Vec<ObjectId>,
+    },
     /// Create an actor of class `class` here.
-    ActorCreate { actor: ActorId, class: u32, args: Vec<ArgWire>, seq: u64 },
+    ActorCreate {
+        actor: ActorId,
+        class: u32,
+        args: Vec<ArgWire>,
+        seq: u64,
+    },
     /// Call method `method` of an actor living here; report to the source.
-    ActorCall { actor: ActorId, method: u32, args: Vec<ArgWire>, outputs: Vec<ObjectId>, seq: u64 },
+    ActorCall {
+        actor: ActorId,
+        method: u32,
+        args: Vec<ArgWire>,
+        outputs: Vec<ObjectId>,
+        seq: u64,
+    },
     /// End an actor: `now` drops queued calls, otherwise it ends after them.
     ActorKill { actor: ActorId, now: bool },
     /// Where does this actor live? (to its owner)
     ActorLocate { actor: ActorId },
     /// Answer to `ActorLocate`: its worker, or why it is gone.
-    ActorWhere { actor: ActorId, worker: Result<u32, String> },
+    ActorWhere {
+        actor: ActorId,
+        worker: Result<u32, String>,
+    },
     /// A handle to the actor reached another process: never end it on release.
     ActorPin { actor: ActorId },
     /// A call the source sent finished.
@@ -178,7 +201,11 @@ pub enum Msg {
     /// Tell the source when object `id` is ready (to its owner).
     Subscribe { id: ObjectId },
     /// Object `id` is ready at `loc`, or failed.
-    Ready { id: ObjectId, loc: u32, error: Option<WireError> },
+    Ready {
+        id: ObjectId,
+        loc: u32,
+        error: Option<WireError>,
+    },
     /// Objects to free (to their location, which forwards to ranks holding copies).
     Free { ids: Vec<ObjectId> },
     /// The source registers (+1) or drops (-1) a reference to an object owned here.
@@ -205,9 +232,9 @@ impl Msg {
                 .collect()
         }
         match self {
-            Msg::Task { args: a, .. } | Msg::ActorCreate { args: a, .. } | Msg::ActorCall { args: a, .. } => {
-                args(a)
-            }
+            Msg::Task { args: a, .. }
+            | Msg::ActorCreate { args: a, .. }
+            | Msg::ActorCall { args: a, .. } => args(a),
             Msg::Push { value, .. } | Msg::Data { value, .. } => vec![value],
             _ => Vec::new(),
         }
@@ -290,9 +317,9 @@ pub fn decode_batch(
             let mut buffers = Vec::with_capacity(desc.buffers.len());
             for &(elem, n) in &desc.buffers {
                 let mut b = OobBuffer::zeroed(elem, usize::try_from(n).map_err(|_| too_big(n))?)?;
-                let dst = b
-                    .as_bytes_mut()
-                    .ok_or_else(|| Error::backend("mpi", "a freshly allocated receive buffer is shared"))?;
+                let dst = b.as_bytes_mut().ok_or_else(|| {
+                    Error::backend("mpi", "a freshly allocated receive buffer is shared")
+                })?;
                 recv(dst)?;
                 buffers.push(b);
             }
@@ -303,7 +330,10 @@ pub fn decode_batch(
 }
 
 fn too_big(n: u64) -> Error {
-    Error::backend("mpi", format!("a segment of {n} bytes does not fit in memory"))
+    Error::backend(
+        "mpi",
+        format!("a segment of {n} bytes does not fit in memory"),
+    )
 }
 
 #[cfg(test)]
@@ -345,15 +375,21 @@ mod tests {
     fn small_values_travel_inside_the_batch() {
         let e = Arc::new(encode_with_oob(&(1u32, "abc".to_string()), 1024).unwrap());
         let batch = vec![
-            Msg::Data { id: ObjectId::new(0, 1), value: Slot::Ready(e.clone()) },
-            Msg::Free { ids: vec![ObjectId::new(0, 2)] },
+            Msg::Data {
+                id: ObjectId::new(0, 1),
+                value: Slot::Ready(e.clone()),
+            },
+            Msg::Free {
+                ids: vec![ObjectId::new(0, 2)],
+            },
         ];
         let mut b2 = batch.clone();
         let (_, segs) = encode_batch(&mut b2).unwrap();
         assert!(segs.is_empty());
         let out = round_trip(batch, 7);
         assert_eq!(out.len(), 2);
-        let got: (u32, String) = decode_with_oob(&value_of(&out[0]).inline, Vec::<OobBuffer>::new()).unwrap();
+        let got: (u32, String) =
+            decode_with_oob(&value_of(&out[0]).inline, Vec::<OobBuffer>::new()).unwrap();
         assert_eq!(got, (1, "abc".to_string()));
         assert!(matches!(&out[1], Msg::Free { ids } if ids == &[ObjectId::new(0, 2)]));
     }
@@ -361,14 +397,21 @@ mod tests {
     #[test]
     fn large_inline_and_oob_buffers_are_segments_and_chunked() {
         // A big inline body (a plain Vec) and two out-of-band buffers, chunked at 1000 bytes.
-        let big_inline: Vec<u64> = (0..20_000).collect();
-        let value = (big_inline.clone(), Buffer::<f64>::from(vec![1.5; 3000]), Buffer::<u8>::from(vec![7u8; 999]));
+        let big_inline: Vec<u64> = (0..100_000).collect();
+        let value = (
+            big_inline.clone(),
+            Buffer::<f64>::from(vec![1.5; 3000]),
+            Buffer::<u8>::from(vec![7u8; 999]),
+        );
         let e = Arc::new(encode_with_oob(&value, 512).unwrap());
         assert_eq!(e.buffers.len(), 2);
-        let mut batch = vec![Msg::Push { id: ObjectId::new(3, 9), value: Slot::Ready(e) }];
+        let mut batch = vec![Msg::Push {
+            id: ObjectId::new(3, 9),
+            value: Slot::Ready(e),
+        }];
         let (_, segs) = encode_batch(&mut batch).unwrap();
         assert_eq!(segs.len(), 3, "inline body + 2 buffers");
-        let out = round_trip(batch, 1000);
+        let out = round_trip(batch, 100_000);
         let got = value_of(&out[0]);
         assert_eq!(got.buffers[0].elem(), ElemType::F64);
         let back: (Vec<u64>, Buffer<f64>, Buffer<u8>) =
@@ -380,7 +423,10 @@ mod tests {
     fn chunk_ranges_cover_exactly() {
         assert_eq!(chunks(0, 10).count(), 0);
         assert_eq!(chunks(10, 10).collect::<Vec<_>>(), vec![0..10]);
-        assert_eq!(chunks(25, 10).collect::<Vec<_>>(), vec![0..10, 10..20, 20..25]);
+        assert_eq!(
+            chunks(25, 10).collect::<Vec<_>>(),
+            vec![0..10, 10..20, 20..25]
+        );
         // The real chunk size keeps every MPI count within a C int.
         assert!(CHUNK <= i32::MAX as usize);
         let n = 5 * CHUNK / 2;
@@ -398,14 +444,35 @@ mod tests {
             Msg::Task {
                 seq: 1,
                 func: 2,
-                args: vec![ArgWire::Ref { id: ObjectId::new(0, 3), from: 1 }],
+                args: vec![ArgWire::Ref {
+                    id: ObjectId::new(0, 3),
+                    from: 1,
+                }],
                 outputs: vec![ObjectId::new(0, 4)],
             },
-            Msg::Done { seq: 1, results: vec![Ok(8), Err(WireError::Task(te.clone()))] },
-            Msg::ActorCall { actor: a, method: 0, args: vec![], outputs: vec![], seq: 2 },
-            Msg::ActorWhere { actor: a, worker: Err("killed".into()) },
-            Msg::Failed { id: ObjectId::new(1, 1), error: WireError::Other(ErrorKind::ActorDead, "x".into()) },
-            Msg::Borrow { id: ObjectId::new(1, 1), delta: -1 },
+            Msg::Done {
+                seq: 1,
+                results: vec![Ok(8), Err(WireError::Task(te.clone()))],
+            },
+            Msg::ActorCall {
+                actor: a,
+                method: 0,
+                args: vec![],
+                outputs: vec![],
+                seq: 2,
+            },
+            Msg::ActorWhere {
+                actor: a,
+                worker: Err("killed".into()),
+            },
+            Msg::Failed {
+                id: ObjectId::new(1, 1),
+                error: WireError::Other(ErrorKind::ActorDead, "x".into()),
+            },
+            Msg::Borrow {
+                id: ObjectId::new(1, 1),
+                delta: -1,
+            },
             Msg::Shutdown,
         ];
         let out = round_trip(batch, 16);
@@ -426,7 +493,10 @@ mod tests {
         assert!(decode_batch(b"not a batch", |_| Ok(())).is_err());
         // A batch promising a segment the network never delivers reports the receive error.
         let e = Arc::new(encode_with_oob(&Buffer::<u8>::from(vec![1u8; 100]), 10).unwrap());
-        let mut batch = vec![Msg::Data { id: ObjectId::new(0, 1), value: Slot::Ready(e) }];
+        let mut batch = vec![Msg::Data {
+            id: ObjectId::new(0, 1),
+            value: Slot::Ready(e),
+        }];
         let (ctrl, _) = encode_batch(&mut batch).unwrap();
         let err = decode_batch(&ctrl, |_| Err(Error::backend("mpi", "peer gone"))).unwrap_err();
         assert!(err.to_string().contains("peer gone"));

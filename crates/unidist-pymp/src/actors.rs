@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -23,11 +24,18 @@ use crate::tasks::{resolve_now, Input, Resolved};
 /// Actor ids are unique across backend instances of the process, like object ids.
 static NEXT_ACTOR: AtomicU64 = AtomicU64::new(1);
 
+thread_local! {
+    /// The backend instance whose actor runs on this (arbiter) thread; 0 for none.
+    static ACTOR_OF: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 /// What calls and their outputs know about an actor.
 pub(crate) struct ActorInfo {
     id: ActorId,
     class: &'static str,
     killed: AtomicBool,
+    /// Lets a call's outputs be settled from wherever the call is dropped.
+    shared: Arc<Shared>,
 }
 
 impl ActorInfo {
@@ -84,7 +92,11 @@ impl Actors {
             .recv()
             .map_err(|_| unavailable("the actor system thread ended during start".into()))?;
         Ok(Actors {
-            system: Mutex::new(Some(SystemThread { system, ended, join })),
+            system: Mutex::new(Some(SystemThread {
+                system,
+                ended,
+                join,
+            })),
             table: Mutex::new(HashMap::new()),
         })
     }
@@ -115,6 +127,7 @@ impl Actors {
             id,
             class: class.name,
             killed: AtomicBool::new(false),
+            shared: shared.clone(),
         });
         let live = LiveGuard::new(shared.clone());
         let shell_info = info.clone();
@@ -155,14 +168,17 @@ impl Actors {
             drop(table);
             return Err(dead_unknown(actor, method.class));
         };
-        let ids = shared.store.insert_pending(method.num_returns, None);
+        let ids = shared.store.insert_pending(method.num_returns);
         let done = CallDone {
-            shared: shared.clone(),
             info: entry.info.clone(),
             done: Some(Completion::new(ids, method.name)),
         };
         // `do_send` queues whatever the mailbox holds: a caller is never dropped or blocked.
-        entry.addr.do_send(Call { method, inputs, done });
+        entry.addr.do_send(Call {
+            method,
+            inputs,
+            done,
+        });
         Ok(ids.to_vec())
     }
 
@@ -221,8 +237,13 @@ impl Actors {
                 tracing::warn!("the actor system thread did not stop in time; abandoning it");
             }
         }
+        // An actor method that calls `shutdown` must not wait for its own actor.
+        let mine = usize::from(ACTOR_OF.with(|a| a.get()) == shared.instance());
         loop {
-            let live = shared.live_actors.load(Ordering::Acquire);
+            let live = shared
+                .live_actors
+                .load(Ordering::Acquire)
+                .saturating_sub(mine);
             if live == 0 || Instant::now() >= deadline {
                 return live;
             }
@@ -310,7 +331,6 @@ impl InFlight {
 /// The outputs of an actor call. If it is dropped unsettled (the actor ended or the runtime
 /// stopped first), every output gets the error that says why, so no reader waits forever.
 struct CallDone {
-    shared: Arc<Shared>,
     info: Arc<ActorInfo>,
     done: Option<Completion>,
 }
@@ -318,24 +338,24 @@ struct CallDone {
 impl CallDone {
     fn finish(mut self, result: Result<Outputs>) {
         if let Some(d) = self.done.take() {
-            d.finish(&self.shared, result);
+            d.finish(&self.info.shared, result);
         }
     }
 
     fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        &self.info.shared
     }
 }
 
 impl Drop for CallDone {
     fn drop(&mut self) {
         if let Some(d) = self.done.take() {
-            let e = if self.shared.is_closed() {
+            let e = if self.info.shared.is_closed() {
                 Error::ShutDown
             } else {
                 self.info.dead_error()
             };
-            d.finish(&self.shared, Err(e));
+            d.finish(&self.info.shared, Err(e));
         }
     }
 }
@@ -374,6 +394,7 @@ impl Actor for Shell {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        ACTOR_OF.with(|a| a.set(self.shared.instance()));
         let inputs = self.ctor.take().unwrap_or_default();
         let class = self.class;
         match resolve_now(&self.shared.store, class.name, &inputs) {
@@ -385,7 +406,9 @@ impl Actor for Shell {
                 ctx.wait(
                     async move { resolve_async(&shared, class.name, &inputs).await }
                         .into_actor(self)
-                        .map(move |r, act, _| act.instance = Some(r.and_then(|p| construct(class, &p)))),
+                        .map(move |r, act, _| {
+                            act.instance = Some(r.and_then(|p| construct(class, &p)))
+                        }),
                 );
             }
         }
@@ -401,8 +424,13 @@ impl Actor for Shell {
     }
 }
 
-fn construct(class: &'static ActorClassEntry, payloads: &[Payload]) -> std::result::Result<Rc<ActorInstance>, Error> {
-    ActorInstance::construct(class, payloads).map(Rc::new).map_err(Error::from)
+fn construct(
+    class: &'static ActorClassEntry,
+    payloads: &[Payload],
+) -> std::result::Result<Rc<ActorInstance>, Error> {
+    ActorInstance::construct(class, payloads)
+        .map(Rc::new)
+        .map_err(Error::from)
 }
 
 /// Waits on the actor's event loop until every object input settled, then reads them.
@@ -421,14 +449,16 @@ async fn resolve_async(shared: &Shared, name: &str, inputs: &[Input]) -> Result<
 }
 
 fn outputs(method: &'static ActorMethodEntry, r: CallResult) -> Result<Outputs> {
-    r.and_then(|o| check_arity(method.name, method.num_returns, o)).map_err(Error::from)
+    r.and_then(|o| check_arity(method.name, method.num_returns, o))
+        .map_err(Error::from)
 }
 
 /// Polls a future once without a task to wake: most calls complete on their first poll, and
 /// then need no boxing into the actor context or a spawned task. A future that is not ready
 /// is polled again by its new owner, which registers the real waker.
 fn poll_once<T>(fut: &mut LocalBoxFuture<T>) -> Poll<T> {
-    fut.as_mut().poll(&mut TaskContext::from_waker(Waker::noop()))
+    fut.as_mut()
+        .poll(&mut TaskContext::from_waker(Waker::noop()))
 }
 
 impl Shell {
@@ -443,32 +473,70 @@ impl Shell {
     }
 
     /// Starts a call whose arguments are read; the actor's lock order is the call order.
-    fn start(&mut self, inst: Rc<ActorInstance>, call: Call, payloads: Vec<Payload>, ctx: &mut Context<Self>) {
-        let Call { method, inputs, done } = call;
+    fn start(
+        &mut self,
+        inst: Rc<ActorInstance>,
+        call: Call,
+        payloads: Vec<Payload>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Call {
+            method,
+            inputs,
+            done,
+        } = call;
         if let Some(e) = self.dead() {
             done.finish(Err(e));
             return;
         }
-        let mut begin: LocalBoxFuture<LocalBoxFuture<CallResult>> =
-            Box::pin(async move { inst.begin(method, payloads).await });
-        match poll_once(&mut begin) {
-            Poll::Ready(running) => self.run(running, method, done),
-            Poll::Pending => {
-                // The state lock is held by earlier calls (an async `&self` call running while
-                // this one needs `&mut self`): hold back later calls until this one starts.
-                ctx.wait(begin.into_actor(self).map(move |running, act, _| {
-                    drop(inputs);
-                    act.run(running, method, done)
-                }));
+        // Most calls get the state lock at once: start them in place, with nothing boxed.
+        let started = {
+            let begin = std::pin::pin!(inst.begin(method, payloads));
+            match begin.poll(&mut TaskContext::from_waker(Waker::noop())) {
+                Poll::Ready(running) => Some(running),
+                Poll::Pending => None,
+            }
+        };
+        if let Some(running) = started {
+            drop(inputs);
+            self.run(running, method, done);
+            return;
+        }
+        // The state lock is held by earlier calls (an async `&self` call running while this one
+        // needs `&mut self`). The attempt above ran no user code and gave up its place; start
+        // again from the inputs, and hold back later calls until this one starts.
+        let payloads = match resolve_now(&self.shared.store, method.name, &inputs) {
+            Resolved::Ready(p) => p,
+            Resolved::Failed(e) => {
+                done.finish(Err(e));
                 return;
             }
-        }
-        drop(inputs);
+            Resolved::Pending => {
+                done.finish(Err(Error::backend(
+                    "pymp",
+                    "an argument became pending again",
+                )));
+                return;
+            }
+        };
+        // `begin` resolves to the future that completes the call; that one is run by `run`.
+        #[allow(clippy::async_yields_async)]
+        let begin: LocalBoxFuture<LocalBoxFuture<CallResult>> =
+            Box::pin(async move { inst.begin(method, payloads).await });
+        ctx.wait(begin.into_actor(self).map(move |running, act, _| {
+            drop(inputs);
+            act.run(running, method, done)
+        }));
     }
 
     /// Completes a started call: at once if it is done (every sync method), otherwise as a
     /// task on this actor's event loop, concurrent with later calls.
-    fn run(&mut self, mut running: LocalBoxFuture<CallResult>, method: &'static ActorMethodEntry, done: CallDone) {
+    fn run(
+        &mut self,
+        mut running: LocalBoxFuture<CallResult>,
+        method: &'static ActorMethodEntry,
+        done: CallDone,
+    ) {
         match poll_once(&mut running) {
             Poll::Ready(r) => done.finish(outputs(method, r)),
             Poll::Pending => {
@@ -499,7 +567,13 @@ impl Handler<Call> for Shell {
                 return;
             }
             None => {
-                let e = Error::backend("pymp", format!("actor {} received a call before it was built", self.class.name));
+                let e = Error::backend(
+                    "pymp",
+                    format!(
+                        "actor {} received a call before it was built",
+                        self.class.name
+                    ),
+                );
                 call.done.finish(Err(e));
                 return;
             }

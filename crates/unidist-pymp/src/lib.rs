@@ -7,34 +7,45 @@
 //! # Architecture
 //!
 //! **Pool.** Tasks run on a dedicated rayon [`ThreadPool`](rayon::ThreadPool) of
-//! `UNIDIST_CPUS` threads (`unidist-pymp-N`). The pool has a panic handler, but panics never
-//! reach it: every task body runs inside `unidist_core::task::run_function`, which turns a panic
-//! into the task's error value.
+//! `UNIDIST_CPUS` threads (`unidist-pymp-N`, 16 MiB stacks of which only touched pages are
+//! resident), with a panic handler; panics never reach it, because every task body runs inside
+//! `unidist_core::task::run_function`, which turns a panic into the task's error value.
+//! Runnable tasks go into one FIFO run queue; pool jobs *drain* it: at most one job per pool
+//! thread exists at a time, started when a task is queued and fewer are running, and each runs
+//! tasks until the queue stays empty for a moment. A busy pool therefore costs no allocation or
+//! wake-up per task.
 //!
-//! **Store.** Objects live in a map sharded 64 ways by id, each shard behind its own mutex.
-//! A slot is *pending* (with its waiters), *ready* (an `Arc` of the value) or *failed* (the
-//! error every reader gets), plus a count of process-local references. Ids come from a
-//! process-wide counter, so a ref kept from before a `shutdown` never names an object of a later
-//! runtime. `put`, `submit` and `call_actor` return ids holding one reference; dropping the last
-//! `ObjectRef` releases it and the slot is removed. Nothing is dropped while a shard lock is
-//! held, because a value may itself hold refs whose release re-enters the store.
+//! **Store.** Objects live in a map sharded 64 ways (runs of 32 consecutive ids per shard,
+//! keyed so that consecutive ids sit in neighbouring buckets), each shard behind its own mutex.
+//! A slot (32 bytes) is *pending* (with its waiters and the task that will settle it), *ready*
+//! (an `Arc` of the value) or *failed* (the error every reader gets), plus a count of
+//! process-local references. Ids come from a process-wide counter, so a ref kept from before a
+//! `shutdown` never names an object of a later runtime. `put`, `submit` and `call_actor` return
+//! ids holding one reference; dropping the last `ObjectRef` releases it and the slot is removed,
+//! also while its task still runs (the result is then dropped when the task finishes). Nothing
+//! is dropped while a shard lock is held, because a value may itself hold refs whose release
+//! re-enters the store.
 //!
-//! **Scheduling.** A task enters the pool only when every argument ref is settled: at
-//! submission it registers itself as a waiter on each pending argument, and the settlement of
-//! the last one queues it (from whichever thread settled it). No pool thread ever sleeps waiting
-//! for an argument. A task with a failed argument fails with
-//! `unidist_core::task::argument_failed` without running. Values are passed as
-//! `Payload::Local(Arc<..>)`: `&T` parameters borrow the stored value in place, `T` parameters
-//! cost one clone, and nothing is serialized.
+//! **Scheduling.** A task is queued only when every argument ref is settled: at submission it
+//! registers as a waiter on each pending argument, and the settlement of the last one queues it
+//! (from whichever thread settled it). No pool thread ever sleeps waiting for an argument. A
+//! task with a failed argument fails with `unidist_core::task::argument_failed` without
+//! running. Values are passed as `Payload::Local(Arc<..>)`: `&T` parameters borrow the stored
+//! value in place, `T` parameters cost one clone, and nothing is serialized.
 //!
-//! **Blocking inside tasks.** `get` and `wait` on a thread outside the pool spin briefly, then
-//! park until the objects settle. On a pool thread they must not idle the thread: it keeps
-//! running other queued pool work (`ThreadPool::yield_now`) until the awaited objects settle,
-//! and parks for at most a millisecond when there is none (new work and settlements unpark it
-//! at once). So recursive `fib` through nested tasks finishes with `UNIDIST_CPUS=1`. The
-//! helping is stack-based: a task that blocked resumes once the tasks it picked up meanwhile
-//! have returned; helping stops at 512 nested tasks per thread (pool threads have 64 MiB
-//! stacks, of which only touched pages are resident).
+//! **Blocking inside tasks.** `get` and `wait` spin briefly, then park until the objects settle.
+//! A *worker* (pool or compensation thread) must not idle its slot meanwhile:
+//! - if the awaited object's task is queued and not started, the worker takes it and runs it
+//!   itself (the blocked task needs it anyway, so this is always safe); recursive `fib` through
+//!   nested tasks runs this way without any thread switch;
+//! - otherwise it *lends its slot*: it counts as blocked, and for every blocked worker one
+//!   compensation thread (`unidist-pymp-x`, started on demand, idle ones end after 10 s) runs
+//!   queued tasks, so as many threads as the pool has keep running tasks whatever the blocked
+//!   ones wait for (results of other tasks, actor calls, a SignalActor). Up to 8192
+//!   compensation threads exist at once.
+//!
+//! A blocked worker never runs unrelated tasks on its own stack: such a task could wait for the
+//! blocked one's continuation and deadlock.
 //!
 //! **Actors.** `start` runs an actix `System` on its own thread (`unidist-pymp-actors`), so
 //! users need no actix or Tokio `main`. Each actor gets its own `Arbiter`: an OS thread with a
@@ -48,40 +59,49 @@
 //! that blocks, for example in `get`, blocks only its own actor. A panicking method is that
 //! call's error; the actor keeps serving. `kill` stops the arbiter: calls queued behind it and
 //! later calls fail with `Error::ActorDead`. When the last handle is dropped the actor ends
-//! after its queued calls and its running async calls.
-//!
-//! Every call owns a completion guard for its outputs: if the call is dropped without settling
-//! them (its actor ended, the runtime stopped), the guard settles each with the error that
-//! says why, so no reader waits forever.
+//! after its queued calls and its running async calls. A call owns a guard for its outputs: if
+//! the call is dropped unsettled (its actor ended, the runtime stopped), the guard settles each
+//! output with the error that says why, so no reader waits forever.
 //!
 //! **Shutdown.** `shutdown` marks the runtime closed (new calls fail with `Error::ShutDown`;
 //! queued tasks settle with that error instead of running), waits for running tasks up to
-//! [`PoolOptions::shutdown_grace`] (logging how many it abandons), stops every actor and the
-//! actor system, then removes every object and wakes every blocked reader with
-//! `Error::ShutDown`. The pool threads end when the backend is dropped. `init` after `shutdown`
-//! starts a fresh backend.
+//! [`PoolOptions::shutdown_grace`] (logging how many it abandons: their threads stay busy),
+//! stops every actor and the actor system, then removes every object and wakes every blocked
+//! reader with `Error::ShutDown`. The pool threads end once the backend is dropped; a task
+//! that calls `shutdown` does not wait for itself. `init` after `shutdown` starts a fresh
+//! backend.
 //!
 //! # Guarantees
 //!
 //! - A task runs at most once, only after all its arguments are ready, and never if one failed.
 //! - Every output of a failed task or method holds the same error; readers never hang on a
 //!   call that cannot complete (failure, kill, shutdown).
+//! - A task blocked in `get` or `wait` never starves the pool, whatever it waits for and however
+//!   few threads the pool has (within the compensation-thread limit).
 //! - Calls on one actor start in call order; a caller is never blocked or dropped by a full
 //!   mailbox.
-//! - An object is freed when its last ref is dropped, also while its task still runs (the
-//!   result is then discarded).
+//! - An object is freed when its last ref is dropped.
+//!
+//! Limits: a method that never returns keeps its actor's thread, and a task that never
+//! returns keeps its pool thread, also after `shutdown`. `TaskOptions::num_cpus` is accepted
+//! and not used for placement (every task takes one pool slot). Async methods can use Tokio
+//! timers and synchronization, not Tokio I/O. Rayon parallel iterators inside a task run on
+//! the pool; while one waits for its parts, rayon may run other queued work on the same thread.
 //!
 //! # Costs and what is measured
 //!
-//! Each actor costs one OS thread (virtual stack of the platform default, of which a few pages
-//! are resident) and one Tokio current-thread runtime; see the crate's README section in the
-//! benchmark output of `examples/pymp_bench.rs` for the measured resident memory per actor.
-//! `examples/pymp_bench.rs` measures, in one run, each issue target against its bare floor:
-//! async empty tasks and a synchronous round trip against bare rayon `spawn` + channel on the
-//! same number of threads, actor calls against a bare actix `Addr::send` loop, a 64 MiB object
-//! read by a task through `&T` against one 64 MiB `memcpy`, and CPU scaling against the
-//! sequential time. `examples/pymp_memory.rs` checks that a million fire-and-forget tasks keep
-//! the resident set flat.
+//! Each actor costs one OS thread (with the platform's default stack, mostly unreserved) and
+//! one Tokio current-thread runtime: measured on a 2-core machine, about 22 KiB resident per
+//! actor with 1,000 actors and 27 KiB with 10,000, and 50-230 us to create one (depending on
+//! load). 10,000 concurrent actors need a thread limit (`ulimit -u`) above 10,000.
+//!
+//! `examples/pymp_bench.rs` (`cargo run --release -p unidist-pymp --example pymp_bench`)
+//! measures, in one run, each target of the pool backend against its bare floor on the same
+//! number of threads, and writes `target/bench/pymp.json`: async empty tasks and a synchronous
+//! round trip against bare rayon `spawn` + channel, actor calls against a bare actix
+//! `Addr::send` loop, a 64 MiB object read by a task through `&T` against one 64 MiB `memcpy`,
+//! and CPU scaling against the sequential time. `examples/pymp_memory.rs` checks that a million
+//! tasks whose refs are dropped keep the resident set flat.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -90,8 +110,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use unidist_core::{
-    ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId, Payload, Result,
-    TaskSpec,
+    ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId,
+    Payload, Result, TaskSpec,
 };
 
 mod actors;
@@ -179,8 +199,12 @@ impl PympBackend {
             .map(|arg| match arg {
                 Arg::Value(v) => Input::Value(v),
                 Arg::Ref(r) => match r.resolve() {
-                    Ok((id, b)) if std::ptr::addr_eq(Arc::as_ptr(&b), self as *const Self) => Input::Object(id, r),
-                    Ok((id, _)) => Input::Bad(Error::StaleRef { what: id.to_string() }),
+                    Ok((id, b)) if std::ptr::addr_eq(Arc::as_ptr(&b), self as *const Self) => {
+                        Input::Object(id, r)
+                    }
+                    Ok((id, _)) => Input::Bad(Error::StaleRef {
+                        what: id.to_string(),
+                    }),
                     Err(e) => Input::Bad(e),
                 },
             })
@@ -202,14 +226,16 @@ impl Backend for PympBackend {
         self.shared.check_open()?;
         let TaskSpec { function, args, .. } = task;
         let inputs = self.inputs(args);
-        let cell = Arc::new(TaskCell::new(self.shared.clone()));
-        let ids = self.shared.store.insert_pending(function.num_returns, Some(&cell));
-        let done = Completion::new(ids, function.name);
-        let pending_args: Vec<ObjectId> = inputs.iter().filter_map(Input::object_id).collect();
-        cell.fill(Task { function, inputs, done });
-        cell.register_arguments(&self.shared.store, pending_args.into_iter());
-        // Drop the submission guard; whoever brings the count to zero queues the task.
-        if cell.argument_settled() {
+        let object_args: Vec<ObjectId> = inputs.iter().filter_map(Input::object_id).collect();
+        let ids = store::Store::next_ids(function.num_returns);
+        let task = Task {
+            function,
+            inputs,
+            done: Completion::new(ids, function.name),
+        };
+        let cell = Arc::new(TaskCell::new(task, object_args.len()));
+        self.shared.store.insert_pending_ids(ids, Some(&cell));
+        if object_args.is_empty() || cell.register_arguments(&self.shared.store, &object_args) {
             self.shared.enqueue(cell);
         }
         Ok(ids.to_vec())
@@ -219,7 +245,12 @@ impl Backend for PympBackend {
         self.shared.get(ids, timeout)
     }
 
-    fn wait(&self, ids: &[ObjectId], num_returns: usize, timeout: Option<Duration>) -> Result<Vec<bool>> {
+    fn wait(
+        &self,
+        ids: &[ObjectId],
+        num_returns: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<bool>> {
         self.shared.wait(ids, num_returns, timeout)
     }
 
@@ -231,7 +262,9 @@ impl Backend for PympBackend {
         if self.shared.store.add_ref(id) {
             Ok(())
         } else {
-            Err(Error::StaleRef { what: id.to_string() })
+            Err(Error::StaleRef {
+                what: id.to_string(),
+            })
         }
     }
 
@@ -244,7 +277,8 @@ impl Backend for PympBackend {
     fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
         self.shared.check_open()?;
         let inputs = self.inputs(call.args);
-        self.actors.call(&self.shared, call.actor, call.method, inputs)
+        self.actors
+            .call(&self.shared, call.actor, call.method, inputs)
     }
 
     fn kill_actor(&self, actor: ActorId) -> Result<()> {
@@ -302,11 +336,16 @@ impl Backend for PympBackend {
         let actor_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
         let stuck = self.actors.shutdown(&self.shared, actor_deadline);
         if stuck > 0 {
-            tracing::warn!(actors = stuck, "shutdown abandons actors whose method did not return");
+            tracing::warn!(
+                actors = stuck,
+                "shutdown abandons actors whose method did not return"
+            );
         }
         // Free every object; readers still blocked on pending ones wake up with `ShutDown`.
         let waiters = self.shared.store.clear();
         self.shared.wake(waiters);
+        // Tasks that were waiting for arguments were just queued by the wake-up above.
+        self.shared.drop_queued();
         tracing::debug!(elapsed = ?started.elapsed(), "pymp backend shut down");
         Ok(())
     }
@@ -329,12 +368,18 @@ mod tests {
         let v = b.get(&[id], None).unwrap();
         assert_eq!(v[0].take::<i64>().unwrap(), 5);
         b.release(id);
-        assert_eq!(b.get(&[id], None).unwrap_err().kind(), unidist_core::ErrorKind::StaleRef);
+        assert_eq!(
+            b.get(&[id], None).unwrap_err().kind(),
+            unidist_core::ErrorKind::StaleRef
+        );
         assert_eq!(b.num_cpus(), 1);
         let res = b.cluster_resources().unwrap();
         assert_eq!(res[&b.get_ip()]["CPU"], 1.0);
         b.shutdown().unwrap();
         b.shutdown().unwrap();
-        assert_eq!(b.put(Arc::new(1u8)).unwrap_err().kind(), unidist_core::ErrorKind::ShutDown);
+        assert_eq!(
+            b.put(Arc::new(1u8)).unwrap_err().kind(),
+            unidist_core::ErrorKind::ShutDown
+        );
     }
 }

@@ -23,6 +23,9 @@ const WORKER_STACK_SIZE: usize = 16 << 20;
 /// task is often done by then, and parking costs a futex round trip.
 const SPINS_BEFORE_PARK: u32 = 256;
 
+/// Empty looks at the run queue before a pool job leaves.
+const PUMP_SPINS: u32 = 512;
+
 /// At most this many compensation threads exist at once; past it, a blocked worker blocks
 /// without lending its slot (and a warning is logged once).
 const MAX_COMPENSATORS: usize = 8192;
@@ -73,13 +76,16 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     instance: u64,
     pool: ThreadPool,
-    /// Runnable tasks, in the order they became runnable. Pool jobs are tokens that each run
-    /// one task from here, so compensation threads can run queued tasks too.
+    /// Runnable tasks, in the order they became runnable. Pool jobs drain it, and so do
+    /// compensation threads.
     queue_tx: Sender<Arc<TaskCell>>,
     queue_rx: Receiver<Arc<TaskCell>>,
     closed: AtomicBool,
     /// Tasks running. Only workers touch it, so submitting threads do not contend on it.
     running: Padded<AtomicUsize>,
+    /// Pool jobs draining the queue; at most `threads`.
+    pumps: Padded<AtomicUsize>,
+    threads: usize,
     /// Actor event loops not yet ended.
     pub(crate) live_actors: AtomicUsize,
     comp: Compensation,
@@ -113,6 +119,8 @@ impl Shared {
             queue_rx,
             closed: AtomicBool::new(false),
             running: Padded(AtomicUsize::new(0)),
+            pumps: Padded(AtomicUsize::new(0)),
+            threads: num_threads,
             live_actors: AtomicUsize::new(0),
             comp: Compensation::default(),
         })
@@ -144,6 +152,11 @@ impl Shared {
         }
     }
 
+    /// The id of this backend instance.
+    pub(crate) fn instance(&self) -> u64 {
+        self.instance
+    }
+
     /// True on a pool or compensation thread of this backend.
     fn is_worker(&self) -> bool {
         WORKER_OF.with(Cell::get) == self.instance
@@ -153,7 +166,11 @@ impl Shared {
     /// `shutdown` must not wait for itself). Queued tasks do not count: once the runtime is
     /// closed they settle with `ShutDown` instead of running.
     pub(crate) fn running_elsewhere(&self) -> usize {
-        let mine = if self.is_worker() { RUNNING.with(Cell::get) } else { 0 };
+        let mine = if self.is_worker() {
+            RUNNING.with(Cell::get)
+        } else {
+            0
+        };
         self.running.0.load(Ordering::Acquire).saturating_sub(mine)
     }
 
@@ -168,19 +185,62 @@ impl Shared {
 
     // ---- running tasks --------------------------------------------------------------------
 
-    /// Queues a runnable task and a pool job to run it.
-    pub(crate) fn enqueue(&self, cell: Arc<TaskCell>) {
+    /// Queues a runnable task, and starts a pool job to drain the queue if fewer than one per
+    /// pool thread are running.
+    pub(crate) fn enqueue(self: &Arc<Self>, cell: Arc<TaskCell>) {
         // The receiver lives in `self`, so the send cannot fail.
-        let _ = self.queue_tx.send(cell.clone());
-        // The job holds the cell only to reach the shared state without another count on it.
-        self.pool.spawn(move || {
-            let shared = &cell.shared;
-            // The task this job was queued for may have been run already by a compensation
-            // thread or a blocked worker; then another one, or nothing, is here.
-            if let Ok(next) = shared.queue_rx.try_recv() {
-                shared.run_cell(&next);
+        let _ = self.queue_tx.send(cell);
+        // Pairs with the fence in `pump`: either this sees a pump about to leave, or that pump
+        // sees this task.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.take_pump_token() {
+            let shared = self.clone();
+            self.pool.spawn(move || shared.pump());
+        }
+    }
+
+    fn take_pump_token(&self) -> bool {
+        let mut t = self.pumps.0.load(Ordering::SeqCst);
+        while t < self.threads {
+            match self
+                .pumps
+                .0
+                .compare_exchange(t, t + 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => return true,
+                Err(now) => t = now,
             }
-        });
+        }
+        false
+    }
+
+    /// A pool job: runs queued tasks until the queue stays empty for a moment.
+    ///
+    /// One job serves many tasks, so a busy pool costs no allocation or wake-up per task. The
+    /// short spin before leaving catches the next task of a submitting loop.
+    fn pump(self: Arc<Self>) {
+        loop {
+            let mut idle = 0;
+            while idle < PUMP_SPINS {
+                match self.queue_rx.try_recv() {
+                    Ok(cell) => {
+                        self.run_cell(&cell);
+                        idle = 0;
+                    }
+                    Err(_) => {
+                        idle += 1;
+                        std::hint::spin_loop();
+                    }
+                }
+            }
+            self.pumps.0.fetch_sub(1, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            // A task queued while this job was leaving, when every token was taken, is this
+            // job's to run.
+            if self.queue_rx.is_empty() || !self.take_pump_token() {
+                return;
+            }
+        }
     }
 
     fn run_cell(self: &Arc<Self>, cell: &TaskCell) {
@@ -213,14 +273,14 @@ impl Shared {
     }
 
     /// Wakes the waiters of settled objects.
-    pub(crate) fn wake(&self, waiters: Vec<Waiter>) {
+    pub(crate) fn wake(self: &Arc<Self>, waiters: Vec<Waiter>) {
         if !waiters.is_empty() {
             store::wake(waiters, |cell| self.enqueue(cell));
         }
     }
 
     /// Settles an object and wakes its waiters.
-    pub(crate) fn settle(&self, id: ObjectId, result: Result<store::Value>) {
+    pub(crate) fn settle(self: &Arc<Self>, id: ObjectId, result: Result<store::Value>) {
         let waiters = self.store.complete(id, result);
         self.wake(waiters);
     }
@@ -228,7 +288,11 @@ impl Shared {
     // ---- blocking -------------------------------------------------------------------------
 
     /// `Backend::get`: blocks until every object is settled, in order.
-    pub(crate) fn get(self: &Arc<Self>, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Payload>> {
+    pub(crate) fn get(
+        self: &Arc<Self>,
+        ids: &[ObjectId],
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Payload>> {
         self.check_open()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut out = Vec::with_capacity(ids.len());
@@ -305,7 +369,9 @@ impl Shared {
         if self.is_closed() {
             Error::ShutDown
         } else {
-            Error::StaleRef { what: id.to_string() }
+            Error::StaleRef {
+                what: id.to_string(),
+            }
         }
     }
 
@@ -349,11 +415,12 @@ impl Shared {
         let blocked = self.comp.blocked.fetch_add(1, Ordering::SeqCst) + 1;
         let mut active = self.comp.active.load(Ordering::SeqCst);
         while active < blocked {
-            match self
-                .comp
-                .active
-                .compare_exchange(active, active + 1, Ordering::SeqCst, Ordering::SeqCst)
-            {
+            match self.comp.active.compare_exchange(
+                active,
+                active + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
                 Ok(_) => {
                     self.activate_compensator();
                     return;
@@ -419,7 +486,9 @@ impl Shared {
                 match self.queue_rx.recv_timeout(COMPENSATOR_RECHECK) {
                     Ok(cell) => self.run_cell(&cell),
                     Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => unreachable!("the queue sender lives in Shared"),
+                    Err(RecvTimeoutError::Disconnected) => {
+                        unreachable!("the queue sender lives in Shared")
+                    }
                 }
             }
             // Idle.
@@ -467,7 +536,7 @@ impl Completion {
     }
 
     /// Settles every output with its value, or all of them with the error.
-    pub(crate) fn finish(self, shared: &Shared, result: Result<Outputs>) {
+    pub(crate) fn finish(self, shared: &Arc<Shared>, result: Result<Outputs>) {
         match result {
             Ok(outputs) => {
                 for (id, v) in self.ids.iter().zip(outputs) {

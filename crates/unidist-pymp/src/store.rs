@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 use parking_lot::Mutex;
-use unidist_core::{Error, ErasedValue, ObjectId};
+use unidist_core::{ErasedValue, Error, ObjectId};
 
 use crate::tasks::TaskCell;
 
@@ -28,6 +28,20 @@ pub(crate) type Value = Arc<dyn ErasedValue>;
 static NEXT_SEQ: AtomicU64 = AtomicU64::new(1);
 
 const SHARDS: usize = 64;
+/// Consecutive ids go to one shard in runs of this many, so that a submitting loop and the
+/// workers settling its tasks mostly lock different shards.
+const RUN_BITS: u32 = 5;
+const SHARD_BITS: u32 = SHARDS.trailing_zeros();
+
+fn shard_of(seq: u64) -> usize {
+    ((seq >> RUN_BITS) as usize) & (SHARDS - 1)
+}
+
+/// The key of an id within its shard: the sequence number without the shard bits, so that the
+/// ids of one shard are consecutive keys.
+fn key_of(seq: u64) -> u64 {
+    ((seq >> (RUN_BITS + SHARD_BITS)) << RUN_BITS) | (seq & ((1 << RUN_BITS) - 1))
+}
 
 /// Consecutive object ids: the outputs of one call.
 #[derive(Debug, Clone, Copy)]
@@ -50,7 +64,10 @@ impl IdRange {
     }
 }
 
-/// Hashes the sequence number of an id; ids are dense integers, so one multiply spreads them.
+/// Hashes a key to itself in the low bits, which pick the bucket, so that ids allocated
+/// together sit in neighbouring buckets (the live ids are a sliding window of consecutive keys,
+/// which then never collide), and repeats the low bits in the top seven, which the table uses
+/// to tell keys apart within a group.
 #[derive(Default)]
 pub(crate) struct SeqHasher(u64);
 
@@ -66,7 +83,7 @@ impl Hasher for SeqHasher {
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = n ^ (n << 57);
     }
 }
 
@@ -87,20 +104,26 @@ pub(crate) enum Waiter {
     Async(tokio::sync::oneshot::Sender<()>),
 }
 
+/// The waiters of a pending object, boxed behind one pointer: most objects never have any,
+/// and the slot stays small.
+#[derive(Default)]
+struct Waiters(Vec<Waiter>);
+
+/// Kept small (24 bytes): slots are what the store's memory traffic is made of.
 enum State {
     /// Not settled yet; `producer` is the task that will settle it, if a task will.
     Pending {
-        waiters: Vec<Waiter>,
+        waiters: Option<Box<Waiters>>,
         producer: Option<Arc<TaskCell>>,
     },
     Ready(Value),
-    Failed(Error),
+    Failed(Arc<Error>),
 }
 
 struct Slot {
     state: State,
     /// Process-local references (live `AnyRef`s) to the object.
-    refs: usize,
+    refs: u32,
 }
 
 /// What a lookup found.
@@ -146,20 +169,22 @@ pub(crate) struct Store {
 impl Store {
     pub(crate) fn new() -> Self {
         Store {
-            shards: (0..SHARDS).map(|_| Shard(Mutex::new(Map::default()))).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Shard(Mutex::new(Map::default())))
+                .collect(),
         }
     }
 
     fn shard(&self, seq: u64) -> &Mutex<Map> {
-        &self.shards[(seq % SHARDS as u64) as usize].0
+        &self.shards[shard_of(seq)].0
     }
 
     fn next_id() -> ObjectId {
         ObjectId::new(0, NEXT_SEQ.fetch_add(1, Ordering::Relaxed))
     }
 
-    /// `n` consecutive ids.
-    fn next_ids(n: usize) -> IdRange {
+    /// `n` consecutive fresh ids, not yet in the store.
+    pub(crate) fn next_ids(n: usize) -> IdRange {
         IdRange {
             first: NEXT_SEQ.fetch_add(n as u64, Ordering::Relaxed),
             len: n,
@@ -173,31 +198,43 @@ impl Store {
             state: State::Ready(value),
             refs: 1,
         };
-        self.shard(id.seq).lock().insert(id.seq, slot);
+        self.shard(id.seq).lock().insert(key_of(id.seq), slot);
         id
     }
 
-    /// Allocates `n` pending objects with one reference each, to be settled by `producer`.
-    pub(crate) fn insert_pending(&self, n: usize, producer: Option<&Arc<TaskCell>>) -> IdRange {
+    /// Allocates `n` pending objects with one reference each.
+    pub(crate) fn insert_pending(&self, n: usize) -> IdRange {
         let ids = Self::next_ids(n);
+        self.insert_pending_ids(ids, None);
+        ids
+    }
+
+    /// Inserts `ids` (from [`Store::next_ids`]) as pending objects with one reference each, to
+    /// be settled by `producer`.
+    pub(crate) fn insert_pending_ids(&self, ids: IdRange, producer: Option<&Arc<TaskCell>>) {
         for id in ids.iter() {
             let slot = Slot {
                 state: State::Pending {
-                    waiters: Vec::new(),
+                    waiters: None,
                     producer: producer.cloned(),
                 },
                 refs: 1,
             };
-            self.shard(id.seq).lock().insert(id.seq, slot);
+            self.shard(id.seq).lock().insert(key_of(id.seq), slot);
         }
-        ids
     }
 
     /// The state of an object, with the value or error when it has one.
     pub(crate) fn lookup(&self, id: ObjectId) -> Lookup {
-        match self.shard(id.seq).lock().get(&id.seq) {
-            Some(Slot { state: State::Ready(v), .. }) => Lookup::Ready(v.clone()),
-            Some(Slot { state: State::Failed(e), .. }) => Lookup::Failed(e.clone()),
+        match self.shard(id.seq).lock().get(&key_of(id.seq)) {
+            Some(Slot {
+                state: State::Ready(v),
+                ..
+            }) => Lookup::Ready(v.clone()),
+            Some(Slot {
+                state: State::Failed(e),
+                ..
+            }) => Lookup::Failed(Error::clone(e)),
             Some(Slot {
                 state: State::Pending { producer, .. },
                 ..
@@ -209,7 +246,7 @@ impl Store {
     /// True if the object is ready, failed or gone (a `get` of it would not block).
     pub(crate) fn is_settled(&self, id: ObjectId) -> bool {
         !matches!(
-            self.shard(id.seq).lock().get(&id.seq),
+            self.shard(id.seq).lock().get(&key_of(id.seq)),
             Some(Slot {
                 state: State::Pending { .. },
                 ..
@@ -222,12 +259,12 @@ impl Store {
     pub(crate) fn register(&self, id: ObjectId, waiter: Waiter) -> bool {
         let rejected = {
             let mut shard = self.shard(id.seq).lock();
-            match shard.get_mut(&id.seq) {
+            match shard.get_mut(&key_of(id.seq)) {
                 Some(Slot {
                     state: State::Pending { waiters, .. },
                     ..
                 }) => {
-                    waiters.push(waiter);
+                    waiters.get_or_insert_with(Default::default).0.push(waiter);
                     return true;
                 }
                 _ => waiter,
@@ -249,19 +286,19 @@ impl Store {
     /// drops the result.
     pub(crate) fn complete(&self, id: ObjectId, result: Result<Value, Error>) -> Vec<Waiter> {
         let mut shard = self.shard(id.seq).lock();
-        let Some(slot) = shard.get_mut(&id.seq) else {
+        let Some(slot) = shard.get_mut(&key_of(id.seq)) else {
             drop(shard);
             drop(result);
             return Vec::new();
         };
         let new_state = match result {
             Ok(v) => State::Ready(v),
-            Err(e) => State::Failed(e),
+            Err(e) => State::Failed(Arc::new(e)),
         };
         let old = std::mem::replace(&mut slot.state, new_state);
         drop(shard);
         match old {
-            State::Pending { waiters, .. } => waiters,
+            State::Pending { waiters, .. } => waiters.map(|w| w.0).unwrap_or_default(),
             // Settling twice is a bug in the caller; keep the first result.
             other => {
                 tracing::error!(object = %id, "an object was settled twice");
@@ -273,7 +310,7 @@ impl Store {
 
     /// Adds one reference; false if the object is gone.
     pub(crate) fn add_ref(&self, id: ObjectId) -> bool {
-        match self.shard(id.seq).lock().get_mut(&id.seq) {
+        match self.shard(id.seq).lock().get_mut(&key_of(id.seq)) {
             Some(slot) => {
                 slot.refs += 1;
                 true
@@ -287,12 +324,12 @@ impl Store {
     pub(crate) fn release(&self, id: ObjectId) {
         let removed = {
             let mut shard = self.shard(id.seq).lock();
-            match shard.get_mut(&id.seq) {
+            match shard.get_mut(&key_of(id.seq)) {
                 Some(slot) if slot.refs > 1 => {
                     slot.refs -= 1;
                     None
                 }
-                Some(_) => shard.remove(&id.seq),
+                Some(_) => shard.remove(&key_of(id.seq)),
                 None => None,
             }
         };
@@ -307,8 +344,11 @@ impl Store {
         for shard in self.shards.iter() {
             let map = std::mem::take(&mut *shard.0.lock());
             for (_, slot) in map {
-                if let State::Pending { waiters: w, .. } = slot.state {
-                    waiters.extend(w);
+                if let State::Pending {
+                    waiters: Some(w), ..
+                } = slot.state
+                {
+                    waiters.extend(w.0);
                 }
             }
         }
@@ -365,7 +405,7 @@ mod tests {
     #[test]
     fn pending_object_released_then_completed_is_discarded() {
         let s = Store::new();
-        let id = s.insert_pending(1, None).to_vec()[0];
+        let id = s.insert_pending(1).to_vec()[0];
         s.release(id);
         let waiters = s.complete(id, Ok(value(3)));
         assert!(waiters.is_empty());
@@ -375,7 +415,7 @@ mod tests {
     #[test]
     fn complete_wakes_registered_signal() {
         let s = Store::new();
-        let id = s.insert_pending(1, None).to_vec()[0];
+        let id = s.insert_pending(1).to_vec()[0];
         let sig = Signal::for_current_thread();
         assert!(s.register(id, Waiter::Thread(sig.clone())));
         assert!(!s.is_settled(id));
@@ -384,6 +424,30 @@ mod tests {
         assert!(matches!(s.lookup(id), Lookup::Failed(Error::ShutDown)));
         // A settled object takes no more waiters.
         assert!(!s.register(id, Waiter::Thread(sig.clone())));
+    }
+
+    #[test]
+    fn slots_stay_small() {
+        assert!(
+            std::mem::size_of::<Slot>() <= 32,
+            "{}",
+            std::mem::size_of::<Slot>()
+        );
+    }
+
+    #[test]
+    fn keys_of_one_shard_are_consecutive() {
+        let seqs: Vec<u64> = (0..10_000u64).filter(|s| shard_of(*s) == 3).collect();
+        let keys: Vec<u64> = seqs.iter().map(|s| key_of(*s)).collect();
+        assert!(
+            keys.windows(2).all(|w| w[1] == w[0] + 1),
+            "{:?}",
+            &keys[..40]
+        );
+        // Distinct ids of one shard never share a key.
+        let mut sorted = keys.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), keys.len());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use unidist_core::task::{argument_failed, run_function};
-use unidist_core::{AnyRef, Error, ObjectId, Payload, RemoteFunction, TaskError, TaskFailure};
+use unidist_core::{AnyRef, Error, ObjectId, Payload, RemoteFunction};
 
 use crate::shared::{Completion, Shared};
 use crate::store::{Lookup, Store, Value, Waiter};
@@ -49,7 +49,9 @@ pub(crate) fn resolve_now(store: &Store, name: &str, inputs: &[Input]) -> Resolv
                 Lookup::Failed(e) => return Resolved::Failed(argument_failed(name, i, &e).into()),
                 Lookup::Pending(_) => return Resolved::Pending,
                 Lookup::Missing => {
-                    let e = Error::StaleRef { what: id.to_string() };
+                    let e = Error::StaleRef {
+                        what: id.to_string(),
+                    };
                     return Resolved::Failed(argument_failed(name, i, &e).into());
                 }
             },
@@ -69,7 +71,11 @@ pub(crate) struct Task {
 impl Task {
     /// Runs the task on the calling thread; every argument is settled.
     pub(crate) fn run(self, shared: &Arc<Shared>) {
-        let Task { function, inputs, done } = self;
+        let Task {
+            function,
+            inputs,
+            done,
+        } = self;
         if shared.is_closed() {
             done.finish(shared, Err(Error::ShutDown));
             return;
@@ -79,7 +85,10 @@ impl Task {
             Resolved::Failed(e) => Err(e),
             Resolved::Pending => Err(Error::backend(
                 "pymp",
-                format!("task {} started before its arguments were ready", function.name),
+                format!(
+                    "task {} started before its arguments were ready",
+                    function.name
+                ),
             )),
         };
         // The argument refs are released only after the outputs are settled, so that a
@@ -99,12 +108,9 @@ impl Task {
 /// The outputs of the task point to it (as their producer), every pending argument holds it in
 /// its waiter list, and once it is runnable the run queue holds it. Whoever takes the task out
 /// first runs it: a pool thread, a compensation thread, or a worker blocked on one of its
-/// outputs.
-///
-/// If the cell is dropped with its task still inside (possible only when the runtime stops),
-/// the task's outputs get the error that says so.
+/// outputs. Shutdown settles every cell still waiting or queued, so none is dropped with its
+/// task inside.
 pub(crate) struct TaskCell {
-    pub(crate) shared: Arc<Shared>,
     remaining: AtomicUsize,
     task: Mutex<Option<Task>>,
 }
@@ -112,43 +118,39 @@ pub(crate) struct TaskCell {
 impl Drop for TaskCell {
     fn drop(&mut self) {
         if let Some(task) = self.task.get_mut().take() {
-            let error = if self.shared.is_closed() {
-                Error::ShutDown
-            } else {
-                TaskError::new(task.function.name, TaskFailure::Lost, "the runtime dropped it before it ran").into()
-            };
-            task.abandon(&self.shared, error);
+            tracing::error!(
+                task = task.function.name,
+                "a task was dropped without running or settling"
+            );
         }
     }
 }
 
 impl TaskCell {
-    /// An empty cell; one count guards the submission phase.
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    /// A cell holding `task`, which waits for `pending` arguments still to be registered (0:
+    /// runnable now).
+    pub(crate) fn new(task: Task, pending: usize) -> Self {
         TaskCell {
-            shared,
-            remaining: AtomicUsize::new(1),
-            task: Mutex::new(None),
+            remaining: AtomicUsize::new(pending),
+            task: Mutex::new(Some(task)),
         }
     }
 
-    pub(crate) fn fill(&self, task: Task) {
-        *self.task.lock() = Some(task);
-    }
-
-    /// Registers the cell on every pending object argument of its task. Each registration is
-    /// counted before it exists, so a concurrent settlement never brings the count to zero
-    /// early.
-    pub(crate) fn register_arguments(self: &Arc<Self>, store: &Store, ids: impl Iterator<Item = ObjectId>) {
-        for id in ids {
-            self.remaining.fetch_add(1, Ordering::AcqRel);
-            if !store.register(id, Waiter::Task(self.clone())) {
-                self.remaining.fetch_sub(1, Ordering::AcqRel);
+    /// Registers the cell on each of its task's pending object arguments; the cell was created
+    /// counting all of them. An argument that settled meanwhile is uncounted here, and whoever
+    /// brings the count to zero (here or a settling thread) queues the task: true if it is this
+    /// call.
+    pub(crate) fn register_arguments(self: &Arc<Self>, store: &Store, ids: &[ObjectId]) -> bool {
+        let mut runnable = false;
+        for &id in ids {
+            if !store.register(id, Waiter::Task(self.clone())) && self.argument_settled() {
+                runnable = true;
             }
         }
+        runnable
     }
 
-    /// One awaited argument (or the submission guard) settled; true when it was the last.
+    /// One awaited argument settled; true when it was the last.
     pub(crate) fn argument_settled(&self) -> bool {
         self.remaining.fetch_sub(1, Ordering::AcqRel) == 1
     }

@@ -10,7 +10,9 @@ use common::*;
 use unidist_core::actor::{ActorReadGuard, ActorState, LocalBoxFuture};
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, MethodKind};
 use unidist_core::value::output;
-use unidist_core::{ErrorKind, ObjectRef, Outputs, Payload, RawActorHandle, RemoteFunction, Result, TaskFailure};
+use unidist_core::{
+    ErrorKind, ObjectRef, Outputs, Payload, RawActorHandle, RemoteFunction, Result, TaskFailure,
+};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -43,7 +45,9 @@ fn counter_add(state: &mut dyn Any, args: &[Payload]) -> Result<Outputs> {
 }
 
 fn counter_get(state: &dyn Any, _: &[Payload]) -> Result<Outputs> {
-    Ok(vec![output(state.downcast_ref::<Counter>().expect("a counter").n)])
+    Ok(vec![output(
+        state.downcast_ref::<Counter>().expect("a counter").n,
+    )])
 }
 
 fn counter_boom(_: &dyn Any, _: &[Payload]) -> Result<Outputs> {
@@ -52,7 +56,9 @@ fn counter_boom(_: &dyn Any, _: &[Payload]) -> Result<Outputs> {
 
 fn counter_slow(state: &dyn Any, args: &[Payload]) -> Result<Outputs> {
     std::thread::sleep(Duration::from_millis(args[0].take::<u64>()?));
-    Ok(vec![output(state.downcast_ref::<Counter>().expect("a counter").n)])
+    Ok(vec![output(
+        state.downcast_ref::<Counter>().expect("a counter").n,
+    )])
 }
 
 static COUNTER: ActorClassEntry = ActorClassEntry {
@@ -93,7 +99,9 @@ struct Signals {
 fn signals_new(args: &[Payload]) -> Result<ActorState> {
     let n = args[0].take::<usize>()?;
     Ok(Box::new(Signals {
-        events: (0..n).map(|_| tokio::sync::watch::channel(false).0).collect(),
+        events: (0..n)
+            .map(|_| tokio::sync::watch::channel(false).0)
+            .collect(),
     }))
 }
 
@@ -175,7 +183,11 @@ static CHAIN: RemoteFunction = RemoteFunction {
 fn block_on_wait_body(args: &[Payload]) -> Result<Outputs> {
     let h = args[0].take::<RawActorHandle>()?;
     let idx = args[1].take::<usize>()?;
-    Ok(vec![output(get(&call::<usize>(&h, &WAIT, vec![val(idx)]))?)])
+    Ok(vec![output(get(&call::<usize>(
+        &h,
+        &WAIT,
+        vec![val(idx)],
+    ))?)])
 }
 static BLOCK_ON_WAIT: RemoteFunction = RemoteFunction {
     name: "tests::block_on_wait",
@@ -200,11 +212,16 @@ static SLEEPY: RemoteFunction = RemoteFunction {
 fn calls_run_in_call_order() {
     let _rt = runtime(2);
     let c = create(&COUNTER, vec![val(0i64)]);
-    let refs: Vec<ObjectRef<i64>> = (1..=2000).map(|i| call(&c, &ADD, vec![val(i as i64)])).collect();
+    let refs: Vec<ObjectRef<i64>> = (1..=2000)
+        .map(|i| call(&c, &ADD, vec![val(i as i64)]))
+        .collect();
     let got = bounded(LIMIT, "2000 calls", move || get_all(&refs)).unwrap();
     let expected: Vec<i64> = (1..=2000i64).map(|i| i * (i + 1) / 2).collect();
     assert_eq!(got, expected);
-    assert_eq!(get(&call::<i64>(&c, &GET, vec![])).unwrap(), 2000 * 2001 / 2);
+    assert_eq!(
+        get(&call::<i64>(&c, &GET, vec![])).unwrap(),
+        2000 * 2001 / 2
+    );
 }
 
 #[test]
@@ -225,7 +242,9 @@ fn pending_arguments_keep_call_order() {
     let c = create(&COUNTER, vec![by_ref(&slow)]);
     let first: ObjectRef<i64> = call(&c, &ADD, vec![by_ref(&slow)]);
     let second: ObjectRef<i64> = call(&c, &ADD, vec![val(1i64)]);
-    let v = bounded(LIMIT, "pending arguments", move || (get(&first), get(&second)));
+    let v = bounded(LIMIT, "pending arguments", move || {
+        (get(&first), get(&second))
+    });
     assert_eq!((v.0.unwrap(), v.1.unwrap()), (300, 301));
 }
 
@@ -234,7 +253,11 @@ fn panicking_method_keeps_actor_alive() {
     let _rt = runtime(1);
     let c = create(&COUNTER, vec![val(5i64)]);
     let e = get(&call::<i64>(&c, &BOOM, vec![])).unwrap_err();
-    assert_eq!(e.task_error().map(|t| t.failure), Some(TaskFailure::Panicked), "{e}");
+    assert_eq!(
+        e.task_error().map(|t| t.failure),
+        Some(TaskFailure::Panicked),
+        "{e}"
+    );
     assert!(e.to_string().contains("method boom"), "{e}");
     assert_eq!(get(&call::<i64>(&c, &ADD, vec![val(1i64)])).unwrap(), 6);
     // A failing constructor fails every call with its error.
@@ -246,7 +269,10 @@ fn panicking_method_keeps_actor_alive() {
     let s = create(&SIGNALS, vec![val(1usize)]);
     let e = get(&call::<usize>(&s, &ASYNC_BOOM, vec![])).unwrap_err();
     assert!(e.to_string().contains("async boom"), "{e}");
-    assert_eq!(get(&call::<usize>(&s, &SEND, vec![val(0usize)])).unwrap(), 0);
+    assert_eq!(
+        get(&call::<usize>(&s, &SEND, vec![val(0usize)])).unwrap(),
+        0
+    );
 }
 
 #[test]
@@ -254,9 +280,15 @@ fn async_methods_run_concurrently() {
     let _rt = runtime(1);
     let s = create(&SIGNALS, vec![val(1usize)]);
     let t0 = Instant::now();
-    let refs: Vec<ObjectRef<u64>> = (0..20).map(|_| call(&s, &SLEEP, vec![val(200u64)])).collect();
+    let refs: Vec<ObjectRef<u64>> = (0..20)
+        .map(|_| call(&s, &SLEEP, vec![val(200u64)]))
+        .collect();
     bounded(LIMIT, "20 sleeping calls", move || get_all(&refs)).unwrap();
-    assert!(t0.elapsed() < Duration::from_millis(2000), "async calls ran one by one: {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_millis(2000),
+        "async calls ran one by one: {:?}",
+        t0.elapsed()
+    );
 }
 
 fn signal_actor_on(threads: usize) {
@@ -264,7 +296,9 @@ fn signal_actor_on(threads: usize) {
     let n = threads;
     let s = create(&SIGNALS, vec![val(n + 1)]);
     get(&call::<usize>(&s, &SEND, vec![val(0usize)])).unwrap();
-    let refs: Vec<ObjectRef<usize>> = (0..n).map(|i| remote(&CHAIN, vec![val(s.clone()), val(i)])).collect();
+    let refs: Vec<ObjectRef<usize>> = (0..n)
+        .map(|i| remote(&CHAIN, vec![val(s.clone()), val(i)]))
+        .collect();
     let got = bounded(LIMIT, "signal actor chain", move || get_all(&refs)).unwrap();
     assert_eq!(got, (0..n).collect::<Vec<_>>());
 }
@@ -284,11 +318,15 @@ fn many_tasks_blocked_on_one_actor_are_released() {
     let _rt = runtime(2);
     let n = 8;
     let s = create(&SIGNALS, vec![val(n)]);
-    let refs: Vec<ObjectRef<usize>> =
-        (0..n).map(|i| remote(&BLOCK_ON_WAIT, vec![val(s.clone()), val(i)])).collect();
+    let refs: Vec<ObjectRef<usize>> = (0..n)
+        .map(|i| remote(&BLOCK_ON_WAIT, vec![val(s.clone()), val(i)]))
+        .collect();
     // Let the tasks block first.
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(wait(&refs, 1, Some(Duration::ZERO)).unwrap(), vec![false; n]);
+    assert_eq!(
+        wait(&refs, 1, Some(Duration::ZERO)).unwrap(),
+        vec![false; n]
+    );
     for i in 0..n {
         call::<usize>(&s, &SEND, vec![val(i)]);
     }
@@ -307,9 +345,15 @@ fn kill_fails_queued_and_later_calls() {
     let later: ObjectRef<i64> = call(&c, &GET, vec![]);
     assert_eq!(get(&later).unwrap_err().kind(), ErrorKind::ActorDead);
     let results = bounded(LIMIT, "calls of a killed actor", move || {
-        queued.iter().map(|r| get(r).map_err(|e| e.kind())).collect::<Vec<_>>()
+        queued
+            .iter()
+            .map(|r| get(r).map_err(|e| e.kind()))
+            .collect::<Vec<_>>()
     });
-    assert!(results.iter().all(|r| *r == Err(ErrorKind::ActorDead)), "{results:?}");
+    assert!(
+        results.iter().all(|r| *r == Err(ErrorKind::ActorDead)),
+        "{results:?}"
+    );
     // The call that was running when the kill came may finish or fail, but never hang.
     let _ = bounded(LIMIT, "the running call", move || get(&first));
     // Killing twice is fine.
@@ -326,7 +370,9 @@ fn release_ends_actor_after_queued_calls() {
     let got = bounded(LIMIT, "calls of a released actor", move || get_all(&refs)).unwrap();
     assert_eq!(got.last(), Some(&50));
     assert!(
-        eventually(Duration::from_secs(10), || COUNTER_DROPS.load(Ordering::SeqCst) > before),
+        eventually(Duration::from_secs(10), || COUNTER_DROPS
+            .load(Ordering::SeqCst)
+            > before),
         "the released actor's state was never dropped"
     );
 }
@@ -339,7 +385,9 @@ fn handles_are_usable_inside_tasks() {
     let waiter: ObjectRef<usize> = remote(&BLOCK_ON_WAIT, vec![val(s.clone()), val(1usize)]);
     let sender: ObjectRef<usize> = remote(&CHAIN, vec![val(s.clone()), val(0usize)]);
     call::<usize>(&s, &SEND, vec![val(0usize)]);
-    let got = bounded(LIMIT, "handles in tasks", move || (get(&waiter), get(&sender)));
+    let got = bounded(LIMIT, "handles in tasks", move || {
+        (get(&waiter), get(&sender))
+    });
     assert_eq!((got.0.unwrap(), got.1.unwrap()), (1, 0));
 }
 
@@ -350,7 +398,10 @@ fn signal_chain_in_reverse_order_with_more_tasks_than_threads() {
     let _rt = runtime(1);
     let n = 6;
     let s = create(&SIGNALS, vec![val(n + 1)]);
-    let refs: Vec<ObjectRef<usize>> = (0..n).rev().map(|i| remote(&CHAIN, vec![val(s.clone()), val(i)])).collect();
+    let refs: Vec<ObjectRef<usize>> = (0..n)
+        .rev()
+        .map(|i| remote(&CHAIN, vec![val(s.clone()), val(i)]))
+        .collect();
     call::<usize>(&s, &SEND, vec![val(0usize)]);
     let got = bounded(LIMIT, "reverse signal chain", move || get_all(&refs)).unwrap();
     assert_eq!(got, (0..n).rev().collect::<Vec<_>>());

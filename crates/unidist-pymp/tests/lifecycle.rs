@@ -80,9 +80,15 @@ fn shutdown_with_a_stuck_task_returns_in_bounded_time() {
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
     // A reader blocked on the stuck task is woken.
     let r = bounded(LIMIT, "blocked reader", move || reader.join().unwrap());
-    assert!(matches!(r, Err(ErrorKind::ShutDown) | Err(ErrorKind::StaleRef)), "{r:?}");
+    assert!(
+        matches!(r, Err(ErrorKind::ShutDown) | Err(ErrorKind::StaleRef)),
+        "{r:?}"
+    );
     // Calls on the shut-down backend fail.
-    assert_eq!(b.put(std::sync::Arc::new(1u8)).unwrap_err().kind(), ErrorKind::ShutDown);
+    assert_eq!(
+        b.put(std::sync::Arc::new(1u8)).unwrap_err().kind(),
+        ErrorKind::ShutDown
+    );
     let id = queued.id().unwrap();
     assert_eq!(b.get(&[id], None).unwrap_err().kind(), ErrorKind::ShutDown);
     RELEASE_STUCK.store(true, Ordering::SeqCst);
@@ -96,7 +102,10 @@ fn init_shutdown_cycles() {
         let refs: Vec<ObjectRef<i64>> = (0..50i64).map(|x| remote(&SQUARE, vec![val(x)])).collect();
         assert_eq!(get_all(&refs).unwrap()[7], 49);
         let a = create(&ACC, vec![val(i)]);
-        assert_eq!(get(&call::<i64>(&a, &ACC_ADD, vec![val(1i64)])).unwrap(), i + 1);
+        assert_eq!(
+            get(&call::<i64>(&a, &ACC_ADD, vec![val(1i64)])).unwrap(),
+            i + 1
+        );
         // Refs kept across a shutdown become stale, never a hang.
         stop_backend();
         assert!(runtime::current().is_none());
@@ -105,7 +114,9 @@ fn init_shutdown_cycles() {
     }
     // Pool and actor threads of the finished runtimes end.
     assert!(
-        eventually(Duration::from_secs(20), || threads_named("unidist-pymp-") == 0 && threads_named("actix-rt") == 0),
+        eventually(Duration::from_secs(20), || threads_named("unidist-pymp-")
+            == 0
+            && threads_named("actix-rt") == 0),
         "threads left: {} pool, {} actor",
         threads_named("unidist-pymp-"),
         threads_named("actix-rt")
@@ -131,4 +142,34 @@ fn shutdown_from_inside_a_task_does_not_wait_for_itself() {
     if let Ok(ms) = got {
         assert!(ms < 5_000, "shutdown waited {ms} ms for its own task");
     }
+}
+
+fn acc_shutdown(_: &mut dyn Any, _: &[Payload]) -> Result<Outputs> {
+    let t0 = Instant::now();
+    runtime::current().expect("running").shutdown()?;
+    Ok(vec![output(t0.elapsed().as_millis() as i64)])
+}
+static ACC_SHUTDOWN: ActorMethodEntry = ActorMethodEntry {
+    name: "tests::Acc::shutdown",
+    class: "tests::Acc",
+    num_returns: 1,
+    kind: MethodKind::Mut(acc_shutdown),
+};
+
+#[test]
+fn shutdown_from_inside_an_actor_does_not_wait_for_itself() {
+    let _rt = runtime_with(PoolOptions::new(1).shutdown_grace(Duration::from_secs(30)));
+    let a = create(&ACC, vec![val(0i64)]);
+    let r: ObjectRef<i64> = call(&a, &ACC_SHUTDOWN, vec![]);
+    let t0 = Instant::now();
+    // The result is discarded by the shutdown the method ran; the reader just must not hang.
+    let got = bounded(LIMIT, "shutdown inside an actor", move || get(&r));
+    if let Ok(ms) = got {
+        assert!(ms < 5_000, "shutdown waited {ms} ms for its own actor");
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
 }

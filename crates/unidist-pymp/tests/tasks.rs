@@ -130,7 +130,9 @@ static WAITER: RemoteFunction = RemoteFunction {
 
 fn fib_on(threads: usize) {
     let _rt = runtime(threads);
-    let v = bounded(LIMIT, "nested fib", || get(&remote::<u64>(&FIB, vec![val(15u64)])));
+    let v = bounded(LIMIT, "nested fib", || {
+        get(&remote::<u64>(&FIB, vec![val(15u64)]))
+    });
     assert_eq!(v.unwrap(), 610);
 }
 
@@ -147,7 +149,9 @@ fn nested_fib_two_threads() {
 #[test]
 fn nested_wait_inside_task_one_thread() {
     let _rt = runtime(1);
-    let v = bounded(LIMIT, "wait inside a task", || get(&remote::<i64>(&WAITER, vec![val(20i64)])));
+    let v = bounded(LIMIT, "wait inside a task", || {
+        get(&remote::<i64>(&WAITER, vec![val(20i64)]))
+    });
     assert_eq!(v.unwrap(), (0..20).map(|i| i * i).sum::<i64>());
 }
 
@@ -160,7 +164,10 @@ fn chained_values_and_delayed_refs() {
     // An argument that is not ready at submission.
     let slow: ObjectRef<i64> = remote(&SLEEPY, vec![val(100u64)]);
     let sq: ObjectRef<i64> = remote(&SQUARE, vec![by_ref(&slow)]);
-    assert_eq!(bounded(LIMIT, "delayed ref", move || get(&sq)).unwrap(), 10_000);
+    assert_eq!(
+        bounded(LIMIT, "delayed ref", move || get(&sq)).unwrap(),
+        10_000
+    );
 }
 
 #[test]
@@ -189,10 +196,18 @@ fn panic_is_an_error_and_dependents_do_not_run() {
     assert_eq!(get(&failed).unwrap_err().kind(), ErrorKind::TaskFailed);
     for r in [&dependent, &second] {
         let e = get(r).unwrap_err();
-        assert_eq!(e.task_error().map(|t| t.failure), Some(TaskFailure::ArgumentFailed), "{e}");
+        assert_eq!(
+            e.task_error().map(|t| t.failure),
+            Some(TaskFailure::ArgumentFailed),
+            "{e}"
+        );
         assert!(e.to_string().contains("tests::counted"), "{e}");
     }
-    assert_eq!(COUNTED_RUNS.load(Ordering::SeqCst), before, "a dependent of a failed task ran");
+    assert_eq!(
+        COUNTED_RUNS.load(Ordering::SeqCst),
+        before,
+        "a dependent of a failed task ran"
+    );
     // The pool survives.
     assert_eq!(get(&remote::<i64>(&SQUARE, vec![val(3i64)])).unwrap(), 9);
 }
@@ -224,7 +239,9 @@ fn refcount_frees_objects() {
     let pending: ObjectRef<Tracked> = remote(&MAKE_TRACKED, vec![val(50u64)]);
     drop(pending);
     assert!(
-        eventually(Duration::from_secs(10), || TRACKED_DROPS.load(Ordering::SeqCst) > before),
+        eventually(Duration::from_secs(10), || TRACKED_DROPS
+            .load(Ordering::SeqCst)
+            > before),
         "the discarded result was never dropped"
     );
 
@@ -249,7 +266,10 @@ fn wait_and_timeouts() {
     assert_eq!(flags, vec![true, false]);
     let t0 = Instant::now();
     let flags = wait(&refs, 2, Some(Duration::from_millis(50))).unwrap();
-    assert!(t0.elapsed() < Duration::from_millis(350), "wait_timeout overslept");
+    assert!(
+        t0.elapsed() < Duration::from_millis(350),
+        "wait_timeout overslept"
+    );
     assert_eq!(flags, vec![true, false]);
     let e = get_timeout(&slow, Duration::from_millis(10)).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Timeout);
@@ -270,13 +290,19 @@ fn failed_and_stale_refs_fail_the_task() {
     let bad = ObjectRef::<i64>::failed(unidist_core::Error::ShutDown);
     let r: ObjectRef<i64> = remote(&SQUARE, vec![by_ref(&bad)]);
     let e = get(&r).unwrap_err();
-    assert_eq!(e.task_error().map(|t| t.failure), Some(TaskFailure::ArgumentFailed), "{e}");
+    assert_eq!(
+        e.task_error().map(|t| t.failure),
+        Some(TaskFailure::ArgumentFailed),
+        "{e}"
+    );
 }
 
 #[test]
 fn many_tasks_throughput_smoke() {
     let _rt = runtime(2);
-    let refs: Vec<ObjectRef<i64>> = (0..20_000).map(|i| remote(&SQUARE, vec![val(i as i64)])).collect();
+    let refs: Vec<ObjectRef<i64>> = (0..20_000)
+        .map(|i| remote(&SQUARE, vec![val(i as i64)]))
+        .collect();
     let v = bounded(LIMIT, "20k tasks", move || get_all(&refs)).unwrap();
     assert_eq!(v[141], 141 * 141);
 }

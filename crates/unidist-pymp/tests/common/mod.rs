@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
 use unidist_core::{
-    runtime, ActorCall, ActorSpec, AnyRef, Arg, Backend, IntoArg, ObjectRef, RawActorHandle, Result, TaskSpec, Value,
+    runtime, ActorCall, ActorSpec, AnyRef, Arg, Backend, IntoArg, ObjectRef, RawActorHandle,
+    Result, TaskSpec, Value,
 };
 use unidist_pymp::PoolOptions;
 
@@ -60,7 +61,11 @@ pub fn backend() -> Arc<dyn Backend> {
 }
 
 /// Runs `f` on its own thread and fails the test if it does not finish within `limit`.
-pub fn bounded<R: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> R + Send + 'static) -> R {
+pub fn bounded<R: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> R + Send + 'static,
+) -> R {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(f());
@@ -136,9 +141,17 @@ pub fn create(class: &'static ActorClassEntry, args: Vec<Arg>) -> RawActorHandle
     }
 }
 
-pub fn call<T>(h: &RawActorHandle, method: &'static ActorMethodEntry, args: Vec<Arg>) -> ObjectRef<T> {
+pub fn call<T>(
+    h: &RawActorHandle,
+    method: &'static ActorMethodEntry,
+    args: Vec<Arg>,
+) -> ObjectRef<T> {
     let r = h.resolve().and_then(|(actor, b)| {
-        let ids = b.call_actor(ActorCall { actor, method, args })?;
+        let ids = b.call_actor(ActorCall {
+            actor,
+            method,
+            args,
+        })?;
         Ok(AnyRef::live(ids[0], &b))
     });
     match r {

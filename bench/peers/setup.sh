@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Creates the Python virtual environments the peer benchmarks run in.
+#
+# Usage: setup.sh ENV_ROOT [--retry]
+#
+# Environments (one directory each under ENV_ROOT):
+#   unidist-openmpi  unidist 0.7.x + numpy + mpi4py compiled against Open MPI (pyseq, pymp, MPI spawn)
+#   unidist-mpich    unidist 0.7.x + numpy + mpi4py compiled against MPICH (MPI SPMD)
+#   ray              Ray (+ unidist[ray] when it resolves)
+#   dask             dask[distributed] (+ unidist[dask] when it resolves)
+#
+# An environment that finished earlier (ENV/.ok) is kept as is. One that failed earlier (ENV/.failed)
+# is skipped unless --retry is given, so a platform where a package cannot install does not pay the
+# install time again on every run. Every pip step runs under `timeout` (PEER_STEP_TIMEOUT seconds).
+#
+# Result: ENV_ROOT/available.txt, one line per runnable system-mode, "<system-mode> <env>", with
+# comment lines starting with '#' (network state, failures). It is written in every case, also with
+# no network, in which case it lists nothing (unless environments exist from an earlier run).
+# The script exits 0 unless called wrongly: a failed install is a recorded result, not an error.
+set -u
+
+if [ $# -lt 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
+    echo "usage: setup.sh ENV_ROOT [--retry]" >&2
+    exit 2
+fi
+ENV_ROOT=$1
+shift
+RETRY=0
+for arg in "$@"; do
+    case "$arg" in
+        --retry) RETRY=1 ;;
+        *) echo "setup.sh: unknown argument '$arg' (accepted: --retry)" >&2; exit 2 ;;
+    esac
+done
+
+PYTHON=${PEER_PYTHON:-python3}
+STEP_TIMEOUT=${PEER_STEP_TIMEOUT:-900}
+UNIDIST_SPEC='>=0.7,<0.8'
+
+mkdir -p "$ENV_ROOT" || exit 2
+ENV_ROOT=$(cd "$ENV_ROOT" && pwd)
+LOG="$ENV_ROOT/setup.log"
+AVAILABLE="$ENV_ROOT/available.txt"
+: >"$LOG"
+
+say() { echo "[peers-setup] $*" | tee -a "$LOG"; }
+
+if ! command -v "$PYTHON" >/dev/null 2>&1; then
+    say "no '$PYTHON' interpreter found: no peer environment can be created"
+    { echo "# peer environments: none (no python interpreter '$PYTHON')"; } >"$AVAILABLE"
+    exit 0
+fi
+
+# The index is checked only when something is left to install, so a machine that went offline
+# after a successful setup still runs the peers it has.
+NETWORK=unknown
+check_network() {
+    if [ "$NETWORK" != unknown ]; then return; fi
+    local out
+    if out=$(timeout 60 "$PYTHON" -m pip index versions unidist 2>/dev/null) && [ -n "$out" ]; then
+        NETWORK=yes
+        say "package index reachable: $(echo "$out" | head -1)"
+        for pkg in ray dask mpi4py numpy; do
+            say "  $(timeout 60 "$PYTHON" -m pip index versions "$pkg" 2>/dev/null | head -1)"
+        done
+    else
+        NETWORK=no
+        say "package index unreachable (pip index versions unidist failed): nothing can be installed"
+    fi
+}
+
+# run_step ENV_DIR DESCRIPTION COMMAND...: runs a command inside the environment under a time limit,
+# logging its output; returns the command's status (124 on timeout).
+run_step() {
+    local env_dir=$1 desc=$2
+    shift 2
+    say "  $desc"
+    (
+        # shellcheck disable=SC1091
+        . "$env_dir/bin/activate"
+        timeout "$STEP_TIMEOUT" "$@"
+    ) >>"$LOG" 2>&1
+    local rc=$?
+    if [ $rc -eq 124 ]; then
+        say "  -> timed out after ${STEP_TIMEOUT}s"
+    elif [ $rc -ne 0 ]; then
+        say "  -> failed (exit $rc, see $LOG)"
+    fi
+    return $rc
+}
+
+# mpi4py must be compiled against the MPI it will run under; the wheel cache is bypassed because
+# pip would otherwise reuse the wheel compiled for the other MPI.
+install_mpi4py() {
+    local env_dir=$1 mpicc=$2
+    run_step "$env_dir" "mpi4py from source with MPICC=$mpicc" \
+        env MPICC="$mpicc" pip install --no-cache-dir --no-binary mpi4py mpi4py
+}
+
+# check_mpi ENV_DIR EXPECTED: the MPI library mpi4py links must be the expected one.
+check_mpi() {
+    local env_dir=$1 expected=$2 lib
+    lib=$("$env_dir/bin/python" -c '
+import mpi4py
+mpi4py.rc.initialize = False
+from mpi4py import MPI
+print(MPI.Get_library_version().splitlines()[0])' 2>>"$LOG")
+    say "  mpi4py library: ${lib:-<none>}"
+    case "$lib" in
+        *"$expected"*) return 0 ;;
+        *) say "  -> mpi4py is not linked against $expected"; return 1 ;;
+    esac
+}
+
+build_unidist_openmpi() {
+    local d=$1
+    install_mpi4py "$d" mpicc.openmpi || return 1
+    run_step "$d" "unidist[mpi]$UNIDIST_SPEC numpy" pip install "unidist[mpi]$UNIDIST_SPEC" numpy || return 1
+    check_mpi "$d" "Open MPI" || return 1
+    printf '%s\n' unidist-pyseq unidist-pymp unidist-mpi-openmpi-spawn >"$d/.provides"
+}
+
+build_unidist_mpich() {
+    local d=$1
+    install_mpi4py "$d" mpicc.mpich || return 1
+    run_step "$d" "unidist[mpi]$UNIDIST_SPEC numpy" pip install "unidist[mpi]$UNIDIST_SPEC" numpy || return 1
+    check_mpi "$d" "MPICH" || return 1
+    printf '%s\n' unidist-mpi-mpich-spmd >"$d/.provides"
+}
+
+build_ray() {
+    local d=$1
+    if run_step "$d" "ray[default] + unidist[ray]$UNIDIST_SPEC numpy" \
+        pip install "ray[default]" "unidist[ray]$UNIDIST_SPEC" numpy; then
+        printf '%s\n' ray-native unidist-ray >"$d/.provides"
+    else
+        say "  unidist[ray] did not resolve with Ray; installing Ray alone"
+        run_step "$d" "ray numpy" pip install ray numpy || return 1
+        printf '%s\n' ray-native >"$d/.provides"
+    fi
+}
+
+build_dask() {
+    local d=$1
+    if run_step "$d" "dask[distributed] + unidist[dask]$UNIDIST_SPEC numpy" \
+        pip install "dask[distributed]" "unidist[dask]$UNIDIST_SPEC" numpy; then
+        printf '%s\n' dask-native unidist-dask >"$d/.provides"
+    else
+        say "  unidist[dask] did not resolve with Dask; installing Dask alone"
+        run_step "$d" "dask[distributed] numpy" pip install "dask[distributed]" numpy || return 1
+        printf '%s\n' dask-native >"$d/.provides"
+    fi
+}
+
+FAILURES=()
+make_env() {
+    local name=$1 builder=$2 d="$ENV_ROOT/$1"
+    if [ -f "$d/.ok" ]; then
+        say "$name: present, kept ($(tr '\n' ' ' <"$d/.provides"))"
+        return
+    fi
+    if [ -f "$d/.failed" ] && [ $RETRY -eq 0 ]; then
+        say "$name: failed earlier, skipped (pass --retry to try again): $(cat "$d/.failed")"
+        FAILURES+=("$name: $(cat "$d/.failed")")
+        return
+    fi
+    check_network
+    if [ "$NETWORK" != yes ]; then
+        say "$name: not installed (no network)"
+        FAILURES+=("$name: no network")
+        return
+    fi
+    say "$name: creating"
+    rm -rf "$d"
+    if ! timeout 300 "$PYTHON" -m venv "$d" >>"$LOG" 2>&1; then
+        mkdir -p "$d"
+        echo "python -m venv failed" >"$d/.failed"
+        say "$name: python -m venv failed"
+        FAILURES+=("$name: python -m venv failed")
+        return
+    fi
+    local start=$SECONDS
+    if "$builder" "$d"; then
+        "$d/bin/pip" freeze >"$d/.versions" 2>/dev/null
+        touch "$d/.ok"
+        say "$name: ready in $((SECONDS - start))s ($(tr '\n' ' ' <"$d/.provides"))"
+        grep -i -E '^(unidist|ray|dask|distributed|mpi4py|numpy)==' "$d/.versions" | sed 's/^/    /' | tee -a "$LOG"
+    else
+        echo "install failed after $((SECONDS - start))s, see $LOG" >"$d/.failed"
+        say "$name: FAILED"
+        FAILURES+=("$name: install failed")
+    fi
+}
+
+make_env unidist-openmpi build_unidist_openmpi
+make_env unidist-mpich build_unidist_mpich
+make_env ray build_ray
+make_env dask build_dask
+
+{
+    echo "# peer system-modes ready to run: <system-mode> <env directory under $ENV_ROOT>"
+    echo "# network: $NETWORK"
+    for f in "${FAILURES[@]}"; do echo "# unavailable: $f"; done
+    for env in unidist-openmpi unidist-mpich ray dask; do
+        if [ -f "$ENV_ROOT/$env/.ok" ]; then
+            while read -r sm; do [ -n "$sm" ] && echo "$sm $env"; done <"$ENV_ROOT/$env/.provides"
+        fi
+    done
+} >"$AVAILABLE"
+
+say "summary ($AVAILABLE):"
+sed 's/^/    /' "$AVAILABLE" | tee -a "$LOG"
+exit 0

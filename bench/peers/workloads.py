@@ -1,0 +1,728 @@
+#!/usr/bin/env python3
+"""Peer benchmark workloads: the same nine measurements on Python unidist, Ray and Dask.
+
+Each workload has one meaning on every system, so its row can be set beside the Rust row of the
+same name:
+
+  async_empty_tasks   submit N no-op tasks, then get all results            tasks/s   (higher is better)
+  sync_round_trip     submit one no-op task and get it, K times; median     us
+  put_get_small       put an 8-byte integer and get it back, K times        us
+  put_get_large       put a 64 MiB float64 array and get it back            GB/s (1e9 bytes / s)
+  task_sum_large      a task receives a 64 MiB array by ref, returns sum    s  (put not timed)
+  actor_async_calls   N method calls on one actor, then get all             calls/s
+  actor_sync_call     one actor method call and get, K times; median        us
+  cpu_scaling         8 tasks of fixed pure-Python work against the same 8
+                      calls run one after another in this process           ratio parallel/sequential
+  nested_fib          fib(20) where every call is a task that submits its
+                      two children and waits for them                       s
+
+Every workload is measured --repeats times after one untimed warm-up; a row carries the median,
+min, max and every run. A workload runs in its own thread under --time-limit seconds; one that
+raises is recorded as "failed: <reason>", one that overruns as "timeout", and the next workload
+runs anyway. The JSON file is rewritten after every workload, so an outer kill still leaves the
+rows measured so far (the rest stay "running"/"pending" for the caller to mark).
+
+Systems:
+  --system unidist --backend pyseq|pymp|mpi|ray|dask   Python unidist 0.7.x API
+  --system ray                                         Ray's own API
+  --system dask                                        dask.distributed LocalCluster + Client
+
+For MPI the script is started by mpiexec (spawn: `mpiexec -n 1`, SPMD: `mpiexec -n N` with
+UNIDIST_MPI_SPAWN=False); in SPMD mode only rank 0 returns from unidist.init(), so nothing is
+measured or written before init.
+
+Task functions are looked up by workers in the module `workloads` (this file imported by name), so
+the directory of this file must be importable in worker processes; the script adds it to
+PYTHONPATH for processes it starts, and run.sh exports it for processes mpiexec starts.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+WORKLOADS = [
+    "async_empty_tasks",
+    "sync_round_trip",
+    "put_get_small",
+    "put_get_large",
+    "task_sum_large",
+    "actor_async_calls",
+    "actor_sync_call",
+    "cpu_scaling",
+    "nested_fib",
+]
+
+LARGE_BYTES = 64 * 1024 * 1024
+SMALL_VALUE = 0x0123456789ABCDEF  # fits in 8 bytes, like a u64 on the Rust side
+
+# Sizes per mode. cpu_iters is a fixed amount of work (about 0.2 s of CPython 3.11 per task at
+# full size on a 2020s x86 core), fixed rather than calibrated so every peer does identical work.
+SIZES = {
+    "full": {
+        "async_n": 1000,
+        "sync_k": 200,
+        "small_k": 500,
+        "actor_n": 1000,
+        "actor_k": 200,
+        "cpu_tasks": 8,
+        "cpu_iters": 2_000_000,
+        "fib_n": 20,
+    },
+    "quick": {
+        "async_n": 200,
+        "sync_k": 50,
+        "small_k": 100,
+        "actor_n": 200,
+        "actor_k": 50,
+        "cpu_tasks": 8,
+        "cpu_iters": 500_000,
+        "fib_n": 12,
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Task bodies. They are plain module-level functions so workers import them by name.
+
+
+def noop():
+    return None
+
+
+def array_sum(arr):
+    return float(arr.sum())
+
+
+def cpu_work(iters):
+    acc = 0
+    for i in range(iters):
+        acc = (acc + i * 7) & 0xFFFFFFFF
+    return acc
+
+
+def fib_plain(n):
+    return n if n < 2 else fib_plain(n - 1) + fib_plain(n - 2)
+
+
+class BenchActor:
+    """Actor whose method changes state, so calls cannot be reordered or merged unnoticed."""
+
+    def __init__(self):
+        self.count = 0
+
+    def bump(self):
+        self.count += 1
+        return self.count
+
+
+# Remote handles created inside worker processes for the nested workload, cached per process so a
+# nested call does not rebuild (and, on MPI, re-send) the function each time.
+_NESTED = {}
+
+
+def unidist_fib(n):
+    if n < 2:
+        return n
+    import unidist
+
+    handle = _NESTED.get("unidist")
+    if handle is None:
+        handle = _NESTED["unidist"] = unidist.remote(unidist_fib)
+    left = handle.remote(n - 1)
+    right = handle.remote(n - 2)
+    return unidist.get(left) + unidist.get(right)
+
+
+def ray_fib(n):
+    if n < 2:
+        return n
+    import ray
+
+    handle = _NESTED.get("ray")
+    if handle is None:
+        handle = _NESTED["ray"] = ray.remote(ray_fib)
+    return sum(ray.get([handle.remote(n - 1), handle.remote(n - 2)]))
+
+
+def dask_fib(n):
+    if n < 2:
+        return n
+    from distributed import worker_client
+
+    # worker_client secedes this task from the worker's thread pool while it waits, which is the
+    # documented way to block on child tasks in Dask.
+    with worker_client() as client:
+        left = client.submit(dask_fib, n - 1, pure=False)
+        right = client.submit(dask_fib, n - 2, pure=False)
+        return left.result() + right.result()
+
+
+# --------------------------------------------------------------------------------------------
+# One adapter per system: the workloads below only use these methods.
+
+
+class UnidistSystem:
+    def __init__(self, backend, cpus):
+        os.environ["UNIDIST_BACKEND"] = backend
+        os.environ.setdefault("UNIDIST_CPUS", str(cpus))
+        import unidist
+
+        self.u = unidist
+        self.backend = backend
+        unidist.init()
+
+    def task(self, fn):
+        return self.u.remote(fn)
+
+    def submit(self, handle, *args):
+        return handle.remote(*args)
+
+    def get(self, refs):
+        return self.u.get(refs)
+
+    def put(self, value):
+        return self.u.put(value)
+
+    def actor(self, cls):
+        return self.u.remote(cls).remote()
+
+    def call(self, actor, method):
+        return getattr(actor, method).remote()
+
+    def fib_handle(self):
+        return self.u.remote(unidist_fib)
+
+    def workers(self):
+        return self.u.num_cpus()
+
+    def shutdown(self):
+        if self.backend == "pymp":
+            # unidist's pymp backend raises NotImplementedError for shutdown; its pool is torn
+            # down at exit.
+            return
+        self.u.shutdown()
+
+
+class RaySystem:
+    def __init__(self, cpus):
+        import ray
+
+        self.ray = ray
+        self.cpus = cpus
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+
+    def task(self, fn):
+        return self.ray.remote(fn)
+
+    def submit(self, handle, *args):
+        return handle.remote(*args)
+
+    def get(self, refs):
+        return self.ray.get(refs)
+
+    def put(self, value):
+        return self.ray.put(value)
+
+    def actor(self, cls):
+        return self.ray.remote(cls).remote()
+
+    def call(self, actor, method):
+        return getattr(actor, method).remote()
+
+    def fib_handle(self):
+        return self.ray.remote(ray_fib)
+
+    def workers(self):
+        return self.cpus
+
+    def shutdown(self):
+        self.ray.shutdown()
+
+
+class DaskSystem:
+    def __init__(self, cpus):
+        from distributed import Client, LocalCluster
+
+        self.cpus = cpus
+        # One single-threaded worker process per core: the same shape unidist's Dask backend uses.
+        self.cluster = LocalCluster(
+            n_workers=cpus, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+        self.client = Client(self.cluster)
+
+    def task(self, fn):
+        return fn
+
+    def submit(self, fn, *args):
+        # pure=False: identical no-op submissions are distinct tasks, not one deduplicated key.
+        return self.client.submit(fn, *args, pure=False)
+
+    def get(self, refs):
+        if isinstance(refs, list):
+            return self.client.gather(refs)
+        return refs.result()
+
+    def put(self, value):
+        return self.client.scatter(value)
+
+    def actor(self, cls):
+        return self.client.submit(cls, actor=True, pure=False).result()
+
+    def call(self, actor, method):
+        return getattr(actor, method)()
+
+    def get_actor(self, futures):
+        return [f.result() for f in futures]
+
+    def fib_handle(self):
+        return dask_fib
+
+    def workers(self):
+        return self.cpus
+
+    def shutdown(self):
+        self.client.close()
+        self.cluster.close()
+
+
+def actor_results(system, futures):
+    # Dask actor calls return ActorFutures, which Client.gather does not accept.
+    if isinstance(system, DaskSystem):
+        return system.get_actor(futures)
+    return system.get(futures)
+
+
+def actor_result(system, future):
+    if isinstance(system, DaskSystem):
+        return future.result()
+    return system.get(future)
+
+
+# --------------------------------------------------------------------------------------------
+# Workloads. Each gets the system, the sizes, the repeat count and a list to append one value per
+# completed run to (so a timeout still shows what finished); it returns (params, extra).
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def w_async_empty_tasks(s, sz, repeats, runs):
+    n = sz["async_n"]
+    f = s.task(noop)
+    s.get([s.submit(f) for _ in range(min(n, 50))])
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        refs = [s.submit(f) for _ in range(n)]
+        out = s.get(refs)
+        dt = time.perf_counter() - t0
+        check(len(out) == n, "wrong number of results")
+        runs.append(n / dt)
+    return {"n": n}, {}
+
+
+def latency_runs(repeats, k, once, runs):
+    for _ in range(repeats):
+        lat = []
+        for _ in range(k):
+            t0 = time.perf_counter()
+            once()
+            lat.append((time.perf_counter() - t0) * 1e6)
+        runs.append(statistics.median(lat))
+
+
+def w_sync_round_trip(s, sz, repeats, runs):
+    k = sz["sync_k"]
+    f = s.task(noop)
+    s.get(s.submit(f))
+
+    def once():
+        check(s.get(s.submit(f)) is None, "no-op returned a value")
+
+    latency_runs(repeats, k, once, runs)
+    return {"k": k}, {}
+
+
+def w_put_get_small(s, sz, repeats, runs):
+    k = sz["small_k"]
+    s.get(s.put(SMALL_VALUE))
+
+    def once():
+        check(s.get(s.put(SMALL_VALUE)) == SMALL_VALUE, "value changed in put/get")
+
+    latency_runs(repeats, k, once, runs)
+    return {"k": k, "value_bytes": 8}, {}
+
+
+def large_array():
+    import numpy as np
+
+    arr = np.arange(LARGE_BYTES // 8, dtype=np.float64)
+    check(arr.nbytes == LARGE_BYTES, "array size")
+    return arr
+
+
+def w_put_get_large(s, sz, repeats, runs):
+    arr = large_array()
+    s.get(s.put(arr[:1024]))
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ref = s.put(arr)
+        back = s.get(ref)
+        dt = time.perf_counter() - t0
+        check(back.shape == arr.shape and back[-1] == arr[-1], "array changed in put/get")
+        del ref, back
+        runs.append(LARGE_BYTES / dt / 1e9)
+    return {"bytes": LARGE_BYTES}, {}
+
+
+def w_task_sum_large(s, sz, repeats, runs):
+    arr = large_array()
+    expected = float(arr.sum())
+    f = s.task(array_sum)
+    s.get(s.submit(f, s.put(arr[:1024])))
+    for _ in range(repeats):
+        ref = s.put(arr)  # a fresh object each run, so no worker has it cached yet
+        t0 = time.perf_counter()
+        total = s.get(s.submit(f, ref))
+        dt = time.perf_counter() - t0
+        check(total == expected, "wrong sum")
+        del ref
+        runs.append(dt)
+    return {"bytes": LARGE_BYTES}, {}
+
+
+def w_actor_async_calls(s, sz, repeats, runs):
+    n = sz["actor_n"]
+    a = s.actor(BenchActor)
+    done = actor_result(s, s.call(a, "bump"))
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        futs = [s.call(a, "bump") for _ in range(n)]
+        out = actor_results(s, futs)
+        dt = time.perf_counter() - t0
+        check(list(out) == list(range(done + 1, done + n + 1)), "actor calls out of order")
+        done += n
+        runs.append(n / dt)
+    return {"n": n}, {}
+
+
+def w_actor_sync_call(s, sz, repeats, runs):
+    k = sz["actor_k"]
+    a = s.actor(BenchActor)
+    state = {"count": actor_result(s, s.call(a, "bump"))}
+
+    def once():
+        got = actor_result(s, s.call(a, "bump"))
+        check(got == state["count"] + 1, "actor call lost")
+        state["count"] = got
+
+    latency_runs(repeats, k, once, runs)
+    return {"k": k}, {}
+
+
+def w_cpu_scaling(s, sz, repeats, runs):
+    tasks, iters = sz["cpu_tasks"], sz["cpu_iters"]
+    f = s.task(cpu_work)
+    expected = cpu_work(iters)
+    s.get(s.submit(f, 10))
+    seq, par = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(tasks):
+            cpu_work(iters)
+        t_seq = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        out = s.get([s.submit(f, iters) for _ in range(tasks)])
+        t_par = time.perf_counter() - t0
+        check(all(v == expected for v in out), "wrong cpu_work result")
+        seq.append(t_seq)
+        par.append(t_par)
+        runs.append(t_par / t_seq)
+    return {"tasks": tasks, "iters": iters}, {
+        "sequential_s": seq,
+        "parallel_s": par,
+        "workers": s.workers(),
+        "ideal_ratio": 1.0 / max(1, min(tasks, s.workers(), os.cpu_count() or 1)),
+    }
+
+
+def w_nested_fib(s, sz, repeats, runs):
+    n = sz["fib_n"]
+    expected = fib_plain(n)
+    f = s.fib_handle()
+    check(s.get(s.submit(f, 3)) == 2, "fib(3) through tasks")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        got = s.get(s.submit(f, n))
+        dt = time.perf_counter() - t0
+        check(got == expected, f"fib({n}) returned {got}, expected {expected}")
+        runs.append(dt)
+    return {"n": n, "tasks": 2 * fib_plain(n + 1) - 1}, {}
+
+
+UNITS = {
+    "async_empty_tasks": "tasks/s",
+    "sync_round_trip": "us",
+    "put_get_small": "us",
+    "put_get_large": "GB/s",
+    "task_sum_large": "s",
+    "actor_async_calls": "calls/s",
+    "actor_sync_call": "us",
+    "cpu_scaling": "ratio",
+    "nested_fib": "s",
+}
+
+FUNCS = {
+    "async_empty_tasks": w_async_empty_tasks,
+    "sync_round_trip": w_sync_round_trip,
+    "put_get_small": w_put_get_small,
+    "put_get_large": w_put_get_large,
+    "task_sum_large": w_task_sum_large,
+    "actor_async_calls": w_actor_async_calls,
+    "actor_sync_call": w_actor_sync_call,
+    "cpu_scaling": w_cpu_scaling,
+    "nested_fib": w_nested_fib,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Driver.
+
+
+def run_limited(fn, limit):
+    """Runs fn in a daemon thread; returns ("ok", result) / ("failed: ...", None) / ("timeout", None)."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as e:  # a benchmark records every failure instead of dying
+            box["error"] = f"{type(e).__name__}: {e}".strip()
+            box["trace"] = traceback.format_exc()
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(limit)
+    if t.is_alive():
+        return "timeout", None, None
+    if "error" in box:
+        return "failed: " + " ".join(box["error"].split())[:400], None, box["trace"]
+    return "ok", box["result"], None
+
+
+def package_versions():
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("unidist", "ray", "dask", "distributed", "numpy", "mpi4py", "cloudpickle"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    if "mpi4py" in sys.modules:
+        try:
+            from mpi4py import MPI
+
+            out["mpi_library"] = MPI.Get_library_version().splitlines()[0].strip()
+            out["mpi_world_size"] = MPI.COMM_WORLD.Get_size()
+        except Exception as e:  # versions are informative; never fail the run on them
+            out["mpi_library"] = f"unknown ({e})"
+    return out
+
+
+def machine_info():
+    info = {
+        "platform": platform.platform(),
+        "logical_cpus": os.cpu_count(),
+        "hostname": platform.node(),
+    }
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu_model"] = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal"):
+                    info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
+                    break
+    except OSError:
+        pass
+    return info
+
+
+def summarize(values):
+    if not values:
+        return None, None, None
+    return statistics.median(values), min(values), max(values)
+
+
+def write_json(path, doc):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--system", required=True, choices=["unidist", "ray", "dask"])
+    p.add_argument("--backend", choices=["pyseq", "pymp", "mpi", "ray", "dask"],
+                   help="unidist backend (required with --system unidist)")
+    p.add_argument("--mode", help="label written to the JSON (default: backend, or 'native')")
+    p.add_argument("--cpus", type=int, default=os.cpu_count() or 1,
+                   help="workers for Ray/Dask, UNIDIST_CPUS default for unidist")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="smaller N for a development loop")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="seconds per workload (default 60, 20 with --quick)")
+    p.add_argument("--only", help="comma-separated subset of: " + ",".join(WORKLOADS))
+    p.add_argument("--out", required=True, help="JSON file to write")
+    args = p.parse_args(argv)
+    if args.system == "unidist" and not args.backend:
+        p.error("--system unidist needs --backend (pyseq, pymp, mpi, ray or dask)")
+    if args.system != "unidist" and args.backend:
+        p.error(f"--backend is only accepted with --system unidist, not with --system {args.system}")
+    if args.repeats < 1:
+        p.error(f"--repeats must be at least 1, got {args.repeats}")
+    args.workloads = WORKLOADS
+    if args.only:
+        args.workloads = [w.strip() for w in args.only.split(",") if w.strip()]
+        bad = [w for w in args.workloads if w not in FUNCS]
+        if bad:
+            p.error(f"unknown workload(s) {bad}; accepted: {WORKLOADS}")
+    if args.time_limit is None:
+        args.time_limit = 20.0 if args.quick else 60.0
+    if args.mode is None:
+        args.mode = args.backend if args.system == "unidist" else "native"
+    return args
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    )
+    sizes = SIZES["quick" if args.quick else "full"]
+    doc = {
+        "system": args.system,
+        "mode": args.mode,
+        "quick": args.quick,
+        "repeats": args.repeats,
+        "time_limit_s": args.time_limit,
+        "status": "starting",
+        "versions": {},
+        "machine": machine_info(),
+        "rows": [],
+    }
+
+    # Start the runtime. On MPI SPMD only rank 0 returns from here.
+    t0 = time.perf_counter()
+    holder = {}
+
+    def start():
+        if args.system == "unidist":
+            holder["s"] = UnidistSystem(args.backend, args.cpus)
+        elif args.system == "ray":
+            holder["s"] = RaySystem(args.cpus)
+        else:
+            holder["s"] = DaskSystem(args.cpus)
+
+    if args.system == "unidist" and args.backend in ("mpi", "dask"):
+        # MPI non-root ranks must run init on the main thread (they never return), and unidist's
+        # Dask init only starts a cluster from the main thread.
+        try:
+            start()
+            status = "ok"
+        except BaseException as e:
+            status = f"failed: {type(e).__name__}: {e}"
+    else:
+        status, _, trace = run_limited(start, max(args.time_limit, 120.0))
+        if trace:
+            sys.stderr.write(trace)
+    doc["versions"] = package_versions()
+    doc["init_s"] = round(time.perf_counter() - t0, 3)
+    if status != "ok":
+        doc["status"] = "init " + status
+        doc["rows"] = [
+            {"workload": w, "unit": UNITS[w], "median": None, "min": None, "max": None,
+             "runs": [], "status": "not run: runtime init " + status}
+            for w in args.workloads
+        ]
+        write_json(args.out, doc)
+        print(f"[{args.system}-{args.mode}] init {status}", file=sys.stderr)
+        os._exit(1)
+    system = holder["s"]
+    doc["versions"]["workers"] = system.workers()
+    doc["status"] = "running"
+    doc["rows"] = [
+        {"workload": w, "unit": UNITS[w], "median": None, "min": None, "max": None,
+         "runs": [], "status": "pending"}
+        for w in args.workloads
+    ]
+    write_json(args.out, doc)
+
+    timed_out = []
+    for row in doc["rows"]:
+        w = row["workload"]
+        runs = []
+        row["status"] = "running"
+        write_json(args.out, doc)
+        start_w = time.perf_counter()
+        status, result, trace = run_limited(
+            lambda: FUNCS[w](system, sizes, args.repeats, runs), args.time_limit
+        )
+        elapsed = time.perf_counter() - start_w
+        row["runs"] = list(runs)
+        row["status"] = status
+        row["elapsed_s"] = round(elapsed, 3)
+        if result is not None:
+            row["params"], extra = result
+            if extra:
+                row["extra"] = extra
+        if status == "ok":
+            row["median"], row["min"], row["max"] = summarize(runs)
+        if timed_out:
+            # A timed-out workload keeps running in its thread and may still load the runtime.
+            row["after_timeout_of"] = list(timed_out)
+        if status == "timeout":
+            timed_out.append(w)
+        if trace:
+            sys.stderr.write(f"--- {w} ---\n{trace}")
+        write_json(args.out, doc)
+        shown = f"{row['median']:.4g} {row['unit']}" if row["median"] is not None else ""
+        print(f"[{args.system}-{args.mode}] {w:18s} {status:8.8s} {shown} ({elapsed:.1f}s)",
+              file=sys.stderr, flush=True)
+
+    # Shut down under a bound too: a runtime left with hung tasks may never shut down.
+    st, _, _ = run_limited(system.shutdown, 30.0)
+    doc["shutdown"] = st
+    doc["status"] = "done"
+    write_json(args.out, doc)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    if timed_out or st != "ok":
+        # Threads stuck in the runtime would block interpreter exit (and MPI finalization).
+        os._exit(0)
+    return 0
+
+
+if __name__ == "__main__":
+    # Run as the module `workloads`, not `__main__`, so task functions pickle by reference and
+    # workers import the same definitions.
+    sys.path.insert(0, HERE)
+    import workloads
+
+    sys.exit(workloads.main())
