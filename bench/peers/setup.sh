@@ -104,7 +104,7 @@ check_mpi() {
 import mpi4py
 mpi4py.rc.initialize = False
 from mpi4py import MPI
-print(MPI.Get_library_version().splitlines()[0])' 2>>"$LOG")
+print(MPI.Get_library_version().replace(chr(0), "").splitlines()[0])' 2>>"$LOG")
     say "  mpi4py library: ${lib:-<none>}"
     case "$lib" in
         *"$expected"*) return 0 ;;

@@ -460,8 +460,10 @@ def w_nested_fib(s, sz, repeats, runs):
     n = sz["fib_n"]
     expected = fib_plain(n)
     f = s.fib_handle()
+    PROGRESS["nested_fib"] = "warm-up fib(3)"
     check(s.get(s.submit(f, 3)) == 2, "fib(3) through tasks")
-    for _ in range(repeats):
+    for i in range(repeats):
+        PROGRESS["nested_fib"] = f"run {i + 1} of fib({n})"
         t0 = time.perf_counter()
         got = s.get(s.submit(f, n))
         dt = time.perf_counter() - t0
@@ -469,6 +471,9 @@ def w_nested_fib(s, sz, repeats, runs):
         runs.append(dt)
     return {"n": n, "tasks": 2 * fib_plain(n + 1) - 1}, {}
 
+
+# Where a workload that can hang has got to, so a timeout row says which step never finished.
+PROGRESS = {}
 
 UNITS = {
     "async_empty_tasks": "tasks/s",
@@ -533,7 +538,7 @@ def package_versions():
         try:
             from mpi4py import MPI
 
-            out["mpi_library"] = MPI.Get_library_version().splitlines()[0].strip()
+            out["mpi_library"] = MPI.Get_library_version().replace("\0", "").splitlines()[0].strip()
             out["mpi_world_size"] = MPI.COMM_WORLD.Get_size()
         except Exception as e:  # versions are informative; never fail the run on them
             out["mpi_library"] = f"unknown ({e})"
@@ -640,18 +645,15 @@ def main(argv=None):
         else:
             holder["s"] = DaskSystem(args.cpus)
 
-    if args.system == "unidist" and args.backend in ("mpi", "dask"):
-        # MPI non-root ranks must run init on the main thread (they never return), and unidist's
-        # Dask init only starts a cluster from the main thread.
-        try:
-            start()
-            status = "ok"
-        except BaseException as e:
-            status = f"failed: {type(e).__name__}: {e}"
-    else:
-        status, _, trace = run_limited(start, max(args.time_limit, 120.0))
-        if trace:
-            sys.stderr.write(trace)
+    # Always on the main thread: MPI non-root ranks never return from init, unidist's Dask init
+    # only starts a cluster from the main thread, and Ray's daemons die with the thread that
+    # started them (parent-death signal). A hang here is bounded by the caller's timeout.
+    try:
+        start()
+        status = "ok"
+    except Exception as e:
+        status = f"failed: {type(e).__name__}: {e}"
+        traceback.print_exc()
     doc["versions"] = package_versions()
     doc["init_s"] = round(time.perf_counter() - t0, 3)
     if status != "ok":
@@ -699,6 +701,8 @@ def main(argv=None):
             row["after_timeout_of"] = list(timed_out)
         if status == "timeout":
             timed_out.append(w)
+            if w in PROGRESS:
+                row["stuck_in"] = PROGRESS[w]
         if trace:
             sys.stderr.write(f"--- {w} ---\n{trace}")
         write_json(args.out, doc)
@@ -707,7 +711,7 @@ def main(argv=None):
               file=sys.stderr, flush=True)
 
     # Shut down under a bound too: a runtime left with hung tasks may never shut down.
-    st, _, _ = run_limited(system.shutdown, 30.0)
+    st, _, _ = run_limited(system.shutdown, 10.0 if timed_out else 30.0)
     doc["shutdown"] = st
     doc["status"] = "done"
     write_json(args.out, doc)

@@ -214,6 +214,7 @@ impl SignalActor {
     pub async fn wait_at_most(&self, i: usize, ms: u64) -> bool {
         let mut events = self.events[i].subscribe();
         let waited = tokio::time::timeout(Duration::from_millis(ms), events.wait_for(|set| *set));
+        // Bound to a local so that the borrow of `events` in the result ends before `events`.
         let set = matches!(waited.await, Ok(Ok(_)));
         set
     }

@@ -473,3 +473,46 @@ fn print_table(reports: &[Report]) -> (usize, usize) {
     println!("{passed} passed, {failed} failed");
     (passed, failed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_matrix_has_every_mode() {
+        let labels: Vec<String> = rows().iter().map(Row::label).collect();
+        assert_eq!(labels.len(), 11);
+        assert!(labels.contains(&"pyseq".to_string()));
+        assert!(labels.contains(&"mpi spmd mpich np=4".to_string()));
+        assert!(labels.contains(&"mpi spawn openmpi cpus=3".to_string()));
+    }
+
+    #[test]
+    fn options_select_rows() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = Options::parse(&args(&["--backend", "pyseq,pymp"])).unwrap();
+        assert_eq!(rows().iter().filter(|r| o.selects(r)).count(), 2);
+        let o =
+            Options::parse(&args(&["--backend", "mpi", "--np", "3", "--mode", "spmd"])).unwrap();
+        let picked: Vec<String> = rows()
+            .iter()
+            .filter(|r| o.selects(r))
+            .map(Row::label)
+            .collect();
+        assert_eq!(picked, ["mpi spmd openmpi np=3", "mpi spmd mpich np=3"]);
+        let o = Options::parse(&args(&["--impl", "mpich"])).unwrap();
+        assert_eq!(rows().iter().filter(|r| o.selects(r)).count(), 5);
+        assert!(Options::parse(&args(&["--backend", "ray"])).is_err());
+        assert!(Options::parse(&args(&["--np", "1"])).is_err());
+    }
+
+    #[test]
+    fn the_last_summary_line_counts() {
+        let lines: Vec<String> = ["3 passed, 1 failed", "noise", "10 passed, 2 failed", "x"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(summary(&lines), Some((10, 2)));
+        assert_eq!(summary(&["passed, failed".to_string()]), None);
+    }
+}

@@ -114,6 +114,8 @@ pub fn run_bounded(cmd: &mut Command, bounds: &Bounds) -> std::io::Result<Finish
         };
         if started.elapsed() > bounds.limit || grace_over {
             kill_group(pgid);
+            // In case the group could not be signalled, at least the direct child goes.
+            let _ = child.kill();
             let _ = child.wait();
             break (None, true);
         }
@@ -160,4 +162,51 @@ pub fn describe(cmd: &Command) -> String {
     parts.push(cmd.get_program().to_string_lossy().into_owned());
     parts.extend(cmd.get_args().map(|a| a.to_string_lossy().into_owned()));
     parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", script]);
+        cmd
+    }
+
+    #[test]
+    fn output_lines_and_status_are_kept() {
+        let bounds = Bounds {
+            limit: Duration::from_secs(30),
+            last_line: None,
+        };
+        let f = run_bounded(&mut sh("echo one; echo two; exit 3"), &bounds).unwrap();
+        assert_eq!(f.lines, ["one", "two"]);
+        assert_eq!(f.status.and_then(|s| s.code()), Some(3));
+        assert!(!f.timed_out);
+    }
+
+    #[test]
+    fn the_limit_kills_the_whole_group() {
+        let bounds = Bounds {
+            limit: Duration::from_millis(500),
+            last_line: None,
+        };
+        // The background sleep keeps the pipe open: only killing the group ends the run.
+        let f = run_bounded(&mut sh("sleep 60 & sleep 60"), &bounds).unwrap();
+        assert!(f.timed_out);
+        assert!(f.elapsed < Duration::from_secs(20), "took {:?}", f.elapsed);
+    }
+
+    #[test]
+    fn a_hang_after_the_last_line_is_cut_short() {
+        let bounds = Bounds {
+            limit: Duration::from_secs(60),
+            last_line: Some((|l| l == "done", Duration::from_millis(300))),
+        };
+        let f = run_bounded(&mut sh("echo done; sleep 60"), &bounds).unwrap();
+        assert!(f.timed_out);
+        assert_eq!(f.lines, ["done"]);
+        assert!(f.elapsed < Duration::from_secs(20), "took {:?}", f.elapsed);
+    }
 }

@@ -44,6 +44,8 @@ const LOCALITY_MIN: u64 = 64 * 1024;
 const LOCALITY_SLACK: u32 = 4;
 /// Rank 0 stops submitting while this many of its calls per worker are unfinished.
 const INFLIGHT_PER_WORKER: u32 = 4096;
+/// After its first pass, a waiting `get` re-requests at most this many ids per wake-up.
+const REKICK_WINDOW: usize = 1024;
 /// How long an actor lookup at its owner may take.
 const LOCATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -659,13 +661,28 @@ impl Node {
                 }
             }),
             Msg::Done { seq, results } => self.with(|st, fx| self.done(st, fx, src, seq, results)),
-            Msg::Push { id, value } | Msg::Data { id, value } => {
+            Msg::Push { .. } | Msg::Data { .. } => {
+                let (id, value, push) = match msg {
+                    Msg::Push { id, value } => (id, value, true),
+                    Msg::Data { id, value } => (id, value, false),
+                    _ => unreachable!("matched above"),
+                };
                 let Some(e) = value.ready().cloned() else {
                     return;
                 };
                 self.with(|st, fx| {
-                    let Some(o) = st.objs.get_mut(&id) else {
-                        return;
+                    // A push arrives ahead of the call that needs it, so there is usually no
+                    // entry yet: it makes one (the sender recorded this rank as a copy and frees
+                    // it later, after the push on the same ordered channel). Only the owner
+                    // ignores an unknown id: it was freed. `Data` answers a fetch, whose entry
+                    // is gone if nobody waits any more.
+                    let o = if push && id.owner != self.rank {
+                        st.objs.entry(id).or_default()
+                    } else {
+                        let Some(o) = st.objs.get_mut(&id) else {
+                            return;
+                        };
+                        o
                     };
                     if o.data.is_none() {
                         o.data = Some(Payload::Encoded(e.clone()));
@@ -1575,16 +1592,33 @@ impl Backend for Node {
     fn get(&self, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Payload>> {
         self.check_open()?;
         let deadline = timeout.map(|t| Instant::now() + t);
+        // Ids before `done` are resolved (they stay so while the caller holds them). The first
+        // pass requests every id; later wake-ups (one per arriving batch) re-request only a
+        // window from the first unresolved id, which every id reaches before `get` returns, so
+        // a `get_all` of many refs costs time in proportion to what arrived, not to the list.
+        let done = std::cell::Cell::new(0usize);
+        let mut first = true;
         let ok = self.block_until(
             deadline,
             |st, fx| {
-                for id in ids {
+                let from = done.get();
+                let to = if first {
+                    ids.len()
+                } else {
+                    ids.len().min(from + REKICK_WINDOW)
+                };
+                first = false;
+                for id in &ids[from..to] {
                     self.request(st, fx, *id);
                 }
             },
             |st| {
-                ids.iter()
-                    .all(|id| st.objs.get(id).is_some_and(Obj::resolved))
+                let mut i = done.get();
+                while i < ids.len() && st.objs.get(&ids[i]).is_some_and(Obj::resolved) {
+                    i += 1;
+                }
+                done.set(i);
+                i == ids.len()
             },
         );
         let st = self.st.lock();
@@ -1859,5 +1893,52 @@ impl Backend for Node {
         let r = self.shutdown_job();
         crate::log::flush();
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unidist_serialize::{encode_with_oob, Buffer};
+
+    fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Node::new(rank, 3, vec![String::new(); 3], tx, 1024), rx)
+    }
+
+    fn pushed(id: ObjectId) -> Msg {
+        let e = encode_with_oob(&Buffer::<f64>::from(vec![2.0; 4096]), 1024).unwrap();
+        Msg::Push {
+            id,
+            value: Slot::Ready(Arc::new(e)),
+        }
+    }
+
+    #[test]
+    fn a_push_ahead_of_its_call_is_kept_and_freed_by_its_sender() {
+        // Rank 0 pushes its object to worker 1 right before the call that needs it, so the
+        // worker has no entry for it yet; dropping the push would make the call fetch the same
+        // bytes a second time.
+        let (n, out) = node(1);
+        let id = ObjectId::new(0, 7);
+        n.handle(0, pushed(id));
+        assert!(n.st.lock().objs.get(&id).is_some_and(|o| o.data.is_some()));
+        let mut fx = Fx::default();
+        n.request(&mut n.st.lock(), &mut fx, id);
+        assert!(
+            fx.sends.is_empty(),
+            "a pushed value must not be fetched again"
+        );
+        assert!(out.try_recv().is_err(), "nothing is sent for a push");
+        n.handle(0, Msg::Free { ids: vec![id] });
+        assert!(!n.st.lock().objs.contains_key(&id));
+    }
+
+    #[test]
+    fn an_owner_ignores_a_push_of_an_object_it_freed() {
+        let (n, _out) = node(1);
+        let id = ObjectId::new(1, 3);
+        n.handle(2, pushed(id));
+        assert!(!n.st.lock().objs.contains_key(&id));
     }
 }
