@@ -78,16 +78,22 @@
 //! | backend | `UNIDIST_BACKEND` | where work runs | status |
 //! |---|---|---|---|
 //! | sequential | `pyseq` | in the caller's thread, at submission | complete |
-//! | local pool | `pymp` | a thread pool in this process | in progress |
-//! | MPI | `mpi` | MPI processes (`mpiexec`), across hosts | in progress |
+//! | local pool | `pymp` | a rayon pool for tasks, actix actors, one process | complete |
+//! | MPI | `mpi` | MPI processes (`mpiexec` SPMD, or spawned), across hosts | complete |
 //!
 //! Without `UNIDIST_BACKEND` the backend is detected: MPI when built with the `mpi` feature and
-//! a usable MPI library is present, else the local pool (while the pool backend is not built in,
-//! the sequential one).
+//! a usable MPI library is present, else the local pool (else, when the pool is not built in,
+//! the sequential backend).
+//!
+//! On MPI, rank 0 runs `main` and the other ranks serve inside [`init`] and exit when rank 0
+//! shuts down: `UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n 3 app` (SPMD), or plain `app`,
+//! which spawns `UNIDIST_CPUS` workers (Open MPI).
 //!
 //! # Feature flags
 //!
 //! - `pyseq` (default): the sequential backend.
+//! - `pymp` (default): the local pool backend.
+//! - `mpi`: the MPI backend; needs a system MPI and libclang to build.
 //!
 //! # Configuration
 //!
