@@ -53,6 +53,8 @@ fi
 
 # Workers (Ray, Dask, MPI-spawned ranks) import the task functions from workloads.py.
 export PYTHONPATH="$HERE${PYTHONPATH:+:$PYTHONPATH}"
+# Keep the source directory free of __pycache__ written by the many interpreters a run starts.
+export PYTHONDONTWRITEBYTECODE=1
 export UNIDIST_CPUS=$CPUS
 
 # finish_json FILE SYSTEM MODE EXIT_STATUS: makes FILE a complete result whatever happened.
@@ -105,7 +107,7 @@ run_one() {
     kill -KILL -- "-$pid" 2>/dev/null
     finish_json "$out" "${name%%-*}" "${name#*-}" "$rc"
     echo "$name.json exit=$rc seconds=$((SECONDS - start))" >>"$SUMMARY"
-    grep -E '^\[' "$log" | sed 's/^/    /'
+    grep -E '^\[[a-z]' "$log" | sed 's/^/    /'
     [ $rc -eq 0 ] || echo "    exit status $rc (log: $log)"
 }
 

@@ -11,7 +11,10 @@
 #
 # An environment that finished earlier (ENV/.ok) is kept as is. One that failed earlier (ENV/.failed)
 # is skipped unless --retry is given, so a platform where a package cannot install does not pay the
-# install time again on every run. Every pip step runs under `timeout` (PEER_STEP_TIMEOUT seconds).
+# install time again on every run. Every pip step runs under `timeout` (PEER_STEP_TIMEOUT seconds,
+# default 900) and the whole script under a budget (PEER_SETUP_BUDGET seconds, default 1800):
+# environments not started within the budget are reported as skipped. A fresh setup on a 2-core
+# machine takes about 7 minutes, most of it compiling mpi4py twice.
 #
 # Result: ENV_ROOT/available.txt, one line per runnable system-mode, "<system-mode> <env>", with
 # comment lines starting with '#' (network state, failures). It is written in every case, also with
@@ -35,6 +38,7 @@ done
 
 PYTHON=${PEER_PYTHON:-python3}
 STEP_TIMEOUT=${PEER_STEP_TIMEOUT:-900}
+BUDGET=${PEER_SETUP_BUDGET:-1800}
 UNIDIST_SPEC='>=0.7,<0.8'
 
 mkdir -p "$ENV_ROOT" || exit 2
@@ -53,9 +57,9 @@ fi
 
 # The index is checked only when something is left to install, so a machine that went offline
 # after a successful setup still runs the peers it has.
-NETWORK=unknown
+NETWORK="not checked (nothing to install)"
 check_network() {
-    if [ "$NETWORK" != unknown ]; then return; fi
+    case "$NETWORK" in yes|no) return ;; esac
     local out
     if out=$(timeout 60 "$PYTHON" -m pip index versions unidist 2>/dev/null) && [ -n "$out" ]; then
         NETWORK=yes
@@ -72,17 +76,19 @@ check_network() {
 # run_step ENV_DIR DESCRIPTION COMMAND...: runs a command inside the environment under a time limit,
 # logging its output; returns the command's status (124 on timeout).
 run_step() {
-    local env_dir=$1 desc=$2
+    local env_dir=$1 desc=$2 limit=$STEP_TIMEOUT left=$((BUDGET - SECONDS))
     shift 2
+    [ $left -lt $limit ] && limit=$left
+    [ $limit -lt 1 ] && limit=1
     say "  $desc"
     (
         # shellcheck disable=SC1091
         . "$env_dir/bin/activate"
-        timeout "$STEP_TIMEOUT" "$@"
+        timeout "$limit" "$@"
     ) >>"$LOG" 2>&1
     local rc=$?
     if [ $rc -eq 124 ]; then
-        say "  -> timed out after ${STEP_TIMEOUT}s"
+        say "  -> timed out after ${limit}s"
     elif [ $rc -ne 0 ]; then
         say "  -> failed (exit $rc, see $LOG)"
     fi
@@ -162,6 +168,11 @@ make_env() {
     if [ -f "$d/.failed" ] && [ $RETRY -eq 0 ]; then
         say "$name: failed earlier, skipped (pass --retry to try again): $(cat "$d/.failed")"
         FAILURES+=("$name: $(cat "$d/.failed")")
+        return
+    fi
+    if [ $SECONDS -ge "$BUDGET" ]; then
+        say "$name: not installed (setup budget of ${BUDGET}s used up)"
+        FAILURES+=("$name: setup budget used up")
         return
     fi
     check_network

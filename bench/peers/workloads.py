@@ -22,6 +22,18 @@ raises is recorded as "failed: <reason>", one that overruns as "timeout", and th
 runs anyway. The JSON file is rewritten after every workload, so an outer kill still leaves the
 rows measured so far (the rest stay "running"/"pending" for the caller to mark).
 
+nested_fib has two extra bounds: its fib(3) warm-up gets 10 s (5 s quick), since runtimes whose
+workers block on nested gets deadlock right there; and it is stopped ("failed: stopped, ...") when
+the runtime starts more than PEER_MAX_PROCS (96) new processes or available memory falls under
+20%, which is how Ray keeps nested blocking gets from deadlocking. Such rows carry "stuck_in"
+(the step that never finished) and "extra.peak_child_processes". --quick uses fib(10).
+
+Row keys: workload, unit, median, min, max, runs (one value per completed run), status ("ok",
+"failed: <reason>", "timeout"), elapsed_s, params (sizes used), and where relevant extra
+(cpu_scaling: sequential_s/parallel_s per run, workers, ideal_ratio; actor_async_calls: note when
+calls ran out of submission order), stuck_in, after_timeout_of (an earlier workload was abandoned
+while still running and may have loaded the runtime).
+
 Systems:
   --system unidist --backend pyseq|pymp|mpi|ray|dask   Python unidist 0.7.x API
   --system ray                                         Ray's own API
@@ -64,7 +76,7 @@ LARGE_BYTES = 64 * 1024 * 1024
 SMALL_VALUE = 0x0123456789ABCDEF  # fits in 8 bytes, like a u64 on the Rust side
 
 # Sizes per mode. cpu_iters is a fixed amount of work (about 0.2 s of CPython 3.11 per task at
-# full size, 0.1 s quick, on a 2020s x86 core), fixed rather than calibrated so every peer does
+# full size, 0.08 s quick, on an idle 2020s x86 core), fixed rather than calibrated so every peer does
 # identical work; much smaller tasks would measure scheduling overhead instead of scaling.
 SIZES = {
     "full": {
@@ -74,8 +86,9 @@ SIZES = {
         "actor_n": 1000,
         "actor_k": 200,
         "cpu_tasks": 8,
-        "cpu_iters": 2_200_000,
+        "cpu_iters": 5_000_000,
         "fib_n": 20,
+        "fib_warmup_limit": 10.0,
     },
     "quick": {
         "async_n": 200,
@@ -84,8 +97,9 @@ SIZES = {
         "actor_n": 200,
         "actor_k": 50,
         "cpu_tasks": 8,
-        "cpu_iters": 1_000_000,
-        "fib_n": 12,
+        "cpu_iters": 2_000_000,
+        "fib_n": 10,
+        "fib_warmup_limit": 5.0,
     },
 }
 
@@ -189,6 +203,8 @@ class UnidistSystem:
     def get(self, refs):
         return self.u.get(refs)
 
+    get_calls = get
+
     def put(self, value):
         return self.u.put(value)
 
@@ -228,6 +244,8 @@ class RaySystem:
 
     def get(self, refs):
         return self.ray.get(refs)
+
+    get_calls = get
 
     def put(self, value):
         return self.ray.put(value)
@@ -282,8 +300,11 @@ class DaskSystem:
     def call(self, actor, method):
         return getattr(actor, method)()
 
-    def get_actor(self, futures):
-        return [f.result() for f in futures]
+    def get_calls(self, futures):
+        # Actor calls return ActorFutures, which Client.gather does not accept.
+        if isinstance(futures, list):
+            return [f.result() for f in futures]
+        return futures.result()
 
     def fib_handle(self):
         return dask_fib
@@ -294,19 +315,6 @@ class DaskSystem:
     def shutdown(self):
         self.client.close()
         self.cluster.close()
-
-
-def actor_results(system, futures):
-    # Dask actor calls return ActorFutures, which Client.gather does not accept.
-    if isinstance(system, DaskSystem):
-        return system.get_actor(futures)
-    return system.get(futures)
-
-
-def actor_result(system, future):
-    if isinstance(system, DaskSystem):
-        return future.result()
-    return system.get(future)
 
 
 # --------------------------------------------------------------------------------------------
@@ -407,12 +415,12 @@ def w_task_sum_large(s, sz, repeats, runs):
 def w_actor_async_calls(s, sz, repeats, runs):
     n = sz["actor_n"]
     a = s.actor(BenchActor)
-    done = actor_result(s, s.call(a, "bump"))
+    done = s.get_calls(s.call(a, "bump"))
     reordered = 0
     for _ in range(repeats):
         t0 = time.perf_counter()
         futs = [s.call(a, "bump") for _ in range(n)]
-        out = list(actor_results(s, futs))
+        out = list(s.get_calls(futs))
         dt = time.perf_counter() - t0
         expected = list(range(done + 1, done + n + 1))
         check(sorted(out) == expected, "actor calls lost or repeated")
@@ -430,10 +438,10 @@ def w_actor_async_calls(s, sz, repeats, runs):
 def w_actor_sync_call(s, sz, repeats, runs):
     k = sz["actor_k"]
     a = s.actor(BenchActor)
-    state = {"count": actor_result(s, s.call(a, "bump"))}
+    state = {"count": s.get_calls(s.call(a, "bump"))}
 
     def once():
-        got = actor_result(s, s.call(a, "bump"))
+        got = s.get_calls(s.call(a, "bump"))
         check(got == state["count"] + 1, "actor call lost")
         state["count"] = got
 
@@ -475,7 +483,7 @@ def w_nested_fib(s, sz, repeats, runs):
     f = s.fib_handle()
     # A runtime that deadlocks on nested blocking gets does so already on fib(3): give that step
     # its own short limit instead of spending the whole workload limit on it.
-    set_progress("nested_fib", "warm-up fib(3)", limit=NESTED_WARMUP_LIMIT)
+    set_progress("nested_fib", "warm-up fib(3)", limit=sz["fib_warmup_limit"])
     check(s.get(s.submit(f, 3)) == 2, "fib(3) through tasks")
     for i in range(repeats):
         set_progress("nested_fib", f"run {i + 1} of fib({n})")
@@ -490,7 +498,6 @@ def w_nested_fib(s, sz, repeats, runs):
 # Where a workload that can hang has got to, so a timeout row says which step never finished:
 # workload -> (step label, step start, step time limit or None).
 PROGRESS = {}
-NESTED_WARMUP_LIMIT = 10.0
 
 
 def set_progress(workload, label, limit=None):
@@ -525,11 +532,77 @@ FUNCS = {
 # Driver.
 
 
-def run_limited(fn, limit, workload=None):
+def descendant_count(root):
+    """Number of live processes below `root`, from /proc (0 where /proc is unavailable)."""
+    children = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+        except OSError:
+            continue
+        # Fields after the parenthesised command name: state, ppid, ...
+        fields = stat[stat.rfind(")") + 2:].split()
+        if fields and fields[0] != "Z":
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    count, todo = 0, [root]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        count += len(kids)
+        todo.extend(kids)
+    return count
+
+
+def available_memory_fraction():
+    try:
+        with open("/proc/meminfo") as fh:
+            info = {line.split(":")[0]: int(line.split()[1]) for line in fh}
+        return info["MemAvailable"] / info["MemTotal"]
+    except (OSError, KeyError, ValueError, IndexError):
+        return 1.0
+
+
+# Nested blocking gets make some runtimes start a worker process per blocked task (Ray does, to
+# avoid deadlock). Left alone for a minute that is hundreds of processes and many GiB on a small
+# machine, so the nested workload is stopped when it grows past these bounds.
+MAX_PROCESSES = int(os.environ.get("PEER_MAX_PROCS", "96"))
+MIN_MEMORY_FRACTION = 0.2
+
+
+class Guard:
+    """Watches the processes and memory a workload makes the runtime use; keeps the peak."""
+
+    def __init__(self):
+        self.base = descendant_count(os.getpid())
+        self.peak = self.base
+        self.next_check = 0.0
+
+    def tripped(self, now):
+        if now < self.next_check:
+            return None
+        self.next_check = now + 1.0
+        n = descendant_count(os.getpid())
+        self.peak = max(self.peak, n)
+        if n - self.base > MAX_PROCESSES:
+            return f"{n - self.base} new processes (limit {MAX_PROCESSES}, PEER_MAX_PROCS)"
+        frac = available_memory_fraction()
+        if frac < MIN_MEMORY_FRACTION:
+            return f"available memory down to {frac:.0%}"
+        return None
+
+
+def run_limited(fn, limit, workload=None, guard=None):
     """Runs fn in a daemon thread under a time limit.
 
     Returns (status, result, traceback text) with status "ok", "failed: <reason>" or "timeout".
-    A step registered with set_progress(workload, ..., limit=...) may time out earlier.
+    A step registered with set_progress(workload, ..., limit=...) may time out earlier; a guard
+    that trips stops the workload with "failed: stopped, <reason>".
     """
     box = {}
 
@@ -548,6 +621,9 @@ def run_limited(fn, limit, workload=None):
         step = PROGRESS.get(workload)
         if now >= deadline or (step and step[2] is not None and now - step[1] >= step[2]):
             return "timeout", None, None
+        reason = guard.tripped(now) if guard else None
+        if reason:
+            return f"failed: stopped, {reason}", None, None
         t.join(min(0.2, deadline - now))
     if "error" in box:
         return "failed: " + " ".join(box["error"].split())[:400], None, box["trace"]
@@ -621,7 +697,7 @@ def parse_args(argv):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="smaller N for a development loop")
     p.add_argument("--time-limit", type=float, default=None,
-                   help="seconds per workload (default 60, 20 with --quick)")
+                   help="seconds per workload (default 60, 15 with --quick)")
     p.add_argument("--only", help="comma-separated subset of: " + ",".join(WORKLOADS))
     p.add_argument("--out", required=True, help="JSON file to write")
     args = p.parse_args(argv)
@@ -638,7 +714,7 @@ def parse_args(argv):
         if bad:
             p.error(f"unknown workload(s) {bad}; accepted: {WORKLOADS}")
     if args.time_limit is None:
-        args.time_limit = 20.0 if args.quick else 60.0
+        args.time_limit = 15.0 if args.quick else 60.0
     if args.mode is None:
         args.mode = args.backend if args.system == "unidist" else "native"
     return args
@@ -712,8 +788,9 @@ def main(argv=None):
         row["status"] = "running"
         write_json(args.out, doc)
         start_w = time.perf_counter()
+        guard = Guard() if w == "nested_fib" else None
         status, result, trace = run_limited(
-            lambda: FUNCS[w](system, sizes, args.repeats, runs), args.time_limit, w
+            lambda: FUNCS[w](system, sizes, args.repeats, runs), args.time_limit, w, guard
         )
         elapsed = time.perf_counter() - start_w
         row["runs"] = list(runs)
@@ -728,7 +805,9 @@ def main(argv=None):
         if timed_out:
             # A timed-out workload keeps running in its thread and may still load the runtime.
             row["after_timeout_of"] = list(timed_out)
-        if status == "timeout":
+        if guard:
+            row.setdefault("extra", {})["peak_child_processes"] = guard.peak
+        if status == "timeout" or status.startswith("failed: stopped"):
             timed_out.append(w)
             if w in PROGRESS:
                 row["stuck_in"] = PROGRESS[w][0]
@@ -742,7 +821,7 @@ def main(argv=None):
               file=sys.stderr, flush=True)
 
     # Shut down under a bound too: a runtime left with hung tasks may never shut down.
-    st, _, _ = run_limited(system.shutdown, 10.0 if timed_out else 30.0)
+    st, _, _ = run_limited(system.shutdown, 5.0 if timed_out else 30.0)
     doc["shutdown"] = st
     doc["status"] = "done"
     write_json(args.out, doc)
