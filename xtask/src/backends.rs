@@ -137,6 +137,8 @@ pub struct Options {
     pub np: Option<u32>,
     pub mpi_impl: Option<Impl>,
     pub timeout: Duration,
+    /// Run the MPI fault rows (killed worker, signals to rank 0) too.
+    pub faults: bool,
 }
 
 impl Options {
@@ -147,6 +149,7 @@ impl Options {
             np: None,
             mpi_impl: None,
             timeout: Duration::from_secs(600),
+            faults: true,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -201,6 +204,7 @@ impl Options {
                     })?;
                     o.timeout = Duration::from_secs(secs);
                 }
+                "--no-faults" => o.faults = false,
                 other => return Err(format!("unknown option {other:?}")),
             }
         }
@@ -437,7 +441,62 @@ pub fn test_backends(options: &Options) -> (usize, usize) {
         };
         reports.push(report);
     }
+    if options.faults {
+        fault_rows(options, &mut reports);
+    }
     print_table(&reports)
+}
+
+/// The fault scenarios, once per MPI implementation and launch mode that the selection
+/// includes (SPMD with 3 ranks, or the selected count; spawn with 2 workers).
+fn fault_rows(options: &Options, reports: &mut Vec<Report>) {
+    let np = options.np.unwrap_or(3);
+    let modes = [
+        (Impl::OpenMpi, Launch::Spmd { np }),
+        (Impl::Mpich, Launch::Spmd { np }),
+        (Impl::OpenMpi, Launch::Spawn { cpus: 2 }),
+    ];
+    for (imp, launch) in modes {
+        let row = Row {
+            backend: "mpi",
+            mpi: Some(imp),
+            launch,
+        };
+        if !options.selects(&row) {
+            continue;
+        }
+        let label = format!("{} faults", row.label());
+        if let Some(reason) = imp.missing() {
+            reports.push(Report {
+                label,
+                verdict: Verdict::Skipped(reason),
+                passed: 0,
+                failed: 0,
+                elapsed: None,
+            });
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let outcomes = match crate::faults::build(imp) {
+            Ok(bin) => crate::faults::run(imp, launch, &bin),
+            Err(e) => vec![("build".to_string(), Err(e))],
+        };
+        let failures: Vec<String> = outcomes
+            .iter()
+            .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+            .collect();
+        reports.push(Report {
+            label,
+            verdict: if failures.is_empty() {
+                Verdict::Passed
+            } else {
+                Verdict::Failed(failures.join("; "))
+            },
+            passed: outcomes.len() - failures.len(),
+            failed: failures.len(),
+            elapsed: Some(started.elapsed()),
+        });
+    }
 }
 
 fn print_table(reports: &[Report]) -> (usize, usize) {

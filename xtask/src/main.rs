@@ -11,6 +11,7 @@
 mod backends;
 mod bench;
 mod ci;
+mod faults;
 mod util;
 
 use std::process::ExitCode;
@@ -19,11 +20,13 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test-backends [--backend pyseq,pymp,mpi] [--mode spmd|spawn] [--np N]
-                [--impl openmpi|mpich] [--timeout SECS]
+                [--impl openmpi|mpich] [--timeout SECS] [--no-faults]
       run the conformance suite on each backend and MPI launch mode (SPMD with 2, 3 and 4 ranks
       on Open MPI and MPICH; spawn with UNIDIST_CPUS 1, 2 and 3 on Open MPI); --np selects the
       SPMD rank count, --timeout bounds each row (default 600 s; a run that does not exit
-      within 30 s of its summary line is killed and fails)
+      within 30 s of its summary line is killed and fails); then the MPI fault rows (a worker
+      killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
+      --no-faults
   ci
       fmt, clippy -D warnings, cargo test, test-backends, docs: what CI runs
   bench [--quick]

@@ -32,6 +32,17 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(20);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A worker that acknowledged shutdown waits this long for rank 0's final message.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often peers' liveness is checked.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// A peer that heard nothing from this rank for this long gets an `Alive` beacon.
+const BEACON_EVERY: Duration = Duration::from_secs(1);
+/// A peer silent for this long (no beacon, no message) is lost. Beacons come from the peer's
+/// communication thread, which user work never blocks, so only a dead or wedged process or a
+/// broken network stays silent this long.
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+/// A pause of this thread longer than this (a long blocking transfer, a stopped process) means
+/// it was not listening: silence is counted again from its end.
+const LISTEN_GAP: Duration = Duration::from_secs(5);
 
 /// A request to the communication thread.
 pub enum Out {
@@ -77,6 +88,8 @@ pub fn run(
         finalize(est);
         return;
     };
+    let now = Instant::now();
+    let n = info.size as usize;
     let mut comm = Comm {
         rank: info.rank,
         size: info.size,
@@ -86,18 +99,32 @@ pub fn run(
         batches: BTreeMap::new(),
         backoff,
         shutdown: None,
-        acks: 0,
+        acked: vec![false; n],
         finalize_at: None,
         done: false,
         result: Ok(()),
+        pids: info.pids.clone(),
+        heard: vec![now; n],
+        sent: vec![now; n],
+        lost: vec![false; n],
+        next_watch: now,
+        last_watch: now,
     };
     comm.serve(&est.comm);
     comm.drain(&est.comm);
     let reply = comm.shutdown.take();
     let result = comm.result.clone();
-    tracing::info!(rank = comm.rank, "finalizing MPI");
+    let any_lost = comm.lost.iter().any(|l| *l);
     drop(comm);
-    finalize(est);
+    if any_lost {
+        // MPI_Finalize waits for every process of the job, including the lost one: it would
+        // never return. The process ends without it (rank 0 at exit, with a non-zero status).
+        tracing::warn!("a rank was lost: MPI is left unfinalized");
+        std::mem::forget(est);
+    } else {
+        tracing::info!(rank = info.rank, "finalizing MPI");
+        finalize(est);
+    }
     if let Some(r) = reply {
         let _ = r.send(result);
     }
@@ -133,10 +160,20 @@ struct Comm {
     batches: BTreeMap<u32, (Vec<Msg>, usize)>,
     backoff: Duration,
     shutdown: Option<Sender<Result<()>>>,
-    acks: u32,
+    /// Rank 0: workers that acknowledged shutdown.
+    acked: Vec<bool>,
     finalize_at: Option<Instant>,
     done: bool,
     result: Result<()>,
+    /// Each rank's process id, and whether this process can check it locally.
+    pids: Vec<(u32, bool)>,
+    /// When each rank last sent something here, and when this rank last sent to it.
+    heard: Vec<Instant>,
+    sent: Vec<Instant>,
+    /// Ranks known to be gone: nothing is sent to them any more.
+    lost: Vec<bool>,
+    next_watch: Instant,
+    last_watch: Instant,
 }
 
 impl Comm {
@@ -173,6 +210,9 @@ impl Comm {
                 let mut buf = vec![0u8; n];
                 m.matched_receive_into(&mut buf[..]);
                 let src = status.source_rank();
+                if let Some(h) = self.heard.get_mut(src as usize) {
+                    *h = Instant::now();
+                }
                 let peer = comm.process_at_rank(src);
                 let batch = wire::decode_batch(&buf, |dst| {
                     crate::ffi::prefer_huge_pages(dst);
@@ -192,17 +232,17 @@ impl Comm {
                     }
                 }
             }
+            self.watch(comm, &mut stop_deadline);
             if let Some(d) = stop_deadline {
                 if Instant::now() >= d {
-                    tracing::warn!(
-                        acks = self.acks,
-                        "shutdown: not every worker acknowledged in time"
-                    );
+                    let missing: Vec<u32> = (1..self.size)
+                        .filter(|r| !self.acked[*r as usize] && !self.lost[*r as usize])
+                        .collect();
+                    tracing::warn!(?missing, "shutdown: not every worker acknowledged in time");
                     self.result = Err(Error::backend(
                         "mpi",
                         format!(
-                            "shutdown: {} of {} workers did not acknowledge within {:?}",
-                            self.size - 1 - self.acks,
+                            "shutdown: workers {missing:?} of {} did not acknowledge within {:?}",
                             self.size - 1,
                             ACK_TIMEOUT
                         ),
@@ -276,11 +316,108 @@ impl Comm {
             self.queue(r, Msg::Shutdown);
         }
         self.flush(comm);
-        if self.size == 1 {
-            self.done = true;
+        if self.all_acked() {
+            self.finish_rank0(comm);
         } else {
             *stop = Some(Instant::now() + ACK_TIMEOUT);
         }
+    }
+
+    /// Checks the liveness of the peers this rank watches (rank 0 watches every worker, a
+    /// worker watches rank 0) and sends beacons. A peer is lost when its process is seen gone
+    /// (same host) or when it stays silent for [`SILENCE_LIMIT`].
+    fn watch(&mut self, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
+        let now = Instant::now();
+        if now < self.next_watch {
+            return;
+        }
+        let gap = now.duration_since(self.last_watch);
+        self.last_watch = now;
+        self.next_watch = now + WATCH_EVERY;
+        if gap > LISTEN_GAP.max(self.backoff * 3) {
+            self.heard.fill(now);
+        }
+        let peers: Vec<u32> = if self.rank == 0 {
+            (1..self.size).collect()
+        } else {
+            vec![0]
+        };
+        for p in peers {
+            let i = p as usize;
+            if self.lost[i] {
+                continue;
+            }
+            let (pid, local) = self.pids[i];
+            if local && !crate::ffi::process_alive(pid) {
+                self.lose(p, format!("its process {pid} ended"), comm, stop);
+            } else if now.duration_since(self.heard[i]) > SILENCE_LIMIT {
+                let why = format!("no message from it for {} s", SILENCE_LIMIT.as_secs());
+                self.lose(p, why, comm, stop);
+            } else if now.duration_since(self.sent[i]) > BEACON_EVERY && !self.done {
+                self.queue(p, Msg::Alive);
+                self.flush(comm);
+            }
+        }
+    }
+
+    /// Rank `peer` is gone. Rank 0 tells the other workers and fails what only `peer` could
+    /// deliver; a worker that lost rank 0 can never be shut down and exits.
+    fn lose(
+        &mut self,
+        peer: u32,
+        why: String,
+        comm: &SimpleCommunicator,
+        stop: &mut Option<Instant>,
+    ) {
+        let i = peer as usize;
+        if i >= self.lost.len() || self.lost[i] {
+            return;
+        }
+        self.lost[i] = true;
+        self.batches.remove(&peer);
+        let (gone, keep): (Vec<SendReq>, Vec<SendReq>) = std::mem::take(&mut self.pending)
+            .into_iter()
+            .partition(|r| r.dest() == peer);
+        self.pending = keep;
+        for r in gone {
+            r.abandon();
+        }
+        tracing::error!(rank = peer, why = %why, "rank lost");
+        crate::note_lost(peer, &why);
+        if self.rank != 0 {
+            if self.finalize_at.is_some() {
+                // Shutdown was under way: end without waiting for rank 0's final message.
+                self.done = true;
+                return;
+            }
+            crate::exit_after_losing_root(&why);
+        }
+        self.result = Err(Error::backend(
+            "mpi",
+            format!("worker rank {peer} was lost ({why})"),
+        ));
+        for r in 1..self.size {
+            if r != peer {
+                self.queue(
+                    r,
+                    Msg::PeerLost {
+                        rank: peer,
+                        why: why.clone(),
+                    },
+                );
+            }
+        }
+        self.flush(comm);
+        self.node.peer_lost(peer, &why);
+        if stop.is_some() && self.all_acked() {
+            *stop = None;
+            self.finish_rank0(comm);
+        }
+    }
+
+    /// Rank 0: whether every worker still there acknowledged shutdown.
+    fn all_acked(&self) -> bool {
+        (1..self.size as usize).all(|r| self.acked[r] || self.lost[r])
     }
 
     fn finish_rank0(&mut self, comm: &SimpleCommunicator) {
@@ -292,6 +429,10 @@ impl Comm {
     }
 
     fn queue(&mut self, dest: u32, mut msg: Msg) {
+        if self.lost.get(dest as usize).copied().unwrap_or(false) {
+            tracing::debug!(dest, "dropping a message to a lost rank");
+            return;
+        }
         let w = msg.inline_weight();
         let b = self.batches.entry(dest).or_default();
         b.0.push(msg);
@@ -337,6 +478,9 @@ impl Comm {
                 return;
             }
         };
+        if let Some(t) = self.sent.get_mut(dest as usize) {
+            *t = Instant::now();
+        }
         let mut start = |keep: Keep, tag: i32| match SendReq::start(keep, dest as i32, tag, comm) {
             Ok(r) => self.pending.push(r),
             Err(code) => tracing::error!(dest, code, "MPI_Isend failed"),
@@ -358,8 +502,10 @@ impl Comm {
     ) {
         match msg {
             Msg::ShutdownAck => {
-                self.acks += 1;
-                if self.acks + 1 >= self.size && stop.is_some() {
+                if let Some(a) = self.acked.get_mut(src as usize) {
+                    *a = true;
+                }
+                if stop.is_some() && self.all_acked() {
                     *stop = None;
                     self.finish_rank0(comm);
                 }
@@ -372,6 +518,14 @@ impl Comm {
                 self.finalize_at = Some(Instant::now() + FINALIZE_TIMEOUT);
             }
             Msg::Finalize => self.done = true,
+            Msg::Alive => {}
+            Msg::PeerLost { rank, why } => {
+                if let Some(l) = self.lost.get_mut(rank as usize) {
+                    *l = true;
+                }
+                crate::note_lost(rank, &why);
+                self.node.peer_lost(rank, &why);
+            }
             Msg::RawBench { iters, bytes } => {
                 self.flush(comm);
                 raw_bench_peer(comm, iters, bytes);

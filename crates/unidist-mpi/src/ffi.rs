@@ -38,6 +38,7 @@ impl Keep {
 pub struct SendReq {
     req: ffi::MPI_Request,
     keep: Option<Keep>,
+    dest: i32,
 }
 
 impl SendReq {
@@ -68,7 +69,13 @@ impl SendReq {
         Ok(SendReq {
             req,
             keep: Some(keep),
+            dest,
         })
+    }
+
+    /// The rank the bytes go to.
+    pub fn dest(&self) -> u32 {
+        self.dest as u32
     }
 
     /// True once the send completed (the bytes are released then).
@@ -296,5 +303,28 @@ pub fn prefer_huge_pages(buf: &mut [u8]) {
             end - aligned,
             libc::MADV_HUGEPAGE,
         );
+    }
+}
+
+/// Whether process `pid` (in this pid namespace) still runs: it exists and is not a zombie
+/// waiting to be reaped by its launcher.
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 only checks that the process exists and may be signalled.
+    let exists = unsafe { libc::kill(p, 0) } == 0
+        || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    // The state is the first field after the parenthesized command name.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next()),
+            Some('Z' | 'X')
+        ),
+        Err(_) => exists,
     }
 }

@@ -64,6 +64,9 @@ pub struct InitInfo {
     pub size: u32,
     /// The IP address of each rank's host.
     pub ips: Vec<String>,
+    /// Each rank's process id, and whether it shares this process's pid namespace on the same
+    /// kernel (so that the id can be checked locally for liveness).
+    pub pids: Vec<(u32, bool)>,
     /// The launch mode.
     pub mode: Mode,
 }
@@ -200,29 +203,61 @@ pub fn library_name() -> String {
 }
 
 const IP_LEN: usize = 56;
+/// Registry fingerprint, pid, pid-namespace key, IP.
+const ENTRY_LEN: usize = 8 + 4 + 8 + IP_LEN;
 
-/// Exchanges registry fingerprints and host IPs between all ranks; on a registry mismatch,
-/// every rank learns it and rank 0 gets the first difference from the first differing rank.
+/// Identifies this process's pid namespace on this kernel: processes with equal keys can check
+/// each other's ids with kill(2). Zero when unknown (never equal to another rank's key then).
+fn pid_namespace_key() -> u64 {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let ns = std::fs::read_link("/proc/self/ns/pid")
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if boot.trim().is_empty() || ns.is_empty() {
+        return 0;
+    }
+    // FNV-1a: stable across processes, unlike the std hasher's random keys.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in boot.trim().bytes().chain(ns.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+/// Exchanges registry fingerprints, process ids and host IPs between all ranks; on a registry
+/// mismatch, every rank learns it and rank 0 gets the first difference from the first differing
+/// rank.
 pub fn handshake(est: &Established) -> Result<InitInfo> {
     let comm = &est.comm;
     let rank = comm.rank() as u32;
     let size = comm.size() as u32;
     let reg = registry::registry();
-    let mut mine = [0u8; 8 + IP_LEN];
+    let ns = pid_namespace_key();
+    let mut mine = [0u8; ENTRY_LEN];
     mine[..8].copy_from_slice(&reg.fingerprint().to_le_bytes());
+    mine[8..12].copy_from_slice(&std::process::id().to_le_bytes());
+    mine[12..20].copy_from_slice(&ns.to_le_bytes());
     let ip = unidist_core::runtime::local_ip();
     let n = ip.len().min(IP_LEN);
-    mine[8..8 + n].copy_from_slice(&ip.as_bytes()[..n]);
-    let mut all = vec![0u8; (8 + IP_LEN) * size as usize];
+    mine[20..20 + n].copy_from_slice(&ip.as_bytes()[..n]);
+    let mut all = vec![0u8; ENTRY_LEN * size as usize];
     comm.all_gather_into(&mine[..], &mut all[..]);
+    let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
     let entries: Vec<(u64, String)> = all
-        .chunks(8 + IP_LEN)
+        .chunks(ENTRY_LEN)
         .map(|c| {
-            let fp = u64::from_le_bytes(c[..8].try_into().unwrap_or([0; 8]));
-            let ip = String::from_utf8_lossy(&c[8..])
+            let ip = String::from_utf8_lossy(&c[20..])
                 .trim_end_matches('\0')
                 .to_string();
-            (fp, ip)
+            (word(&c[..8]), ip)
+        })
+        .collect();
+    let pids: Vec<(u32, bool)> = all
+        .chunks(ENTRY_LEN)
+        .map(|c| {
+            let pid = u32::from_le_bytes(c[8..12].try_into().unwrap_or([0; 4]));
+            (pid, ns != 0 && word(&c[12..20]) == ns)
         })
         .collect();
     let root_fp = entries[0].0;
@@ -258,6 +293,7 @@ pub fn handshake(est: &Established) -> Result<InitInfo> {
         rank,
         size,
         ips: entries.into_iter().map(|(_, ip)| ip).collect(),
+        pids,
         mode: est.mode,
     })
 }

@@ -245,12 +245,42 @@ fn shutdown_at_exit() {
             }
         }
     }
+    let lost = LOST.lock().map(|l| l.clone()).unwrap_or_default();
+    if !lost.is_empty() {
+        // MPI was left unfinalized (it would wait for the lost rank forever): end here, with a
+        // status that tells the launcher and the user that the job did not complete cleanly.
+        for (rank, why) in &lost {
+            eprintln!("unidist: the job lost rank {rank} ({why}); exiting with status 1");
+        }
+        exit_process(1);
+    }
 }
 
 fn on_signal_root(sig: i32) {
     tracing::warn!(sig, "termination signal: shutting every rank down");
+    eprintln!("unidist: rank 0 received signal {sig}: shutting every rank down");
     shutdown_at_exit();
     exit_process(128 + sig);
+}
+
+/// Ranks this process learned are lost, with the reason.
+static LOST: std::sync::Mutex<Vec<(u32, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that `rank` is lost (for the exit status and message of rank 0).
+fn note_lost(rank: u32, why: &str) {
+    if let Ok(mut l) = LOST.lock() {
+        if !l.iter().any(|(r, _)| *r == rank) {
+            l.push((rank, why.to_string()));
+        }
+    }
+}
+
+/// A worker whose rank 0 is gone can never be shut down: it ends at once, so that no process
+/// of the job is left behind.
+fn exit_after_losing_root(why: &str) -> ! {
+    tracing::error!(why, "rank 0 is lost: this worker exits");
+    eprintln!("unidist: worker lost rank 0 ({why}); exiting");
+    exit_process(1)
 }
 
 fn on_signal_worker(sig: i32) {

@@ -235,6 +235,8 @@ struct State {
     /// escaped in one of those calls registered meanwhile.
     pending_ends: Vec<(ActorId, u64)>,
     stopped: bool,
+    /// Ranks known to be gone, with the reason.
+    lost: Vec<(u32, String)>,
 }
 
 impl State {
@@ -242,6 +244,17 @@ impl State {
         self.seq += 1;
         self.seq
     }
+
+    fn lost_reason(&self, rank: u32) -> Option<&str> {
+        self.lost
+            .iter()
+            .find(|(r, _)| *r == rank)
+            .map(|(_, why)| why.as_str())
+    }
+}
+
+fn rank_lost(rank: u32, why: &str) -> Error {
+    backend_err(format!("rank {rank} was lost ({why})"))
 }
 
 enum Outgoing {
@@ -286,6 +299,8 @@ pub struct Node {
     table: Table,
     pool: OnceLock<Arc<Pool>>,
     closed: AtomicBool,
+    /// Set once a rank is lost: messages to lost ranks are then checked for in [`Node::apply`].
+    any_lost: AtomicBool,
     me: Weak<Node>,
 }
 
@@ -314,6 +329,7 @@ impl Node {
                 table: Table::build(),
                 pool: OnceLock::new(),
                 closed: AtomicBool::new(false),
+                any_lost: AtomicBool::new(false),
                 me: me.clone(),
             }
         })
@@ -360,6 +376,11 @@ impl Node {
             garbage,
             notify,
         } = fx;
+        let sends = if self.any_lost.load(Ordering::Acquire) {
+            self.divert_undeliverable(sends)
+        } else {
+            sends
+        };
         for s in sends {
             match s {
                 Outgoing::Msg(d, m) => self.send(d, m),
@@ -436,9 +457,18 @@ impl Node {
 
     /// Picks a worker: the one holding the largest big argument if it is not overloaded, else
     /// the least loaded (round robin among equals). Rank 0 never runs work.
-    fn choose(&self, st: &mut State, holders: &[(u64, Vec<u32>)], actor: bool) -> u32 {
+    fn choose(&self, st: &mut State, holders: &[(u64, Vec<u32>)], actor: bool) -> Result<u32> {
         let nw = (self.size - 1) as usize;
+        if st.lost.len() >= nw && nw > 0 && self.workers().all(|w| st.lost_reason(w).is_some()) {
+            let (r, why) = &st.lost[0];
+            return Err(backend_err(format!(
+                "no worker is left to run work: every worker was lost (rank {r}: {why})"
+            )));
+        }
         let key = |st: &State, w: u32| {
+            if st.lost_reason(w).is_some() {
+                return (u32::MAX, u32::MAX);
+            }
             let a = if actor { st.actors_on[w as usize] } else { 0 };
             (a, st.load[w as usize])
         };
@@ -452,11 +482,11 @@ impl Node {
                 let best = ranks
                     .iter()
                     .copied()
-                    .filter(|r| *r >= 1 && *r < self.size)
+                    .filter(|r| *r >= 1 && *r < self.size && st.lost_reason(*r).is_none())
                     .min_by_key(|r| st.load[*r as usize]);
                 if let Some(b) = best {
                     if st.load[b as usize] <= min.1 + LOCALITY_SLACK {
-                        return b;
+                        return Ok(b);
                     }
                 }
             }
@@ -465,10 +495,10 @@ impl Node {
             let w = 1 + ((st.rr + i) % nw) as u32;
             if key(st, w) == min {
                 st.rr = (st.rr + i + 1) % nw;
-                return w;
+                return Ok(w);
             }
         }
-        1
+        Ok(1)
     }
 
     /// Converts call arguments: values are encoded here (outside the lock), refs are kept.
@@ -764,7 +794,12 @@ impl Node {
                     self.maybe_gc(st, fx, id);
                 }
             }),
-            Msg::Shutdown | Msg::ShutdownAck | Msg::Finalize | Msg::RawBench { .. } => {}
+            Msg::PeerLost { rank, why } => self.peer_lost(rank, &why),
+            Msg::Shutdown
+            | Msg::ShutdownAck
+            | Msg::Finalize
+            | Msg::RawBench { .. }
+            | Msg::Alive => {}
         }
     }
 
@@ -1371,6 +1406,150 @@ impl Node {
         self.maybe_gc(st, fx, id);
     }
 
+    /// Rank `rank` is gone: what only it could deliver fails (calls it ran, objects it held or
+    /// owned without a known location elsewhere, actors living there), and no new work goes
+    /// to it. Copies already received elsewhere stay usable.
+    pub fn peer_lost(&self, rank: u32, why: &str) {
+        self.any_lost.store(true, Ordering::Release);
+        self.with(|st, fx| {
+            if st.lost_reason(rank).is_some() {
+                return;
+            }
+            st.lost.push((rank, why.to_string()));
+            let err = rank_lost(rank, why);
+            let wire = WireError::from(&err);
+            let seqs: Vec<u64> = st
+                .calls
+                .iter()
+                .filter(|(_, c)| c.worker == rank)
+                .map(|(s, _)| *s)
+                .collect();
+            for seq in seqs {
+                let n = st.calls.get(&seq).map_or(0, |c| c.outputs.len());
+                self.done(st, fx, rank, seq, vec![Err(wire.clone()); n]);
+            }
+            let me = self.rank;
+            let ids: Vec<ObjectId> = st
+                .objs
+                .iter()
+                .filter(|(id, o)| {
+                    o.data.is_none()
+                        && !o.producing
+                        && !matches!(o.status, St::Failed(_))
+                        && o.loc
+                            .filter(|l| *l != me)
+                            .map_or(id.owner == rank, |l| l == rank)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in ids {
+                self.fail_object(st, fx, id, &err);
+            }
+            for o in st.objs.values_mut() {
+                o.fetchers.retain(|r| *r != rank);
+                o.subscribers.retain(|r| *r != rank);
+                o.copies.retain(|r| *r != rank);
+            }
+            let reason = format!("its worker rank {rank} was lost ({why})");
+            for a in st.owned_actors.values_mut() {
+                if a.worker == rank && a.dead.is_none() {
+                    a.dead = Some(reason.clone());
+                }
+            }
+            for w in st.actor_where.values_mut() {
+                if matches!(w, Ok(r) if *r == rank) {
+                    *w = Err(reason.clone());
+                }
+            }
+            fx.notify = true;
+        });
+    }
+
+    /// Marks object `id` failed with `err`, telling its subscribers and waiting calls.
+    fn fail_object(&self, st: &mut State, fx: &mut Fx, id: ObjectId, err: &Error) {
+        let Some(o) = st.objs.get_mut(&id) else {
+            return;
+        };
+        o.status = St::Failed(err.clone());
+        o.requested = false;
+        o.subscribed = false;
+        for s in std::mem::take(&mut o.subscribers) {
+            fx.send(
+                s,
+                Msg::Ready {
+                    id,
+                    loc: 0,
+                    error: Some(WireError::from(err)),
+                },
+            );
+        }
+        for r in std::mem::take(&mut o.fetchers) {
+            fx.send(
+                r,
+                Msg::Failed {
+                    id,
+                    error: WireError::from(err),
+                },
+            );
+        }
+        self.wake_execs(st, fx, id);
+        fx.notify = true;
+    }
+
+    /// Takes out the messages addressed to lost ranks and settles what waited on them.
+    fn divert_undeliverable(&self, sends: Vec<Outgoing>) -> Vec<Outgoing> {
+        let mut keep = Vec::with_capacity(sends.len());
+        let mut undeliverable = Vec::new();
+        {
+            let st = self.st.lock();
+            for s in sends {
+                let dest = match &s {
+                    Outgoing::Msg(d, _) => *d,
+                    Outgoing::Value { dest, .. } => *dest,
+                };
+                match (st.lost_reason(dest), s) {
+                    (Some(why), Outgoing::Msg(d, m)) => {
+                        undeliverable.push((d, why.to_string(), m));
+                    }
+                    (Some(_), Outgoing::Value { .. }) => {}
+                    (None, s) => keep.push(s),
+                }
+            }
+        }
+        if !undeliverable.is_empty() {
+            self.with(|st, fx| {
+                for (d, why, m) in undeliverable {
+                    let err = rank_lost(d, &why);
+                    match m {
+                        Msg::Fetch { id, requester } if requester == self.rank => {
+                            self.fail_object(st, fx, id, &err)
+                        }
+                        Msg::Fetch { id, requester } => fx.send(
+                            requester,
+                            Msg::Failed {
+                                id,
+                                error: WireError::from(&err),
+                            },
+                        ),
+                        Msg::Subscribe { id } => self.fail_object(st, fx, id, &err),
+                        Msg::ActorLocate { actor } => {
+                            st.actor_where
+                                .insert(actor, Err(format!("its owner rank {d} was lost ({why})")));
+                            fx.notify = true;
+                        }
+                        Msg::Task { seq, outputs, .. } | Msg::ActorCall { seq, outputs, .. } => {
+                            let e = WireError::from(&err);
+                            self.done(st, fx, d, seq, vec![Err(e); outputs.len()]);
+                        }
+                        Msg::ActorCreate { seq, .. } => self.done(st, fx, d, seq, Vec::new()),
+                        _ => {}
+                    }
+                }
+            });
+        }
+        keep
+    }
+
     /// Stops running new work (shutdown): queued calls are dropped, actors end.
     pub fn stop_work(&self) {
         self.closed.store(true, Ordering::Release);
@@ -1468,6 +1647,12 @@ impl Node {
                 }),
             };
         }
+        if let Some(why) = self.st.lock().lost_reason(actor.owner) {
+            return Err(Error::ActorDead {
+                actor: actor.to_string(),
+                reason: format!("its owner rank {} was lost ({why})", actor.owner),
+            });
+        }
         let mut asked = false;
         let found = self.block_until(
             Some(Instant::now() + LOCATE_TIMEOUT),
@@ -1560,9 +1745,9 @@ impl Backend for Node {
             .ok_or_else(|| unregistered("function", task.function.name))?;
         let (enc, hold) = self.encode_args(&task.args)?;
         self.throttle();
-        Ok(self.with(|st, fx| {
+        self.with(|st, fx| {
             let holders = self.holders(st, &task.args);
-            let w = self.choose(st, &holders, false);
+            let w = self.choose(st, &holders, false)?;
             let args = self.wire_args(st, fx, &task.args, enc, w);
             let seq = st.next();
             let outputs = self.new_outputs(st, task.function.num_returns, w);
@@ -1585,8 +1770,8 @@ impl Backend for Node {
                     outputs: outputs.clone(),
                 },
             );
-            outputs
-        }))
+            Ok(outputs)
+        })
     }
 
     fn get(&self, ids: &[ObjectId], timeout: Option<Duration>) -> Result<Vec<Payload>> {
@@ -1732,8 +1917,8 @@ impl Backend for Node {
             .get(spec.class.name)
             .ok_or_else(|| unregistered("actor type", spec.class.name))?;
         let (enc, hold) = self.encode_args(&spec.args)?;
-        Ok(self.with(|st, fx| {
-            let w = self.choose(st, &[], true);
+        self.with(|st, fx| {
+            let w = self.choose(st, &[], true)?;
             let args = self.wire_args(st, fx, &spec.args, enc, w);
             let actor = ActorId {
                 owner: self.rank,
@@ -1769,8 +1954,8 @@ impl Backend for Node {
                     seq,
                 },
             );
-            actor
-        }))
+            Ok(actor)
+        })
     }
 
     fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
@@ -1932,6 +2117,57 @@ mod tests {
         assert!(out.try_recv().is_err(), "nothing is sent for a push");
         n.handle(0, Msg::Free { ids: vec![id] });
         assert!(!n.st.lock().objs.contains_key(&id));
+    }
+
+    #[test]
+    fn a_get_of_an_object_on_a_lost_worker_fails_naming_it() {
+        let (n, _out) = node(0);
+        let id = n.with(|st, _| n.new_outputs(st, 1, 2))[0];
+        n.peer_lost(2, "its process 42 ended");
+        let r = n.get(&[id], Some(Duration::from_secs(5)));
+        let Err(e) = r else {
+            panic!("the object cannot arrive any more")
+        };
+        let e = e.to_string();
+        assert!(e.contains("rank 2 was lost (its process 42 ended)"), "{e}");
+    }
+
+    #[test]
+    fn a_fetch_from_a_lost_rank_fails_instead_of_waiting() {
+        // Worker 1 learns that rank 2 is gone, then needs an object that only rank 2 owned.
+        let (n, out) = node(1);
+        n.peer_lost(2, "no message from it for 30 s");
+        let id = ObjectId::new(2, 9);
+        let started = Instant::now();
+        let r = n.get(&[id], Some(Duration::from_secs(5)));
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "it waited for the timeout"
+        );
+        let Err(e) = r else {
+            panic!("nothing can deliver it")
+        };
+        let e = e.to_string();
+        assert!(e.contains("rank 2 was lost"), "{e}");
+        assert!(
+            out.try_iter().all(|o| !matches!(o, Out::Msg(2, _))),
+            "nothing may be sent to a lost rank"
+        );
+    }
+
+    #[test]
+    fn scheduling_skips_lost_workers_and_fails_without_any() {
+        let (n, _out) = node(0);
+        n.peer_lost(1, "its process 7 ended");
+        for _ in 0..4 {
+            assert_eq!(n.choose(&mut n.st.lock(), &[], false).ok(), Some(2));
+        }
+        n.peer_lost(2, "its process 8 ended");
+        let e = n
+            .choose(&mut n.st.lock(), &[], true)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("every worker was lost"), "{e}");
     }
 
     #[test]

@@ -218,6 +218,10 @@ pub enum Msg {
     Finalize,
     /// Run the raw ping-pong floor with rank 0.
     RawBench { iters: u32, bytes: u64 },
+    /// Liveness beacon, sent when nothing else went to the peer for a while.
+    Alive,
+    /// Rank `rank` is lost (its process ended or fell silent); rank 0 to the other workers.
+    PeerLost { rank: u32, why: String },
 }
 
 impl Msg {

@@ -1,0 +1,325 @@
+//! The MPI fault rows of `cargo xtask test-backends`: a worker killed with SIGKILL, SIGTERM and
+//! SIGINT sent to rank 0, and (spawn mode) rank 0 killed with SIGKILL. Each scenario checks the
+//! job's exit status and message, that it ends within a bound, and that no process of it is
+//! left behind.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::backends::{Impl, Launch};
+use crate::util;
+
+/// How long a scenario may take from its start to the end of every process.
+const LIMIT: Duration = Duration::from_secs(60);
+/// How long after the job's end its remaining processes get to exit.
+const ORPHAN_GRACE: Duration = Duration::from_secs(15);
+
+/// What a scenario does once rank 0 is ready.
+#[derive(Clone, Copy)]
+enum Scenario {
+    /// A task kills its own worker.
+    KillWorker,
+    /// Rank 0 gets this signal while its tasks run.
+    SignalRoot(&'static str),
+}
+
+impl Scenario {
+    fn label(self) -> String {
+        match self {
+            Scenario::KillWorker => "worker SIGKILL".into(),
+            Scenario::SignalRoot(s) => format!("rank 0 SIG{s}"),
+        }
+    }
+}
+
+/// The scenarios for a launch mode: in SPMD mode the launcher owns the processes (it ends the
+/// job when one dies, so a killed rank 0 is its business); in spawn mode rank 0 is the
+/// launcher, and its workers must notice when it is killed.
+fn scenarios(launch: Launch) -> Vec<Scenario> {
+    let mut s = vec![
+        Scenario::KillWorker,
+        Scenario::SignalRoot("TERM"),
+        Scenario::SignalRoot("INT"),
+    ];
+    if matches!(launch, Launch::Spawn { .. }) {
+        s.push(Scenario::SignalRoot("KILL"));
+    }
+    s
+}
+
+/// Builds the fault example against `imp`; returns its path.
+pub fn build(imp: Impl) -> Result<PathBuf, String> {
+    let mut cmd = util::cargo();
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "unidist-mpi",
+        "--example",
+        "mpi_fault",
+    ])
+    .env("MPICC", imp.mpicc())
+    .env("CARGO_TARGET_DIR", imp.target_dir());
+    println!("==> building: {}", util::describe(&cmd));
+    util::run_step(&mut cmd)?;
+    Ok(imp.target_dir().join("release/examples/mpi_fault"))
+}
+
+/// Runs every scenario for `imp` and `launch`; returns one (label, outcome) per scenario.
+pub fn run(imp: Impl, launch: Launch, bin: &Path) -> Vec<(String, Result<Duration, String>)> {
+    scenarios(launch)
+        .into_iter()
+        .map(|s| {
+            println!("==> fault: {} ({}, {launch:?})", s.label(), imp.name());
+            let r = run_one(imp, launch, bin, s);
+            match &r {
+                Ok(t) => println!("==> fault: {} passed in {}", s.label(), util::human(*t)),
+                Err(e) => println!("==> fault: {} FAILED: {e}", s.label()),
+            }
+            (s.label(), r)
+        })
+        .collect()
+}
+
+fn command(imp: Impl, launch: Launch, bin: &Path, mode: &str) -> Command {
+    let mut cmd = match launch {
+        Launch::Spmd { np } => {
+            let mut c = Command::new(imp.mpiexec());
+            c.args(["-n", &np.to_string()]).arg(bin);
+            c.env("UNIDIST_IS_MPI_SPAWN_WORKERS", "false");
+            c
+        }
+        Launch::Spawn { cpus } => {
+            let mut c = Command::new(bin);
+            c.env("UNIDIST_CPUS", cpus.to_string());
+            c
+        }
+        Launch::Direct => Command::new(bin),
+    };
+    cmd.arg(mode)
+        .envs(imp.env().iter().copied())
+        .env_remove("UNIDIST_BACKEND")
+        .current_dir(util::root());
+    cmd
+}
+
+/// Output lines of both streams, gathered by reader threads.
+type Lines = Arc<Mutex<Vec<String>>>;
+
+fn read_lines(child: &mut Child) -> (Lines, mpsc::Receiver<String>) {
+    let lines: Lines = Arc::default();
+    let (tx, rx) = mpsc::channel();
+    let out = child
+        .stdout
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    let err = child
+        .stderr
+        .take()
+        .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+    for stream in [out, err].into_iter().flatten() {
+        let lines = lines.clone();
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                println!("    | {line}");
+                let _ = tx.send(line.clone());
+                lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
+        });
+    }
+    (lines, rx)
+}
+
+fn run_one(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Result<Duration, String> {
+    let mode = match s {
+        Scenario::KillWorker => "kill-worker",
+        Scenario::SignalRoot(_) => "hold",
+    };
+    let mut cmd = command(imp, launch, bin, mode);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
+    let pgid = child.id();
+    let (lines, rx) = read_lines(&mut child);
+    let result = drive(&mut child, &rx, s, started);
+    let status = result.and_then(|()| wait_bounded(&mut child, started));
+    let leftovers = status
+        .as_ref()
+        .ok()
+        .map(|_| wait_for_no_processes(bin, ORPHAN_GRACE));
+    // Whatever happened, nothing of this run may outlive it.
+    kill_group(pgid);
+    let _ = child.kill();
+    let _ = child.wait();
+    kill_processes_of(bin);
+    let status = status?;
+    if let Some(Err(left)) = leftovers {
+        return Err(format!("processes left behind: {left}"));
+    }
+    let took = started.elapsed();
+    let all = lines.lock().unwrap_or_else(|p| p.into_inner()).join("\n");
+    check(imp, launch, s, status, &all)?;
+    Ok(took)
+}
+
+/// Waits for rank 0 to be ready, then does the scenario's action.
+fn drive(
+    child: &mut Child,
+    rx: &mpsc::Receiver<String>,
+    s: Scenario,
+    started: Instant,
+) -> Result<(), String> {
+    let Scenario::SignalRoot(sig) = s else {
+        return Ok(());
+    };
+    loop {
+        let left = LIMIT.saturating_sub(started.elapsed());
+        match rx.recv_timeout(left.min(Duration::from_millis(500))) {
+            Ok(line) => {
+                if let Some(pid) = line.strip_prefix("ready ") {
+                    std::thread::sleep(Duration::from_millis(200));
+                    let ok = Command::new("kill")
+                        .args([&format!("-{sig}"), pid.trim()])
+                        .status()
+                        .is_ok_and(|st| st.success());
+                    return if ok {
+                        Ok(())
+                    } else {
+                        Err(format!("cannot send SIG{sig} to rank 0 (pid {pid})"))
+                    };
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(Some(st)) = child.try_wait() {
+                    return Err(format!("the job ended before rank 0 was ready ({st})"));
+                }
+                if started.elapsed() > LIMIT {
+                    return Err(format!("rank 0 was not ready within {LIMIT:?}"));
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("the job closed its output before rank 0 was ready".into());
+            }
+        }
+    }
+}
+
+fn wait_bounded(child: &mut Child, started: Instant) -> Result<std::process::ExitStatus, String> {
+    loop {
+        if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(st);
+        }
+        if started.elapsed() > LIMIT {
+            return Err(format!("the job did not end within {LIMIT:?} (a hang)"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The expected outcome of each scenario.
+fn check(
+    imp: Impl,
+    launch: Launch,
+    s: Scenario,
+    status: std::process::ExitStatus,
+    output: &str,
+) -> Result<(), String> {
+    if status.success() {
+        return Err(format!("the job exited 0 after {}", s.label()));
+    }
+    match s {
+        Scenario::KillWorker => {
+            // In spawn mode rank 0 itself reports; in SPMD mode the launcher may end the job
+            // before rank 0 notices, and then the launcher's message is the report.
+            let root_reported =
+                output.contains("the job lost rank") || output.contains("was lost (its process");
+            let launcher_reported = match imp {
+                Impl::OpenMpi => output.contains("exited on signal 9"),
+                Impl::Mpich => output.contains("signal 9") || output.contains("EXIT CODE: 9"),
+            };
+            if matches!(launch, Launch::Spawn { .. }) && !root_reported {
+                return Err("rank 0 did not report the lost worker".into());
+            }
+            if !root_reported && !launcher_reported {
+                return Err("neither rank 0 nor the launcher named the lost process".into());
+            }
+            if output.contains("returned a value") {
+                return Err("a killed worker's task returned a value".into());
+            }
+        }
+        Scenario::SignalRoot("KILL") => {}
+        Scenario::SignalRoot(sig) => {
+            if !output.contains("rank 0 received signal") {
+                return Err(format!("rank 0 did not report SIG{sig}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Processes running `bin` (other than this one), as "pid" strings.
+fn processes_of(bin: &Path) -> Vec<String> {
+    let want = bin.to_string_lossy().into_owned();
+    let name = bin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let me = std::process::id().to_string();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+                return None;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let argv0 = cmdline.split(|b| *b == 0).next()?;
+            let argv0 = String::from_utf8_lossy(argv0);
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let ours = argv0 == want || argv0.ends_with(&format!("/{name}"));
+            (ours && !zombie).then_some(pid)
+        })
+        .collect()
+}
+
+fn wait_for_no_processes(bin: &Path, grace: Duration) -> Result<(), String> {
+    let until = Instant::now() + grace;
+    loop {
+        let left = processes_of(bin);
+        if left.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err(format!("pids {}", left.join(", ")));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn kill_processes_of(bin: &Path) {
+    for pid in processes_of(bin) {
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    }
+}
+
+fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
