@@ -1,7 +1,10 @@
 //! Configuration: typed `get`/`put`/`get_value_source`, and environment values decoded (or
 //! rejected by `init`) in child processes, since the environment of this process is fixed.
 
-use unidist::config::{Backend, BackendName, ConfigError, CpuCount, ValueSource};
+use unidist::config::{
+    Backend, BackendName, ConfigError, CpuCount, MpiBackoff, MpiHosts, MpiPickleThreshold,
+    ValueSource,
+};
 
 use crate::harness::{cases, ensure, ensure_eq, ensure_mentions, Case, Fail, Outcome};
 use crate::probe::{self, ProbeOutput};
@@ -17,6 +20,9 @@ pub fn cases() -> Vec<Case> {
         env_bool_forms,
         env_numbers,
         env_spawn_alias,
+        env_bad_values_every_variable,
+        env_alias_conflict,
+        put_out_of_range,
     )
 }
 
@@ -180,5 +186,147 @@ fn env_numbers() -> Outcome {
 fn env_spawn_alias() -> Outcome {
     let out = init_succeeds(&[("UNIDIST_BACKEND", "pyseq"), ("UNIDIST_MPI_SPAWN", "no")])?;
     ensure_eq!(printed(&out, "UNIDIST_IS_MPI_SPAWN_WORKERS")?, "false");
+    Ok(())
+}
+
+/// What each variable accepts, as its error messages say it (a fragment of `expected`).
+const ACCEPTED: &[(&str, &str)] = &[
+    ("UNIDIST_BACKEND", "mpi, pymp, pyseq"),
+    ("UNIDIST_CPUS", "between 1 and 65536"),
+    ("UNIDIST_IS_MPI_SPAWN_WORKERS", "true, yes, 1, false, no, 0"),
+    ("UNIDIST_MPI_SPAWN", "true, yes, 1, false, no, 0"),
+    ("UNIDIST_MPI_HOSTS", "comma-separated list of host names"),
+    (
+        "UNIDIST_MPI_PICKLE_THRESHOLD",
+        "between 0 and 1099511627776",
+    ),
+    ("UNIDIST_MPI_BACKOFF", "between 0 and 10"),
+    ("UNIDIST_MPI_LOG", "true, yes, 1, false, no, 0"),
+];
+
+/// Bad values for every variable: malformed, negative, empty (which is an error, never
+/// "unset"), whitespace only, and huge (out of range, overflowing, or absurdly long).
+fn bad_values(variable: &str) -> Vec<String> {
+    let huge_text = "x".repeat(4096);
+    let mut values = vec![
+        String::new(),
+        "   ".to_owned(),
+        "-1".to_owned(),
+        huge_text,
+        "18446744073709551616".to_owned(),
+    ];
+    let specific: &[&str] = match variable {
+        "UNIDIST_BACKEND" => &["py seq", "mpi,pymp", "pyseq!"],
+        "UNIDIST_CPUS" => &["abc", "0", "65537", "1.5", "+2", "0x10", "4 4"],
+        "UNIDIST_MPI_PICKLE_THRESHOLD" => &["abc", "1099511627777", "1e6", "-0", "256k"],
+        "UNIDIST_MPI_BACKOFF" => &["abc", "-0.5", "nan", "inf", "1e999", "10.5", "0x1p-3"],
+        "UNIDIST_MPI_HOSTS" => &["a,,b", "a b", ",", "a,", "host\tname"],
+        // The bools.
+        _ => &["maybe", "2", "truee", "on", "y"],
+    };
+    values.extend(specific.iter().map(|v| v.to_string()));
+    if variable == "UNIDIST_MPI_HOSTS" {
+        // Digits and a leading dash can be host names; a name longer than any host name can
+        // be (255 bytes), alone or in a list, cannot.
+        values.retain(|v| v != "-1" && v != "18446744073709551616");
+        values.push(format!("a,{}", "h".repeat(256)));
+    }
+    values
+}
+
+/// Every configuration variable, with each bad value, makes `init` fail (in a child process)
+/// with a configuration error naming the variable, the value and what is accepted: never a
+/// panic, an abort or a hang (a child that does not exit within 30 s fails the case).
+fn env_bad_values_every_variable() -> Outcome {
+    // Every variable the configuration knows is covered, so a new one cannot be forgotten.
+    for p in unidist::config::parameters() {
+        for var in std::iter::once(p.env_var).chain(p.aliases.iter().copied()) {
+            ensure!(
+                ACCEPTED.iter().any(|(v, _)| *v == var),
+                "{var} has no bad-value cases"
+            );
+        }
+    }
+    for &(variable, accepted) in ACCEPTED {
+        for value in bad_values(variable) {
+            let mut env = vec![(variable, value.as_str())];
+            if variable != "UNIDIST_BACKEND" {
+                env.push(("UNIDIST_BACKEND", "pyseq"));
+            }
+            // The message quotes the value (escaped); a huge one is checked by its start.
+            let start: String = value.chars().take(64).collect();
+            let quoted = format!("{start:?}");
+            let shown = quoted.strip_suffix('"').unwrap_or(&quoted);
+            init_fails(&env, &[variable, shown, accepted]).map_err(|Fail(m)| {
+                // A huge value would make the report unreadable; its start is enough.
+                let m: String = m.chars().take(600).collect();
+                Fail(format!("{variable}={shown:?}: {m}"))
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// A variable and its alias set to different values is an error naming both.
+fn env_alias_conflict() -> Outcome {
+    init_fails(
+        &[
+            ("UNIDIST_BACKEND", "pyseq"),
+            ("UNIDIST_IS_MPI_SPAWN_WORKERS", "yes"),
+            ("UNIDIST_MPI_SPAWN", "no"),
+        ],
+        &[
+            "UNIDIST_IS_MPI_SPAWN_WORKERS",
+            "UNIDIST_MPI_SPAWN",
+            "yes",
+            "no",
+        ],
+    )
+}
+
+/// `put` of negative, huge, NaN or empty values is rejected with the variable and value named,
+/// and leaves the running configuration as it was.
+fn put_out_of_range() -> Outcome {
+    fn rejected(result: Result<(), ConfigError>, variable: &str, value: &str) -> Outcome {
+        match result {
+            Err(e) => {
+                ensure_eq!(e.variable(), variable);
+                ensure_mentions(&e.to_string(), &[variable, value])
+            }
+            Ok(()) => Err(Fail(format!("{variable}: put of {value} was accepted"))),
+        }
+    }
+    let cpus = CpuCount::get()?;
+    rejected(
+        CpuCount::put(usize::MAX),
+        "UNIDIST_CPUS",
+        &usize::MAX.to_string(),
+    )?;
+    ensure_eq!(CpuCount::get()?, cpus);
+    let threshold = MpiPickleThreshold::get()?;
+    rejected(
+        MpiPickleThreshold::put(usize::MAX),
+        "UNIDIST_MPI_PICKLE_THRESHOLD",
+        &usize::MAX.to_string(),
+    )?;
+    ensure_eq!(MpiPickleThreshold::get()?, threshold);
+    let backoff = MpiBackoff::get()?;
+    for bad in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
+        rejected(
+            MpiBackoff::put(bad),
+            "UNIDIST_MPI_BACKOFF",
+            &bad.to_string(),
+        )?;
+    }
+    ensure_eq!(MpiBackoff::get()?, backoff);
+    let hosts = MpiHosts::get()?;
+    for bad in ["", " ", "a,,b", "a b"] {
+        rejected(
+            MpiHosts::put(Some(bad.to_owned())),
+            "UNIDIST_MPI_HOSTS",
+            bad,
+        )?;
+    }
+    ensure_eq!(MpiHosts::get()?, hosts);
     Ok(())
 }

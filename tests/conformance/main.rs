@@ -22,6 +22,7 @@ mod probe;
 
 mod actor;
 mod async_actor;
+mod bad_input;
 mod config;
 mod general;
 mod object;
@@ -47,6 +48,7 @@ fn all_cases() -> Vec<Case> {
     all.extend(actor::cases());
     all.extend(async_actor::cases());
     all.extend(config::cases());
+    all.extend(bad_input::cases());
     all.extend(general::cases());
     all
 }

@@ -83,6 +83,14 @@ pub fn ci() -> i32 {
         );
     }
     steps.push(step("test", || run_step(util::cargo().arg("test"))));
+    // The fuzz targets for a bounded time; their committed corpus is replayed afterwards.
+    steps.push(step("fuzz", || {
+        let args = ["--seconds".to_string(), "20".to_string()];
+        match crate::fuzz::fuzz(&args) {
+            0 => Ok(()),
+            code => Err(format!("cargo xtask fuzz --seconds 20 exited with {code}")),
+        }
+    }));
     let slot = summary_slot.clone();
     steps.push(step("test-backends", move || {
         let options = backends::Options::parse(&[])?;

@@ -4,14 +4,17 @@
 //!   [--timeout SECS]`: the conformance suite on every backend and MPI launch mode, as a
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
-//! - `ci`: exactly what CI runs: fmt, clippy `-D warnings`, tests, test-backends, docs.
+//! - `ci`: exactly what CI runs: fmt, clippy `-D warnings`, tests, fuzz (20 s a target),
+//!   test-backends, docs.
 //! - `bench [--quick]`: the benchmark examples and their reports as one table.
+//! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 #![forbid(unsafe_code)]
 
 mod backends;
 mod bench;
 mod ci;
 mod faults;
+mod fuzz;
 mod util;
 
 use std::process::ExitCode;
@@ -28,9 +31,11 @@ commands:
       killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
       --no-faults
   ci
-      fmt, clippy -D warnings, cargo test, test-backends, docs: what CI runs
+      fmt, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, docs: what CI runs
   bench [--quick]
-      run the benchmark examples and print their reports as one table";
+      run the benchmark examples and print their reports as one table
+  fuzz [--seconds N]
+      the fuzz targets (codec, MPI receive path) for a bounded time, then their regression corpus";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         },
         "ci" if rest.is_empty() => ci::ci(),
         "bench" => bench::bench(rest),
+        "fuzz" => fuzz::fuzz(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0

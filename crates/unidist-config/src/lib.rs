@@ -15,7 +15,7 @@
 //! | [`Backend`] | `UNIDIST_BACKEND` | [`BackendName`] | auto-detected (see [`set_backend_detector`]), else `pymp` | `mpi`, `pymp`, `pyseq` (any case) |
 //! | [`CpuCount`] | `UNIDIST_CPUS` | int | number of cores | 1 to 65536 |
 //! | [`IsMpiSpawnWorkers`] | `UNIDIST_IS_MPI_SPAWN_WORKERS` or its alias `UNIDIST_MPI_SPAWN` | bool | `true` | `true/yes/1`, `false/no/0` (any case) |
-//! | [`MpiHosts`] | `UNIDIST_MPI_HOSTS` | string (comma separated) | none | non-empty host names without whitespace |
+//! | [`MpiHosts`] | `UNIDIST_MPI_HOSTS` | string (comma separated) | none | non-empty host names of at most 255 bytes, without whitespace |
 //! | [`MpiPickleThreshold`] | `UNIDIST_MPI_PICKLE_THRESHOLD` | int (bytes) | 262144 | 0 to 2^40 |
 //! | [`MpiBackoff`] | `UNIDIST_MPI_BACKOFF` | float (seconds) | 0.0001 | finite, 0 to 10 |
 //! | [`MpiLog`] | `UNIDIST_MPI_LOG` | bool | `false` | `true/yes/1`, `false/no/0` (any case) |

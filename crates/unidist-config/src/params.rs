@@ -208,10 +208,14 @@ inherent_api!(IsMpiSpawnWorkers);
 /// The hosts to spawn MPI workers on: `UNIDIST_MPI_HOSTS`, a comma-separated list of host names.
 ///
 /// Names are trimmed and stored joined by `,` (`" a , b "` becomes `"a,b"`); an empty list, an
-/// empty name (`"a,,b"`) or a name containing whitespace is an error. Only used when the MPI
+/// empty name (`"a,,b"`), a name longer than 255 bytes or a name containing whitespace is an
+/// error. Only used when the MPI
 /// backend spawns its workers. Default: none (the MPI implementation's default placement).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MpiHosts;
+
+/// The longest accepted host name in `UNIDIST_MPI_HOSTS`, in bytes.
+const HOST_NAME_MAX: usize = 255;
 
 impl MpiHosts {
     /// The configured hosts as a list; empty when none are configured.
@@ -229,7 +233,12 @@ impl MpiHosts {
         let mut names = Vec::new();
         for name in raw.split(',') {
             let name = name.trim();
-            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            // 255 bytes is the longest host name DNS allows; a longer one is a mistake (a
+            // pasted file, a missing comma) that would otherwise surface only at spawn time.
+            if name.is_empty()
+                || name.len() > HOST_NAME_MAX
+                || name.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
                 return None;
             }
             names.push(name);
@@ -244,7 +253,7 @@ impl Parameter for MpiHosts {
     const VARNAME: &'static str = "UNIDIST_MPI_HOSTS";
     const TYPE_NAME: &'static str = "string (comma separated)";
     const EXPECTED: &'static str =
-        "a comma-separated list of host names (non-empty, without whitespace)";
+        "a comma-separated list of host names (non-empty, at most 255 bytes, without whitespace)";
     const HELP: &'static str = "mpi: hosts to spawn workers on";
 
     fn default_value() -> Option<String> {

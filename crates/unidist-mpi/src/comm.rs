@@ -217,7 +217,18 @@ impl Comm {
                 let batch = wire::decode_batch(&buf, |dst| {
                     crate::ffi::prefer_huge_pages(dst);
                     for r in wire::chunks(dst.len(), CHUNK) {
-                        peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
+                        let want = r.len();
+                        let st = peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
+                        let got = st.count(u8::equivalent_datatype());
+                        if usize::try_from(got).ok() != Some(want) {
+                            return Err(Error::backend(
+                                "mpi",
+                                format!(
+                                    "a value segment from rank {src} had {got} bytes where its \
+                                     batch announced {want}"
+                                ),
+                            ));
+                        }
                     }
                     Ok(())
                 });

@@ -49,10 +49,20 @@
 //!
 //! A panic in a task is that task's error value. A panic outside a task on any rank aborts the
 //! job (`MPI_Abort`) after flushing the log. SIGINT/SIGTERM on rank 0 shut every rank down; the
-//! end of `main` without `shutdown` does the same (an `atexit` hook). If a worker process dies,
-//! both Open MPI's and MPICH's launchers end the whole job (rank 0 included), so nothing hangs;
-//! what is guaranteed beyond that is that `get_timeout`/`wait_timeout` return when their time
-//! runs out and that shutdown gives up on unresponsive workers after 20 s with an error.
+//! end of `main` without `shutdown` does the same (an `atexit` hook).
+//!
+//! Lost ranks: every rank learns the others' process ids at init. Rank 0 checks its workers
+//! every 200 ms (with `kill(2)` when they run on the same kernel, and by silence otherwise:
+//! each communication thread sends a beacon every second it has nothing else to send, and a
+//! peer silent for 30 s is lost), and each worker checks rank 0 the same way. When a worker is
+//! lost, its running and queued calls, the objects only it held and the actors living on it
+//! fail with an error naming the rank (`get` and `wait` return it instead of hanging), the other
+//! workers are told, and no new work goes to it. MPI is then left unfinalized (its finalize
+//! would wait for the lost process) and rank 0 exits with status 1 at the end of `main`,
+//! printing which rank was lost. A worker that loses rank 0 exits at once, so no process is
+//! left behind. In SPMD mode the launchers (Open MPI's and MPICH's) usually end the whole job
+//! as soon as one process dies, naming it; rank 0's own report may or may not come first.
+//! Objects whose owner was the lost worker may stay allocated where they live until shutdown.
 //!
 //! # Limits
 //!

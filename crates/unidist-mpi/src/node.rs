@@ -1017,6 +1017,7 @@ impl Node {
                     };
                     if let Some((
                         ActorCmd::Call {
+                            method,
                             outputs,
                             reply_to,
                             seq,
@@ -1026,7 +1027,7 @@ impl Node {
                     )) = failed
                     {
                         let err = Error::ActorDead {
-                            actor: a.to_string(),
+                            actor: format!("{}#{a}", method.class),
                             reason,
                         };
                         self.complete_locked(st, fx, &outputs, Err(err), reply_to, seq);
@@ -1057,11 +1058,11 @@ impl Node {
             if let Some(q) = st.actor_queues.remove(&actor) {
                 for xid in q {
                     if let Some(x) = st.execs.remove(&xid) {
-                        let err = Error::ActorDead {
-                            actor: actor.to_string(),
-                            reason: reason.into(),
-                        };
-                        if matches!(x.kind, ExecKind::Call(_)) {
+                        if let ExecKind::Call(m) = x.kind {
+                            let err = Error::ActorDead {
+                                actor: format!("{}#{actor}", m.class),
+                                reason: reason.into(),
+                            };
                             self.complete_locked(st, fx, &x.outputs, Err(err), x.reply_to, x.seq);
                         }
                     }
@@ -1965,7 +1966,13 @@ impl Backend for Node {
             .midx
             .get(call.method.name)
             .ok_or_else(|| unregistered("actor method", call.method.name))?;
-        let w = self.locate_actor(call.actor)?;
+        let w = self.locate_actor(call.actor).map_err(|e| match e {
+            Error::ActorDead { actor, reason } if !actor.contains('#') => Error::ActorDead {
+                actor: format!("{}#{actor}", call.method.class),
+                reason,
+            },
+            e => e,
+        })?;
         let (enc, hold) = self.encode_args(&call.args)?;
         Ok(self.with(|st, fx| {
             let args = self.wire_args(st, fx, &call.args, enc, w);

@@ -142,6 +142,16 @@ pub enum SerializeError {
         supplied: usize,
     },
 
+    /// A receive buffer of the requested size cannot be allocated (typically a corrupted length
+    /// received from a peer).
+    #[error("cannot allocate a buffer of {byte_len} bytes of {elem} elements")]
+    AllocationFailed {
+        /// The requested length in bytes.
+        byte_len: u64,
+        /// Element type of the buffer.
+        elem: ElemType,
+    },
+
     /// A byte length is not a whole number of elements of the buffer's element type.
     #[error("{byte_len} bytes are not a whole number of {elem} elements")]
     BadBufferLength {

@@ -68,8 +68,12 @@ pub struct OobBuffer {
 impl OobBuffer {
     /// A zero-filled buffer of `byte_len` bytes holding `elem` elements, to receive into.
     ///
+    /// The length usually comes from a peer (the MPI backend receives it with the batch), so an
+    /// impossible length is an error, never an abort.
+    ///
     /// # Errors
-    /// [`SerializeError::BadBufferLength`] if `byte_len` is not a multiple of `elem.size()`.
+    /// [`SerializeError::BadBufferLength`] if `byte_len` is not a multiple of `elem.size()`, and
+    /// [`SerializeError::AllocationFailed`] if the memory cannot be allocated.
     pub fn zeroed(elem: ElemType, byte_len: usize) -> Result<Self, SerializeError> {
         if byte_len % elem.size() != 0 {
             return Err(SerializeError::BadBufferLength {
@@ -78,17 +82,21 @@ impl OobBuffer {
             });
         }
         let n = byte_len / elem.size();
+        let failed = || SerializeError::AllocationFailed {
+            byte_len: byte_len as u64,
+            elem,
+        };
         Ok(match elem {
-            ElemType::U8 => vec![0u8; n].into(),
-            ElemType::I8 => vec![0i8; n].into(),
-            ElemType::U16 => vec![0u16; n].into(),
-            ElemType::I16 => vec![0i16; n].into(),
-            ElemType::U32 => vec![0u32; n].into(),
-            ElemType::I32 => vec![0i32; n].into(),
-            ElemType::U64 => vec![0u64; n].into(),
-            ElemType::I64 => vec![0i64; n].into(),
-            ElemType::F32 => vec![0f32; n].into(),
-            ElemType::F64 => vec![0f64; n].into(),
+            ElemType::U8 => zeroed_vec::<u8>(n).ok_or_else(failed)?.into(),
+            ElemType::I8 => zeroed_vec::<i8>(n).ok_or_else(failed)?.into(),
+            ElemType::U16 => zeroed_vec::<u16>(n).ok_or_else(failed)?.into(),
+            ElemType::I16 => zeroed_vec::<i16>(n).ok_or_else(failed)?.into(),
+            ElemType::U32 => zeroed_vec::<u32>(n).ok_or_else(failed)?.into(),
+            ElemType::I32 => zeroed_vec::<i32>(n).ok_or_else(failed)?.into(),
+            ElemType::U64 => zeroed_vec::<u64>(n).ok_or_else(failed)?.into(),
+            ElemType::I64 => zeroed_vec::<i64>(n).ok_or_else(failed)?.into(),
+            ElemType::F32 => zeroed_vec::<f32>(n).ok_or_else(failed)?.into(),
+            ElemType::F64 => zeroed_vec::<f64>(n).ok_or_else(failed)?.into(),
         })
     }
 
@@ -126,6 +134,23 @@ impl OobBuffer {
         }
         Arc::new(bytemuck::pod_collect_to_vec(self.as_bytes()))
     }
+}
+
+/// `n` zeroed elements, or `None` when the allocator refuses.
+///
+/// `vec![0; n]` gets already-zeroed pages from the allocator (no memset, which matters for
+/// receive buffers of hundreds of MiB), but it aborts the process when the allocation fails,
+/// and the only stable fallible allocation, `try_reserve_exact`, returns uninitialised capacity
+/// that safe code must fill. So the size is tried first and the zeroed vector allocated after:
+/// one extra allocate/free pair (a map/unmap pair for large sizes), and a length that cannot
+/// be allocated (a corrupted one, typically) becomes an error. Memory taken by another thread
+/// between the two calls can still make the second one abort; that is a machine out of memory,
+/// not bad input.
+pub(crate) fn zeroed_vec<T: Element>(n: usize) -> Option<Vec<T>> {
+    let mut probe = Vec::<T>::new();
+    probe.try_reserve_exact(n).ok()?;
+    drop(probe);
+    Some(vec![<T as bytemuck::Zeroable>::zeroed(); n])
 }
 
 impl<T: Element> From<Vec<T>> for OobBuffer {

@@ -489,7 +489,8 @@ fn hosts_are_trimmed_and_listed() {
 #[test]
 fn hosts_reject_empty_names_and_whitespace() {
     let env = isolate();
-    for raw in [",", "a,,b", "a,", ",a", "a b", " , "] {
+    let long_name = format!("a,{}", "h".repeat(256));
+    for raw in [",", "a,,b", "a,", ",a", "a b", " , ", &long_name] {
         env.set("UNIDIST_MPI_HOSTS", raw);
         MpiHosts::reset();
         let err = MpiHosts::get().unwrap_err();
@@ -501,7 +502,7 @@ fn hosts_reject_empty_names_and_whitespace() {
         );
         assert!(MpiHosts::hosts().is_err());
     }
-    for raw in ["", "a,,b", "x y"] {
+    for raw in ["", "a,,b", "x y", &long_name] {
         let err = MpiHosts::put(Some(raw.to_owned())).unwrap_err();
         assert_invalid(
             &err,
@@ -510,6 +511,14 @@ fn hosts_reject_empty_names_and_whitespace() {
             "comma-separated list of host names",
         );
     }
+}
+
+#[test]
+fn hosts_accept_names_up_to_255_bytes() {
+    let _env = isolate();
+    let longest = "h".repeat(255);
+    MpiHosts::put(Some(format!("a,{longest}"))).expect("a 255-byte name is a host name");
+    assert_eq!(MpiHosts::hosts(), Ok(vec!["a".to_owned(), longest]));
 }
 
 #[test]

@@ -1,0 +1,169 @@
+//! The MPI receive-path fuzz target's body: what the communication thread does with the bytes
+//! of a control message and the segments that follow it.
+//!
+//! The wire module of `unidist-mpi` uses no MPI call (receiving is a closure), so it is compiled
+//! here from its source file: the target exercises exactly the code the backend runs, without
+//! linking MPI.
+//!
+//! Input layout: `[flags][ctrl_len: u16 LE][ctrl bytes][segment stream]`. With flag bit 0 set
+//! the control bytes are the body only and get the header of `Vec<Msg>` in front (the header
+//! names the type by its path, which differs between this crate and the backend, so seeds are
+//! written in this form to replay in both). Segments are served from the stream in order, as
+//! MPI would deliver them; a stream that runs dry is a receive error.
+
+#[allow(dead_code, unreachable_pub, missing_docs)]
+#[path = "../../crates/unidist-mpi/src/wire.rs"]
+mod mpi_wire;
+
+pub use mpi_wire::{decode_batch, encode_batch, ArgWire, Msg, Slot, WireError};
+
+use unidist_core::Error;
+use unidist_serialize::{decode_with_oob, encode, Buffer, HEADER_LEN};
+
+/// Splits an input into its control bytes (framed if asked) and its segment stream.
+pub fn split(data: &[u8]) -> Option<(Vec<u8>, &[u8])> {
+    let (&[flags, lo, hi], rest) = data.split_first_chunk::<3>()?;
+    let len = usize::from(u16::from_le_bytes([lo, hi])).min(rest.len());
+    let (ctrl, stream) = rest.split_at(len);
+    let ctrl = if flags & 1 == 1 {
+        let mut framed = encode(&Vec::<Msg>::new()).expect("an empty batch encodes");
+        framed.truncate(HEADER_LEN);
+        framed.extend_from_slice(ctrl);
+        framed
+    } else {
+        ctrl.to_vec()
+    };
+    Some((ctrl, stream))
+}
+
+/// Runs one input; panics only on a bug. Returns whether the batch decoded.
+pub fn run(data: &[u8]) -> bool {
+    let Some((ctrl, mut stream)) = split(data) else {
+        return false;
+    };
+    let received = decode_batch(&ctrl, |dst| {
+        if dst.len() > stream.len() {
+            return Err(Error::backend("mpi", "the segment stream ran dry"));
+        }
+        let (head, tail) = stream.split_at(dst.len());
+        dst.copy_from_slice(head);
+        stream = tail;
+        Ok(())
+    });
+    let Ok(mut batch) = received else {
+        return false;
+    };
+    // The values inside travel on to `get` and task arguments: decode them as a value with
+    // out-of-band buffers and as a plain one, as a receiver of either would.
+    for msg in &mut batch {
+        for slot in msg.slots_mut() {
+            let encoded = slot.ready().expect("a decoded batch has every segment");
+            let _ = decode_with_oob::<(String, Buffer<f32>, Buffer<u8>)>(
+                &encoded.inline,
+                encoded.buffers.clone(),
+            );
+            let _ = decode_with_oob::<Vec<u64>>(&encoded.inline, encoded.buffers.clone());
+        }
+    }
+    // What was received re-encodes (the sender side of a forwarded value).
+    encode_batch(&mut batch).expect("a received batch encodes again");
+    true
+}
+
+/// Seed inputs: batches with every message kind, values inline, as segments and out of band.
+pub fn seeds() -> Vec<Vec<u8>> {
+    use std::sync::Arc;
+    use unidist_core::{ActorId, ErrorKind, ObjectId, TaskError, TaskFailure};
+    use unidist_serialize::encode_with_oob;
+
+    let value = |threshold| {
+        let v = (
+            String::from("w"),
+            Buffer::from(vec![0.5f32; 20]),
+            Buffer::from(vec![1u8; 40]),
+        );
+        Slot::Ready(Arc::new(encode_with_oob(&v, threshold).expect("encodes")))
+    };
+    let numbers = Slot::Ready(Arc::new(
+        encode_with_oob(&vec![1u64, 2, 3], 16).expect("encodes"),
+    ));
+    let id = |n| ObjectId::new(1, n);
+    let actor = ActorId { owner: 0, seq: 3 };
+    let failure = TaskError::new("m::f", TaskFailure::Panicked, "boom");
+    let batches = vec![
+        vec![Msg::Data {
+            id: id(1),
+            value: value(usize::MAX),
+        }],
+        vec![Msg::Push {
+            id: id(2),
+            value: value(16),
+        }],
+        vec![
+            Msg::Task {
+                seq: 1,
+                func: 2,
+                args: vec![ArgWire::Value(numbers), ArgWire::Ref { id: id(3), from: 0 }],
+                outputs: vec![id(4)],
+            },
+            Msg::ActorCreate {
+                actor,
+                class: 0,
+                args: vec![ArgWire::Value(value(16))],
+                seq: 2,
+            },
+            Msg::ActorCall {
+                actor,
+                method: 1,
+                args: vec![],
+                outputs: vec![id(5)],
+                seq: 3,
+            },
+        ],
+        vec![
+            Msg::Done {
+                seq: 1,
+                results: vec![Ok(8), Err(WireError::Task(failure))],
+            },
+            Msg::Failed {
+                id: id(6),
+                error: WireError::Other(ErrorKind::ActorDead, "gone".into()),
+            },
+            Msg::Ready {
+                id: id(7),
+                loc: 1,
+                error: None,
+            },
+            Msg::ActorWhere {
+                actor,
+                worker: Err("killed".into()),
+            },
+            Msg::Free { ids: vec![id(8)] },
+            Msg::Borrow {
+                id: id(9),
+                delta: -1,
+            },
+            Msg::ActorKill { actor, now: true },
+            Msg::Fetch {
+                id: id(10),
+                requester: 2,
+            },
+            Msg::Shutdown,
+        ],
+    ];
+    batches
+        .into_iter()
+        .map(|mut batch| {
+            let (ctrl, segments) = encode_batch(&mut batch).expect("a seed batch encodes");
+            let body = &ctrl[HEADER_LEN..];
+            let len = u16::try_from(body.len()).expect("seed batches are small");
+            let mut seed = vec![1];
+            seed.extend_from_slice(&len.to_le_bytes());
+            seed.extend_from_slice(body);
+            for s in &segments {
+                seed.extend_from_slice(s.bytes());
+            }
+            seed
+        })
+        .collect()
+}
