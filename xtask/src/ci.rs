@@ -102,6 +102,12 @@ pub fn ci() -> i32 {
             Err(format!("{failed} failed"))
         }
     }));
+    steps.push(step("soak --short", || {
+        match crate::soak::soak(&["--short".to_string()]) {
+            0 => Ok(()),
+            code => Err(format!("cargo xtask soak --short exited with {code}")),
+        }
+    }));
     steps.push(step("doc", || {
         run_step(
             util::cargo()

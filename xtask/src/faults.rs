@@ -1,5 +1,6 @@
 //! The MPI fault rows of `cargo xtask test-backends`: a worker killed with SIGKILL, SIGTERM and
-//! SIGINT sent to rank 0, and (spawn mode) rank 0 killed with SIGKILL. Each scenario checks the
+//! SIGINT sent to rank 0, (spawn mode) rank 0 killed with SIGKILL, and (SPMD mode) ranks that
+//! run different binaries. Each scenario checks the
 //! job's exit status and message, that it ends within a bound, and that no process of it is
 //! left behind.
 
@@ -25,6 +26,8 @@ enum Scenario {
     KillWorker,
     /// Rank 0 gets this signal while its tasks run.
     SignalRoot(&'static str),
+    /// The workers run another program (`mpi_smoke`), with other registered functions.
+    Mismatch,
 }
 
 impl Scenario {
@@ -32,6 +35,7 @@ impl Scenario {
         match self {
             Scenario::KillWorker => "worker SIGKILL".into(),
             Scenario::SignalRoot(s) => format!("rank 0 SIG{s}"),
+            Scenario::Mismatch => "different binaries".into(),
         }
     }
 }
@@ -45,8 +49,10 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
         Scenario::SignalRoot("TERM"),
         Scenario::SignalRoot("INT"),
     ];
-    if matches!(launch, Launch::Spawn { .. }) {
-        s.push(Scenario::SignalRoot("KILL"));
+    match launch {
+        Launch::Spawn { .. } => s.push(Scenario::SignalRoot("KILL")),
+        Launch::Spmd { .. } => s.push(Scenario::Mismatch),
+        Launch::Direct => {}
     }
     s
 }
@@ -61,6 +67,8 @@ pub fn build(imp: Impl) -> Result<PathBuf, String> {
         "unidist-mpi",
         "--example",
         "mpi_fault",
+        "--example",
+        "mpi_smoke",
     ])
     .env("MPICC", imp.mpicc())
     .env("CARGO_TARGET_DIR", imp.target_dir());
@@ -85,8 +93,24 @@ pub fn run(imp: Impl, launch: Launch, bin: &Path) -> Vec<(String, Result<Duratio
         .collect()
 }
 
-fn command(imp: Impl, launch: Launch, bin: &Path, mode: &str) -> Command {
+fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
+    let mode = match s {
+        Scenario::KillWorker => "kill-worker",
+        Scenario::SignalRoot(_) | Scenario::Mismatch => "hold",
+    };
     let mut cmd = match launch {
+        Launch::Spmd { np } if matches!(s, Scenario::Mismatch) => {
+            // MPMD: rank 0 runs this program, the others another one.
+            let other = bin.with_file_name("mpi_smoke");
+            let mut c = Command::new(imp.mpiexec());
+            c.args(["-n", "1"]).arg(bin).arg(mode);
+            c.args([":", "-n", &(np - 1).max(1).to_string()]).arg(other);
+            c.env("UNIDIST_IS_MPI_SPAWN_WORKERS", "false");
+            c.envs(imp.env().iter().copied())
+                .env_remove("UNIDIST_BACKEND")
+                .current_dir(util::root());
+            return c;
+        }
         Launch::Spmd { np } => {
             let mut c = Command::new(imp.mpiexec());
             c.args(["-n", &np.to_string()]).arg(bin);
@@ -137,11 +161,7 @@ fn read_lines(child: &mut Child) -> (Lines, mpsc::Receiver<String>) {
 }
 
 fn run_one(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Result<Duration, String> {
-    let mode = match s {
-        Scenario::KillWorker => "kill-worker",
-        Scenario::SignalRoot(_) => "hold",
-    };
-    let mut cmd = command(imp, launch, bin, mode);
+    let mut cmd = command(imp, launch, bin, s);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -152,15 +172,17 @@ fn run_one(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Result<Duratio
     let (lines, rx) = read_lines(&mut child);
     let result = drive(&mut child, &rx, s, started);
     let status = result.and_then(|()| wait_bounded(&mut child, started));
-    let leftovers = status
-        .as_ref()
-        .ok()
-        .map(|_| wait_for_no_processes(bin, ORPHAN_GRACE));
+    let other = bin.with_file_name("mpi_smoke");
+    let leftovers = status.as_ref().ok().map(|_| {
+        wait_for_no_processes(bin, ORPHAN_GRACE)
+            .and_then(|()| wait_for_no_processes(&other, Duration::ZERO))
+    });
     // Whatever happened, nothing of this run may outlive it.
     kill_group(pgid);
     let _ = child.kill();
     let _ = child.wait();
     kill_processes_of(bin);
+    kill_processes_of(&other);
     let status = status?;
     if let Some(Err(left)) = leftovers {
         return Err(format!("processes left behind: {left}"));
@@ -257,6 +279,11 @@ fn check(
             }
         }
         Scenario::SignalRoot("KILL") => {}
+        Scenario::Mismatch => {
+            if !(output.contains("registered functions differ") && output.contains("mpi_fault::")) {
+                return Err("rank 0 did not name the first differing function".into());
+            }
+        }
         Scenario::SignalRoot(sig) => {
             if !output.contains("rank 0 received signal") {
                 return Err(format!("rank 0 did not report SIG{sig}"));

@@ -5,8 +5,9 @@
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
 //! - `ci`: exactly what CI runs: fmt, clippy `-D warnings`, tests, fuzz (20 s a target),
-//!   test-backends, docs.
+//!   test-backends, soak --short, docs.
 //! - `bench [--quick]`: the benchmark examples and their reports as one table.
+//! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 #![forbid(unsafe_code)]
 
@@ -15,6 +16,7 @@ mod bench;
 mod ci;
 mod faults;
 mod fuzz;
+mod soak;
 mod util;
 
 use std::process::ExitCode;
@@ -31,9 +33,15 @@ commands:
       killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
       --no-faults
   ci
-      fmt, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, docs: what CI runs
+      fmt, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, soak --short,
+      docs: what CI runs
   bench [--quick]
       run the benchmark examples and print their reports as one table
+  soak [--short] [--suite S] [--backend B]
+      load suites on every backend (1,000,000 tasks, 10,000/1,000 actors, 10,000 objects up to
+      64 MiB plus 256 MiB ones, 100 init/shutdown cycles, 10,000-node task trees), every result
+      checked, bounded in time; --short divides every count by 10 (cycles stay 100, one 256 MiB
+      object)
   fuzz [--seconds N]
       the fuzz targets (codec, MPI receive path) for a bounded time, then their regression corpus";
 
@@ -56,6 +64,7 @@ fn main() -> ExitCode {
         },
         "ci" if rest.is_empty() => ci::ci(),
         "bench" => bench::bench(rest),
+        "soak" => soak::soak(rest),
         "fuzz" => fuzz::fuzz(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

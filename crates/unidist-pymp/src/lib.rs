@@ -65,11 +65,11 @@
 //!
 //! **Shutdown.** `shutdown` marks the runtime closed (new calls fail with `Error::ShutDown`;
 //! queued tasks settle with that error instead of running), waits for running tasks up to
-//! [`PoolOptions::shutdown_grace`] (logging how many it abandons: their threads stay busy),
-//! stops every actor and the actor system, then removes every object and wakes every blocked
-//! reader with `Error::ShutDown`. The pool threads end once the backend is dropped; a task
-//! that calls `shutdown` does not wait for itself. `init` after `shutdown` starts a fresh
-//! backend.
+//! [`PoolOptions::shutdown_grace`] (saying how many it abandons, through `tracing` or else on
+//! stderr: their threads stay busy), stops every actor and the actor system, then removes
+//! every object and wakes every blocked reader with `Error::ShutDown`. The pool threads end
+//! once the backend is dropped; a task that calls `shutdown` does not wait for itself. `init`
+//! after `shutdown` starts a fresh backend.
 //!
 //! # Guarantees
 //!
@@ -321,11 +321,11 @@ impl Backend for PympBackend {
                 break;
             }
             if Instant::now() >= deadline {
-                tracing::warn!(
-                    tasks = left,
-                    grace = ?self.options.shutdown_grace,
-                    "shutdown abandons tasks that did not finish in time; their threads stay busy"
-                );
+                report_abandoned(&format!(
+                    "shutdown abandoned {left} running task(s) that did not finish within {:?}; \
+                     their threads stay busy until the tasks return",
+                    self.options.shutdown_grace
+                ));
                 break;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -336,10 +336,9 @@ impl Backend for PympBackend {
         let actor_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
         let stuck = self.actors.shutdown(&self.shared, actor_deadline);
         if stuck > 0 {
-            tracing::warn!(
-                actors = stuck,
-                "shutdown abandons actors whose method did not return"
-            );
+            report_abandoned(&format!(
+                "shutdown abandoned {stuck} actor(s) whose running method did not return in time"
+            ));
         }
         // Free every object; readers still blocked on pending ones wake up with `ShutDown`.
         let waiters = self.shared.store.clear();
@@ -348,6 +347,15 @@ impl Backend for PympBackend {
         self.shared.drop_queued();
         tracing::debug!(elapsed = ?started.elapsed(), "pymp backend shut down");
         Ok(())
+    }
+}
+
+/// Says what `shutdown` gave up on: through `tracing` when the program installed a subscriber,
+/// else on stderr, so that abandoned work is never silent.
+fn report_abandoned(message: &str) {
+    tracing::warn!("{message}");
+    if !tracing::dispatcher::has_been_set() {
+        eprintln!("unidist pymp: {message}");
     }
 }
 
