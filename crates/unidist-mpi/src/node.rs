@@ -237,6 +237,27 @@ struct State {
     stopped: bool,
     /// Ranks known to be gone, with the reason.
     lost: Vec<(u32, String)>,
+    /// Threads blocked until an object changes, by the object they wait on.
+    waiters: HashMap<ObjectId, Vec<Waiter>>,
+    /// Threads blocked until anything changes (actor lookups).
+    broad: Vec<Waiter>,
+}
+
+/// A blocked thread: its own condition variable (on the state mutex), so that an arriving
+/// object wakes only the threads that wait for it, not every blocked thread of the process.
+#[derive(Clone)]
+struct Waiter {
+    key: u64,
+    cv: Arc<Condvar>,
+}
+
+/// What a blocked thread waits on.
+#[derive(PartialEq, Eq)]
+enum WaitKeys {
+    /// Any of these objects changing.
+    Objects(Vec<ObjectId>),
+    /// Anything (a broad wake-up).
+    Anything,
 }
 
 impl State {
@@ -250,6 +271,33 @@ impl State {
             .iter()
             .find(|(r, _)| *r == rank)
             .map(|(_, why)| why.as_str())
+    }
+}
+
+fn register(st: &mut State, w: &Waiter, keys: &WaitKeys) {
+    match keys {
+        WaitKeys::Anything => st.broad.push(w.clone()),
+        WaitKeys::Objects(ids) => {
+            for id in ids {
+                st.waiters.entry(*id).or_default().push(w.clone());
+            }
+        }
+    }
+}
+
+fn unregister(st: &mut State, w: &Waiter, keys: &WaitKeys) {
+    match keys {
+        WaitKeys::Anything => st.broad.retain(|x| x.key != w.key),
+        WaitKeys::Objects(ids) => {
+            for id in ids {
+                if let std::collections::hash_map::Entry::Occupied(mut e) = st.waiters.entry(*id) {
+                    e.get_mut().retain(|x| x.key != w.key);
+                    if e.get().is_empty() {
+                        e.remove();
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -275,7 +323,14 @@ struct Fx {
     jobs: Vec<Job>,
     actors: Vec<(ActorId, exec::ActorRx)>,
     garbage: Vec<Box<dyn Any + Send>>,
+    /// Wake every blocked thread (rare events: actors located, ranks lost, shutdown).
     notify: bool,
+    /// Objects that changed: wake the threads waiting on them.
+    touched: Vec<ObjectId>,
+    /// The condition variables to signal once the state is unlocked.
+    wake: Vec<Arc<Condvar>>,
+    /// A call finished: the submission throttle may go on.
+    progress: bool,
 }
 
 impl Fx {
@@ -284,6 +339,24 @@ impl Fx {
     }
     fn drop_later<T: Send + 'static>(&mut self, v: T) {
         self.garbage.push(Box::new(v));
+    }
+    fn touch(&mut self, id: ObjectId) {
+        self.touched.push(id);
+    }
+    /// Picks the waiters to wake for what changed (under the state lock).
+    fn collect_wakeups(&mut self, st: &State) {
+        if self.notify {
+            for ws in st.waiters.values() {
+                self.wake.extend(ws.iter().map(|w| w.cv.clone()));
+            }
+            self.wake.extend(st.broad.iter().map(|w| w.cv.clone()));
+        } else {
+            for id in self.touched.drain(..) {
+                if let Some(ws) = st.waiters.get(&id) {
+                    self.wake.extend(ws.iter().map(|w| w.cv.clone()));
+                }
+            }
+        }
     }
 }
 
@@ -362,7 +435,11 @@ impl Node {
         let mut fx = Fx::default();
         let r = {
             let mut st = self.st.lock();
-            f(&mut st, &mut fx)
+            let r = f(&mut st, &mut fx);
+            if fx.notify || !fx.touched.is_empty() {
+                fx.collect_wakeups(&st);
+            }
+            r
         };
         self.apply(fx);
         r
@@ -375,6 +452,9 @@ impl Node {
             actors,
             garbage,
             notify,
+            touched,
+            wake,
+            progress,
         } = fx;
         let sends = if self.any_lost.load(Ordering::Acquire) {
             self.divert_undeliverable(sends)
@@ -423,7 +503,11 @@ impl Node {
                 exec::spawn_actor(me, actor, rx);
             }
         }
-        if notify {
+        for cv in &wake {
+            cv.notify_one();
+        }
+        if notify || progress || !touched.is_empty() {
+            // The submission throttle waits on the shared condition variable.
             self.cv.notify_all();
         }
         drop(garbage);
@@ -725,7 +809,7 @@ impl Node {
                         o.loc = Some(src);
                     }
                     self.wake_execs(st, fx, id);
-                    fx.notify = true;
+                    fx.touch(id);
                 });
             }
             Msg::Failed { id, error } => self.with(|st, fx| {
@@ -735,7 +819,7 @@ impl Node {
                 o.status = St::Failed(error.into());
                 o.requested = false;
                 self.wake_execs(st, fx, id);
-                fx.notify = true;
+                fx.touch(id);
             }),
             Msg::Fetch { id, requester } => self.with(|st, fx| self.fetch(st, fx, id, requester)),
             Msg::Subscribe { id } => self.with(|st, fx| match st.objs.get_mut(&id) {
@@ -781,7 +865,7 @@ impl Node {
                         o.loc = Some(loc);
                     }
                 }
-                fx.notify = true;
+                fx.touch(id);
             }),
             Msg::Free { ids } => self.with(|st, fx| {
                 for id in ids {
@@ -1186,9 +1270,10 @@ impl Node {
                 self.wake_execs(st, fx, *id);
             }
         }
+        fx.touched.extend(call.outputs.iter().copied());
+        fx.progress = true;
         fx.drop_later(call);
         self.end_released_actors(st, fx);
-        fx.notify = true;
     }
 
     fn free_here(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
@@ -1342,7 +1427,7 @@ impl Node {
             }
         }
         fx.send(reply_to, Msg::Done { seq, results });
-        fx.notify = true;
+        fx.touched.extend(outputs.iter().copied());
     }
 
     fn store_output(
@@ -1494,7 +1579,7 @@ impl Node {
             );
         }
         self.wake_execs(st, fx, id);
-        fx.notify = true;
+        fx.touch(id);
     }
 
     /// Takes out the messages addressed to lost ranks and settles what waited on them.
@@ -1575,11 +1660,17 @@ impl Node {
 
     /// Blocks (lending a pool slot) until `ready` holds or the deadline passes; `kick` runs under
     /// the lock first and on every wake-up, to send requests.
+    ///
+    /// The thread sleeps on its own condition variable, registered under what `keys` names, so
+    /// that an arriving object wakes only its waiters (with hundreds of tasks blocked in nested
+    /// `get`, waking them all on every arrival cost more than the work). It also wakes every
+    /// 200 ms to re-check, so a change that named no object is never missed for long.
     fn block_until(
         &self,
         deadline: Option<Instant>,
         mut kick: impl FnMut(&mut State, &mut Fx),
         mut ready: impl FnMut(&State) -> bool,
+        mut keys: impl FnMut(&State) -> WaitKeys,
     ) -> bool {
         let mut fx = Fx::default();
         let mut st = self.st.lock();
@@ -1590,20 +1681,30 @@ impl Node {
             return true;
         }
         MutexGuard::unlocked(&mut st, || self.apply(std::mem::take(&mut fx)));
-        exec::blocking(|| loop {
+        let me = Waiter {
+            key: st.next(),
+            cv: Arc::new(Condvar::new()),
+        };
+        let mut registered: Option<WaitKeys> = None;
+        let done = exec::blocking(|| loop {
             if ready(&st) {
                 return true;
             }
             if self.closed.load(Ordering::Acquire) && self.rank != 0 {
                 return false;
             }
-            let timed_out = match deadline {
-                Some(d) => self.cv.wait_until(&mut st, d).timed_out(),
-                None => {
-                    self.cv.wait_for(&mut st, Duration::from_millis(200));
-                    false
+            let k = keys(&st);
+            if registered.as_ref() != Some(&k) {
+                if let Some(old) = registered.take() {
+                    unregister(&mut st, &me, &old);
                 }
-            };
+                register(&mut st, &me, &k);
+                registered = Some(k);
+            }
+            let safety = Instant::now() + Duration::from_millis(200);
+            let until = deadline.map_or(safety, |d| d.min(safety));
+            me.cv.wait_until(&mut st, until);
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
             kick(&mut st, &mut fx);
             if !fx.sends.is_empty() {
                 MutexGuard::unlocked(&mut st, || self.apply(std::mem::take(&mut fx)));
@@ -1611,7 +1712,11 @@ impl Node {
             if timed_out {
                 return ready(&st);
             }
-        })
+        });
+        if let Some(old) = registered {
+            unregister(&mut st, &me, &old);
+        }
+        done
     }
 
     /// Requests the data of `id` if it is neither here nor requested.
@@ -1664,6 +1769,7 @@ impl Node {
                 }
             },
             |st| st.actor_where.contains_key(&actor),
+            |_| WaitKeys::Anything,
         );
         if !found {
             return Err(backend_err(format!(
@@ -1806,6 +1912,7 @@ impl Backend for Node {
                 done.set(i);
                 i == ids.len()
             },
+            |_| WaitKeys::Objects(ids.get(done.get()).copied().into_iter().collect()),
         );
         let st = self.st.lock();
         if !ok {
@@ -1865,6 +1972,7 @@ impl Backend for Node {
                 }
             },
             |st| ids.iter().filter(|id| is_ready(st, id)).count() >= num_returns,
+            |st| WaitKeys::Objects(ids.iter().filter(|id| !is_ready(st, id)).copied().collect()),
         );
         let st = self.st.lock();
         Ok(ids.iter().map(|id| is_ready(&st, id)).collect())

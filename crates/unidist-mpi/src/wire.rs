@@ -336,15 +336,11 @@ pub fn decode_batch(
 /// A zeroed buffer of `n` bytes to receive a segment into.
 ///
 /// `n` comes from the peer, so a length that cannot be allocated (a corrupted one) must be an
-/// error: `vec![0; n]` alone would abort the process. The size is tried with the fallible
-/// `try_reserve_exact` first and the zeroed vector allocated after, which keeps the allocator's
-/// already-zeroed pages (no memset of a large segment) for one extra allocate/free pair.
+/// error: `vec![0; n]` would abort the process. The allocation is fallible and still takes the
+/// allocator's already-zeroed pages (no memset of a large segment).
 fn receive_buffer(n: u64) -> Result<Vec<u8>, Error> {
     let len = usize::try_from(n).map_err(|_| too_big(n))?;
-    let mut probe = Vec::<u8>::new();
-    probe.try_reserve_exact(len).map_err(|_| too_big(n))?;
-    drop(probe);
-    Ok(vec![0u8; len])
+    unidist_serialize::zeroed_bytes(len).map_err(|_| too_big(n))
 }
 
 fn too_big(n: u64) -> Error {

@@ -97,7 +97,7 @@ use serde::Serialize;
 pub use buffer::{Buffer, ElemType, Element};
 pub use error::SerializeError;
 pub use header::{fingerprint, FORMAT_VERSION, HEADER_LEN};
-pub use oob::{decode_with_oob, encode_with_oob, Encoded, OobBuffer};
+pub use oob::{decode_with_oob, encode_with_oob, zeroed_bytes, Encoded, OobBuffer};
 
 /// Encodes `value` as header + body; every [`Buffer`] is copied inline.
 ///

@@ -136,21 +136,24 @@ impl OobBuffer {
     }
 }
 
-/// `n` zeroed elements, or `None` when the allocator refuses.
+/// A vector of `n` zeroed elements, or `None` if the memory cannot be allocated.
 ///
-/// `vec![0; n]` gets already-zeroed pages from the allocator (no memset, which matters for
-/// receive buffers of hundreds of MiB), but it aborts the process when the allocation fails,
-/// and the only stable fallible allocation, `try_reserve_exact`, returns uninitialised capacity
-/// that safe code must fill. So the size is tried first and the zeroed vector allocated after:
-/// one extra allocate/free pair (a map/unmap pair for large sizes), and a length that cannot
-/// be allocated (a corrupted one, typically) becomes an error. Memory taken by another thread
-/// between the two calls can still make the second one abort; that is a machine out of memory,
-/// not bad input.
+/// The allocation asks the allocator for zeroed memory (calloc: fresh pages come already zero,
+/// no memset, which matters for receive buffers of hundreds of MiB) and reports failure instead
+/// of aborting, so a corrupted length becomes an error. Trying the size with a separate
+/// allocation first is not enough: with overcommit the probe can succeed while the zeroed
+/// allocation that follows fails and aborts.
 pub(crate) fn zeroed_vec<T: Element>(n: usize) -> Option<Vec<T>> {
-    let mut probe = Vec::<T>::new();
-    probe.try_reserve_exact(n).ok()?;
-    drop(probe);
-    Some(vec![<T as bytemuck::Zeroable>::zeroed(); n])
+    bytemuck::allocation::try_zeroed_vec(n).ok()
+}
+
+/// `len` zeroed bytes to receive into, or [`SerializeError::AllocationFailed`] when the memory
+/// cannot be allocated (a corrupted length from a peer, typically): never an abort.
+pub fn zeroed_bytes(len: usize) -> Result<Vec<u8>, SerializeError> {
+    zeroed_vec::<u8>(len).ok_or(SerializeError::AllocationFailed {
+        byte_len: len as u64,
+        elem: ElemType::U8,
+    })
 }
 
 impl<T: Element> From<Vec<T>> for OobBuffer {
