@@ -46,6 +46,8 @@ const LOCALITY_SLACK: u32 = 4;
 const INFLIGHT_PER_WORKER: u32 = 4096;
 /// After its first pass, a waiting `get` re-requests at most this many ids per wake-up.
 const REKICK_WINDOW: usize = 1024;
+/// Results up to this size travel to their owner with the call's completion.
+const INLINE_RESULT_MAX: usize = 16 * 1024;
 /// How long an actor lookup at its owner may take.
 const LOCATE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -1416,6 +1418,26 @@ impl Node {
                 match vals.next() {
                     Some((v, e)) => {
                         results.push(Ok(e.total_len() as u64));
+                        // A small result goes to its owner with the completion (one message),
+                        // so that the owner's `get` needs no fetch round trip. The value stays
+                        // here too, where other workers fetch it.
+                        let small = e.buffers.is_empty() && e.inline.len() <= INLINE_RESULT_MAX;
+                        if small
+                            && reply_to != self.rank
+                            && id.owner == reply_to
+                            && !st
+                                .objs
+                                .get(id)
+                                .is_some_and(|o| o.fetchers.contains(&reply_to))
+                        {
+                            fx.send(
+                                reply_to,
+                                Msg::Data {
+                                    id: *id,
+                                    value: Slot::Ready(e.clone()),
+                                },
+                            );
+                        }
                         self.store_output(st, fx, *id, Ok((v, e)));
                     }
                     None => {
