@@ -28,6 +28,9 @@ enum Scenario {
     SignalRoot(&'static str),
     /// The workers run another program (`mpi_smoke`), with other registered functions.
     Mismatch,
+    /// Not a fault: refs passed inside argument values are freed (`mpi_nested_refs`), which
+    /// needs every rank's memory, so it runs here beside the other whole-job scenarios.
+    NestedRefs,
 }
 
 impl Scenario {
@@ -36,6 +39,7 @@ impl Scenario {
             Scenario::KillWorker => "worker SIGKILL".into(),
             Scenario::SignalRoot(s) => format!("rank 0 SIG{s}"),
             Scenario::Mismatch => "different binaries".into(),
+            Scenario::NestedRefs => "nested refs freed".into(),
         }
     }
 }
@@ -45,6 +49,7 @@ impl Scenario {
 /// launcher, and its workers must notice when it is killed.
 fn scenarios(launch: Launch) -> Vec<Scenario> {
     let mut s = vec![
+        Scenario::NestedRefs,
         Scenario::KillWorker,
         Scenario::SignalRoot("TERM"),
         Scenario::SignalRoot("INT"),
@@ -69,6 +74,8 @@ pub fn build(imp: Impl) -> Result<PathBuf, String> {
         "mpi_fault",
         "--example",
         "mpi_smoke",
+        "--example",
+        "mpi_nested_refs",
     ])
     .env("MPICC", imp.mpicc())
     .env("CARGO_TARGET_DIR", imp.target_dir());
@@ -97,7 +104,15 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
     let mode = match s {
         Scenario::KillWorker => "kill-worker",
         Scenario::SignalRoot(_) | Scenario::Mismatch => "hold",
+        // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
+        Scenario::NestedRefs => "500",
     };
+    let bin = if matches!(s, Scenario::NestedRefs) {
+        bin.with_file_name("mpi_nested_refs")
+    } else {
+        bin.to_path_buf()
+    };
+    let bin = bin.as_path();
     let mut cmd = match launch {
         Launch::Spmd { np } if matches!(s, Scenario::Mismatch) => {
             // MPMD: rank 0 runs this program, the others another one.
@@ -172,17 +187,20 @@ fn run_one(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Result<Duratio
     let (lines, rx) = read_lines(&mut child);
     let result = drive(&mut child, &rx, s, started);
     let status = result.and_then(|()| wait_bounded(&mut child, started));
-    let other = bin.with_file_name("mpi_smoke");
+    let programs = ["mpi_fault", "mpi_smoke", "mpi_nested_refs"].map(|p| bin.with_file_name(p));
     let leftovers = status.as_ref().ok().map(|_| {
-        wait_for_no_processes(bin, ORPHAN_GRACE)
-            .and_then(|()| wait_for_no_processes(&other, Duration::ZERO))
+        let until = Instant::now() + ORPHAN_GRACE;
+        programs.iter().try_for_each(|p| {
+            wait_for_no_processes(p, until.saturating_duration_since(Instant::now()))
+        })
     });
     // Whatever happened, nothing of this run may outlive it.
     kill_group(pgid);
     let _ = child.kill();
     let _ = child.wait();
-    kill_processes_of(bin);
-    kill_processes_of(&other);
+    for p in &programs {
+        kill_processes_of(p);
+    }
     let status = status?;
     if let Some(Err(left)) = leftovers {
         return Err(format!("processes left behind: {left}"));
@@ -255,6 +273,13 @@ fn check(
     status: std::process::ExitStatus,
     output: &str,
 ) -> Result<(), String> {
+    if matches!(s, Scenario::NestedRefs) {
+        return if status.success() && output.contains("nested refs freed") {
+            Ok(())
+        } else {
+            Err(format!("nested refs were not freed ({status})"))
+        };
+    }
     if status.success() {
         return Err(format!("the job exited 0 after {}", s.label()));
     }
@@ -278,7 +303,7 @@ fn check(
                 return Err("a killed worker's task returned a value".into());
             }
         }
-        Scenario::SignalRoot("KILL") => {}
+        Scenario::SignalRoot("KILL") | Scenario::NestedRefs => {}
         Scenario::Mismatch => {
             if !(output.contains("registered functions differ") && output.contains("mpi_fault::")) {
                 return Err("rank 0 did not name the first differing function".into());

@@ -42,8 +42,10 @@
 //! A task's outputs live on the worker that ran it; arguments move worker to worker; `put` data
 //! is pushed once to each worker that needs it; `get` fetches from the location. The owner of
 //! an object (the rank that created its id) counts local handles and borrowers and frees the
-//! object on its worker, and on every rank holding a copy, once none remains. Refs that were
-//! serialized inside values pin their object until shutdown.
+//! object on its worker, and on every rank holding a copy, once none remains. Refs passed
+//! inside the argument values of a call by the process that owns them are held until the call
+//! is done, then counted like any other; refs serialized in other ways (inside `put` values or
+//! task results, or by a process that does not own them) pin their object until shutdown.
 //!
 //! # Faults
 //!

@@ -10,9 +10,12 @@
 //! rank it sent a copy to. No global quiescence is involved.
 //!
 //! Refs nested inside values: a process that deserializes a ref registers with the owner
-//! (`Borrow +1`, and `-1` when its last handle drops); a process that serializes one pins the
-//! object at its owner for good, because an encoded value may be decoded any number of times.
-//! Such objects therefore live until shutdown (a documented limit).
+//! (`Borrow +1`, and `-1` when its last handle drops). A process that serializes a ref it owns
+//! inside a call's arguments pins it until that call is done: the worker that decodes the
+//! arguments registers as a borrower before it reports the call done, on the same ordered
+//! channel. Any other serialization (refs inside `put` values or task results, refs owned by
+//! another process) pins the object at its owner for good, because such an encoded value may be
+//! decoded any number of times, anywhere; those objects live until shutdown (a documented limit).
 //!
 //! Locking. One mutex guards the state; code that needs to encode, decode, drop user values or
 //! wake threads collects the work in [`Fx`] and does it after unlocking, because encoding or
@@ -53,8 +56,15 @@ const LOCATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 const NAME: &str = "mpi";
 
-/// Call arguments after encoding: the encoded values (`None` for refs) and the refs to hold.
-type EncodedArgs = (Vec<Option<Arc<Encoded>>>, Vec<AnyRef>);
+/// Call arguments after encoding: the encoded values (`None` for refs), the refs to hold, and
+/// the refs owned here that were serialized inside the values (pinned until the call is done).
+type EncodedArgs = (Vec<Option<Arc<Encoded>>>, Vec<AnyRef>, Vec<ObjectId>);
+
+thread_local! {
+    /// While call arguments are encoded: the refs owned by this process found inside them.
+    static NESTED: std::cell::RefCell<Option<Vec<ObjectId>>> =
+        const { std::cell::RefCell::new(None) };
+}
 /// Outputs of a call with their encodings.
 type EncodedOutputs = Vec<(Arc<dyn ErasedValue>, Arc<Encoded>)>;
 
@@ -167,6 +177,10 @@ struct Call {
     outputs: Vec<ObjectId>,
     /// Argument refs, kept alive until the call has run.
     _hold: Vec<AnyRef>,
+    /// Refs owned here inside argument values: pinned until the call is done. The worker that
+    /// decodes them registers as a borrower before it reports the call done (one ordered
+    /// channel to this process), so the pin can end then.
+    nested: Vec<ObjectId>,
 }
 
 enum ExecKind {
@@ -591,17 +605,44 @@ impl Node {
     fn encode_args(&self, args: &[Arg]) -> Result<EncodedArgs> {
         let mut enc = Vec::with_capacity(args.len());
         let mut hold = Vec::new();
-        for a in args {
-            match a {
-                Arg::Value(v) => enc.push(Some(self.encode_value(v)?)),
-                Arg::Ref(r) => {
-                    r.id()?;
-                    hold.push(r.clone());
-                    enc.push(None);
+        NESTED.with(|n| *n.borrow_mut() = Some(Vec::new()));
+        let mut encode = || -> Result<()> {
+            for a in args {
+                match a {
+                    Arg::Value(v) => enc.push(Some(self.encode_value(v)?)),
+                    Arg::Ref(r) => {
+                        r.id()?;
+                        hold.push(r.clone());
+                        enc.push(None);
+                    }
                 }
             }
+            Ok(())
+        };
+        let r = encode();
+        let nested = NESTED.with(|n| n.borrow_mut().take()).unwrap_or_default();
+        if let Err(e) = r {
+            self.unpin(&nested);
+            return Err(e);
         }
-        Ok((enc, hold))
+        Ok((enc, hold, nested))
+    }
+
+    /// Ends the pins that argument encoding took on refs owned here.
+    fn unpin(&self, ids: &[ObjectId]) {
+        if ids.is_empty() {
+            return;
+        }
+        self.with(|st, fx| self.unpin_locked(st, fx, ids));
+    }
+
+    fn unpin_locked(&self, st: &mut State, fx: &mut Fx, ids: &[ObjectId]) {
+        for id in ids {
+            if let Some(o) = st.objs.get_mut(id) {
+                o.remote = o.remote.saturating_sub(1);
+                self.maybe_gc(st, fx, *id);
+            }
+        }
     }
 
     /// Builds the wire arguments for a call sent to `w`, pushing put data `w` lacks.
@@ -1274,6 +1315,7 @@ impl Node {
         }
         fx.touched.extend(call.outputs.iter().copied());
         fx.progress = true;
+        self.unpin_locked(st, fx, &call.nested);
         fx.drop_later(call);
         self.end_released_actors(st, fx);
     }
@@ -1872,7 +1914,7 @@ impl Backend for Node {
             .fidx
             .get(task.function.name)
             .ok_or_else(|| unregistered("function", task.function.name))?;
-        let (enc, hold) = self.encode_args(&task.args)?;
+        let (enc, hold, nested) = self.encode_args(&task.args)?;
         self.throttle();
         self.with(|st, fx| {
             let holders = self.holders(st, &task.args);
@@ -1886,6 +1928,7 @@ impl Backend for Node {
                     worker: w,
                     outputs: outputs.clone(),
                     _hold: hold,
+                    nested,
                 },
             );
             st.load[w as usize] += 1;
@@ -2012,11 +2055,17 @@ impl Backend for Node {
     }
 
     fn ref_serialized(&self, id: ObjectId) {
-        // An encoded value may be decoded any number of times, anywhere: pin the object.
+        // An encoded value may be decoded any number of times, anywhere: pin the object. Inside
+        // call arguments owned here, the pin lasts until the call is done (see `Call::nested`).
         self.with(|st, fx| {
             if id.owner == self.rank {
                 if let Some(o) = st.objs.get_mut(&id) {
                     o.remote = o.remote.saturating_add(1);
+                    NESTED.with(|n| {
+                        if let Some(v) = n.borrow_mut().as_mut() {
+                            v.push(id);
+                        }
+                    });
                 }
             } else {
                 fx.send(id.owner, Msg::Borrow { id, delta: 1 });
@@ -2047,7 +2096,7 @@ impl Backend for Node {
             .cidx
             .get(spec.class.name)
             .ok_or_else(|| unregistered("actor type", spec.class.name))?;
-        let (enc, hold) = self.encode_args(&spec.args)?;
+        let (enc, hold, nested) = self.encode_args(&spec.args)?;
         self.with(|st, fx| {
             let w = self.choose(st, &[], true)?;
             let args = self.wire_args(st, fx, &spec.args, enc, w);
@@ -2072,6 +2121,7 @@ impl Backend for Node {
                     worker: w,
                     outputs: Vec::new(),
                     _hold: hold,
+                    nested,
                 },
             );
             st.load[w as usize] += 1;
@@ -2103,7 +2153,7 @@ impl Backend for Node {
             },
             e => e,
         })?;
-        let (enc, hold) = self.encode_args(&call.args)?;
+        let (enc, hold, nested) = self.encode_args(&call.args)?;
         Ok(self.with(|st, fx| {
             let args = self.wire_args(st, fx, &call.args, enc, w);
             let seq = st.next();
@@ -2114,6 +2164,7 @@ impl Backend for Node {
                     worker: w,
                     outputs: outputs.clone(),
                     _hold: hold,
+                    nested,
                 },
             );
             st.load[w as usize] += 1;
