@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the peer benchmarks in every environment setup.sh made ready.
 #
-# Usage: run.sh ENV_ROOT OUT_DIR [--quick] [--only W1,W2] [--repeats N]
+# Usage: run.sh ENV_ROOT OUT_DIR [--quick] [--only W1,W2] [--repeats N] [--systems S1,S2]
 #
+# --systems keeps only the listed system-modes of ENV_ROOT/available.txt (e.g. ray-native).
 # Writes OUT_DIR/<system>-<mode>.json for every line of ENV_ROOT/available.txt, e.g.
 # unidist-pyseq.json, unidist-mpi-openmpi-spawn.json, ray-native.json. Each run is bounded by
 # `timeout` (PEER_RUN_TIMEOUT seconds, default 300, 120 with --quick) and lives in its own
@@ -12,7 +13,7 @@
 set -u
 
 if [ $# -lt 2 ]; then
-    echo "usage: run.sh ENV_ROOT OUT_DIR [--quick] [--only W1,W2] [--repeats N]" >&2
+    echo "usage: run.sh ENV_ROOT OUT_DIR [--quick] [--only W1,W2] [--repeats N] [--systems S1,S2]" >&2
     exit 2
 fi
 ENV_ROOT=$(cd "$1" 2>/dev/null && pwd) || { echo "run.sh: ENV_ROOT '$1' does not exist (run setup.sh first)" >&2; exit 2; }
@@ -20,13 +21,17 @@ OUT_DIR=$2
 shift 2
 EXTRA=()
 QUICK=0
+SYSTEMS=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1; EXTRA+=(--quick) ;;
         --only|--repeats)
             [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
             EXTRA+=("$1" "$2"); shift ;;
-        *) echo "run.sh: unknown argument '$1' (accepted: --quick, --only W1,W2, --repeats N)" >&2; exit 2 ;;
+        --systems)
+            [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
+            SYSTEMS=",$2,"; shift ;;
+        *) echo "run.sh: unknown argument '$1' (accepted: --quick, --only W1,W2, --repeats N, --systems S1,S2)" >&2; exit 2 ;;
     esac
     shift
 done
@@ -42,6 +47,7 @@ else
     RUN_TIMEOUT=${PEER_RUN_TIMEOUT:-300}
 fi
 CPUS=${PEER_CPUS:-$(nproc)}
+EXIT_GRACE=${PEER_EXIT_GRACE:-10}
 SUMMARY="$OUT_DIR/summary.txt"
 : >"$SUMMARY"
 
@@ -62,6 +68,7 @@ finish_json() {
     "$PY" - "$@" <<'EOF'
 import json, os, sys
 path, system, mode, rc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+note = sys.argv[5] if len(sys.argv) > 5 else ""
 how = "killed by the run time limit" if rc in (124, 137) else f"process exited with status {rc}"
 try:
     with open(path) as fh:
@@ -69,6 +76,8 @@ try:
 except (OSError, ValueError):
     doc = {"system": system, "mode": mode, "versions": {}, "machine": {}, "rows": []}
 doc["exit_status"] = rc
+if note:
+    doc["exit_note"] = note
 if doc.get("status") != "done":
     doc["status"] = f"incomplete: {how}"
 names = ["async_empty_tasks", "sync_round_trip", "put_get_small", "put_get_large",
@@ -100,13 +109,26 @@ run_one() {
     local start=$SECONDS
     # setsid gives the run its own process group, so everything it started can be ended by id.
     setsid -w timeout -k 10 "$RUN_TIMEOUT" "$@" --out "$out" "${EXTRA[@]}" </dev/null >"$log" 2>&1 &
-    local pid=$!
+    local pid=$! done_at="" note=""
+    # A runtime that hangs in its shutdown (seen with MPI spawn) would cost the whole time limit
+    # after its report is complete; once the report says "done" it gets EXIT_GRACE seconds.
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ -z "$done_at" ] && grep -q '^  "status": "done"' "$out" 2>/dev/null; then
+            done_at=$SECONDS
+        fi
+        if [ -n "$done_at" ] && [ $((SECONDS - done_at)) -ge "$EXIT_GRACE" ]; then
+            note="finished, then did not exit within ${EXIT_GRACE}s; killed"
+            kill -KILL -- "-$pid" 2>/dev/null
+            break
+        fi
+        sleep 0.5
+    done
     wait $pid
     local rc=$?
     kill -TERM -- "-$pid" 2>/dev/null && sleep 2
     kill -KILL -- "-$pid" 2>/dev/null
-    finish_json "$out" "${name%%-*}" "${name#*-}" "$rc"
-    echo "$name.json exit=$rc seconds=$((SECONDS - start))" >>"$SUMMARY"
+    finish_json "$out" "${name%%-*}" "${name#*-}" "$rc" "$note"
+    echo "$name.json exit=$rc seconds=$((SECONDS - start))${note:+ ($note)}" >>"$SUMMARY"
     grep -E '^\[[a-z]' "$log" | sed 's/^/    /'
     [ $rc -eq 0 ] || echo "    exit status $rc (log: $log)"
 }
@@ -116,6 +138,9 @@ OMPI_ENV=(env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 
 while read -r name env; do
     case "$name" in ''|'#'*) continue ;; esac
+    if [ -n "$SYSTEMS" ] && [ "${SYSTEMS#*,"$name",}" = "$SYSTEMS" ]; then
+        continue
+    fi
     py="$ENV_ROOT/$env/bin/python"
     case "$name" in
         unidist-pyseq|unidist-pymp|unidist-ray|unidist-dask)

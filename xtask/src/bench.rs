@@ -1,258 +1,139 @@
-//! `cargo xtask bench [--quick]`: runs the benchmark examples that exist and gathers their JSON
-//! reports into one table.
+//! `cargo xtask bench [--quick] [--no-peers]`: this project's backends, their floors and the
+//! Python peers (unidist, Ray, Dask) on the same nine workloads, in one run, as a markdown table,
+//! JSON and an SVG chart.
+//!
+//! Steps, each bounded in time and each recorded in the output even when it fails:
+//! 1. build `bench_workloads` (default features, and `--features mpi` once per MPI
+//!    implementation) and `pymp_bench`;
+//! 2. run `bench_workloads` on every system of this project ([`systems::ours`]);
+//! 3. run the floor benchmarks (`pymp_bench` for the bare rayon floors; `mpi_bench` in full mode);
+//! 4. create the Python environments under `target/bench-venvs` (`bench/peers/setup.sh`) and run
+//!    the peers (`bench/peers/run.sh`); without a network only this project's rows are shown;
+//! 5. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
+//!    `bench.svg` (the chart); every run's own report stays under `target/bench/runs` and
+//!    `target/bench/peers`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+mod chart;
+mod peers;
+mod report;
+mod systems;
 
-use serde_json::Value;
+use std::path::PathBuf;
+use std::time::Instant;
 
-use crate::backends::Impl;
-use crate::util::{self, run_bounded, run_step};
+use crate::util::{self, human};
 
-/// A benchmark run is long but must not hang forever.
-const BENCH_LIMIT: Duration = Duration::from_secs(45 * 60);
+/// What `bench` was asked to do.
+pub struct Options {
+    pub quick: bool,
+    pub peers: bool,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = Options {
+            quick: false,
+            peers: true,
+        };
+        for a in args {
+            match a.as_str() {
+                "--quick" => o.quick = true,
+                "--no-peers" => o.peers = false,
+                other => {
+                    return Err(format!(
+                        "unknown option {other:?}: accepted are --quick and --no-peers"
+                    ))
+                }
+            }
+        }
+        Ok(o)
+    }
+
+    /// The command line that reproduces this run.
+    pub fn command(&self) -> String {
+        let mut c = "cargo xtask bench".to_string();
+        if self.quick {
+            c.push_str(" --quick");
+        }
+        if !self.peers {
+            c.push_str(" --no-peers");
+        }
+        c
+    }
+}
+
+/// Where everything goes: `target/bench`.
+pub fn out_dir() -> PathBuf {
+    util::root().join("target").join("bench")
+}
 
 pub fn bench(args: &[String]) -> i32 {
-    let mut quick = false;
-    for a in args {
-        match a.as_str() {
-            "--quick" => quick = true,
-            other => {
-                eprintln!(
-                    "xtask bench: unknown option {other:?}\nusage: cargo xtask bench [--quick]"
-                );
-                return 2;
-            }
-        }
-    }
-    let root = util::root();
-    let dirs = report_dirs(&root);
-    // Stale reports would be mistaken for this run's.
-    for dir in &dirs {
-        for file in json_files(dir) {
-            let _ = std::fs::remove_file(file);
-        }
-    }
-    let mut ok = true;
-
-    if root
-        .join("crates/unidist-pymp/examples/pymp_bench.rs")
-        .is_file()
-    {
-        let mut cmd = util::cargo();
-        cmd.args([
-            "run",
-            "--release",
-            "-p",
-            "unidist-pymp",
-            "--example",
-            "pymp_bench",
-            "--",
-        ]);
-        if quick {
-            cmd.arg("--quick");
-        }
-        println!("==> {}", util::describe(&cmd));
-        ok &= report(run_step(&mut cmd));
-    } else {
-        println!("==> pymp: the example pymp_bench does not exist yet; skipped");
-    }
-
-    let mpi_example = root.join("crates/unidist-mpi/examples/mpi_bench.rs");
-    match (Impl::OpenMpi.missing(), mpi_example.is_file()) {
-        (Some(why), _) => println!("==> mpi: {why}; skipped"),
-        (None, false) => println!("==> mpi: the example mpi_bench does not exist yet; skipped"),
-        (None, true) => ok &= report(run_mpi_bench(quick)),
-    }
-
-    let rows = collect(&report_dirs(&root));
-    if rows.is_empty() {
-        println!("no benchmark reports found under target/bench");
-    } else {
-        print_table(&rows);
-    }
-    i32::from(!ok)
-}
-
-fn report(result: Result<(), String>) -> bool {
-    match result {
-        Ok(()) => true,
+    let options = match Options::parse(args) {
+        Ok(o) => o,
         Err(e) => {
-            println!("==> {e}");
-            false
+            eprintln!("xtask bench: {e}\nusage: cargo xtask bench [--quick] [--no-peers]");
+            return 2;
         }
-    }
-}
-
-fn run_mpi_bench(quick: bool) -> Result<(), String> {
-    let imp = Impl::OpenMpi;
-    let mut build = util::cargo();
-    build
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "unidist-mpi",
-            "--example",
-            "mpi_bench",
-        ])
-        .env("MPICC", imp.mpicc())
-        .env("CARGO_TARGET_DIR", imp.target_dir());
-    println!("==> {}", util::describe(&build));
-    run_step(&mut build)?;
-    let bin = imp.target_dir().join("release/examples/mpi_bench");
-    let mut cmd = Command::new(imp.mpiexec());
-    cmd.args(["-n", "3"])
-        .arg(&bin)
-        .current_dir(util::root())
-        .envs(imp.env().iter().copied())
-        .env("CARGO_TARGET_DIR", imp.target_dir());
-    if quick {
-        cmd.arg("--quick");
-    }
-    println!("==> {}", util::describe(&cmd));
-    let bounds = util::Bounds {
-        limit: BENCH_LIMIT,
-        last_line: None,
     };
-    let finished = run_bounded(&mut cmd, &bounds).map_err(|e| format!("cannot start: {e}"))?;
-    if finished.timed_out {
-        return Err("mpi_bench timed out".into());
+    let started = Instant::now();
+    let load_start = report::load_average();
+    let out = out_dir();
+    // Reports of an earlier run would be mistaken for this run's.
+    for sub in ["runs", "peers"] {
+        let _ = std::fs::remove_dir_all(out.join(sub));
     }
-    match finished.status {
-        Some(s) if s.success() => Ok(()),
-        other => Err(format!("mpi_bench failed ({other:?})")),
+    for file in [
+        "bench.json",
+        "bench.md",
+        "bench.svg",
+        "pymp.json",
+        "mpi.json",
+    ] {
+        let _ = std::fs::remove_file(out.join(file));
     }
-}
-
-/// Where benchmark examples write their reports: `target/bench`, and `bench` under each MPI
-/// target directory (an example writes under the `CARGO_TARGET_DIR` it was built with).
-fn report_dirs(root: &Path) -> Vec<PathBuf> {
-    let target = root.join("target");
-    let mut dirs = vec![target.join("bench")];
-    if let Ok(entries) = std::fs::read_dir(&target) {
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with("mpi-") {
-                dirs.push(e.path().join("bench"));
-            }
-        }
+    if let Err(e) = std::fs::create_dir_all(out.join("runs")) {
+        eprintln!(
+            "xtask bench: cannot create {}: {e}",
+            out.join("runs").display()
+        );
+        return 1;
     }
-    dirs
-}
 
-fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
-}
-
-/// One table row: the report it came from and its fields in order.
-type BenchRow = (String, Vec<(String, String)>);
-
-/// The rows of every report: objects in a top-level array or in a `rows` array, or the whole
-/// object; `backend` (or the file name) says where each came from.
-fn collect(dirs: &[PathBuf]) -> Vec<BenchRow> {
-    let mut rows = Vec::new();
-    for file in dirs.iter().flat_map(|d| json_files(d)) {
-        let name = file
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let parsed = std::fs::read_to_string(&file)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-        let Some(doc) = parsed else {
-            println!("{}: not valid JSON; ignored", file.display());
-            continue;
-        };
-        let source = doc["backend"].as_str().map_or(name, str::to_string);
-        let items: Vec<&Value> = match (&doc, &doc["rows"]) {
-            (Value::Array(a), _) => a.iter().collect(),
-            (_, Value::Array(a)) => a.iter().collect(),
-            _ => vec![&doc],
-        };
-        for item in items {
-            if let Value::Object(map) = item {
-                let fields = map.iter().map(|(k, v)| (k.clone(), render(v))).collect();
-                rows.push((source.clone(), fields));
-            }
-        }
+    let mut notes: Vec<String> = Vec::new();
+    let mut runs = systems::run_ours(&options, &mut notes);
+    let floors = systems::run_floors(&options, &mut notes);
+    if options.peers {
+        runs.extend(peers::run(&options, &mut notes));
+    } else {
+        notes.push("peers not run (--no-peers): the table holds this project's rows only".into());
     }
-    rows
-}
 
-fn render(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => format!("{f:.3}"),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
-    }
-}
-
-fn print_table(rows: &[BenchRow]) {
-    // Columns: the source, then every field in the order first seen.
-    let mut columns: Vec<String> = vec!["backend".into()];
-    for (_, fields) in rows {
-        for (k, _) in fields {
-            if !columns.contains(k) {
-                columns.push(k.clone());
-            }
-        }
-    }
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|(source, fields)| {
-            columns
-                .iter()
-                .map(|c| {
-                    if c == "backend" {
-                        return source.clone();
-                    }
-                    fields
-                        .iter()
-                        .find(|(k, _)| k == c)
-                        .map(|(_, v)| v.clone())
-                        .unwrap_or_default()
-                })
-                .collect()
-        })
-        .collect();
-    let widths: Vec<usize> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            cells
-                .iter()
-                .map(|r| r[i].len())
-                .chain([c.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |values: &[String]| {
-        values
-            .iter()
-            .zip(&widths)
-            .map(|(v, w)| format!("{v:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-    };
+    let wall = started.elapsed();
+    let combined = report::Combined::new(&options, runs, floors, notes, wall, load_start);
+    let table = combined.markdown();
     println!();
-    println!("{}", line(&columns));
-    for r in &cells {
-        println!("{}", line(r));
+    println!("{table}");
+    let mut ok = true;
+    let mut write = |name: &str, text: String| {
+        let path = out.join(name);
+        if let Err(e) = std::fs::write(&path, text) {
+            println!("cannot write {}: {e}", path.display());
+            ok = false;
+        }
+    };
+    write("bench.md", table);
+    write("bench.json", combined.json());
+    match chart::svg(&combined) {
+        Ok(svg) => write("bench.svg", svg),
+        Err(e) => {
+            println!("cannot draw the chart: {e}");
+            ok = false;
+        }
     }
+    println!(
+        "wrote {0}/bench.md, {0}/bench.json, {0}/bench.svg (per-run reports in {0}/runs and {0}/peers)",
+        out.display()
+    );
+    println!("`{}` took {}", options.command(), human(wall));
+    i32::from(!ok || !combined.all_ours_ok())
 }

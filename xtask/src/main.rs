@@ -6,7 +6,8 @@
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
 //! - `ci`: exactly what CI runs: fmt, clippy `-D warnings`, tests, fuzz (20 s a target),
 //!   test-backends, soak --short, docs.
-//! - `bench [--quick]`: the benchmark examples and their reports as one table.
+//! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
+//!   side: table, JSON and chart.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 #![forbid(unsafe_code)]
@@ -35,8 +36,10 @@ commands:
   ci
       fmt, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, soak --short,
       docs: what CI runs
-  bench [--quick]
-      run the benchmark examples and print their reports as one table
+  bench [--quick] [--no-peers]
+      the nine workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
+      floors and the Python peers (unidist, Ray, Dask; environments made under target/), in one
+      run: markdown table, target/bench/bench.json and an SVG chart; --quick is the short loop
   soak [--short] [--suite S] [--backend B]
       load suites on every backend (1,000,000 tasks, 10,000/1,000 actors, 10,000 objects up to
       64 MiB plus 256 MiB ones, 100 init/shutdown cycles, 10,000-node task trees), every result

@@ -340,8 +340,14 @@ mod bare_actix {
 
 const REPS: usize = 5;
 
+/// Tasks of the async row and calls of the actor row.
+const ASYNC_N: usize = 100_000;
+const ACTOR_N: usize = 100_000;
+/// Bytes of the big-object row.
+const BIG_BYTES: usize = 64 << 20;
+
 fn row_async_tasks(api: &Api, bare: &rayon::ThreadPool) -> Row {
-    let n = 100_000;
+    let n = ASYNC_N;
     let debug = std::env::var_os("PYMP_BENCH_DEBUG").is_some();
     let ours = time_median(REPS, || {
         let t = Instant::now();
@@ -397,7 +403,7 @@ fn row_round_trip(api: &Api, bare: &rayon::ThreadPool) -> Row {
 }
 
 fn row_actor_calls(api: &Api) -> Row {
-    let n = 100_000;
+    let n = ACTOR_N;
     let actor = api.create(&COUNTER);
     let ours = time_median(REPS, || {
         let refs: Vec<ObjectRef<u64>> = (0..n).map(|_| api.call(&actor, &INC)).collect();
@@ -420,7 +426,7 @@ fn row_actor_calls(api: &Api) -> Row {
 }
 
 fn row_big_object(api: &Api) -> Row {
-    let len = 64 << 20;
+    let len = BIG_BYTES;
     let mut ours = Vec::new();
     for i in 0..REPS {
         let data = vec![(i as u8) | 1; len];
@@ -519,6 +525,24 @@ fn json_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// The floors measured in this run as rates and latencies (`cargo xtask bench` sets them beside
+/// the rows of the shared workloads): `(key, value)`.
+fn floors(rows: &[Row]) -> Vec<(&'static str, f64)> {
+    rows.iter()
+        .filter_map(|r| match r.floor_name {
+            "rayon spawn + channel" => {
+                Some(("rayon_spawn_channel_tasks_per_s", ASYNC_N as f64 / r.floor))
+            }
+            "rayon spawn + channel recv" => Some(("rayon_round_trip_us", r.floor)),
+            "actix Addr::send loop" => Some(("actix_send_calls_per_s", ACTOR_N as f64 / r.floor)),
+            "one 64 MiB memcpy" => {
+                Some(("memcpy_64mib_gbs", BIG_BYTES as f64 / (r.floor / 1e3) / 1e9))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn write_json(threads: usize, rows: &[Row]) -> std::io::Result<std::path::PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
@@ -526,8 +550,14 @@ fn write_json(threads: usize, rows: &[Row]) -> std::io::Result<std::path::PathBu
     let dir = target.join("bench");
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("pymp.json");
-    let mut out =
-        format!("{{\n  \"backend\": \"pymp\",\n  \"threads\": {threads},\n  \"rows\": [\n");
+    let floors: Vec<String> = floors(rows)
+        .iter()
+        .map(|(k, v)| format!("\"{k}\": {v:.6}"))
+        .collect();
+    let mut out = format!(
+        "{{\n  \"backend\": \"pymp\",\n  \"threads\": {threads},\n  \"floors\": {{{}}},\n  \"rows\": [\n",
+        floors.join(", ")
+    );
     for (i, r) in rows.iter().enumerate() {
         let pass = match r.pass() {
             Some(p) => p.to_string(),

@@ -1,0 +1,774 @@
+//! The combined result: every run's rows set beside their floors and the best peer, as a
+//! markdown table and one JSON document.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::systems::{repeats, Floors, Run};
+use super::Options;
+use crate::util::human;
+
+/// The nine workloads, in table order, with their units.
+pub const WORKLOADS: [(&str, &str); 9] = [
+    ("async_empty_tasks", "tasks/s"),
+    ("sync_round_trip", "us"),
+    ("put_get_small", "us"),
+    ("put_get_large", "GB/s"),
+    ("task_sum_large", "s"),
+    ("actor_async_calls", "calls/s"),
+    ("actor_sync_call", "us"),
+    ("cpu_scaling", "ratio"),
+    ("nested_fib", "s"),
+];
+
+/// True when a larger value of `unit` is better.
+pub fn higher_is_better(unit: &str) -> bool {
+    unit.ends_with("/s")
+}
+
+/// How much slower `value` is than `reference` (time-like: below 1 is better).
+fn slowdown(unit: &str, value: f64, reference: f64) -> f64 {
+    if higher_is_better(unit) {
+        reference / value
+    } else {
+        value / reference
+    }
+}
+
+/// One workload of one system.
+#[derive(Clone)]
+pub struct Cell {
+    pub median: Option<f64>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub runs: Vec<f64>,
+    pub status: String,
+    pub extra: Value,
+    pub params: Value,
+}
+
+/// One system's runs of the workloads.
+pub struct System {
+    /// The file name stem, e.g. `unidist-rs-pymp`, `unidist-pymp` (Python), `ray-native`.
+    pub label: String,
+    /// How the table names it, e.g. `rs pymp`, `py-unidist pymp`, `ray`.
+    pub display: String,
+    pub ours: bool,
+    pub mode: String,
+    pub status: String,
+    pub floors: BTreeMap<String, f64>,
+    pub versions: Value,
+    pub cells: BTreeMap<String, Cell>,
+    pub elapsed: Option<Duration>,
+}
+
+fn display_name(label: &str, ours: bool) -> String {
+    if ours {
+        return format!("rs {}", label.trim_start_matches("unidist-rs-"));
+    }
+    match label {
+        "ray-native" => "ray".into(),
+        "dask-native" => "dask".into(),
+        other => match other.strip_prefix("unidist-") {
+            Some(mode) => format!("py-unidist {mode}"),
+            None => other.into(),
+        },
+    }
+}
+
+impl System {
+    /// Reads a run's report; a missing report or rows it never finished say how the run ended.
+    fn load(run: &Run) -> System {
+        let doc: Value = std::fs::read_to_string(&run.path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        let how = run
+            .not_run
+            .clone()
+            .or_else(|| run.ended.clone())
+            .unwrap_or_else(|| "no report was written".into());
+        let mut cells = BTreeMap::new();
+        for row in doc["rows"].as_array().into_iter().flatten() {
+            let Some(w) = row["workload"].as_str() else {
+                continue;
+            };
+            let mut status = row["status"].as_str().unwrap_or("unknown").to_string();
+            if status == "pending" {
+                status = format!("not run: {how}");
+            } else if status == "running" {
+                status = if how.contains("time limit") {
+                    "timeout".into()
+                } else {
+                    format!("failed: {how}")
+                };
+            }
+            if let Some(stuck) = row["stuck_in"].as_str() {
+                status = format!("{status} in {stuck}");
+            }
+            let runs: Vec<f64> = row["runs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_f64)
+                .collect();
+            cells.insert(
+                w.to_string(),
+                Cell {
+                    median: row["median"].as_f64(),
+                    min: row["min"].as_f64(),
+                    max: row["max"].as_f64(),
+                    runs,
+                    status,
+                    extra: row["extra"].clone(),
+                    params: row["params"].clone(),
+                },
+            );
+        }
+        // Workloads the report does not list at all (a peer run given --only, or no report).
+        if doc.is_null() {
+            for (w, _) in WORKLOADS {
+                cells.insert(
+                    w.to_string(),
+                    Cell {
+                        median: None,
+                        min: None,
+                        max: None,
+                        runs: vec![],
+                        status: format!("not run: {how}"),
+                        extra: Value::Null,
+                        params: Value::Null,
+                    },
+                );
+            }
+        }
+        let mut status = doc["status"].as_str().unwrap_or("no report").to_string();
+        if let Some(e) = &run.ended {
+            status = format!("{status}; {e}");
+        }
+        if let Some(e) = &run.not_run {
+            status = format!("not run: {e}");
+        }
+        let floors = doc["floors"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        System {
+            display: display_name(&run.label, run.ours),
+            label: run.label.clone(),
+            ours: run.ours,
+            mode: doc["mode"].as_str().unwrap_or_default().to_string(),
+            status,
+            floors,
+            versions: doc["versions"].clone(),
+            cells,
+            elapsed: run.elapsed,
+        }
+    }
+
+    fn is_mpi(&self) -> bool {
+        self.label.contains("-mpi-")
+    }
+}
+
+/// A floor for one cell: its value in the cell's unit and what it is.
+pub struct Floor {
+    pub value: f64,
+    pub name: String,
+}
+
+/// The floor of `workload` on `system`: bare rayon (pymp_bench) for the local backends, raw
+/// rsmpi (measured by the same MPI run) for MPI, one memcpy for the large-object rows, the
+/// ideal ratio for cpu_scaling.
+fn floor_of(system: &System, workload: &str, cell: &Cell, floors: &Floors) -> Option<Floor> {
+    let f = |k: &str| {
+        system
+            .floors
+            .get(k)
+            .or_else(|| floors.values.get(k))
+            .copied()
+    };
+    let bytes = 64.0 * 1024.0 * 1024.0;
+    let tasks = cell.params["tasks"].as_f64();
+    let floor = |value: f64, name: &str| {
+        Some(Floor {
+            value,
+            name: name.to_string(),
+        })
+    };
+    match workload {
+        "put_get_large" => floor(f("memcpy_64mib_gbs")?, "one 64 MiB memcpy"),
+        "cpu_scaling" => floor(cell.extra["ideal_ratio"].as_f64()?, "ideal 1/workers"),
+        "put_get_small" => None,
+        _ if system.is_mpi() => {
+            let rtt = f("mpi_rtt_8b_us")?;
+            match workload {
+                "async_empty_tasks" | "actor_async_calls" => {
+                    floor(2e6 / rtt, "raw 8-byte messages/s (1/half RTT)")
+                }
+                "sync_round_trip" | "actor_sync_call" => floor(rtt, "raw 8-byte ping-pong RTT"),
+                "task_sum_large" => floor(
+                    bytes / (f("mpi_bw_64mib_gbs")? * 1e9),
+                    "64 MiB at raw rsmpi bandwidth",
+                ),
+                "nested_fib" => floor(tasks? * rtt / 2e6, "tasks x raw half RTT"),
+                _ => None,
+            }
+        }
+        "async_empty_tasks" => floor(
+            f("rayon_spawn_channel_tasks_per_s")?,
+            "rayon spawn + channel",
+        ),
+        "actor_async_calls" => floor(f("actix_send_calls_per_s")?, "actix Addr::send, pipelined"),
+        "sync_round_trip" | "actor_sync_call" => {
+            floor(f("rayon_round_trip_us")?, "rayon spawn + channel recv")
+        }
+        "task_sum_large" => floor(bytes / (f("memcpy_64mib_gbs")? * 1e9), "one 64 MiB memcpy"),
+        "nested_fib" => floor(
+            tasks? / f("rayon_spawn_channel_tasks_per_s")?,
+            "tasks x rayon spawn + channel",
+        ),
+        _ => None,
+    }
+}
+
+/// One line of the table.
+pub struct Line {
+    pub workload: &'static str,
+    pub unit: &'static str,
+    pub system: usize,
+    pub cell: Cell,
+    pub floor: Option<Floor>,
+    pub vs_floor: Option<f64>,
+    /// The best peer on this workload: its display name and median.
+    pub best_peer: Option<(String, f64)>,
+    pub vs_peer: Option<f64>,
+    /// Python unidist on the same backend (MPI: the same implementation and launch when it ran,
+    /// else another MPI mode): its display name and median, and our slowdown against it.
+    pub same_peer: Option<(String, f64)>,
+    pub vs_same: Option<f64>,
+}
+
+pub struct Combined {
+    pub command: String,
+    pub quick: bool,
+    pub systems: Vec<System>,
+    pub lines: Vec<Line>,
+    pub floors: Floors,
+    pub notes: Vec<String>,
+    pub wall: Duration,
+    pub machine: Value,
+}
+
+/// Python unidist on the backend `ours` runs: the same label without `-rs`, else (MPI) the first
+/// Python unidist MPI mode that finished the workload.
+fn same_mode_peer(systems: &[System], ours: &System, workload: &str) -> Option<(String, f64)> {
+    let exact = ours.label.replacen("unidist-rs-", "unidist-", 1);
+    let value = |s: &System| Some((s.display.clone(), ok_median(s.cells.get(workload)?)?));
+    systems
+        .iter()
+        .filter(|s| !s.ours && s.label == exact)
+        .find_map(value)
+        .or_else(|| {
+            if !ours.is_mpi() {
+                return None;
+            }
+            systems
+                .iter()
+                .filter(|s| !s.ours && s.label.starts_with("unidist-mpi-"))
+                .find_map(value)
+        })
+}
+
+fn ok_median(cell: &Cell) -> Option<f64> {
+    if cell.status == "ok" {
+        cell.median.filter(|m| m.is_finite() && *m > 0.0)
+    } else {
+        None
+    }
+}
+
+impl Combined {
+    pub fn new(
+        options: &Options,
+        runs: Vec<Run>,
+        floors: Floors,
+        notes: Vec<String>,
+        wall: Duration,
+        load_start: String,
+    ) -> Combined {
+        let systems: Vec<System> = runs.iter().map(System::load).collect();
+        let mut lines = Vec::new();
+        for (workload, unit) in WORKLOADS {
+            let best_peer = systems
+                .iter()
+                .filter(|s| !s.ours)
+                .filter_map(|s| Some((s.display.clone(), ok_median(s.cells.get(workload)?)?)))
+                .reduce(|a, b| {
+                    let better = if higher_is_better(unit) {
+                        b.1 > a.1
+                    } else {
+                        b.1 < a.1
+                    };
+                    if better {
+                        b
+                    } else {
+                        a
+                    }
+                });
+            for (i, s) in systems.iter().enumerate() {
+                let Some(cell) = s.cells.get(workload) else {
+                    continue;
+                };
+                let (floor, vs_floor, vs_peer, same_peer, vs_same) = if s.ours {
+                    let floor = floor_of(s, workload, cell, &floors);
+                    let m = ok_median(cell);
+                    let vs_floor = m
+                        .zip(floor.as_ref())
+                        .map(|(m, f)| slowdown(unit, m, f.value));
+                    let vs_peer = m
+                        .zip(best_peer.as_ref())
+                        .map(|(m, p)| slowdown(unit, m, p.1));
+                    let same_peer = same_mode_peer(&systems, s, workload);
+                    let vs_same = m
+                        .zip(same_peer.as_ref())
+                        .map(|(m, p)| slowdown(unit, m, p.1));
+                    (floor, vs_floor, vs_peer, same_peer, vs_same)
+                } else {
+                    (None, None, None, None, None)
+                };
+                lines.push(Line {
+                    workload,
+                    unit,
+                    system: i,
+                    cell: cell.clone(),
+                    floor,
+                    vs_floor,
+                    best_peer: if s.ours { best_peer.clone() } else { None },
+                    vs_peer,
+                    same_peer,
+                    vs_same,
+                });
+            }
+        }
+        Combined {
+            command: options.command(),
+            quick: options.quick,
+            systems,
+            lines,
+            floors,
+            notes,
+            wall,
+            machine: machine(load_start),
+        }
+    }
+
+    /// True when every run of this project finished every workload it was given.
+    pub fn all_ours_ok(&self) -> bool {
+        self.lines
+            .iter()
+            .filter(|l| self.systems[l.system].ours)
+            .all(|l| l.cell.status == "ok")
+    }
+
+    /// Rows of this project slower than the best peer or more than 3x from their floor.
+    pub fn flagged(&self) -> Vec<&Line> {
+        self.lines
+            .iter()
+            .filter(|l| l.vs_peer.is_some_and(|r| r > 1.0) || l.vs_floor.is_some_and(|r| r > 3.0))
+            .collect()
+    }
+
+    pub fn markdown(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!(
+            "## Benchmark results (`{}`)\n\nMachine: {}. Load average at the start: {}, at the end: {}.\n\
+             Every value is the median of {} runs (Rust) or 3 runs (peers) after one warm-up; \
+             the spread is min–max. \
+             Ratios are time-like: `x floor` is how many times slower than the floor, `x peer` \
+             how many times slower than the best peer on the same row (below 1 is faster).\n\n",
+            self.command,
+            self.machine["summary"].as_str().unwrap_or("unknown"),
+            self.machine["load_start"].as_str().unwrap_or("?"),
+            load_average(),
+            repeats(self.quick),
+        ));
+        out.push_str("| workload | system | median | min–max | status | floor | x floor | best peer | x peer | Python unidist, same backend | x same |\n");
+        out.push_str("|---|---|---:|---:|---|---|---:|---|---:|---|---:|\n");
+        let mut last = "";
+        for l in &self.lines {
+            let s = &self.systems[l.system];
+            let workload = if l.workload == last {
+                String::new()
+            } else {
+                let better = if l.unit == "ratio" || !higher_is_better(l.unit) {
+                    "lower is better"
+                } else {
+                    "higher is better"
+                };
+                format!("**{}** ({}, {better})", l.workload, unit_text(l.unit))
+            };
+            last = l.workload;
+            let c = &l.cell;
+            let median = c
+                .median
+                .filter(|_| c.status == "ok")
+                .map_or("—".into(), fmt_num);
+            let spread = match (c.min, c.max, c.status.as_str()) {
+                (Some(a), Some(b), "ok") => format!("{}–{}", fmt_num(a), fmt_num(b)),
+                _ => String::new(),
+            };
+            let status = if c.status == "ok" {
+                "ok".to_string()
+            } else {
+                let partial = if c.runs.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} runs done)", c.runs.len())
+                };
+                format!("{}{partial}", shorten(&c.status, 70))
+            };
+            let name = if s.ours {
+                format!("**{}**", s.display)
+            } else {
+                s.display.clone()
+            };
+            let floor = l.floor.as_ref().map_or(String::new(), |f| {
+                format!("{} ({})", fmt_num(f.value), f.name)
+            });
+            let ratio = |r: Option<f64>| r.map_or(String::new(), |r| format!("{}x", fmt_num(r)));
+            let peer = l
+                .best_peer
+                .as_ref()
+                .map_or(String::new(), |(n, v)| format!("{} ({n})", fmt_num(*v)));
+            let same = l
+                .same_peer
+                .as_ref()
+                .map_or(String::new(), |(n, v)| format!("{} ({n})", fmt_num(*v)));
+            out.push_str(&format!(
+                "| {workload} | {name} | {median} | {spread} | {status} | {floor} | {} | {peer} | {} | {same} | {} |\n",
+                ratio(l.vs_floor),
+                ratio(l.vs_peer),
+                ratio(l.vs_same),
+            ));
+        }
+        let flagged = self.flagged();
+        out.push_str(
+            "\n### Rows of this project slower than a peer or more than 3x from the floor\n\n",
+        );
+        if flagged.is_empty() {
+            out.push_str("None.\n");
+        }
+        for l in flagged {
+            let s = &self.systems[l.system];
+            let mut why = Vec::new();
+            if let (Some(r), Some((p, _))) = (l.vs_peer, &l.best_peer) {
+                if r > 1.0 {
+                    why.push(format!("{}x the best peer ({p})", fmt_num(r)));
+                }
+            }
+            if let (Some(r), Some((p, _))) = (l.vs_same, &l.same_peer) {
+                if r > 1.0 {
+                    why.push(format!(
+                        "{}x Python unidist on the same backend ({p})",
+                        fmt_num(r)
+                    ));
+                }
+            }
+            if let (Some(r), Some(f)) = (l.vs_floor, &l.floor) {
+                if r > 3.0 {
+                    why.push(format!("{}x its floor ({})", fmt_num(r), f.name));
+                }
+            }
+            out.push_str(&format!(
+                "- {} on {}: {}\n",
+                l.workload,
+                s.display,
+                why.join("; ")
+            ));
+        }
+        if !self.floors.reports.is_empty() {
+            out.push_str("\n### Backend benchmarks against their own floors (same run)\n\n");
+            out.push_str("| benchmark | row | value | floor | ratio | target | ok |\n|---|---|---:|---:|---:|---|---|\n");
+            for (name, doc) in &self.floors.reports {
+                for row in doc["rows"].as_array().into_iter().flatten() {
+                    let value = row["ours"].as_f64().or(row["value"].as_f64());
+                    let unit = row["unit"].as_str().unwrap_or("");
+                    let ok = row["pass"].as_bool().or(row["ok"].as_bool());
+                    out.push_str(&format!(
+                        "| {name} | {} | {} {unit} | {} | {} | {} | {} |\n",
+                        row["name"].as_str().unwrap_or(""),
+                        value.map_or("—".into(), fmt_num),
+                        row["floor"]
+                            .as_f64()
+                            .map_or(String::new(), |f| format!("{} {unit}", fmt_num(f))),
+                        row["ratio"].as_f64().map_or(String::new(), fmt_num),
+                        row["target"].as_str().unwrap_or(""),
+                        match ok {
+                            Some(true) => "yes",
+                            Some(false) => "NO",
+                            None => "",
+                        }
+                    ));
+                }
+            }
+        }
+        out.push_str("\n### Systems\n\n| system | report | status | time | versions |\n|---|---|---|---:|---|\n");
+        for s in &self.systems {
+            let versions = s
+                .versions
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| !matches!(k.as_str(), "mpi_world_size"))
+                        .map(|(k, v)| {
+                            format!("{k} {}", v.as_str().map_or(v.to_string(), str::to_string))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "| {} | {}.json | {} | {} | {} |\n",
+                s.display,
+                s.label,
+                shorten(&s.status, 80),
+                s.elapsed.map_or(String::new(), human),
+                versions
+            ));
+        }
+        if !self.notes.is_empty() {
+            out.push_str("\n### Notes\n\n");
+            for n in &self.notes {
+                out.push_str(&format!("- {n}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "\nWall time of the whole run: {}.\n",
+            human(self.wall)
+        ));
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let systems: Vec<Value> = self
+            .systems
+            .iter()
+            .map(|s| {
+                json!({
+                    "label": s.label,
+                    "display": s.display,
+                    "ours": s.ours,
+                    "mode": s.mode,
+                    "status": s.status,
+                    "floors": s.floors,
+                    "versions": s.versions,
+                    "elapsed_s": s.elapsed.map(|d| d.as_secs_f64()),
+                })
+            })
+            .collect();
+        let rows: Vec<Value> = self
+            .lines
+            .iter()
+            .map(|l| {
+                let s = &self.systems[l.system];
+                json!({
+                    "workload": l.workload,
+                    "unit": l.unit,
+                    "system": s.label,
+                    "display": s.display,
+                    "ours": s.ours,
+                    "median": l.cell.median,
+                    "min": l.cell.min,
+                    "max": l.cell.max,
+                    "runs": l.cell.runs,
+                    "status": l.cell.status,
+                    "params": l.cell.params,
+                    "extra": l.cell.extra,
+                    "floor": l.floor.as_ref().map(|f| json!({"value": f.value, "name": f.name})),
+                    "vs_floor": l.vs_floor,
+                    "best_peer": l.best_peer.as_ref().map(|(n, v)| json!({"system": n, "median": v})),
+                    "vs_best_peer": l.vs_peer,
+                    "same_backend_peer": l.same_peer.as_ref().map(|(n, v)| json!({"system": n, "median": v})),
+                    "vs_same_backend_peer": l.vs_same,
+                })
+            })
+            .collect();
+        let reports: Vec<Value> = self
+            .floors
+            .reports
+            .iter()
+            .map(|(n, d)| json!({"benchmark": n, "report": d}))
+            .collect();
+        let doc = json!({
+            "command": self.command,
+            "quick": self.quick,
+            "wall_s": self.wall.as_secs_f64(),
+            "machine": self.machine,
+            "load_end": load_average(),
+            "floors": self.floors.values,
+            "systems": systems,
+            "rows": rows,
+            "backend_benchmarks": reports,
+            "notes": self.notes,
+        });
+        serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"
+    }
+}
+
+fn unit_text(unit: &str) -> &str {
+    match unit {
+        "us" => "µs",
+        other => other,
+    }
+}
+
+fn shorten(s: &str, n: usize) -> String {
+    let s = s.replace('|', "/");
+    if s.chars().count() <= n {
+        s
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+/// Three significant digits, with k/M/G above ten thousand.
+pub fn fmt_num(v: f64) -> String {
+    let a = v.abs();
+    let (x, suffix) = if a >= 1e10 {
+        (v / 1e9, "G")
+    } else if a >= 1e7 {
+        (v / 1e6, "M")
+    } else if a >= 1e4 {
+        (v / 1e3, "k")
+    } else {
+        (v, "")
+    };
+    let ax = x.abs();
+    let text = if ax >= 100.0 {
+        format!("{x:.0}")
+    } else if ax >= 10.0 {
+        format!("{x:.1}")
+    } else if ax >= 1.0 {
+        format!("{x:.2}")
+    } else if ax == 0.0 {
+        "0".into()
+    } else {
+        let digits = (2 - ax.log10().floor() as i32).clamp(0, 9) as usize;
+        format!("{x:.digits$}")
+    };
+    format!("{text}{suffix}")
+}
+
+/// `/proc/loadavg`'s three averages.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn first_line(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_string)
+}
+
+/// What the machine is: cores, memory, OS, toolchains, and the load when the run started.
+fn machine(load_start: String) -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown cpu".to_string(), |(_, m)| m.trim().to_string());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
+    let os = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "unknown OS".into());
+    let rustc = first_line("rustc", &["--version"]).unwrap_or_default();
+    let openmpi = first_line("mpiexec.openmpi", &["--version"]).unwrap_or_default();
+    let mpich = Command::new("mpiexec.mpich")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .find(|l| l.trim_start().starts_with("Version:"))
+                .map(|l| format!("MPICH {}", l.split(':').nth(1).unwrap_or("").trim()))
+        })
+        .unwrap_or_default();
+    let python = first_line("python3", &["--version"]).unwrap_or_default();
+    let summary = format!(
+        "{cores} cores ({model}), {mem_gib:.0} GiB, {os}, {rustc}, {openmpi}, {mpich}, {python}"
+    );
+    json!({
+        "summary": summary,
+        "cpu_model": model,
+        "cores": cores,
+        "memory_gib": mem_gib,
+        "os": os,
+        "rustc": rustc,
+        "openmpi": openmpi,
+        "mpich": mpich,
+        "python": python,
+        "load_start": load_start,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_three_digits() {
+        assert_eq!(fmt_num(1234567.0), "1235k");
+        assert_eq!(fmt_num(12345678.0), "12.3M");
+        assert_eq!(fmt_num(42.123), "42.1");
+        assert_eq!(fmt_num(0.012345), "0.0123");
+        assert_eq!(fmt_num(3.0), "3.00");
+    }
+
+    #[test]
+    fn slowdown_is_time_like() {
+        assert_eq!(slowdown("tasks/s", 50.0, 100.0), 2.0);
+        assert_eq!(slowdown("us", 50.0, 100.0), 0.5);
+        assert!(higher_is_better("GB/s"));
+        assert!(!higher_is_better("ratio"));
+    }
+
+    #[test]
+    fn names_tell_ours_from_peers() {
+        assert_eq!(display_name("unidist-rs-pymp", true), "rs pymp");
+        assert_eq!(
+            display_name("unidist-mpi-mpich-spmd", false),
+            "py-unidist mpi-mpich-spmd"
+        );
+        assert_eq!(display_name("ray-native", false), "ray");
+    }
+}
