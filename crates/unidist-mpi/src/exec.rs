@@ -11,6 +11,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
@@ -19,6 +20,9 @@ use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
 use unidist_core::{task, ActorId, Error, ObjectId, Payload};
 
 use crate::node::Node;
+
+/// How long a task thread polls for the next task before it sleeps.
+const JOB_SPIN: Duration = Duration::from_micros(100);
 
 /// Arguments of a call once resolved: every payload, or the first failed argument.
 pub type Args = Result<Vec<Payload>, (usize, Error)>;
@@ -87,9 +91,27 @@ impl Pool {
         let _ = self.tx.send(job);
     }
 
+    /// The next task: a thread that just finished one polls (yielding the CPU) for a short
+    /// while before it sleeps, so that a stream of short tasks, such as a caller that submits
+    /// and waits in a loop, does not pay a thread wake-up per task.
+    fn next_job(&self) -> Option<Job> {
+        let spin_until = Instant::now() + JOB_SPIN;
+        loop {
+            match self.rx.try_recv() {
+                Ok(job) => return Some(job),
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
+                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            }
+            if Instant::now() >= spin_until {
+                return self.rx.recv().ok();
+            }
+            std::thread::yield_now();
+        }
+    }
+
     fn thread_main(self: Arc<Self>) {
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
-        while let Ok(job) = self.rx.recv() {
+        while let Some(job) = self.next_job() {
             let Some(node) = self.node.upgrade() else {
                 break;
             };
