@@ -220,7 +220,9 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
     local.block_on(&rt, async {
         let mut inst: Result<Rc<ActorInstance>, Error> = Err(dead("it was not created".into()));
         let inflight: Inflight = Rc::new(RefCell::new(HashMap::new()));
-        let mut tasks: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+        // Running `async fn` calls: finished ones are reaped as calls arrive (amortized O(1),
+        // unlike scanning a list of handles per call), the rest are aborted on `kill`.
+        let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
         let mut next = 0u64;
         let mut now = false;
         while let Some(cmd) = rx.recv().await {
@@ -264,14 +266,14 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
                         let key = next;
                         inflight.borrow_mut().insert(key, (outputs, reply_to, seq));
                         let (node2, inflight2) = (node.clone(), inflight.clone());
-                        tasks.retain(|t| !t.is_finished());
-                        tasks.push(tokio::task::spawn_local(async move {
+                        while tasks.try_join_next().is_some() {}
+                        tasks.spawn_local(async move {
                             let r = fut.await;
                             let entry = inflight2.borrow_mut().remove(&key);
                             if let Some((o, to, s)) = entry {
                                 node2.complete(&o, r.map_err(Error::from), to, s);
                             }
-                        }));
+                        });
                     } else {
                         let r = fut.await;
                         node.complete(&outputs, r.map_err(Error::from), reply_to, seq);
@@ -300,12 +302,10 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
                 node.complete(&outputs, Err(dead(reason.into())), reply_to, seq);
             }
         }
-        for t in tasks {
-            if now {
-                t.abort();
-            }
-            let _ = t.await;
+        if now {
+            tasks.abort_all();
         }
+        while tasks.join_next().await.is_some() {}
         let left: Vec<_> = inflight.borrow_mut().drain().map(|(_, v)| v).collect();
         for (o, to, s) in left {
             node.complete(&o, Err(dead(reason.into())), to, s);
