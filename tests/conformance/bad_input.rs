@@ -64,8 +64,8 @@ fn killed_actor_everywhere() -> Outcome {
         unidist::get_timeout(&call, READ_LIMIT),
         ErrorKind::ActorDead,
     )?;
-    // The message names the actor (every backend includes its id).
-    ensure_mentions(&e.to_string(), &[&actor.id()?.to_string()])?;
+    // The message names the actor: its type and its id, on every backend.
+    ensure_mentions(&e.to_string(), &["TestActor#", &actor.id()?.to_string()])?;
     let (ready, _) = unidist::wait_timeout(std::slice::from_ref(&call), 1, READ_LIMIT)?;
     ensure_eq!(ready.len(), 1);
     // The call made before the kill either ran or reports the kill; it never hangs.
