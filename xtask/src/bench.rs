@@ -5,7 +5,7 @@
 //! Steps, each bounded in time and each recorded in the output even when it fails:
 //! 1. build `bench_workloads` (default features, and `--features mpi` once per MPI
 //!    implementation) and `pymp_bench`;
-//! 2. run `bench_workloads` on every system of this project ([`systems::ours`]);
+//! 2. run `bench_workloads` on every system of this project (`systems::ours`);
 //! 3. run the floor benchmarks (`pymp_bench` for the bare rayon floors; `mpi_bench` in full mode);
 //! 4. create the Python environments under `target/bench-venvs` (`bench/peers/setup.sh`) and run
 //!    the peers (`bench/peers/run.sh`); without a network only this project's rows are shown;
