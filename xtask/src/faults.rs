@@ -195,7 +195,7 @@ fn run_one(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Result<Duratio
         })
     });
     // Whatever happened, nothing of this run may outlive it.
-    kill_group(pgid);
+    util::kill_group(pgid);
     let _ = child.kill();
     let _ = child.wait();
     for p in &programs {
@@ -366,12 +366,4 @@ fn kill_processes_of(bin: &Path) {
     for pid in processes_of(bin) {
         let _ = Command::new("kill").args(["-KILL", &pid]).status();
     }
-}
-
-fn kill_group(pgid: u32) {
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pgid}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }

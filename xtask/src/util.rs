@@ -134,7 +134,8 @@ pub fn run_bounded(cmd: &mut Command, bounds: &Bounds) -> std::io::Result<Finish
     })
 }
 
-fn kill_group(pgid: u32) {
+/// Kills process group `pgid` with SIGKILL.
+pub fn kill_group(pgid: u32) {
     // std has no killpg; the `kill` utility does it without unsafe code.
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
