@@ -188,6 +188,10 @@ pub fn start() -> Result<Arc<dyn Backend>> {
             // A worker must not return into the user's main.
             if is_worker {
                 eprintln!("unidist mpi worker: {e}");
+                // Rank 0 reports the cause in more detail (for a registry mismatch, the first
+                // differing function); a launcher ends the whole job at the first non-zero exit,
+                // so a worker that exits at once can cut rank 0's report off.
+                std::thread::sleep(std::time::Duration::from_secs(3));
                 exit_process(1);
             }
             return Err(e);
