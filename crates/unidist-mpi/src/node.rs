@@ -292,6 +292,29 @@ impl State {
     }
 }
 
+/// Records a call sent to worker `w` until its `Done`: its outputs, the refs it holds, and the
+/// load it adds.
+fn record_call(
+    st: &mut State,
+    seq: u64,
+    w: u32,
+    outputs: Vec<ObjectId>,
+    hold: Vec<AnyRef>,
+    nested: Vec<ObjectId>,
+) {
+    st.calls.insert(
+        seq,
+        Call {
+            worker: w,
+            outputs,
+            _hold: hold,
+            nested,
+        },
+    );
+    st.load[w as usize] += 1;
+    st.inflight += 1;
+}
+
 fn register(st: &mut State, w: &Waiter, keys: &WaitKeys) {
     match keys {
         WaitKeys::Anything => st.broad.push(w.clone()),
@@ -1944,17 +1967,7 @@ impl Backend for Node {
             let args = self.wire_args(st, fx, &task.args, enc, w);
             let seq = st.next();
             let outputs = self.new_outputs(st, task.function.num_returns, w);
-            st.calls.insert(
-                seq,
-                Call {
-                    worker: w,
-                    outputs: outputs.clone(),
-                    _hold: hold,
-                    nested,
-                },
-            );
-            st.load[w as usize] += 1;
-            st.inflight += 1;
+            record_call(st, seq, w, outputs.clone(), hold, nested);
             fx.send(
                 w,
                 Msg::Task {
@@ -2137,17 +2150,7 @@ impl Backend for Node {
                 },
             );
             st.actors_on[w as usize] += 1;
-            st.calls.insert(
-                seq,
-                Call {
-                    worker: w,
-                    outputs: Vec::new(),
-                    _hold: hold,
-                    nested,
-                },
-            );
-            st.load[w as usize] += 1;
-            st.inflight += 1;
+            record_call(st, seq, w, Vec::new(), hold, nested);
             fx.send(
                 w,
                 Msg::ActorCreate {
@@ -2180,17 +2183,7 @@ impl Backend for Node {
             let args = self.wire_args(st, fx, &call.args, enc, w);
             let seq = st.next();
             let outputs = self.new_outputs(st, call.method.num_returns, w);
-            st.calls.insert(
-                seq,
-                Call {
-                    worker: w,
-                    outputs: outputs.clone(),
-                    _hold: hold,
-                    nested,
-                },
-            );
-            st.load[w as usize] += 1;
-            st.inflight += 1;
+            record_call(st, seq, w, outputs.clone(), hold, nested);
             fx.send(
                 w,
                 Msg::ActorCall {
