@@ -196,6 +196,38 @@ impl Error {
         }
     }
 
+    /// [`Error::ActorDead`] for the actor `id` of type `class`, in the one wording every backend
+    /// uses: `actor Class#id is not alive: <reason>`.
+    pub fn actor_dead(class: &str, id: impl std::fmt::Display, reason: DeadReason) -> Self {
+        Error::ActorDead {
+            actor: format!("{class}#{id}"),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// [`Error::ActorDead`] for an actor id the backend does not know, so it cannot name the
+    /// type; [`RawActorHandle`](crate::RawActorHandle), which knows the type, replaces this error
+    /// with one from [`Error::actor_dead`] before the user sees it.
+    pub fn unknown_actor(id: impl std::fmt::Display) -> Self {
+        Error::ActorDead {
+            actor: format!("actor {id}"),
+            reason: DeadReason::Unknown.to_string(),
+        }
+    }
+
+    /// Names the type `class` in an [`Error::ActorDead`] about actor `id` that was raised by
+    /// code that knew only the id ([`Error::unknown_actor`]); any other error is returned as it
+    /// is.
+    pub fn naming_actor_class(self, class: &str, id: impl std::fmt::Display) -> Self {
+        match self {
+            Error::ActorDead { actor, reason } if !actor.contains('#') => Error::ActorDead {
+                actor: format!("{class}#{id}"),
+                reason,
+            },
+            other => other,
+        }
+    }
+
     /// The form in which this error crosses a process boundary.
     pub fn to_remote(&self) -> (ErrorKind, String) {
         (self.kind(), self.to_string())
@@ -218,6 +250,39 @@ impl From<TaskError> for Error {
     fn from(e: TaskError) -> Self {
         Error::Task(Arc::new(e))
     }
+}
+
+/// Why an actor no longer serves calls; the `reason` of [`Error::ActorDead`].
+///
+/// It is plain data so that a backend can keep it for a dead actor and send it to other
+/// processes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeadReason {
+    /// `kill` ended it (also when the call was queued or running at that moment).
+    #[error("it was killed")]
+    Killed,
+    /// Its last handle was dropped, so it ended after its queued calls.
+    #[error("all its handles were dropped")]
+    Released,
+    /// The backend does not know the id: its last handle was dropped, or it belongs to another
+    /// runtime.
+    #[error(
+        "it is not known to this runtime (its last handle was dropped, or it belongs to another \
+         runtime)"
+    )]
+    Unknown,
+    /// The thread that ran it ended without a kill or a release (the runtime is stopping).
+    #[error("its thread ended")]
+    ThreadEnded,
+    /// The process that ran it, or that owned it, is lost.
+    #[error("its worker rank {rank} was lost ({why})")]
+    WorkerLost {
+        /// The rank of the lost process.
+        rank: u32,
+        /// How it was lost.
+        why: String,
+    },
 }
 
 /// Why a task produced no value.
@@ -291,6 +356,33 @@ mod tests {
             e.task_error().map(|t| t.failure),
             Some(TaskFailure::Panicked)
         );
+    }
+
+    #[test]
+    fn actor_dead_names_class_id_and_reason() {
+        let e = Error::actor_dead("app::Counter", "0:7", DeadReason::Killed);
+        assert_eq!(e.kind(), ErrorKind::ActorDead);
+        assert_eq!(
+            e.to_string(),
+            "actor app::Counter#0:7 is not alive: it was killed"
+        );
+        let lost = Error::actor_dead(
+            "app::Counter",
+            "1:2",
+            DeadReason::WorkerLost {
+                rank: 1,
+                why: "its process ended".into(),
+            },
+        );
+        assert!(lost.to_string().contains("rank 1 was lost"), "{lost}");
+        let unknown = Error::unknown_actor("0:3").naming_actor_class("app::Counter", "0:3");
+        assert_eq!(
+            unknown.to_string(),
+            format!("actor app::Counter#0:3 is not alive: {}", DeadReason::Unknown)
+        );
+        // An error that names its type already is kept.
+        let kept = e.clone().naming_actor_class("other::Type", "0:7");
+        assert_eq!(kept.to_string(), e.to_string());
     }
 
     #[test]

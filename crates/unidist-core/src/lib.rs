@@ -9,14 +9,17 @@
 //!   [`ObjectRef`]s and [`ActorHandle`]s;
 //! - the facade validates options and forwards a [`TaskSpec`], [`ActorSpec`] or [`ActorCall`] to the
 //!   installed [`Backend`];
-//! - the backend resolves arguments to [`Payload`]s and runs the function through
-//!   [`task::run_function`] or an actor method through [`actor::ActorInstance`], which catch panics
-//!   and turn them into [`TaskError`] values.
+//! - the backend resolves arguments to [`Payload`]s with [`call::resolve_args`] (a failed
+//!   argument fails the call without running it) and runs the function through
+//!   [`task::run_function`] or an actor method through [`actor::ActorInstance`] (on an
+//!   [`actor::ActorThread`] where the backend has no event loop of its own), which catch panics,
+//!   check the number of outputs and turn failures into [`TaskError`] values.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod actor;
 pub mod backend;
+pub mod call;
 pub mod error;
 pub mod object_ref;
 pub mod registry;
@@ -26,7 +29,7 @@ pub mod value;
 
 pub use actor::{ActorClass, ActorHandle, ActorId, ActorMethods, RawActorHandle};
 pub use backend::{ActorCall, ActorSpec, Arg, Backend, ClusterResources, TaskOptions, TaskSpec};
-pub use error::{Error, ErrorKind, Result, TaskError, TaskFailure};
+pub use error::{DeadReason, Error, ErrorKind, Result, TaskError, TaskFailure};
 pub use object_ref::{AnyRef, IntoArg, ObjectId, ObjectRef};
 pub use registry::{ActorClassEntry, ActorMethodEntry, MethodKind, Registry, RemoteFunction};
 pub use value::{ErasedValue, Outputs, Payload, Value};

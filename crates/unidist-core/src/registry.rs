@@ -1,9 +1,9 @@
 //! The registry of remote functions and actor types, collected from `#[remote]` and
 //! `#[actor]` expansions at link time, with stable names that processes running the same binary
-//! can check against each other.
+//! can check against each other and stable indices ([`Indexed`]) that name entries on the wire.
 
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -85,12 +85,88 @@ pub enum Registration {
 
 inventory::collect!(Registration);
 
-/// Every registration linked into this binary, by name.
+/// Registry entries of one kind, sorted by their stable name and addressed by a `u32` index.
+///
+/// Processes running the same binary have the same entries, so an index names the same entry
+/// in each of them: it is what crosses a process boundary instead of the name. The registry
+/// check at start-up ([`Registry::fingerprint`]) makes sure the processes do run one binary.
+pub struct Indexed<T: 'static> {
+    entries: Vec<&'static T>,
+    by_name: HashMap<&'static str, u32>,
+}
+
+impl<T: Named> Indexed<T> {
+    fn new(sorted: BTreeMap<&'static str, &'static T>) -> Self {
+        let entries: Vec<&'static T> = sorted.into_values().collect();
+        let by_name = (0u32..)
+            .zip(&entries)
+            .map(|(i, e)| (e.name(), i))
+            .collect();
+        Indexed { entries, by_name }
+    }
+
+    /// The entry at `index`.
+    pub fn get(&self, index: u32) -> Option<&'static T> {
+        self.entries.get(index as usize).copied()
+    }
+
+    /// The index of the entry called `name`.
+    pub fn index_of(&self, name: &str) -> Option<u32> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The entry called `name`.
+    pub fn by_name(&self, name: &str) -> Option<&'static T> {
+        self.index_of(name).and_then(|i| self.get(i))
+    }
+
+    /// How many entries there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Every entry with its index, in index (name) order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &'static T)> + '_ {
+        (0u32..).zip(self.entries.iter().copied())
+    }
+}
+
+impl<T: Named> fmt::Debug for Indexed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.entries.iter().map(|e| e.name()))
+            .finish()
+    }
+}
+
+/// A registry entry with a stable name.
+pub trait Named: Sync + 'static {
+    /// `module::path::name`, unique among entries of its kind in the binary.
+    fn name(&self) -> &'static str;
+}
+
+macro_rules! named {
+    ($($t:ty),*) => {$(
+        impl Named for $t {
+            fn name(&self) -> &'static str {
+                self.name
+            }
+        }
+    )*};
+}
+named!(RemoteFunction, ActorClassEntry, ActorMethodEntry);
+
+/// Every registration linked into this binary, by name and by index.
 #[derive(Debug)]
 pub struct Registry {
-    functions: BTreeMap<&'static str, &'static RemoteFunction>,
-    classes: BTreeMap<&'static str, &'static ActorClassEntry>,
-    methods: BTreeMap<&'static str, &'static ActorMethodEntry>,
+    functions: Indexed<RemoteFunction>,
+    classes: Indexed<ActorClassEntry>,
+    methods: Indexed<ActorMethodEntry>,
     duplicates: Vec<&'static str>,
 }
 
@@ -103,50 +179,73 @@ pub fn registry() -> &'static Registry {
 
 impl FromIterator<Registration> for Registry {
     fn from_iter<I: IntoIterator<Item = Registration>>(iter: I) -> Self {
-        let mut r = Registry {
-            functions: BTreeMap::new(),
-            classes: BTreeMap::new(),
-            methods: BTreeMap::new(),
-            duplicates: Vec::new(),
-        };
+        let mut functions = BTreeMap::new();
+        let mut classes = BTreeMap::new();
+        let mut methods = BTreeMap::new();
+        let mut duplicates = Vec::new();
         for reg in iter {
             let (name, fresh) = match reg {
-                Registration::Function(f) => (f.name, r.functions.insert(f.name, f).is_none()),
-                Registration::Class(c) => (c.name, r.classes.insert(c.name, c).is_none()),
-                Registration::Method(m) => (m.name, r.methods.insert(m.name, m).is_none()),
+                Registration::Function(f) => (f.name, functions.insert(f.name, f).is_none()),
+                Registration::Class(c) => (c.name, classes.insert(c.name, c).is_none()),
+                Registration::Method(m) => (m.name, methods.insert(m.name, m).is_none()),
             };
             if !fresh {
-                r.duplicates.push(name);
+                duplicates.push(name);
             }
         }
-        r
+        Registry {
+            functions: Indexed::new(functions),
+            classes: Indexed::new(classes),
+            methods: Indexed::new(methods),
+            duplicates,
+        }
     }
 }
 
 impl Registry {
+    /// Every remote function, by stable index.
+    pub fn functions(&self) -> &Indexed<RemoteFunction> {
+        &self.functions
+    }
+
+    /// Every actor type, by stable index.
+    pub fn classes(&self) -> &Indexed<ActorClassEntry> {
+        &self.classes
+    }
+
+    /// Every actor method, by stable index.
+    pub fn methods(&self) -> &Indexed<ActorMethodEntry> {
+        &self.methods
+    }
+
     /// The remote function called `name`.
     pub fn function(&self, name: &str) -> Option<&'static RemoteFunction> {
-        self.functions.get(name).copied()
+        self.functions.by_name(name)
     }
 
     /// The actor type called `name`.
     pub fn class(&self, name: &str) -> Option<&'static ActorClassEntry> {
-        self.classes.get(name).copied()
+        self.classes.by_name(name)
     }
 
     /// The actor method called `name`.
     pub fn method(&self, name: &str) -> Option<&'static ActorMethodEntry> {
-        self.methods.get(name).copied()
+        self.methods.by_name(name)
     }
 
-    /// Every registered name, sorted, each prefixed with its kind (`fn `, `actor `, `method `).
+    /// Every registered name, sorted, each prefixed with its kind (`fn `, `actor `, `method `):
+    /// what [`fingerprint`](Registry::fingerprint) hashes and what processes compare.
+    ///
+    /// The MPI backend also parses these strings back into its own index tables; that use is to
+    /// be removed in favour of [`functions`](Registry::functions), [`classes`](Registry::classes)
+    /// and [`methods`](Registry::methods), which give the same indices directly.
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .functions
-            .keys()
-            .map(|n| format!("fn {n}"))
-            .chain(self.classes.keys().map(|n| format!("actor {n}")))
-            .chain(self.methods.keys().map(|n| format!("method {n}")))
+            .iter()
+            .map(|(_, f)| format!("fn {}", f.name))
+            .chain(self.classes.iter().map(|(_, c)| format!("actor {}", c.name)))
+            .chain(self.methods.iter().map(|(_, m)| format!("method {}", m.name)))
             .collect();
         v.sort();
         v
@@ -216,6 +315,15 @@ mod tests {
         assert_eq!(r.first_difference(&r.names()), None);
         let diff = r.first_difference(&r2.names()).unwrap();
         assert!(diff.contains("fn m::b"), "{diff}");
+        // Indices follow the sorted names, whatever the registration order.
+        let reversed: Registry = [Registration::Function(&B), Registration::Function(&A)]
+            .into_iter()
+            .collect();
+        assert_eq!(reversed.functions().index_of("m::a"), Some(0));
+        assert_eq!(reversed.functions().get(1).map(|f| f.name), Some("m::b"));
+        assert_eq!(reversed.functions().get(2).map(|f| f.name), None);
+        assert_eq!(reversed.functions().len(), 2);
+        assert!(reversed.classes().is_empty());
         let dup: Registry = [Registration::Function(&A), Registration::Function(&A)]
             .into_iter()
             .collect();

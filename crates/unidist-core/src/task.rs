@@ -123,7 +123,8 @@ pub fn argument_failed(name: &str, index: usize, error: &Error) -> TaskError {
 
 /// Runs a remote function on resolved arguments.
 ///
-/// Returns exactly `function.num_returns` outputs, or the error to store for each of them.
+/// Returns exactly `function.num_returns` outputs, or the error to store for each of them; a
+/// body that produced another number of outputs is such an error ([`check_arity`]).
 pub fn run_function(
     function: &RemoteFunction,
     args: &[Payload],
@@ -132,7 +133,11 @@ pub fn run_function(
     check_arity(function.name, function.num_returns, outputs)
 }
 
-/// Checks that a call produced the number of outputs it declared.
+/// Checks that the call `name` produced the number of outputs it declared; too few and too
+/// many are both the call's error, naming both counts.
+///
+/// [`run_function`] and [`ActorInstance::begin`](crate::actor::ActorInstance::begin) apply it,
+/// so no backend runs user code without it.
 pub fn check_arity(
     name: &str,
     expected: usize,
@@ -144,21 +149,34 @@ pub fn check_arity(
         Err(TaskError::new(
             name,
             TaskFailure::Panicked,
-            format!("returned {} values, expected {expected}", outputs.len()),
+            format!(
+                "returned {} values, but it declares num_returns = {expected}",
+                outputs.len()
+            ),
         ))
     }
 }
 
-/// A future that turns a panic while polling into a [`TaskError`].
+/// A future that turns a panic while polling into a [`TaskError`], and checks the number of
+/// outputs ([`check_arity`]).
 pub struct CatchUnwind {
     name: &'static str,
+    num_returns: usize,
     inner: Pin<Box<dyn Future<Output = Result<Outputs>>>>,
 }
 
 impl CatchUnwind {
-    /// Guards `inner`, a call of `name`.
-    pub fn new(name: &'static str, inner: Pin<Box<dyn Future<Output = Result<Outputs>>>>) -> Self {
-        CatchUnwind { name, inner }
+    /// Guards `inner`, a call of `name` that declares `num_returns` outputs.
+    pub fn new(
+        name: &'static str,
+        num_returns: usize,
+        inner: Pin<Box<dyn Future<Output = Result<Outputs>>>>,
+    ) -> Self {
+        CatchUnwind {
+            name,
+            num_returns,
+            inner,
+        }
     }
 }
 
@@ -166,12 +184,12 @@ impl Future for CatchUnwind {
     type Output = std::result::Result<Outputs, TaskError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let name = self.name;
+        let (name, num_returns) = (self.name, self.num_returns);
         let inner = &mut self.inner;
         let _in_task = InTask::enter();
         match catch_unwind(AssertUnwindSafe(|| inner.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(v))) => Poll::Ready(Ok(v)),
+            Ok(Poll::Ready(Ok(v))) => Poll::Ready(check_arity(name, num_returns, v)),
             Ok(Poll::Ready(Err(e))) => Poll::Ready(Err(error_to_task_error(name, e))),
             Err(p) => Poll::Ready(Err(TaskError::new(
                 name,
@@ -234,8 +252,29 @@ mod tests {
     }
 
     #[test]
-    fn arity_is_checked() {
-        let err = check_arity("f", 2, vec![output(1u8)]).err().unwrap();
-        assert!(err.message.contains("expected 2"));
+    fn too_few_and_too_many_outputs_are_errors() {
+        let few = check_arity("m::f", 2, vec![output(1u8)]).err().unwrap();
+        assert_eq!(few.function, "m::f");
+        assert!(few.message.contains("returned 1 values"), "{few}");
+        assert!(few.message.contains("num_returns = 2"), "{few}");
+        let many = check_arity("m::f", 0, vec![output(1u8)]).err().unwrap();
+        assert!(many.message.contains("num_returns = 0"), "{many}");
+        assert_eq!(check_arity("m::f", 1, vec![output(1u8)]).unwrap().len(), 1);
+    }
+
+    fn wrong_count(_: &[Payload]) -> Result<Outputs> {
+        Ok(vec![output(1u8), output(2u8)])
+    }
+
+    static WRONG_COUNT: RemoteFunction = RemoteFunction {
+        name: "tests::wrong_count",
+        num_returns: 1,
+        invoke: wrong_count,
+    };
+
+    #[test]
+    fn run_function_checks_the_count() {
+        let err = run_function(&WRONG_COUNT, &[]).err().unwrap();
+        assert!(err.message.contains("returned 2 values"), "{err}");
     }
 }

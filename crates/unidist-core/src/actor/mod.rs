@@ -1,21 +1,25 @@
-//! Actors: ids, handles, the traits the `#[actor]` macro implements, and [`ActorInstance`], the
-//! in-order call dispatcher every backend uses to run actor methods.
+//! Actors: ids, handles, the traits the `#[actor]` macro implements, [`ActorInstance`] (the
+//! in-order call dispatcher every backend uses to run actor methods) and [`ActorThread`] (the
+//! thread that serves one actor).
 
-use std::any::Any;
+mod instance;
+mod thread;
+
+pub use instance::{
+    ActorInstance, ActorReadGuard, ActorState, ActorWriteGuard, CallResult, LocalBoxFuture,
+};
+pub use thread::{ActorMessage, ActorSender, ActorThread, CallHooks};
+
 use std::fmt;
-use std::future::Future;
 use std::ops::Deref;
-use std::pin::Pin;
 use std::sync::{Arc, Weak};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::backend::Backend;
-use crate::error::{Error, ErrorKind, Result, TaskError, TaskFailure};
-use crate::registry::{self, ActorClassEntry, ActorMethodEntry, MethodKind};
+use crate::error::{Error, ErrorKind, Result};
+use crate::registry::{self, ActorClassEntry};
 use crate::runtime;
-use crate::task::{self, catch_panic, CatchUnwind};
-use crate::value::{Outputs, Payload};
 
 /// The identity of an actor: the rank that created it and a sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -97,10 +101,21 @@ impl RawActorHandle {
         }
     }
 
+    /// The name of the actor's type, unless this handle holds an error.
+    pub fn class_name(&self) -> Option<&'static str> {
+        match &*self.state {
+            HandleState::Live(l) => Some(l.class),
+            HandleState::Failed(_) => None,
+        }
+    }
+
     /// Ends the actor; later calls give [`Error::ActorDead`].
     pub fn kill(&self) -> Result<()> {
         let (id, backend) = self.resolve()?;
-        backend.kill_actor(id)
+        let class = self.class_name().unwrap_or("actor");
+        backend
+            .kill_actor(id)
+            .map_err(|e| e.naming_actor_class(class, id))
     }
 }
 
@@ -144,7 +159,7 @@ impl<'de> Deserialize<'de> for RawActorHandle {
                 match runtime::current() {
                     Some(b) => match b.actor_deserialized(id) {
                         Ok(()) => RawActorHandle::live(id, entry, &b),
-                        Err(e) => RawActorHandle::failed(e),
+                        Err(e) => RawActorHandle::failed(e.naming_actor_class(entry.name, id)),
                     },
                     None => RawActorHandle::failed(Error::StaleRef {
                         what: format!("actor {class}#{id}"),
@@ -243,100 +258,3 @@ impl<'de, A: ActorClass> Deserialize<'de> for ActorHandle<A> {
     }
 }
 
-/// The state of a live actor as the generated trampolines see it.
-pub type ActorState = Box<dyn Any + Send>;
-/// Shared access to the actor state, held by an `async fn(&self)` call for its whole duration.
-pub type ActorReadGuard = tokio::sync::OwnedRwLockReadGuard<ActorState>;
-/// Exclusive access to the actor state, held by an `async fn(&mut self)` call.
-pub type ActorWriteGuard = tokio::sync::OwnedRwLockWriteGuard<ActorState>;
-/// A boxed future that stays on the actor's thread.
-pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
-
-/// The result of one actor call: its outputs or the error stored for each of them.
-pub type CallResult = std::result::Result<Outputs, TaskError>;
-
-/// A live actor: its state and the dispatcher that keeps calls in order.
-///
-/// Calls are started strictly in call order with [`begin`](ActorInstance::begin): `&self`
-/// methods share the state, `&mut self` methods have it alone, and an `async fn(&self)` holds a
-/// shared borrow until it finishes, so other `&self` calls (sync or async) run while it awaits,
-/// and a later `&mut self` call waits for it. State needs interior mutability to change from
-/// an async method (e.g. a `tokio::sync::Notify` in the SignalActor pattern).
-pub struct ActorInstance {
-    class: &'static ActorClassEntry,
-    state: Arc<tokio::sync::RwLock<ActorState>>,
-}
-
-impl ActorInstance {
-    /// Runs the constructor on this thread; a panic in it is the returned error.
-    pub fn construct(
-        class: &'static ActorClassEntry,
-        args: &[Payload],
-    ) -> std::result::Result<Self, TaskError> {
-        let name = class.name;
-        let state = catch_panic(name, || (class.construct)(args))?;
-        // Tokio's owned guards need an `Arc`; the instance never leaves its actor's thread, so
-        // the `Arc` not being `Send` is intended.
-        #[allow(clippy::arc_with_non_send_sync)]
-        Ok(ActorInstance {
-            class,
-            state: Arc::new(tokio::sync::RwLock::new(state)),
-        })
-    }
-
-    /// The actor's type.
-    pub fn class(&self) -> &'static ActorClassEntry {
-        self.class
-    }
-
-    /// Starts a call in call order and returns what completes it.
-    ///
-    /// The returned future must be awaited (or spawned) for async methods; for sync methods the
-    /// call has already run and the future is ready. Await `begin` itself before starting the
-    /// next call, which is what keeps the order.
-    pub async fn begin(
-        &self,
-        method: &'static ActorMethodEntry,
-        args: Vec<Payload>,
-    ) -> LocalBoxFuture<CallResult> {
-        let name = method.name;
-        match method.kind {
-            MethodKind::Ref(f) => {
-                let guard = self.state.read().await;
-                let state: &ActorState = &guard;
-                let result = catch_panic(name, || f(&**state, &args));
-                Box::pin(std::future::ready(result))
-            }
-            MethodKind::Mut(f) => {
-                let mut guard = self.state.write().await;
-                let state: &mut ActorState = &mut guard;
-                let result = catch_panic(name, || f(&mut **state, &args));
-                Box::pin(std::future::ready(result))
-            }
-            MethodKind::Async(f) => {
-                let guard = self.state.clone().read_owned().await;
-                start_async(name, move || f(guard, args))
-            }
-            MethodKind::AsyncMut(f) => {
-                let guard = self.state.clone().write_owned().await;
-                start_async(name, move || f(guard, args))
-            }
-        }
-    }
-}
-
-fn start_async(
-    name: &'static str,
-    make: impl FnOnce() -> LocalBoxFuture<Result<Outputs>>,
-) -> LocalBoxFuture<CallResult> {
-    // Creating the future runs no user code for an `async fn`, but argument decoding in the
-    // generated wrapper may; both the creation and every poll are guarded.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
-        Ok(fut) => Box::pin(CatchUnwind::new(name, fut)),
-        Err(p) => Box::pin(std::future::ready(Err(TaskError::new(
-            name,
-            TaskFailure::Panicked,
-            task::caught_panic_message(&*p),
-        )))),
-    }
-}
