@@ -378,7 +378,10 @@ mod tests {
         let unknown = Error::unknown_actor("0:3").naming_actor_class("app::Counter", "0:3");
         assert_eq!(
             unknown.to_string(),
-            format!("actor app::Counter#0:3 is not alive: {}", DeadReason::Unknown)
+            format!(
+                "actor app::Counter#0:3 is not alive: {}",
+                DeadReason::Unknown
+            )
         );
         // An error that names its type already is kept.
         let kept = e.clone().naming_actor_class("other::Type", "0:7");

@@ -98,10 +98,7 @@ pub struct Indexed<T: 'static> {
 impl<T: Named> Indexed<T> {
     fn new(sorted: BTreeMap<&'static str, &'static T>) -> Self {
         let entries: Vec<&'static T> = sorted.into_values().collect();
-        let by_name = (0u32..)
-            .zip(&entries)
-            .map(|(i, e)| (e.name(), i))
-            .collect();
+        let by_name = (0u32..).zip(&entries).map(|(i, e)| (e.name(), i)).collect();
         Indexed { entries, by_name }
     }
 
@@ -244,8 +241,16 @@ impl Registry {
             .functions
             .iter()
             .map(|(_, f)| format!("fn {}", f.name))
-            .chain(self.classes.iter().map(|(_, c)| format!("actor {}", c.name)))
-            .chain(self.methods.iter().map(|(_, m)| format!("method {}", m.name)))
+            .chain(
+                self.classes
+                    .iter()
+                    .map(|(_, c)| format!("actor {}", c.name)),
+            )
+            .chain(
+                self.methods
+                    .iter()
+                    .map(|(_, m)| format!("method {}", m.name)),
+            )
             .collect();
         v.sort();
         v

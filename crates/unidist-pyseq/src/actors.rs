@@ -1,26 +1,20 @@
-//! Actors: one thread per actor serving its calls in order, the actor table, and the detection of
-//! calls that would wait for themselves.
+//! Actors: the actor table, the hooks that carry a call to the actor's thread and back, and the
+//! detection of calls that would wait for themselves.
 //!
 //! An actor's state is only `Send` (an actor type need not be `Sync`) and an `async fn` call is a
 //! future that cannot leave the thread that created it, so an actor cannot run "in the caller's
-//! thread" when callers are many threads. Each actor therefore lives on its own thread with a
-//! Tokio current-thread runtime, and the caller blocks until its call has finished: seen from
-//! the caller, a call still runs to completion at submission.
+//! thread" when callers are many threads. Each actor therefore lives on its own
+//! [`unidist_core::actor::ActorThread`], and the caller blocks until its call has finished: seen
+//! from the caller, a call still runs to completion at submission.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::future::{poll_fn, Future};
-use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Context, Poll};
 
-use tokio::sync::{mpsc, oneshot};
-use unidist_core::actor::{ActorInstance, CallResult};
-use unidist_core::{
-    ActorClassEntry, ActorId, ActorMethodEntry, Error, Payload, Result, TaskError, TaskFailure,
-};
+use unidist_core::actor::{ActorMessage, ActorSender, CallHooks, CallResult};
+use unidist_core::{ActorClassEntry, ActorId, DeadReason, Error, Payload, Result, TaskError};
 
 use crate::NAME;
 
@@ -71,79 +65,72 @@ impl Drop for ChainScope<'_> {
     }
 }
 
-/// Runs every poll of `inner` with `chain` as the upstream chain: the chain belongs to a call,
-/// not to the actor thread, which interleaves the polls of concurrent async calls.
-struct WithChain<F> {
+/// What a call (or the constructor) sent to an actor thread carries: the caller's
+/// [`blocked_actors`], in effect during every poll of its user code, and where the caller waits
+/// for the result.
+pub(crate) struct Reply {
     chain: Vec<ActorId>,
-    inner: F,
+    to: SyncSender<CallResult>,
 }
 
-impl<F: Future + Unpin> Future for WithChain<F> {
-    type Output = F::Output;
+impl Reply {
+    /// The hooks of a call made now on this thread, and the receiver its caller blocks on.
+    pub(crate) fn new() -> (Self, Receiver<CallResult>) {
+        let (to, from) = sync_channel(1);
+        let reply = Reply {
+            chain: blocked_actors(),
+            to,
+        };
+        (reply, from)
+    }
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        let _scope = ChainScope::enter(&mut this.chain);
-        Pin::new(&mut this.inner).poll(cx)
+    /// The chain this call runs under.
+    pub(crate) fn chain(&self) -> &[ActorId] {
+        &self.chain
     }
 }
 
-/// One method call sent to an actor thread.
-pub(crate) struct Call {
-    pub(crate) method: &'static ActorMethodEntry,
-    pub(crate) args: Vec<Payload>,
-    /// The caller's [`blocked_actors`].
-    pub(crate) upstream: Vec<ActorId>,
-    pub(crate) reply: SyncSender<CallResult>,
+impl CallHooks for Reply {
+    fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        // The chain belongs to a call, not to the actor thread, which interleaves the polls of
+        // concurrent async calls.
+        let _scope = ChainScope::enter(&mut self.chain);
+        f()
+    }
+
+    fn finish(self, result: CallResult) {
+        let _ = self.to.send(result);
+    }
 }
 
 /// The caller's end of a running actor thread.
-pub(crate) struct ActorThread {
-    calls: mpsc::UnboundedSender<Call>,
-    kill: Option<oneshot::Sender<()>>,
-}
+pub(crate) type ActorThread = unidist_core::actor::ActorThread<Reply>;
 
-impl ActorThread {
-    /// Where to send calls.
-    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Call> {
-        self.calls.clone()
-    }
-
-    /// Ends the actor at its next await point: queued calls and async calls in progress are
-    /// dropped, so their callers see the actor gone.
-    pub(crate) fn kill(mut self) {
-        if let Some(k) = self.kill.take() {
-            let _ = k.send(());
-        }
-    }
-}
-
-/// Starts the thread of actor `id` and runs its constructor there.
+/// Starts the thread of actor `id` and runs its constructor there, in the caller's chain.
 ///
-/// Returns the thread, or the constructor's error (the thread has ended then).
+/// Returns the thread, or the constructor's error (the thread ends then).
 pub(crate) fn spawn(
     id: ActorId,
     class: &'static ActorClassEntry,
     args: Vec<Payload>,
-    upstream: Vec<ActorId>,
 ) -> Result<std::result::Result<ActorThread, TaskError>> {
-    let (ready_tx, ready_rx) = sync_channel(1);
-    let (calls_tx, calls_rx) = mpsc::unbounded_channel();
-    let (kill_tx, kill_rx) = oneshot::channel();
-    std::thread::Builder::new()
-        .name(format!("pyseq-actor-{}", id.seq))
-        .spawn(move || actor_main(id, class, args, upstream, ready_tx, calls_rx, kill_rx))
-        .map_err(|e| {
-            Error::backend(
-                NAME,
-                format!("cannot start a thread for actor {}#{id}: {e}", class.name),
-            )
-        })?;
-    match ready_rx.recv() {
-        Ok(Ok(())) => Ok(Ok(ActorThread {
-            calls: calls_tx,
-            kill: Some(kill_tx),
-        })),
+    let thread = ActorThread::spawn(format!("pyseq-actor-{}", id.seq), move || {
+        THREAD_ACTOR.with(|a| a.set(Some(id)));
+    })
+    .map_err(|e| {
+        Error::backend(
+            NAME,
+            format!("cannot start a thread for actor {}#{id}: {e}", class.name),
+        )
+    })?;
+    let (hooks, built) = Reply::new();
+    let _ = thread.send(ActorMessage::Construct {
+        class,
+        args: Ok(args),
+        hooks,
+    });
+    match built.recv() {
+        Ok(Ok(_)) => Ok(Ok(thread)),
         Ok(Err(e)) => Ok(Err(e)),
         Err(_) => Err(Error::backend(
             NAME,
@@ -152,109 +139,6 @@ pub(crate) fn spawn(
                 class.name
             ),
         )),
-    }
-}
-
-fn actor_main(
-    id: ActorId,
-    class: &'static ActorClassEntry,
-    args: Vec<Payload>,
-    mut upstream: Vec<ActorId>,
-    ready: SyncSender<std::result::Result<(), TaskError>>,
-    mut calls: mpsc::UnboundedReceiver<Call>,
-    kill: oneshot::Receiver<()>,
-) {
-    THREAD_ACTOR.with(|a| a.set(Some(id)));
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            let _ = ready.send(Err(TaskError::new(
-                class.name,
-                TaskFailure::Lost,
-                format!("cannot start the async runtime of the actor: {e}"),
-            )));
-            return;
-        }
-    };
-    let constructed = {
-        // Inside the runtime context the constructor may create timers and other Tokio objects.
-        let _rt = rt.enter();
-        let _scope = ChainScope::enter(&mut upstream);
-        ActorInstance::construct(class, &args)
-    };
-    drop(args);
-    let instance = match constructed {
-        Ok(instance) => instance,
-        Err(e) => {
-            let _ = ready.send(Err(e));
-            return;
-        }
-    };
-    if ready.send(Ok(())).is_err() {
-        return;
-    }
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, serve_until_killed(&instance, &mut calls, kill));
-    // Dropping the set drops async calls still in progress (their callers see the actor gone);
-    // then the queued calls, then the state.
-    drop(local);
-    drop(calls);
-    drop(instance);
-}
-
-async fn serve_until_killed(
-    instance: &ActorInstance,
-    calls: &mut mpsc::UnboundedReceiver<Call>,
-    mut kill: oneshot::Receiver<()>,
-) {
-    let mut serving = pin!(serve(instance, calls));
-    // The kill sender is also dropped, without sending, when the last handle is released: the
-    // actor then ends once its queue is empty and every sender is gone.
-    let mut kill_open = true;
-    poll_fn(|cx| {
-        if kill_open {
-            match Pin::new(&mut kill).poll(cx) {
-                Poll::Ready(Ok(())) => return Poll::Ready(()),
-                Poll::Ready(Err(_)) => kill_open = false,
-                Poll::Pending => {}
-            }
-        }
-        serving.as_mut().poll(cx)
-    })
-    .await
-}
-
-async fn serve(instance: &ActorInstance, calls: &mut mpsc::UnboundedReceiver<Call>) {
-    while let Some(call) = calls.recv().await {
-        let Call {
-            method,
-            args,
-            upstream,
-            reply,
-        } = call;
-        // `begin` starts calls strictly in order; a sync method has run once it returns.
-        let mut begin = WithChain {
-            chain: upstream,
-            inner: Box::pin(instance.begin(method, args)),
-        };
-        let done = (&mut begin).await;
-        let finish = WithChain {
-            chain: begin.chain,
-            inner: done,
-        };
-        if method.kind.is_async() {
-            // Async calls run concurrently with the calls after them, as upstream's async actors.
-            tokio::task::spawn_local(async move {
-                let _ = reply.send(finish.await);
-            });
-        } else {
-            // Replied here, not from a spawned task, so a kill right after cannot lose the result
-            // of a call that has run.
-            let _ = reply.send(finish.await);
-        }
     }
 }
 
@@ -286,7 +170,7 @@ pub(crate) struct Actors {
 
 /// How a call finds its actor.
 pub(crate) enum Target {
-    Live(mpsc::UnboundedSender<Call>),
+    Live(ActorSender<Reply>),
     Failed(Error),
 }
 
@@ -329,8 +213,8 @@ impl Actors {
                     state: ActorState::Killed,
                     ..
                 },
-            ) => Err(dead(e.class.name, id, "it was killed")),
-            None => Err(gone(id)),
+            ) => Err(Error::actor_dead(e.class.name, id, DeadReason::Killed)),
+            None => Err(Error::unknown_actor(id)),
         }
     }
 
@@ -346,12 +230,13 @@ impl Actors {
             return Error::ShutDown;
         }
         match table.map.get(&id) {
-            Some(e) => dead(e.class.name, id, "it was killed before the call finished"),
-            None => gone(id),
+            Some(e) => Error::actor_dead(e.class.name, id, DeadReason::Killed),
+            None => Error::unknown_actor(id),
         }
     }
 
-    /// Ends `id` now; its entry stays (as killed) until its last handle is released.
+    /// Ends `id` now; its entry stays (as killed) until its last handle is released. Killing an
+    /// actor this runtime no longer knows does nothing, as on the other backends.
     pub(crate) fn kill(&self, id: ActorId) -> Result<()> {
         let state = {
             let mut table = self.lock();
@@ -360,7 +245,7 @@ impl Actors {
             }
             match table.map.get_mut(&id) {
                 Some(e) => std::mem::replace(&mut e.state, ActorState::Killed),
-                None => return Err(gone(id)),
+                None => return Ok(()),
             }
         };
         if let ActorState::Live(t) = state {
@@ -380,7 +265,7 @@ impl Actors {
                 e.handles += 1;
                 Ok(())
             }
-            None => Err(gone(id)),
+            None => Err(Error::unknown_actor(id)),
         }
     }
 
@@ -413,20 +298,5 @@ impl Actors {
                 t.kill();
             }
         }
-    }
-}
-
-fn dead(class: &str, id: ActorId, reason: &str) -> Error {
-    Error::ActorDead {
-        actor: format!("{class}#{id}"),
-        reason: reason.to_string(),
-    }
-}
-
-fn gone(id: ActorId) -> Error {
-    Error::ActorDead {
-        actor: format!("actor {id}"),
-        reason: "it is not known to this runtime (its last handle was dropped, or it belongs to another runtime)"
-            .to_string(),
     }
 }

@@ -61,17 +61,18 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 use std::time::Duration;
 
-use unidist_core::task::{argument_failed, check_arity, run_function};
+use unidist_core::actor::ActorMessage;
+use unidist_core::call::{resolve_call_args, ArgState, Resolved};
+use unidist_core::task::run_function;
 use unidist_core::{
     ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId,
-    Outputs, Payload, Result, TaskError, TaskSpec,
+    Outputs, Payload, Result, TaskError, TaskFailure, TaskSpec,
 };
 
-use crate::actors::{ActorEntry, ActorState, Actors, Target};
+use crate::actors::{ActorEntry, ActorState, Actors, Reply, Target};
 use crate::store::{Slot, Store};
 
 /// The backend's name, as in `UNIDIST_BACKEND`.
@@ -101,36 +102,27 @@ impl Pyseq {
         }
     }
 
-    fn is_self(&self, backend: &Arc<dyn Backend>) -> bool {
-        std::ptr::addr_eq(Arc::as_ptr(backend), self as *const Pyseq)
-    }
-
-    /// The argument as a payload, or the error that fails the call.
-    fn resolve(&self, arg: &Arg) -> Result<Payload> {
-        match arg {
-            Arg::Value(v) => Ok(Payload::Local(v.clone())),
-            Arg::Ref(r) => {
-                let (id, backend) = r.resolve()?;
-                if !self.is_self(&backend) {
-                    return Err(Error::StaleRef {
-                        what: id.to_string(),
-                    });
-                }
-                self.store.get(id)
-            }
-        }
-    }
-
     /// Every argument as a payload, or the error stored for each output of a call that does not
-    /// run because argument `i` failed.
-    fn resolve_all(&self, name: &str, args: &[Arg]) -> std::result::Result<Vec<Payload>, Error> {
-        args.iter()
-            .enumerate()
-            .map(|(i, a)| {
-                self.resolve(a)
-                    .map_err(|e| Error::from(argument_failed(name, i, &e)))
-            })
-            .collect()
+    /// run because an argument failed. Every object is ready in this backend, so no argument is
+    /// ever pending.
+    fn resolve_all(
+        &self,
+        name: &str,
+        args: &[Arg],
+    ) -> std::result::Result<Vec<Payload>, TaskError> {
+        let resolved = resolve_call_args(name, args, |id| match self.store.get(id) {
+            Ok(p) => ArgState::Ready(p),
+            Err(e) => ArgState::Failed(e),
+        });
+        match resolved {
+            Resolved::Ready(p) => Ok(p),
+            Resolved::Failed(e) => Err(e),
+            Resolved::Pending(id) => Err(TaskError::new(
+                name,
+                TaskFailure::Lost,
+                format!("{id} is not ready, which cannot happen on this backend"),
+            )),
+        }
     }
 
     /// Stores the outputs of a call (or its error once per output) and returns their ids.
@@ -178,7 +170,8 @@ impl Backend for Pyseq {
         let result = self
             .resolve_all(function.name, &task.args)
             // No store lock is held here: the function may call back into the backend.
-            .and_then(|payloads| run_function(function, &payloads).map_err(task_failed));
+            .and_then(|payloads| run_function(function, &payloads))
+            .map_err(task_failed);
         let ids = self.store_results(function.name, function.num_returns, result);
         // `task.args` (refs that kept the arguments alive) are dropped here, after the store lock
         // was released.
@@ -217,8 +210,8 @@ impl Backend for Pyseq {
         let class = spec.class;
         let id = actors::next_id();
         let state = match self.resolve_all(class.name, &spec.args) {
-            Err(e) => ActorState::Failed(e),
-            Ok(payloads) => match actors::spawn(id, class, payloads, actors::blocked_actors())? {
+            Err(e) => ActorState::Failed(task_failed(e)),
+            Ok(payloads) => match actors::spawn(id, class, payloads)? {
                 Ok(thread) => ActorState::Live(thread),
                 Err(e) => ActorState::Failed(task_failed(e)),
             },
@@ -246,12 +239,16 @@ impl Backend for Pyseq {
             args,
         } = call;
         let n = method.num_returns;
-        let sender = match self.actors.target(actor)? {
+        let target = self
+            .actors
+            .target(actor)
+            .map_err(|e| e.naming_actor_class(method.class, actor))?;
+        let sender = match target {
             Target::Live(sender) => sender,
             Target::Failed(e) => return self.store_results(method.name, n, Err(e)),
         };
-        let upstream = actors::blocked_actors();
-        if upstream.contains(&actor) {
+        let (hooks, reply) = Reply::new();
+        if hooks.chain().contains(&actor) {
             let class = self.actors.class_name(actor).unwrap_or(method.class);
             return Err(Error::Unsupported {
                 what: format!(
@@ -264,24 +261,31 @@ impl Backend for Pyseq {
         }
         let payloads = match self.resolve_all(method.name, &args) {
             Ok(p) => p,
-            Err(e) => return self.store_results(method.name, n, Err(e)),
+            Err(e) => return self.store_results(method.name, n, Err(task_failed(e))),
         };
-        let (reply, result) = sync_channel(1);
-        let sent = sender.send(actors::Call {
+        let sent = sender.send(ActorMessage::Call {
             method,
-            args: payloads,
-            upstream,
-            reply,
+            args: Ok(payloads),
+            hooks,
         });
         drop(sender);
         if sent.is_err() {
-            return Err(self.actors.lost(actor));
+            return Err(self
+                .actors
+                .lost(actor)
+                .naming_actor_class(method.class, actor));
         }
-        let result = match result.recv() {
-            Ok(r) => r.and_then(|outputs| check_arity(method.name, n, outputs)),
-            Err(_) => return Err(self.actors.lost(actor)),
+        // `ActorInstance::begin` has checked the number of outputs.
+        let result = match reply.recv() {
+            Ok(r) => r.map_err(task_failed),
+            Err(_) => {
+                return Err(self
+                    .actors
+                    .lost(actor)
+                    .naming_actor_class(method.class, actor))
+            }
         };
-        let ids = self.store_results(method.name, n, result.map_err(task_failed));
+        let ids = self.store_results(method.name, n, result);
         drop(args);
         ids
     }

@@ -257,4 +257,3 @@ impl<'de, A: ActorClass> Deserialize<'de> for ActorHandle<A> {
         RawActorHandle::deserialize(d).map(Self::from_raw)
     }
 }
-

@@ -93,12 +93,10 @@ impl<H: CallHooks> ActorThread<H> {
     pub fn spawn(name: String, on_start: impl FnOnce() + Send + 'static) -> std::io::Result<Self> {
         let (messages, queue) = mpsc::unbounded_channel();
         let (kill, killed) = oneshot::channel();
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                on_start();
-                thread_main(queue, killed);
-            })?;
+        std::thread::Builder::new().name(name).spawn(move || {
+            on_start();
+            thread_main(queue, killed);
+        })?;
         Ok(ActorThread {
             messages,
             kill: Some(kill),
