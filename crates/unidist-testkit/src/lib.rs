@@ -9,13 +9,16 @@
 //!   backend, with typed refs;
 //! - [`fakes`]: hand-written registrations (what `#[unidist::remote]` and `#[unidist::actor]`
 //!   generate) of a few functions and actors, and [`fakes::Tracked`], a value that counts its
-//!   drops.
+//!   drops;
+//! - [`StoreOnly`]: a backend with an object store only, for tests above the backends.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod api;
 pub mod fakes;
 pub mod runtime;
+mod store_only;
 
 pub use api::*;
 pub use runtime::*;
+pub use store_only::StoreOnly;

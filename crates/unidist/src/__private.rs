@@ -18,6 +18,7 @@ pub use unidist_core::{
 use unidist_core::{ActorCall, ActorSpec};
 
 use crate::backend;
+use crate::facade::own_args;
 
 /// Argument `index` of a call as `T`, borrowed in place when the backend holds it in memory.
 pub fn arg<T: Value>(args: &[Payload], index: usize) -> Result<Cow<'_, T>> {
@@ -78,7 +79,7 @@ pub fn submit(
         validate(&options, &b)?;
         let ids = b.submit(TaskSpec {
             function,
-            args,
+            args: own_args(args, &b),
             options,
         })?;
         Ok(ids
@@ -117,7 +118,7 @@ pub fn create_actor<A: ActorClass>(args: Vec<Arg>, options: TaskOptions) -> Acto
         validate(&options, &b)?;
         let id = b.create_actor(ActorSpec {
             class,
-            args,
+            args: own_args(args, &b),
             options,
         })?;
         Ok(RawActorHandle::live(id, class, &b))
@@ -131,29 +132,35 @@ pub fn call_actor(
     method: &'static ActorMethodEntry,
     args: Vec<Arg>,
 ) -> Vec<AnyRef> {
-    let result = handle.resolve().and_then(|(actor, b)| {
-        let ids = b.call_actor(ActorCall {
-            actor,
-            method,
-            args,
-        })?;
-        Ok(ids
-            .into_iter()
+    let result = send_call(handle, method, args).map(|(ids, b)| {
+        ids.into_iter()
             .map(|id| AnyRef::live(id, &b))
-            .collect::<Vec<_>>())
+            .collect::<Vec<_>>()
     });
     result.unwrap_or_else(|e| failed_refs(method.num_returns, e))
 }
 
-/// Calls a method with no returns; an error is logged, as there is no ref to hold it.
-pub fn call_actor_none(handle: &RawActorHandle, method: &'static ActorMethodEntry, args: Vec<Arg>) {
-    if let Err(e) = handle.resolve().and_then(|(actor, b)| {
-        b.call_actor(ActorCall {
+/// Sends a method call to the backend of `handle`; an [`Error::ActorDead`] from a backend that
+/// knew only the actor's id is given the actor's type here.
+fn send_call(
+    handle: &RawActorHandle,
+    method: &'static ActorMethodEntry,
+    args: Vec<Arg>,
+) -> Result<(Vec<unidist_core::ObjectId>, Arc<dyn unidist_core::Backend>)> {
+    let (actor, b) = handle.resolve()?;
+    let ids = b
+        .call_actor(ActorCall {
             actor,
             method,
-            args,
+            args: own_args(args, &b),
         })
-    }) {
+        .map_err(|e| e.naming_actor_class(method.class, actor))?;
+    Ok((ids, b))
+}
+
+/// Calls a method with no returns; an error is logged, as there is no ref to hold it.
+pub fn call_actor_none(handle: &RawActorHandle, method: &'static ActorMethodEntry, args: Vec<Arg>) {
+    if let Err(e) = send_call(handle, method, args) {
         tracing::error!(method = method.name, error = %e, "calling an actor method failed");
     }
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use unidist_config as config;
-use unidist_core::{runtime, AnyRef, Backend, Error, ObjectId, ObjectRef, Payload, Result, Value};
+use unidist_core::{
+    runtime, AnyRef, Arg, Backend, Error, ObjectId, ObjectRef, Payload, Result, Value,
+};
 
 use crate::{backend, backends, ClusterResources, LIFECYCLE, SHUT_DOWN};
 
@@ -73,6 +75,27 @@ fn typed<T: Value>(id: ObjectId, payload: &Payload) -> Result<T> {
         },
         other => other,
     })
+}
+
+/// The arguments of a call to `backend` with every ref that does not belong to it (a ref kept
+/// from a runtime that was shut down) replaced by a ref holding [`Error::StaleRef`].
+///
+/// This is the one place where refs are checked against the runtime: a backend looks up only
+/// ids of its own, and a call given a stale ref fails without running, with that error, through
+/// the failed-argument rule every backend applies.
+pub(crate) fn own_args(args: Vec<Arg>, backend: &Arc<dyn Backend>) -> Vec<Arg> {
+    args.into_iter()
+        .map(|arg| match arg {
+            Arg::Ref(r) if r.error().is_none() => match r.resolve() {
+                Ok((_, owner)) if Arc::ptr_eq(&owner, backend) => Arg::Ref(r),
+                Ok((id, _)) => Arg::Ref(AnyRef::failed(Error::StaleRef {
+                    what: id.to_string(),
+                })),
+                Err(e) => Arg::Ref(AnyRef::failed(e)),
+            },
+            other => other,
+        })
+        .collect()
 }
 
 /// Ids of refs together with the backend that holds them.
@@ -219,5 +242,51 @@ pub fn get_ip() -> String {
     match runtime::current() {
         Some(b) => b.get_ip(),
         None => runtime::local_ip(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unidist_core::ErrorKind;
+    use unidist_testkit::StoreOnly;
+
+    #[test]
+    fn refs_of_another_runtime_become_stale_arguments() {
+        let current = StoreOnly::start();
+        let other = StoreOnly::start();
+        let own = AnyRef::live(current.put(Arc::new(1i64)).unwrap(), &current);
+        let foreign = AnyRef::live(other.put(Arc::new(2i64)).unwrap(), &other);
+        let foreign_id = foreign.id().unwrap();
+        let failed = AnyRef::failed(Error::ShutDown);
+        let args = vec![
+            Arg::Value(Arc::new(3i64)),
+            Arg::Ref(own.clone()),
+            Arg::Ref(foreign),
+            Arg::Ref(failed),
+        ];
+        let checked = own_args(args, &current);
+        assert!(matches!(&checked[0], Arg::Value(_)));
+        assert!(matches!(&checked[1], Arg::Ref(r) if r.ptr_eq(&own)));
+        let Arg::Ref(stale) = &checked[2] else {
+            panic!("a ref stays a ref")
+        };
+        let e = stale.id().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::StaleRef);
+        assert!(e.to_string().contains(&foreign_id.to_string()), "{e}");
+        let Arg::Ref(kept) = &checked[3] else {
+            panic!("a ref stays a ref")
+        };
+        assert_eq!(kept.id().unwrap_err().kind(), ErrorKind::ShutDown);
+        // A ref whose runtime is gone altogether is stale too.
+        let gone = AnyRef::live(other.put(Arc::new(4i64)).unwrap(), &other);
+        other.shutdown().unwrap();
+        drop(other);
+        let checked = own_args(vec![Arg::Ref(gone)], &current);
+        let Arg::Ref(r) = &checked[0] else {
+            panic!("a ref stays a ref")
+        };
+        assert_eq!(r.id().unwrap_err().kind(), ErrorKind::StaleRef);
+        current.shutdown().unwrap();
     }
 }

@@ -119,15 +119,14 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use unidist_core::runtime;
 
 pub use unidist_core::{
-    ActorHandle, ActorId, Error, ErrorKind, IntoArg, ObjectRef, Result, TaskError, TaskFailure,
-    TaskOptions, Value,
+    ActorHandle, ActorId, ClusterResources, Error, ErrorKind, IntoArg, ObjectRef, Result,
+    TaskError, TaskFailure, TaskOptions, Value,
 };
 pub use unidist_macros::{actor, remote};
 pub use unidist_serialize::Buffer;
@@ -171,6 +170,3 @@ fn backend() -> Result<Arc<dyn unidist_core::Backend>> {
     init()?;
     runtime::current().ok_or(Error::ShutDown)
 }
-
-/// `{host_ip: {"CPU": n}}`.
-pub type ClusterResources = BTreeMap<String, BTreeMap<String, f64>>;
