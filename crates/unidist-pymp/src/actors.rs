@@ -15,11 +15,13 @@ use actix::prelude::*;
 use actix::{Arbiter, ArbiterHandle, System};
 use parking_lot::Mutex;
 use unidist_core::actor::{ActorInstance, CallResult, LocalBoxFuture};
-use unidist_core::task::check_arity;
-use unidist_core::{ActorClassEntry, ActorId, ActorMethodEntry, Error, Outputs, Payload, Result};
+use unidist_core::call::Resolved;
+use unidist_core::{
+    ActorClassEntry, ActorId, ActorMethodEntry, Arg, DeadReason, Error, Outputs, Payload, Result,
+};
 
 use crate::shared::{Completion, Shared};
-use crate::tasks::{resolve_now, Input, Resolved};
+use crate::tasks::{object_args, resolve_now};
 
 /// Actor ids are unique across backend instances of the process, like object ids.
 static NEXT_ACTOR: AtomicU64 = AtomicU64::new(1);
@@ -41,14 +43,12 @@ pub(crate) struct ActorInfo {
 impl ActorInfo {
     /// The error of a call on this actor after it ended.
     pub(crate) fn dead_error(&self) -> Error {
-        Error::ActorDead {
-            actor: format!("{}#{}", self.class, self.id),
-            reason: if self.killed.load(Ordering::Acquire) {
-                "it was killed".into()
-            } else {
-                "its event loop ended".into()
-            },
-        }
+        let reason = if self.killed.load(Ordering::Acquire) {
+            DeadReason::Killed
+        } else {
+            DeadReason::ThreadEnded
+        };
+        Error::actor_dead(self.class, self.id, reason)
     }
 }
 
@@ -107,7 +107,7 @@ impl Actors {
         &self,
         shared: &Arc<Shared>,
         class: &'static ActorClassEntry,
-        inputs: Vec<Input>,
+        inputs: Vec<Arg>,
     ) -> Result<ActorId> {
         let system = match &*self.system.lock() {
             Some(s) => s.system.clone(),
@@ -161,12 +161,12 @@ impl Actors {
         shared: &Arc<Shared>,
         actor: ActorId,
         method: &'static ActorMethodEntry,
-        inputs: Vec<Input>,
+        inputs: Vec<Arg>,
     ) -> Result<Vec<unidist_core::ObjectId>> {
         let table = self.table.lock();
         let Some(entry) = table.get(&actor.seq) else {
             drop(table);
-            return Err(dead_unknown(actor, method.class));
+            return Err(Error::actor_dead(method.class, actor, DeadReason::Unknown));
         };
         let ids = shared.store.insert_pending(method.num_returns);
         let done = CallDone {
@@ -216,7 +216,7 @@ impl Actors {
                 e.handles += 1;
                 Ok(())
             }
-            None => Err(dead_unknown(actor, "actor")),
+            None => Err(Error::unknown_actor(actor)),
         }
     }
 
@@ -256,13 +256,6 @@ fn unavailable(reason: String) -> Error {
     Error::BackendUnavailable {
         backend: "pymp".into(),
         reason,
-    }
-}
-
-fn dead_unknown(actor: ActorId, class: &str) -> Error {
-    Error::ActorDead {
-        actor: format!("{class}#{actor}"),
-        reason: "it was killed or all its handles were dropped".into(),
     }
 }
 
@@ -363,7 +356,7 @@ impl Drop for CallDone {
 /// One method call.
 struct Call {
     method: &'static ActorMethodEntry,
-    inputs: Vec<Input>,
+    inputs: Vec<Arg>,
     done: CallDone,
 }
 
@@ -383,7 +376,7 @@ struct Shell {
     shared: Arc<Shared>,
     info: Arc<ActorInfo>,
     class: &'static ActorClassEntry,
-    ctor: Option<Vec<Input>>,
+    ctor: Option<Vec<Arg>>,
     /// `None` until the constructor ran; the constructor's error fails every call.
     instance: Option<std::result::Result<Rc<ActorInstance>, Error>>,
     in_flight: Rc<InFlight>,
@@ -399,8 +392,8 @@ impl Actor for Shell {
         let class = self.class;
         match resolve_now(&self.shared.store, class.name, &inputs) {
             Resolved::Ready(payloads) => self.instance = Some(construct(class, &payloads)),
-            Resolved::Failed(e) => self.instance = Some(Err(e)),
-            Resolved::Pending => {
+            Resolved::Failed(e) => self.instance = Some(Err(e.into())),
+            Resolved::Pending(_) => {
                 let shared = self.shared.clone();
                 // Waiting here holds back the mailbox, so no call starts before the constructor.
                 ctx.wait(
@@ -434,8 +427,8 @@ fn construct(
 }
 
 /// Waits on the actor's event loop until every object input settled, then reads them.
-async fn resolve_async(shared: &Shared, name: &str, inputs: &[Input]) -> Result<Vec<Payload>> {
-    for id in inputs.iter().filter_map(Input::object_id) {
+async fn resolve_async(shared: &Shared, name: &str, inputs: &[Arg]) -> Result<Vec<Payload>> {
+    for id in object_args(inputs) {
         if let Some(rx) = shared.store.when_settled(id) {
             // A dropped sender means the store was cleared; the lookup below reports it.
             let _ = rx.await;
@@ -443,14 +436,14 @@ async fn resolve_async(shared: &Shared, name: &str, inputs: &[Input]) -> Result<
     }
     match resolve_now(&shared.store, name, inputs) {
         Resolved::Ready(p) => Ok(p),
-        Resolved::Failed(e) => Err(e),
-        Resolved::Pending => Err(Error::ShutDown),
+        Resolved::Failed(e) => Err(e.into()),
+        Resolved::Pending(_) => Err(Error::ShutDown),
     }
 }
 
-fn outputs(method: &'static ActorMethodEntry, r: CallResult) -> Result<Outputs> {
-    r.and_then(|o| check_arity(method.name, method.num_returns, o))
-        .map_err(Error::from)
+/// The outputs of a finished call; `ActorInstance::begin` has checked their number.
+fn outputs(r: CallResult) -> Result<Outputs> {
+    r.map_err(Error::from)
 }
 
 /// Polls a future once without a task to wake: most calls complete on their first poll, and
@@ -499,7 +492,7 @@ impl Shell {
         };
         if let Some(running) = started {
             drop(inputs);
-            self.run(running, method, done);
+            self.run(running, done);
             return;
         }
         // The state lock is held by earlier calls (an async `&self` call running while this one
@@ -508,10 +501,10 @@ impl Shell {
         let payloads = match resolve_now(&self.shared.store, method.name, &inputs) {
             Resolved::Ready(p) => p,
             Resolved::Failed(e) => {
-                done.finish(Err(e));
+                done.finish(Err(e.into()));
                 return;
             }
-            Resolved::Pending => {
+            Resolved::Pending(_) => {
                 done.finish(Err(Error::backend(
                     "pymp",
                     "an argument became pending again",
@@ -525,26 +518,21 @@ impl Shell {
             Box::pin(async move { inst.begin(method, payloads).await });
         ctx.wait(begin.into_actor(self).map(move |running, act, _| {
             drop(inputs);
-            act.run(running, method, done)
+            act.run(running, done)
         }));
     }
 
     /// Completes a started call: at once if it is done (every sync method), otherwise as a
     /// task on this actor's event loop, concurrent with later calls.
-    fn run(
-        &mut self,
-        mut running: LocalBoxFuture<CallResult>,
-        method: &'static ActorMethodEntry,
-        done: CallDone,
-    ) {
+    fn run(&mut self, mut running: LocalBoxFuture<CallResult>, done: CallDone) {
         match poll_once(&mut running) {
-            Poll::Ready(r) => done.finish(outputs(method, r)),
+            Poll::Ready(r) => done.finish(outputs(r)),
             Poll::Pending => {
                 let in_flight = self.in_flight.clone();
                 in_flight.enter();
                 actix::spawn(async move {
                     let r = running.await;
-                    done.finish(outputs(method, r));
+                    done.finish(outputs(r));
                     in_flight.leave();
                 });
             }
@@ -580,8 +568,8 @@ impl Handler<Call> for Shell {
         };
         match resolve_now(&self.shared.store, call.method.name, &call.inputs) {
             Resolved::Ready(payloads) => self.start(inst, call, payloads, ctx),
-            Resolved::Failed(e) => call.done.finish(Err(e)),
-            Resolved::Pending => {
+            Resolved::Failed(e) => call.done.finish(Err(e.into())),
+            Resolved::Pending(_) => {
                 let shared = call.done.shared().clone();
                 let name = call.method.name;
                 // Later calls wait behind this one: calls start in call order.

@@ -29,8 +29,8 @@
 //! **Scheduling.** A task is queued only when every argument ref is settled: at submission it
 //! registers as a waiter on each pending argument, and the settlement of the last one queues it
 //! (from whichever thread settled it). No pool thread ever sleeps waiting for an argument. A
-//! task with a failed argument fails with `unidist_core::task::argument_failed` without
-//! running. Values are passed as `Payload::Local(Arc<..>)`: `&T` parameters borrow the stored
+//! task with a failed argument fails without running, by the rule of
+//! `unidist_core::call::resolve_args`. Values are passed as `Payload::Local(Arc<..>)`: `&T` parameters borrow the stored
 //! value in place, `T` parameters cost one clone, and nothing is serialized.
 //!
 //! **Blocking inside tasks.** `get` and `wait` spin briefly, then park until the objects settle.
@@ -110,7 +110,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use unidist_core::{
-    ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId,
+    ActorCall, ActorId, ActorSpec, Backend, ClusterResources, ErasedValue, Error, ObjectId,
     Payload, Result, TaskSpec,
 };
 
@@ -121,7 +121,7 @@ mod tasks;
 
 use actors::Actors;
 use shared::{Completion, Shared};
-use tasks::{Input, Task, TaskCell};
+use tasks::{object_args, Task, TaskCell};
 
 /// Settings of a pool backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,27 +191,6 @@ struct PympBackend {
     shut_down: Mutex<bool>,
 }
 
-impl PympBackend {
-    /// Checks every argument against this backend: refs of another (shut down) runtime or
-    /// refs holding an error make the call fail without running.
-    fn inputs(&self, args: Vec<Arg>) -> Vec<Input> {
-        args.into_iter()
-            .map(|arg| match arg {
-                Arg::Value(v) => Input::Value(v),
-                Arg::Ref(r) => match r.resolve() {
-                    Ok((id, b)) if std::ptr::addr_eq(Arc::as_ptr(&b), self as *const Self) => {
-                        Input::Object(id, r)
-                    }
-                    Ok((id, _)) => Input::Bad(Error::StaleRef {
-                        what: id.to_string(),
-                    }),
-                    Err(e) => Input::Bad(e),
-                },
-            })
-            .collect()
-    }
-}
-
 impl Backend for PympBackend {
     fn name(&self) -> &'static str {
         "pymp"
@@ -225,12 +204,11 @@ impl Backend for PympBackend {
     fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
         self.shared.check_open()?;
         let TaskSpec { function, args, .. } = task;
-        let inputs = self.inputs(args);
-        let object_args: Vec<ObjectId> = inputs.iter().filter_map(Input::object_id).collect();
+        let object_args: Vec<ObjectId> = object_args(&args).collect();
         let ids = store::Store::next_ids(function.num_returns);
         let task = Task {
             function,
-            inputs,
+            args,
             done: Completion::new(ids, function.name),
         };
         let cell = Arc::new(TaskCell::new(task, object_args.len()));
@@ -270,15 +248,13 @@ impl Backend for PympBackend {
 
     fn create_actor(&self, spec: ActorSpec) -> Result<ActorId> {
         self.shared.check_open()?;
-        let inputs = self.inputs(spec.args);
-        self.actors.create(&self.shared, spec.class, inputs)
+        self.actors.create(&self.shared, spec.class, spec.args)
     }
 
     fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
         self.shared.check_open()?;
-        let inputs = self.inputs(call.args);
         self.actors
-            .call(&self.shared, call.actor, call.method, inputs)
+            .call(&self.shared, call.actor, call.method, call.args)
     }
 
     fn kill_actor(&self, actor: ActorId) -> Result<()> {

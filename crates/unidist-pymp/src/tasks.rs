@@ -4,67 +4,37 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use unidist_core::task::{argument_failed, run_function};
-use unidist_core::{AnyRef, Error, ObjectId, Payload, RemoteFunction};
+use unidist_core::call::{ref_id, resolve_call_args, ArgState, Resolved};
+use unidist_core::task::run_function;
+use unidist_core::{Arg, Error, ObjectId, Payload, RemoteFunction};
 
 use crate::shared::{Completion, Shared};
-use crate::store::{Lookup, Store, Value, Waiter};
+use crate::store::{Lookup, Store, Waiter};
 
-/// One argument of a call, checked against this backend at submission.
-pub(crate) enum Input {
-    /// Given by value; passed in place.
-    Value(Value),
-    /// A ref to an object of this backend. The ref is held so the object lives until the call
-    /// has read it.
-    Object(ObjectId, #[allow(dead_code)] AnyRef),
-    /// A ref that cannot be read here (it holds an error, or belongs to a runtime that was shut
-    /// down); the call fails without running.
-    Bad(Error),
+/// Reads every argument of the call `name`: values in place, objects from the store, by the
+/// rule every backend applies ([`resolve_call_args`]). An id the store no longer holds belonged
+/// to a runtime that was shut down.
+pub(crate) fn resolve_now(store: &Store, name: &str, args: &[Arg]) -> Resolved {
+    resolve_call_args(name, args, |id| match store.lookup(id) {
+        Lookup::Ready(v) => ArgState::Ready(Payload::Local(v)),
+        Lookup::Failed(e) => ArgState::Failed(e),
+        Lookup::Pending(_) => ArgState::Pending(id),
+        Lookup::Missing => ArgState::Failed(Error::StaleRef {
+            what: id.to_string(),
+        }),
+    })
 }
 
-impl Input {
-    pub(crate) fn object_id(&self) -> Option<ObjectId> {
-        match self {
-            Input::Object(id, _) => Some(*id),
-            _ => None,
-        }
-    }
-}
-
-/// The arguments read from the store, or why the call cannot run.
-pub(crate) enum Resolved {
-    Ready(Vec<Payload>),
-    Failed(Error),
-    Pending,
-}
-
-/// Reads every input of a call named `name`: values in place, objects from the store.
-pub(crate) fn resolve_now(store: &Store, name: &str, inputs: &[Input]) -> Resolved {
-    let mut payloads = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.iter().enumerate() {
-        match input {
-            Input::Value(v) => payloads.push(Payload::Local(v.clone())),
-            Input::Object(id, _) => match store.lookup(*id) {
-                Lookup::Ready(v) => payloads.push(Payload::Local(v)),
-                Lookup::Failed(e) => return Resolved::Failed(argument_failed(name, i, &e).into()),
-                Lookup::Pending(_) => return Resolved::Pending,
-                Lookup::Missing => {
-                    let e = Error::StaleRef {
-                        what: id.to_string(),
-                    };
-                    return Resolved::Failed(argument_failed(name, i, &e).into());
-                }
-            },
-            Input::Bad(e) => return Resolved::Failed(argument_failed(name, i, e).into()),
-        }
-    }
-    Resolved::Ready(payloads)
+/// The ids of the arguments that are refs: what a call waits for before it runs.
+pub(crate) fn object_args(args: &[Arg]) -> impl Iterator<Item = ObjectId> + '_ {
+    args.iter().filter_map(ref_id)
 }
 
 /// A submitted task.
 pub(crate) struct Task {
     pub(crate) function: &'static RemoteFunction,
-    pub(crate) inputs: Vec<Input>,
+    /// The arguments; their refs keep the objects alive until the task has read them.
+    pub(crate) args: Vec<Arg>,
     pub(crate) done: Completion,
 }
 
@@ -73,17 +43,17 @@ impl Task {
     pub(crate) fn run(self, shared: &Arc<Shared>) {
         let Task {
             function,
-            inputs,
+            args,
             done,
         } = self;
         if shared.is_closed() {
             done.finish(shared, Err(Error::ShutDown));
             return;
         }
-        let result = match resolve_now(&shared.store, function.name, &inputs) {
+        let result = match resolve_now(&shared.store, function.name, &args) {
             Resolved::Ready(payloads) => run_function(function, &payloads).map_err(Error::from),
-            Resolved::Failed(e) => Err(e),
-            Resolved::Pending => Err(Error::backend(
+            Resolved::Failed(e) => Err(Error::from(e)),
+            Resolved::Pending(_) => Err(Error::backend(
                 "pymp",
                 format!(
                     "task {} started before its arguments were ready",
@@ -94,7 +64,7 @@ impl Task {
         // The argument refs are released only after the outputs are settled, so that a
         // reader never sees an argument freed before the result that depends on it.
         done.finish(shared, result);
-        drop(inputs);
+        drop(args);
     }
 
     /// Settles the outputs of a task that will not run.

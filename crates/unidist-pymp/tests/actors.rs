@@ -3,9 +3,9 @@
 mod common;
 
 use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::fakes::{counter_drops, ADD, BOOM, COUNTER, GET, SLOW};
 use common::*;
 use unidist_core::actor::{ActorReadGuard, ActorState, LocalBoxFuture};
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, MethodKind};
@@ -15,80 +15,6 @@ use unidist_core::{
 };
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-// ---- Counter: sync methods -----------------------------------------------------------------
-
-static COUNTER_DROPS: AtomicUsize = AtomicUsize::new(0);
-
-struct Counter {
-    n: i64,
-}
-
-impl Drop for Counter {
-    fn drop(&mut self) {
-        COUNTER_DROPS.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-fn counter_new(args: &[Payload]) -> Result<ActorState> {
-    let start = args[0].take::<i64>()?;
-    if start < 0 {
-        panic!("negative start {start}");
-    }
-    Ok(Box::new(Counter { n: start }))
-}
-
-fn counter_add(state: &mut dyn Any, args: &[Payload]) -> Result<Outputs> {
-    let c = state.downcast_mut::<Counter>().expect("a counter");
-    c.n += args[0].take::<i64>()?;
-    Ok(vec![output(c.n)])
-}
-
-fn counter_get(state: &dyn Any, _: &[Payload]) -> Result<Outputs> {
-    Ok(vec![output(
-        state.downcast_ref::<Counter>().expect("a counter").n,
-    )])
-}
-
-fn counter_boom(_: &dyn Any, _: &[Payload]) -> Result<Outputs> {
-    panic!("method boom")
-}
-
-fn counter_slow(state: &dyn Any, args: &[Payload]) -> Result<Outputs> {
-    std::thread::sleep(Duration::from_millis(args[0].take::<u64>()?));
-    Ok(vec![output(
-        state.downcast_ref::<Counter>().expect("a counter").n,
-    )])
-}
-
-static COUNTER: ActorClassEntry = ActorClassEntry {
-    name: "tests::Counter",
-    construct: counter_new,
-};
-static ADD: ActorMethodEntry = ActorMethodEntry {
-    name: "tests::Counter::add",
-    class: "tests::Counter",
-    num_returns: 1,
-    kind: MethodKind::Mut(counter_add),
-};
-static GET: ActorMethodEntry = ActorMethodEntry {
-    name: "tests::Counter::get",
-    class: "tests::Counter",
-    num_returns: 1,
-    kind: MethodKind::Ref(counter_get),
-};
-static BOOM: ActorMethodEntry = ActorMethodEntry {
-    name: "tests::Counter::boom",
-    class: "tests::Counter",
-    num_returns: 1,
-    kind: MethodKind::Ref(counter_boom),
-};
-static SLOW: ActorMethodEntry = ActorMethodEntry {
-    name: "tests::Counter::slow",
-    class: "tests::Counter",
-    num_returns: 1,
-    kind: MethodKind::Ref(counter_slow),
-};
 
 // ---- SignalActor: async waits released by sync sends ----------------------------------------
 
@@ -264,7 +190,7 @@ fn panicking_method_keeps_actor_alive() {
     let bad = create(&COUNTER, vec![val(-1i64)]);
     let e = get(&call::<i64>(&bad, &GET, vec![])).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::TaskFailed);
-    assert!(e.to_string().contains("negative start"), "{e}");
+    assert!(e.to_string().contains("not -1"), "{e}");
     // A panicking async method too.
     let s = create(&SIGNALS, vec![val(1usize)]);
     let e = get(&call::<usize>(&s, &ASYNC_BOOM, vec![])).unwrap_err();
@@ -363,16 +289,14 @@ fn kill_fails_queued_and_later_calls() {
 #[test]
 fn release_ends_actor_after_queued_calls() {
     let _rt = runtime(2);
-    let before = COUNTER_DROPS.load(Ordering::SeqCst);
+    let before = counter_drops();
     let c = create(&COUNTER, vec![val(0i64)]);
     let refs: Vec<ObjectRef<i64>> = (0..50).map(|_| call(&c, &ADD, vec![val(1i64)])).collect();
     drop(c);
     let got = bounded(LIMIT, "calls of a released actor", move || get_all(&refs)).unwrap();
     assert_eq!(got.last(), Some(&50));
     assert!(
-        eventually(Duration::from_secs(10), || COUNTER_DROPS
-            .load(Ordering::SeqCst)
-            > before),
+        eventually(Duration::from_secs(10), || counter_drops() > before),
         "the released actor's state was never dropped"
     );
 }

@@ -6,6 +6,7 @@ use std::any::Any;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::fakes::SQUARE;
 use common::*;
 use unidist_core::actor::ActorState;
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, MethodKind};
@@ -29,16 +30,6 @@ static STUCK: RemoteFunction = RemoteFunction {
     name: "tests::stuck",
     num_returns: 1,
     invoke: stuck_body,
-};
-
-fn square_body(args: &[Payload]) -> Result<Outputs> {
-    let x = args[0].take::<i64>()?;
-    Ok(vec![output(x * x)])
-}
-static SQUARE: RemoteFunction = RemoteFunction {
-    name: "tests::square",
-    num_returns: 1,
-    invoke: square_body,
 };
 
 struct Acc(i64);

@@ -5,8 +5,8 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::fakes::{drops, Tracked, SPLIT, SQUARE};
 use common::*;
-use serde::{Deserialize, Serialize};
 use unidist_core::value::output;
 use unidist_core::{ErrorKind, ObjectRef, Outputs, Payload, RemoteFunction, Result, TaskFailure};
 
@@ -27,16 +27,6 @@ static FIB: RemoteFunction = RemoteFunction {
     name: "tests::fib",
     num_returns: 1,
     invoke: fib_body,
-};
-
-fn square_body(args: &[Payload]) -> Result<Outputs> {
-    let x = args[0].take::<i64>()?;
-    Ok(vec![output(x * x)])
-}
-static SQUARE: RemoteFunction = RemoteFunction {
-    name: "tests::square",
-    num_returns: 1,
-    invoke: square_body,
 };
 
 fn boom_body(_: &[Payload]) -> Result<Outputs> {
@@ -71,16 +61,6 @@ static SLEEPY: RemoteFunction = RemoteFunction {
     invoke: sleepy_body,
 };
 
-fn split_body(args: &[Payload]) -> Result<Outputs> {
-    let x = args[0].take::<i64>()?;
-    Ok(vec![output(x / 2), output(x % 2)])
-}
-static SPLIT: RemoteFunction = RemoteFunction {
-    name: "tests::split",
-    num_returns: 2,
-    invoke: split_body,
-};
-
 fn address_body(args: &[Payload]) -> Result<Outputs> {
     let v = unidist_core::Payload::borrow::<Vec<u8>>(&args[0])?;
     Ok(vec![output(v.as_ptr() as usize)])
@@ -91,20 +71,15 @@ static ADDRESS: RemoteFunction = RemoteFunction {
     invoke: address_body,
 };
 
-/// A value that counts how often it is dropped.
-static TRACKED_DROPS: AtomicUsize = AtomicUsize::new(0);
-#[derive(Clone, Serialize, Deserialize)]
-struct Tracked(u64);
-impl Drop for Tracked {
-    fn drop(&mut self) {
-        TRACKED_DROPS.fetch_add(1, Ordering::SeqCst);
-    }
-}
+/// The [`Tracked`] tags of the values `refcount_frees_objects` puts and makes.
+const PUT_TAG: usize = 1;
+const INNER_TAG: usize = 2;
+const MADE_TAG: usize = 3;
 
 fn make_tracked_body(args: &[Payload]) -> Result<Outputs> {
     let ms = args[0].take::<u64>()?;
     std::thread::sleep(Duration::from_millis(ms));
-    Ok(vec![output(Tracked(ms))])
+    Ok(vec![output(Tracked(MADE_TAG))])
 }
 static MAKE_TRACKED: RemoteFunction = RemoteFunction {
     name: "tests::make_tracked",
@@ -226,32 +201,30 @@ fn ref_params_borrow_in_place() {
 fn refcount_frees_objects() {
     let _rt = runtime(2);
     // A put value is freed with its last ref.
-    let before = TRACKED_DROPS.load(Ordering::SeqCst);
-    let r = put(Tracked(1));
+    let before = drops(PUT_TAG);
+    let r = put(Tracked(PUT_TAG));
     let r2 = r.clone();
     drop(r);
-    assert_eq!(TRACKED_DROPS.load(Ordering::SeqCst), before);
+    assert_eq!(drops(PUT_TAG), before);
     drop(r2);
-    assert_eq!(TRACKED_DROPS.load(Ordering::SeqCst), before + 1);
+    assert_eq!(drops(PUT_TAG), before + 1);
 
     // A result whose refs died while its task ran is discarded when the task finishes.
-    let before = TRACKED_DROPS.load(Ordering::SeqCst);
+    let before = drops(MADE_TAG);
     let pending: ObjectRef<Tracked> = remote(&MAKE_TRACKED, vec![val(50u64)]);
     drop(pending);
     assert!(
-        eventually(Duration::from_secs(10), || TRACKED_DROPS
-            .load(Ordering::SeqCst)
-            > before),
+        eventually(Duration::from_secs(10), || drops(MADE_TAG) > before),
         "the discarded result was never dropped"
     );
 
     // A stored value holding refs releases them when it is freed (re-entrant release).
-    let inner = put(Tracked(2));
+    let inner = put(Tracked(INNER_TAG));
     let inner_id = inner.id().unwrap();
     let outer = put(vec![inner]);
-    let before = TRACKED_DROPS.load(Ordering::SeqCst);
+    let before = drops(INNER_TAG);
     drop(outer);
-    assert_eq!(TRACKED_DROPS.load(Ordering::SeqCst), before + 1);
+    assert_eq!(drops(INNER_TAG), before + 1);
     let e = backend().get(&[inner_id], None).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::StaleRef);
 }

@@ -36,9 +36,14 @@ impl Drop for Installed {
     }
 }
 
-/// Takes the turn and installs `backend` as the running one until the returned guard drops.
-pub fn install(backend: Arc<dyn Backend>) -> Installed {
+/// Takes the turn, then starts a backend with `start` and installs it as the running one until
+/// the returned guard drops.
+///
+/// The backend starts only once the turn is taken, so that its threads never overlap another
+/// test's (tests count threads).
+pub fn install(start: impl FnOnce() -> Arc<dyn Backend>) -> Installed {
     let turn = turn();
+    let backend = start();
     replace_installed(backend.clone());
     Installed {
         backend,

@@ -19,7 +19,8 @@ static RUNNING: Mutex<Option<Arc<crate::Pyseq>>> = Mutex::new(None);
 /// that a hang fails the test after [`LIMIT`] instead of stalling the run.
 fn with_backend(body: impl FnOnce(Arc<dyn Backend>) + Send + 'static) {
     let pyseq = Arc::new(crate::Pyseq::default());
-    let installed = install(pyseq.clone());
+    let backend: Arc<dyn Backend> = pyseq.clone();
+    let installed = install(move || backend);
     *RUNNING.lock().unwrap_or_else(|p| p.into_inner()) = Some(pyseq);
     let backend = installed.backend();
     bounded(LIMIT, "the test", move || body(backend));
