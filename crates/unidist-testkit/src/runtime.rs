@@ -127,3 +127,17 @@ pub fn threads_named(prefix: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// The resident set size of this process in bytes (Linux `VmRSS`; 0 where it cannot be read).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
