@@ -41,7 +41,10 @@ mod tests {
         assert_eq!(wait(std::slice::from_ref(&r), 1, None).unwrap(), [true]);
         let before = drops(15);
         drop(r);
-        assert!(drops(15) > before, "the object was not freed with its last ref");
+        assert!(
+            drops(15) > before,
+            "the object was not freed with its last ref"
+        );
         let e = get(&remote::<i64>(&fakes::SQUARE, vec![val(2i64)])).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(Arc::ptr_eq(&backend(), &rt.backend()));
