@@ -1,0 +1,143 @@
+//! TODO
+
+use super::*;
+
+pub(super) enum Outgoing {
+    Msg(u32, Msg),
+    /// Send object `id` (held here as `payload`) to `dest` as `Data` or `Push`.
+    Value {
+        dest: u32,
+        id: ObjectId,
+        payload: Payload,
+        push: bool,
+    },
+}
+
+/// Work collected under the lock and done after it.
+#[derive(Default)]
+pub(super) struct Fx {
+    pub(super) sends: Vec<Outgoing>,
+    pub(super) jobs: Vec<Job>,
+    pub(super) actors: Vec<(ActorId, exec::ActorRx)>,
+    pub(super) garbage: Vec<Box<dyn Any + Send>>,
+    /// Wake every blocked thread (rare events: actors located, ranks lost, shutdown).
+    pub(super) notify: bool,
+    /// Objects that changed: wake the threads waiting on them.
+    pub(super) touched: Vec<ObjectId>,
+    /// The condition variables to signal once the state is unlocked.
+    pub(super) wake: Vec<Arc<Condvar>>,
+    /// A call finished: the submission throttle may go on.
+    pub(super) progress: bool,
+}
+
+impl Fx {
+    pub(super) fn send(&mut self, dest: u32, msg: Msg) {
+        self.sends.push(Outgoing::Msg(dest, msg));
+    }
+    pub(super) fn drop_later<T: Send + 'static>(&mut self, v: T) {
+        self.garbage.push(Box::new(v));
+    }
+    pub(super) fn touch(&mut self, id: ObjectId) {
+        self.touched.push(id);
+    }
+    /// Picks the waiters to wake for what changed (under the state lock).
+    pub(super) fn collect_wakeups(&mut self, st: &State) {
+        if self.notify {
+            for ws in st.waiters.values() {
+                self.wake.extend(ws.iter().map(|w| w.cv.clone()));
+            }
+            self.wake.extend(st.broad.iter().map(|w| w.cv.clone()));
+        } else {
+            for id in self.touched.drain(..) {
+                if let Some(ws) = st.waiters.get(&id) {
+                    self.wake.extend(ws.iter().map(|w| w.cv.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Runs `f` on the state, then does the collected work.
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut State, &mut Fx) -> R) -> R {
+        let mut fx = Fx::default();
+        let r = {
+            let mut st = self.st.lock();
+            let r = f(&mut st, &mut fx);
+            if fx.notify || !fx.touched.is_empty() {
+                fx.collect_wakeups(&st);
+            }
+            r
+        };
+        self.apply(fx);
+        r
+    }
+
+    pub(super) fn apply(&self, fx: Fx) {
+        let Fx {
+            sends,
+            jobs,
+            actors,
+            garbage,
+            notify,
+            touched,
+            wake,
+            progress,
+        } = fx;
+        let sends = if self.any_lost.load(Ordering::Acquire) {
+            self.divert_undeliverable(sends)
+        } else {
+            sends
+        };
+        for s in sends {
+            match s {
+                Outgoing::Msg(d, m) => self.send(d, m),
+                Outgoing::Value {
+                    dest,
+                    id,
+                    payload,
+                    push,
+                } => match self.encoded(id, &payload) {
+                    Ok(e) => {
+                        let value = Slot::Ready(e);
+                        self.send(
+                            dest,
+                            if push {
+                                Msg::Push { id, value }
+                            } else {
+                                Msg::Data { id, value }
+                            },
+                        );
+                    }
+                    Err(e) => self.send(
+                        dest,
+                        Msg::Failed {
+                            id,
+                            error: WireError::from(&e),
+                        },
+                    ),
+                },
+            }
+        }
+        if !jobs.is_empty() {
+            if let Some(pool) = self.pool.get() {
+                for j in jobs {
+                    pool.submit(j);
+                }
+            }
+        }
+        for (actor, rx) in actors {
+            if let Some(me) = self.arc() {
+                exec::spawn_actor(me, actor, rx);
+            }
+        }
+        for cv in &wake {
+            cv.notify_one();
+        }
+        if notify || progress || !touched.is_empty() {
+            // The submission throttle waits on the shared condition variable.
+            self.cv.notify_all();
+        }
+        drop(garbage);
+    }
+}

@@ -1,0 +1,97 @@
+//! Unit tests of the node: message handling, lost ranks and scheduling without MPI.
+
+use super::*;
+use unidist_core::Backend;
+use unidist_serialize::{encode_with_oob, Buffer};
+
+fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    (Node::new(rank, 3, vec![String::new(); 3], tx, 1024), rx)
+}
+
+fn pushed(id: ObjectId) -> Msg {
+    let e = encode_with_oob(&Buffer::<f64>::from(vec![2.0; 4096]), 1024).unwrap();
+    Msg::Push {
+        id,
+        value: Slot::Ready(Arc::new(e)),
+    }
+}
+
+#[test]
+fn a_push_ahead_of_its_call_is_kept_and_freed_by_its_sender() {
+    // Rank 0 pushes its object to worker 1 right before the call that needs it, so the
+    // worker has no entry for it yet; dropping the push would make the call fetch the same
+    // bytes a second time.
+    let (n, out) = node(1);
+    let id = ObjectId::new(0, 7);
+    n.handle(0, pushed(id));
+    assert!(n.st.lock().objs.get(&id).is_some_and(|o| o.data.is_some()));
+    let mut fx = Fx::default();
+    n.request(&mut n.st.lock(), &mut fx, id);
+    assert!(
+        fx.sends.is_empty(),
+        "a pushed value must not be fetched again"
+    );
+    assert!(out.try_recv().is_err(), "nothing is sent for a push");
+    n.handle(0, Msg::Free { ids: vec![id] });
+    assert!(!n.st.lock().objs.contains_key(&id));
+}
+
+#[test]
+fn a_get_of_an_object_on_a_lost_worker_fails_naming_it() {
+    let (n, _out) = node(0);
+    let id = n.with(|st, _| n.new_outputs(st, 1, 2))[0];
+    n.peer_lost(2, "its process 42 ended");
+    let r = n.get(&[id], Some(Duration::from_secs(5)));
+    let Err(e) = r else {
+        panic!("the object cannot arrive any more")
+    };
+    let e = e.to_string();
+    assert!(e.contains("rank 2 was lost (its process 42 ended)"), "{e}");
+}
+
+#[test]
+fn a_fetch_from_a_lost_rank_fails_instead_of_waiting() {
+    // Worker 1 learns that rank 2 is gone, then needs an object that only rank 2 owned.
+    let (n, out) = node(1);
+    n.peer_lost(2, "no message from it for 30 s");
+    let id = ObjectId::new(2, 9);
+    let started = Instant::now();
+    let r = n.get(&[id], Some(Duration::from_secs(5)));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "it waited for the timeout"
+    );
+    let Err(e) = r else {
+        panic!("nothing can deliver it")
+    };
+    let e = e.to_string();
+    assert!(e.contains("rank 2 was lost"), "{e}");
+    assert!(
+        out.try_iter().all(|o| !matches!(o, Out::Msg(2, _))),
+        "nothing may be sent to a lost rank"
+    );
+}
+
+#[test]
+fn scheduling_skips_lost_workers_and_fails_without_any() {
+    let (n, _out) = node(0);
+    n.peer_lost(1, "its process 7 ended");
+    for _ in 0..4 {
+        assert_eq!(n.choose(&mut n.st.lock(), &[], false).ok(), Some(2));
+    }
+    n.peer_lost(2, "its process 8 ended");
+    let e = n
+        .choose(&mut n.st.lock(), &[], true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("every worker was lost"), "{e}");
+}
+
+#[test]
+fn an_owner_ignores_a_push_of_an_object_it_freed() {
+    let (n, _out) = node(1);
+    let id = ObjectId::new(1, 3);
+    n.handle(2, pushed(id));
+    assert!(!n.st.lock().objs.contains_key(&id));
+}
