@@ -22,6 +22,7 @@ use unidist_core::{Error, Result};
 use crate::ffi::{Keep, SendReq};
 use crate::launch::{self, Established, InitInfo};
 use crate::node::Node;
+use crate::process::LostPeers;
 use crate::wire::{self, Msg, BATCH_BYTES, CHUNK, TAG_CTRL, TAG_RAW, TAG_SEG};
 
 /// How long the loop keeps polling after the last activity before it starts to block.
@@ -90,6 +91,7 @@ pub fn run(
     };
     let now = Instant::now();
     let n = info.size as usize;
+    let lost = node.lost_peers();
     let mut comm = Comm {
         rank: info.rank,
         size: info.size,
@@ -106,7 +108,7 @@ pub fn run(
         pids: info.pids.clone(),
         heard: vec![now; n],
         sent: vec![now; n],
-        lost: vec![false; n],
+        lost,
         next_watch: now,
         last_watch: now,
     };
@@ -114,7 +116,7 @@ pub fn run(
     comm.drain(&est.comm);
     let reply = comm.shutdown.take();
     let result = comm.result.clone();
-    let any_lost = comm.lost.iter().any(|l| *l);
+    let any_lost = comm.lost.any();
     drop(comm);
     if any_lost {
         // MPI_Finalize waits for every process of the job, including the lost one: it would
@@ -170,8 +172,8 @@ struct Comm {
     /// When each rank last sent something here, and when this rank last sent to it.
     heard: Vec<Instant>,
     sent: Vec<Instant>,
-    /// Ranks known to be gone: nothing is sent to them any more.
-    lost: Vec<bool>,
+    /// Ranks known to be gone (the process's one record): nothing is sent to them any more.
+    lost: Arc<LostPeers>,
     next_watch: Instant,
     last_watch: Instant,
 }
@@ -247,7 +249,7 @@ impl Comm {
             if let Some(d) = stop_deadline {
                 if Instant::now() >= d {
                     let missing: Vec<u32> = (1..self.size)
-                        .filter(|r| !self.acked[*r as usize] && !self.lost[*r as usize])
+                        .filter(|r| !self.acked[*r as usize] && !self.lost.contains(*r))
                         .collect();
                     tracing::warn!(?missing, "shutdown: not every worker acknowledged in time");
                     self.result = Err(Error::backend(
@@ -355,7 +357,7 @@ impl Comm {
         };
         for p in peers {
             let i = p as usize;
-            if self.lost[i] {
+            if self.lost.contains(p) {
                 continue;
             }
             let (pid, local) = self.pids[i];
@@ -380,11 +382,9 @@ impl Comm {
         comm: &SimpleCommunicator,
         stop: &mut Option<Instant>,
     ) {
-        let i = peer as usize;
-        if i >= self.lost.len() || self.lost[i] {
+        if peer >= self.size || !self.lost.mark(peer, &why) {
             return;
         }
-        self.lost[i] = true;
         self.batches.remove(&peer);
         let (gone, keep): (Vec<SendReq>, Vec<SendReq>) = std::mem::take(&mut self.pending)
             .into_iter()
@@ -394,14 +394,13 @@ impl Comm {
             r.abandon();
         }
         tracing::error!(rank = peer, why = %why, "rank lost");
-        crate::note_lost(peer, &why);
         if self.rank != 0 {
             if self.finalize_at.is_some() {
                 // Shutdown was under way: end without waiting for rank 0's final message.
                 self.done = true;
                 return;
             }
-            crate::exit_after_losing_root(&why);
+            crate::process::exit_after_losing_root(&why);
         }
         self.result = Err(Error::backend(
             "mpi",
@@ -428,7 +427,7 @@ impl Comm {
 
     /// Rank 0: whether every worker still there acknowledged shutdown.
     fn all_acked(&self) -> bool {
-        (1..self.size as usize).all(|r| self.acked[r] || self.lost[r])
+        (1..self.size).all(|r| self.acked[r as usize] || self.lost.contains(r))
     }
 
     fn finish_rank0(&mut self, comm: &SimpleCommunicator) {
@@ -440,7 +439,7 @@ impl Comm {
     }
 
     fn queue(&mut self, dest: u32, mut msg: Msg) {
-        if self.lost.get(dest as usize).copied().unwrap_or(false) {
+        if self.lost.contains(dest) {
             tracing::debug!(dest, "dropping a message to a lost rank");
             return;
         }
@@ -531,11 +530,9 @@ impl Comm {
             Msg::Finalize => self.done = true,
             Msg::Alive => {}
             Msg::PeerLost { rank, why } => {
-                if let Some(l) = self.lost.get_mut(rank as usize) {
-                    *l = true;
+                if self.lost.mark(rank, &why) {
+                    self.node.peer_lost(rank, &why);
                 }
-                crate::note_lost(rank, &why);
-                self.node.peer_lost(rank, &why);
             }
             Msg::RawBench { iters, bytes } => {
                 self.flush(comm);

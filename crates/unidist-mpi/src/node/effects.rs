@@ -1,4 +1,6 @@
-//! TODO
+//! Work collected under the state lock and done after it ([`Effects`]): sends, jobs, actor
+//! threads, wake-ups and values to drop, because encoding, dropping a value that holds refs or
+//! waking a thread must not happen under the lock.
 
 use super::*;
 
@@ -15,7 +17,7 @@ pub(super) enum Outgoing {
 
 /// Work collected under the lock and done after it.
 #[derive(Default)]
-pub(super) struct Fx {
+pub(super) struct Effects {
     pub(super) sends: Vec<Outgoing>,
     pub(super) jobs: Vec<Job>,
     pub(super) actors: Vec<(ActorId, exec::ActorRx)>,
@@ -30,7 +32,7 @@ pub(super) struct Fx {
     pub(super) progress: bool,
 }
 
-impl Fx {
+impl Effects {
     pub(super) fn send(&mut self, dest: u32, msg: Msg) {
         self.sends.push(Outgoing::Msg(dest, msg));
     }
@@ -41,15 +43,16 @@ impl Fx {
         self.touched.push(id);
     }
     /// Picks the waiters to wake for what changed (under the state lock).
-    pub(super) fn collect_wakeups(&mut self, st: &State) {
+    pub(super) fn collect_wakeups(&mut self, state: &State) {
         if self.notify {
-            for ws in st.waiters.values() {
+            for ws in state.waiters.by_object.values() {
                 self.wake.extend(ws.iter().map(|w| w.cv.clone()));
             }
-            self.wake.extend(st.broad.iter().map(|w| w.cv.clone()));
+            self.wake
+                .extend(state.waiters.anything.iter().map(|w| w.cv.clone()));
         } else {
             for id in self.touched.drain(..) {
-                if let Some(ws) = st.waiters.get(&id) {
+                if let Some(ws) = state.waiters.by_object.get(&id) {
                     self.wake.extend(ws.iter().map(|w| w.cv.clone()));
                 }
             }
@@ -59,22 +62,22 @@ impl Fx {
 
 impl Node {
     /// Runs `f` on the state, then does the collected work.
-    pub(super) fn with<R>(&self, f: impl FnOnce(&mut State, &mut Fx) -> R) -> R {
-        let mut fx = Fx::default();
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut State, &mut Effects) -> R) -> R {
+        let mut effects = Effects::default();
         let r = {
-            let mut st = self.st.lock();
-            let r = f(&mut st, &mut fx);
-            if fx.notify || !fx.touched.is_empty() {
-                fx.collect_wakeups(&st);
+            let mut state = self.state.lock();
+            let r = f(&mut state, &mut effects);
+            if effects.notify || !effects.touched.is_empty() {
+                effects.collect_wakeups(&state);
             }
             r
         };
-        self.apply(fx);
+        self.apply(effects);
         r
     }
 
-    pub(super) fn apply(&self, fx: Fx) {
-        let Fx {
+    pub(super) fn apply(&self, effects: Effects) {
+        let Effects {
             sends,
             jobs,
             actors,
@@ -83,8 +86,33 @@ impl Node {
             touched,
             wake,
             progress,
-        } = fx;
-        let sends = if self.any_lost.load(Ordering::Acquire) {
+        } = effects;
+        self.send_all(sends);
+        if !jobs.is_empty() {
+            if let Some(pool) = self.pool.get() {
+                for j in jobs {
+                    pool.submit(j);
+                }
+            }
+        }
+        for (actor, rx) in actors {
+            if let Some(me) = self.arc() {
+                exec::spawn_actor(me, actor, rx);
+            }
+        }
+        for cv in &wake {
+            cv.notify_one();
+        }
+        if notify || progress || !touched.is_empty() {
+            // The submission throttle waits on the shared condition variable.
+            self.progress.notify_all();
+        }
+        drop(garbage);
+    }
+
+    /// Hands messages to the communication thread; a value is encoded here (once, cached).
+    fn send_all(&self, sends: Vec<Outgoing>) {
+        let sends = if self.lost.any() {
             self.divert_undeliverable(sends)
         } else {
             sends
@@ -119,25 +147,5 @@ impl Node {
                 },
             }
         }
-        if !jobs.is_empty() {
-            if let Some(pool) = self.pool.get() {
-                for j in jobs {
-                    pool.submit(j);
-                }
-            }
-        }
-        for (actor, rx) in actors {
-            if let Some(me) = self.arc() {
-                exec::spawn_actor(me, actor, rx);
-            }
-        }
-        for cv in &wake {
-            cv.notify_one();
-        }
-        if notify || progress || !touched.is_empty() {
-            // The submission throttle waits on the shared condition variable.
-            self.cv.notify_all();
-        }
-        drop(garbage);
     }
 }

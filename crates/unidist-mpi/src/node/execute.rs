@@ -1,263 +1,322 @@
-//! TODO
+//! Calls received from other ranks (tasks, actor creations, actor method calls): their
+//! arguments (fetched if needed), their start once every argument is here, and their
+//! completion, reported to the rank that sent them.
 
 use super::*;
 
 /// Results up to this size travel to their owner with the call's completion.
-pub(super) const INLINE_RESULT_MAX: usize = 16 * 1024;
+const INLINE_RESULT_MAX: usize = 16 * 1024;
 
-impl Node {
-    pub(super) fn reject(&self, src: u32, seq: u64, outputs: &[ObjectId], why: &str) {
-        let e = WireError::from(&backend_err(format!(
-            "{why}: the ranks run different binaries"
-        )));
-        self.send(
-            src,
-            Msg::Done {
-                seq,
-                results: outputs.iter().map(|_| Err(e.clone())).collect(),
-            },
-        );
-    }
+/// Outputs of a call with their encodings.
+pub(super) type EncodedOutputs = Vec<(Arc<dyn ErasedValue>, Arc<Encoded>)>;
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn receive_exec(
-        &self,
-        st: &mut State,
-        fx: &mut Fx,
-        src: u32,
-        kind: ExecKind,
-        actor: Option<ActorId>,
-        args: Vec<ArgWire>,
-        outputs: Vec<ObjectId>,
-        seq: u64,
-    ) {
-        let xid = st.next();
-        for id in &outputs {
-            let o = st.objs.entry(*id).or_default();
-            o.producing = true;
-            o.loc = Some(self.rank);
-        }
-        let mut states = Vec::with_capacity(args.len());
-        let mut missing = 0;
-        for a in args {
-            match a {
-                ArgWire::Value(s) => match s.ready() {
-                    Some(e) => states.push(ArgState::Ready(Payload::Encoded(e.clone()))),
-                    None => states.push(ArgState::Failed(backend_err(
-                        "an argument arrived incomplete",
-                    ))),
-                },
-                ArgWire::Ref { id, from } => {
-                    let o = st.objs.entry(id).or_default();
-                    if let Some(d) = &o.data {
-                        states.push(ArgState::Ready(d.clone()));
-                    } else if let St::Failed(e) = &o.status {
-                        states.push(ArgState::Failed(e.clone()));
-                    } else {
-                        o.execs.push(xid);
-                        missing += 1;
-                        states.push(ArgState::Waiting(id));
-                        if !o.producing && !o.requested {
-                            o.requested = true;
-                            let to = o.loc.filter(|l| *l != self.rank).unwrap_or(from);
-                            fx.send(
-                                to,
-                                Msg::Fetch {
-                                    id,
-                                    requester: self.rank,
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(a) = actor {
-            // Creation goes first: a call from another process can arrive before it (MPI
-            // orders messages per sender only), and then waits in the queue.
-            let q = st.actor_queues.entry(a).or_default();
-            if matches!(kind, ExecKind::Create(_)) {
-                q.push_front(xid);
-            } else {
-                q.push_back(xid);
-            }
-        }
-        st.execs.insert(
-            xid,
-            Exec {
-                kind,
-                actor,
-                args: states,
-                missing,
-                outputs,
-                reply_to: src,
-                seq,
-            },
-        );
-        if missing == 0 {
-            self.exec_ready(st, fx, xid);
-        }
-    }
-
-    pub(super) fn wake_execs(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
-        let Some(o) = st.objs.get_mut(&id) else {
-            return;
-        };
-        if o.execs.is_empty() {
-            return;
-        }
-        let state = match (&o.data, &o.status) {
-            (Some(d), _) => ArgState::Ready(d.clone()),
-            (None, St::Failed(e)) => ArgState::Failed(e.clone()),
-            _ => return,
-        };
-        let waiting = std::mem::take(&mut o.execs);
-        for xid in waiting {
-            let Some(x) = st.execs.get_mut(&xid) else {
-                continue;
-            };
-            for a in x.args.iter_mut() {
-                if matches!(a, ArgState::Waiting(w) if *w == id) {
-                    *a = match &state {
-                        ArgState::Ready(p) => ArgState::Ready(p.clone()),
-                        ArgState::Failed(e) => ArgState::Failed(e.clone()),
-                        ArgState::Waiting(w) => ArgState::Waiting(*w),
-                    };
-                    x.missing -= 1;
-                }
-            }
-            if x.missing == 0 {
-                self.exec_ready(st, fx, xid);
-            }
-        }
-        self.maybe_gc(st, fx, id);
-    }
-
-    pub(super) fn exec_ready(&self, st: &mut State, fx: &mut Fx, xid: u64) {
-        let actor = match st.execs.get(&xid) {
-            Some(x) => x.actor,
-            None => return,
-        };
-        match actor {
-            None => {
-                let Some(mut x) = st.execs.remove(&xid) else {
-                    return;
-                };
-                let ExecKind::Task(func) = x.kind else { return };
-                if st.stopped {
-                    return;
-                }
-                let args = x.take_args();
-                fx.jobs.push(Job {
-                    func,
-                    args,
-                    outputs: std::mem::take(&mut x.outputs),
-                    reply_to: x.reply_to,
-                    seq: x.seq,
-                });
-            }
-            Some(a) => self.flush_actor(st, fx, a),
-        }
-    }
+/// Where a call received here reports: its outputs, the rank that sent it and the sequence
+/// number that rank gave it.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub outputs: Vec<ObjectId>,
+    pub to: u32,
+    pub seq: u64,
 }
 
 impl Node {
-    /// Stores the result of a call that ran here and reports it to `reply_to`.
-    pub fn complete(
+    /// A task arrived from `src`.
+    pub(super) fn receive_task(
         &self,
-        outputs: &[ObjectId],
-        result: Result<unidist_core::Outputs>,
-        reply_to: u32,
+        src: u32,
         seq: u64,
+        func: u32,
+        args: Vec<ArgWire>,
+        outputs: Vec<ObjectId>,
     ) {
+        let reply = Reply {
+            outputs,
+            to: src,
+            seq,
+        };
+        let Some(f) = self.table.functions.get(func as usize).copied() else {
+            return self.reject(&reply, "function index out of range");
+        };
+        self.with(|s, e| self.receive_call(s, e, CallKind::Task(f), None, args, reply));
+    }
+
+    /// An actor creation arrived from `src`.
+    pub(super) fn receive_actor_create(
+        &self,
+        src: u32,
+        seq: u64,
+        actor: ActorId,
+        class: u32,
+        args: Vec<ArgWire>,
+    ) {
+        let reply = Reply {
+            outputs: Vec::new(),
+            to: src,
+            seq,
+        };
+        let Some(c) = self.table.classes.get(class as usize).copied() else {
+            return self.reject(&reply, "actor class index out of range");
+        };
+        let kind = CallKind::Create(c);
+        self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply));
+    }
+
+    /// An actor method call arrived from `src`.
+    pub(super) fn receive_actor_call(
+        &self,
+        src: u32,
+        seq: u64,
+        actor: ActorId,
+        method: u32,
+        args: Vec<ArgWire>,
+        outputs: Vec<ObjectId>,
+    ) {
+        let reply = Reply {
+            outputs,
+            to: src,
+            seq,
+        };
+        let Some(m) = self.table.methods.get(method as usize).copied() else {
+            return self.reject(&reply, "actor method index out of range");
+        };
+        let kind = CallKind::Method(m);
+        self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply));
+    }
+
+    /// Fails a call that names an index this binary does not have.
+    fn reject(&self, reply: &Reply, why: &str) {
+        let e = WireError::from(&backend_err(format!(
+            "{why}: the ranks run different binaries"
+        )));
+        let results = reply.outputs.iter().map(|_| Err(e.clone())).collect();
+        self.send(
+            reply.to,
+            Msg::Done {
+                seq: reply.seq,
+                results,
+            },
+        );
+    }
+
+    /// Records a received call; it starts now if every argument is here, else once they are.
+    fn receive_call(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        kind: CallKind,
+        actor: Option<ActorId>,
+        args: Vec<ArgWire>,
+        reply: Reply,
+    ) {
+        let call_id = state.next_seq();
+        for id in &reply.outputs {
+            let o = state.objects.entry(*id).or_default();
+            o.producing = true;
+            o.location = Some(self.rank);
+        }
+        let args: Vec<ArgState> = args
+            .into_iter()
+            .map(|a| self.receive_arg(state, effects, call_id, a))
+            .collect();
+        let missing = args
+            .iter()
+            .filter(|a| matches!(a, ArgState::Waiting(_)))
+            .count();
+        if let Some(a) = actor {
+            // Creation goes first: a call from another process can arrive before it (MPI
+            // orders messages per sender only), and then waits in the queue.
+            let q = state.received.actor_queues.entry(a).or_default();
+            if matches!(kind, CallKind::Create(_)) {
+                q.push_front(call_id);
+            } else {
+                q.push_back(call_id);
+            }
+        }
+        let call = ReceivedCall {
+            kind,
+            actor,
+            args,
+            missing,
+            reply,
+        };
+        state.received.calls.insert(call_id, call);
+        if missing == 0 {
+            self.start_ready_call(state, effects, call_id);
+        }
+    }
+
+    /// One argument of received call `call_id`: a value, a known object, or an object to wait
+    /// for (fetched from where it lives unless it is produced here).
+    fn receive_arg(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        call_id: u64,
+        arg: ArgWire,
+    ) -> ArgState {
+        let (id, from) = match arg {
+            ArgWire::Value(s) => {
+                return match s.ready() {
+                    Some(e) => ArgState::Ready(Payload::Encoded(e.clone())),
+                    None => ArgState::Failed(backend_err("an argument arrived incomplete")),
+                }
+            }
+            ArgWire::Ref { id, from } => (id, from),
+        };
+        let o = state.objects.entry(id).or_default();
+        if let Some(d) = &o.data {
+            return ArgState::Ready(d.clone());
+        }
+        if let ObjectStatus::Failed(e) = &o.status {
+            return ArgState::Failed(e.clone());
+        }
+        o.waiting_calls.push(call_id);
+        if !o.producing && !o.requested {
+            o.requested = true;
+            let to = o.location.filter(|l| *l != self.rank).unwrap_or(from);
+            let requester = self.rank;
+            effects.send(to, Msg::Fetch { id, requester });
+        }
+        ArgState::Waiting(id)
+    }
+
+    /// Object `id` arrived or failed: the received calls waiting for it get it as an argument,
+    /// and those with every argument start.
+    pub(super) fn wake_waiting_calls(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        id: ObjectId,
+    ) {
+        let Some(o) = state.objects.get_mut(&id) else {
+            return;
+        };
+        if o.waiting_calls.is_empty() {
+            return;
+        }
+        let arrived = match (&o.data, &o.status) {
+            (Some(d), _) => ArgState::Ready(d.clone()),
+            (None, ObjectStatus::Failed(e)) => ArgState::Failed(e.clone()),
+            _ => return,
+        };
+        for call_id in std::mem::take(&mut o.waiting_calls) {
+            let Some(call) = state.received.calls.get_mut(&call_id) else {
+                continue;
+            };
+            for a in call.args.iter_mut() {
+                if matches!(a, ArgState::Waiting(w) if *w == id) {
+                    *a = arrived.clone();
+                    call.missing -= 1;
+                }
+            }
+            if call.missing == 0 {
+                self.start_ready_call(state, effects, call_id);
+            }
+        }
+        self.maybe_gc(state, effects, id);
+    }
+
+    /// Starts received call `call_id`, whose arguments are all here: a task goes to the pool,
+    /// an actor's calls go to its thread in order.
+    fn start_ready_call(&self, state: &mut State, effects: &mut Effects, call_id: u64) {
+        let Some(call) = state.received.calls.get(&call_id) else {
+            return;
+        };
+        if let Some(actor) = call.actor {
+            return self.flush_actor(state, effects, actor);
+        }
+        let Some(mut call) = state.received.calls.remove(&call_id) else {
+            return;
+        };
+        let CallKind::Task(func) = call.kind else {
+            return;
+        };
+        if state.stopped {
+            return;
+        }
+        let args = call.take_args();
+        effects.jobs.push(Job {
+            func,
+            args,
+            reply: call.reply,
+        });
+    }
+
+    /// Stores the result of a call that ran here and reports it; the values are encoded before
+    /// the state is locked.
+    pub fn complete(&self, reply: &Reply, result: Result<unidist_core::Outputs>) {
         // Encode outside the lock: it gives sizes for scheduling and lets fetches be served
         // without encoding on the communication thread.
-        let result = result.and_then(|vals| {
-            vals.into_iter()
+        let result = result.and_then(|values| {
+            values
+                .into_iter()
                 .map(|v| {
                     let e = self.encode_value(&v)?;
                     Ok((v, e))
                 })
-                .collect::<Result<Vec<_>>>()
+                .collect::<Result<EncodedOutputs>>()
         });
-        self.with(|st, fx| self.complete_locked_enc(st, fx, outputs, result, reply_to, seq));
+        self.with(|state, effects| self.finish_call(state, effects, reply, result));
     }
 
-    pub(super) fn complete_locked(
+    /// Stores the outputs of a call that ran (or failed) here and reports them to the rank
+    /// that sent it. Failures decided under the lock come here directly.
+    pub(super) fn finish_call(
         &self,
-        st: &mut State,
-        fx: &mut Fx,
-        outputs: &[ObjectId],
-        result: Result<unidist_core::Outputs>,
-        reply_to: u32,
-        seq: u64,
-    ) {
-        // Only used for failures decided under the lock; nothing to encode.
-        let r = result.map(|v| {
-            v.into_iter()
-                .map(|x| (x, Arc::new(Encoded::default())))
-                .collect()
-        });
-        self.complete_locked_enc(st, fx, outputs, r, reply_to, seq)
-    }
-
-    pub(super) fn complete_locked_enc(
-        &self,
-        st: &mut State,
-        fx: &mut Fx,
-        outputs: &[ObjectId],
+        state: &mut State,
+        effects: &mut Effects,
+        reply: &Reply,
         result: Result<EncodedOutputs>,
-        reply_to: u32,
-        seq: u64,
     ) {
-        let mut results: Vec<OutResult> = Vec::with_capacity(outputs.len());
-        let mut vals = match result {
-            Ok(v) => Some(v.into_iter()),
+        let results = match result {
+            Ok(values) => self.store_values(state, effects, reply, values),
             Err(e) => {
-                let w = WireError::from(&e);
-                for id in outputs {
-                    results.push(Err(w.clone()));
-                    self.store_output(st, fx, *id, Err(e.clone()));
+                let wire = WireError::from(&e);
+                let mut results = Vec::with_capacity(reply.outputs.len());
+                for id in &reply.outputs {
+                    results.push(Err(wire.clone()));
+                    self.store_output(state, effects, *id, Err(e.clone()));
                 }
-                None
+                results
             }
         };
-        if let Some(vals) = vals.as_mut() {
-            for id in outputs {
-                match vals.next() {
-                    Some((v, e)) => {
-                        results.push(Ok(e.total_len() as u64));
-                        // A small result goes to its owner with the completion (one message),
-                        // so that the owner's `get` needs no fetch round trip. The value stays
-                        // here too, where other workers fetch it.
-                        let small = e.buffers.is_empty() && e.inline.len() <= INLINE_RESULT_MAX;
-                        if small
-                            && reply_to != self.rank
-                            && id.owner == reply_to
-                            && !st
-                                .objs
-                                .get(id)
-                                .is_some_and(|o| o.fetchers.contains(&reply_to))
-                        {
-                            fx.send(
-                                reply_to,
-                                Msg::Data {
-                                    id: *id,
-                                    value: Slot::Ready(e.clone()),
-                                },
-                            );
-                        }
-                        self.store_output(st, fx, *id, Ok((v, e)));
-                    }
-                    None => {
-                        let e = backend_err("a call returned fewer values than declared");
-                        results.push(Err(WireError::from(&e)));
-                        self.store_output(st, fx, *id, Err(e));
-                    }
-                }
+        let seq = reply.seq;
+        effects.send(reply.to, Msg::Done { seq, results });
+        effects.touched.extend(reply.outputs.iter().copied());
+    }
+
+    /// Stores the values a call returned, one per output; an output without a value fails.
+    fn store_values(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        reply: &Reply,
+        values: EncodedOutputs,
+    ) -> Vec<OutResult> {
+        let mut values = values.into_iter();
+        let mut results = Vec::with_capacity(reply.outputs.len());
+        for id in &reply.outputs {
+            let Some((v, e)) = values.next() else {
+                let e = backend_err("a call returned fewer values than declared");
+                results.push(Err(WireError::from(&e)));
+                self.store_output(state, effects, *id, Err(e));
+                continue;
+            };
+            results.push(Ok(e.total_len() as u64));
+            // A small result goes to its owner with the completion (one message), so that the
+            // owner's `get` needs no fetch round trip. The value stays here too, where other
+            // workers fetch it.
+            let small = e.buffers.is_empty() && e.inline.len() <= INLINE_RESULT_MAX;
+            let fetching = state
+                .objects
+                .get(id)
+                .is_some_and(|o| o.fetchers.contains(&reply.to));
+            if small && reply.to != self.rank && id.owner == reply.to && !fetching {
+                let value = Slot::Ready(e.clone());
+                effects.send(reply.to, Msg::Data { id: *id, value });
             }
+            self.store_output(state, effects, *id, Ok((v, e)));
         }
-        fx.send(reply_to, Msg::Done { seq, results });
-        fx.touched.extend(outputs.iter().copied());
+        results
     }
 }

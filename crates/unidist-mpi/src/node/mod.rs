@@ -1,5 +1,5 @@
-//! The per-process runtime: object table, ownership and reference counts, scheduling, call
-//! bookkeeping, and the [`Backend`] implementation. It never calls MPI: it hands messages to the
+//! The per-process runtime (the node): object table, ownership and reference counts, scheduling,
+//! call bookkeeping, and the [`Backend`](unidist_core::Backend) implementation. It never calls MPI: it hands messages to the
 //! communication thread through a channel, and the communication thread hands it what arrives.
 //!
 //! Objects. An [`ObjectId`]'s `owner` is the rank that allocated it (the submitter of the task
@@ -18,11 +18,11 @@
 //! decoded any number of times, anywhere; those objects live until shutdown (a documented limit).
 //!
 //! Locking. One mutex guards the state; code that needs to encode, decode, drop user values or
-//! wake threads collects the work in [`Fx`] and does it after unlocking, because encoding or
+//! wake threads collects the work in [`Effects`] and does it after unlocking, because encoding or
 //! dropping a value that contains refs re-enters the backend.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -30,30 +30,38 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use unidist_core::registry::{self, ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{ActorId, AnyRef, Arg, ErasedValue, Error, ObjectId, Payload, Result};
+use unidist_core::{
+    ActorCall, ActorId, ActorSpec, AnyRef, Arg, ErasedValue, Error, ObjectId, Payload, Result,
+    TaskSpec,
+};
 use unidist_serialize::Encoded;
 
 use crate::comm::Out;
-use crate::exec::{self, ActorCmd, ActorTx, Args, Job, Pool};
+use crate::exec::{self, ActorCmd, Job, Pool};
+use crate::process::LostPeers;
 use crate::wire::{ArgWire, Msg, OutResult, Slot, WireError};
 
-mod actors;
-mod backend;
-mod calls;
-mod dispatch;
-mod effects;
-mod execute;
-mod lost;
-mod objects;
-mod schedule;
-mod state;
-mod table;
+// Each file owns one concern; the methods of `Node` are spread over them.
+mod actors; // actors: placement, lookup, their calls here, kill and release
+mod backend; // `impl Backend for Node`: delegates to the concerns
+mod calls; // calls this process sends: arguments, outputs, completion
+mod dispatch; // incoming messages: one delegating line per kind
+mod effects; // work collected under the lock and done after it
+mod execute; // calls received here: arguments, start, completion
+mod lost; // ranks that were lost: what fails, what is not sent
+mod objects; // objects: fetch, push, subscriptions, outputs, failures
+mod refs; // reference counts: handles, borrowers, pins, freeing
+mod schedule; // choosing a worker: load, locality, throttling
+mod state; // the state behind the mutex and its sub-structs
+mod table; // the registry index shared by all ranks
 #[cfg(test)]
 mod tests;
-mod wait;
+mod wait; // blocked threads: `block_until`, `get`, `wait`
 
+pub use actors::{actor_dead, DeadReason};
 use calls::*;
 use effects::*;
+pub use execute::Reply;
 use state::*;
 use table::*;
 use wait::*;
@@ -64,14 +72,15 @@ pub struct Node {
     pub size: u32,
     ips: Vec<String>,
     out: Sender<Out>,
-    st: Mutex<State>,
-    cv: Condvar,
+    state: Mutex<State>,
+    /// The submission throttle waits on it.
+    progress: Condvar,
     threshold: usize,
     table: Table,
     pool: OnceLock<Arc<Pool>>,
     closed: AtomicBool,
-    /// Set once a rank is lost: messages to lost ranks are then checked for in [`Node::apply`].
-    any_lost: AtomicBool,
+    /// The ranks this process knows are lost (shared with the communication thread).
+    lost: Arc<LostPeers>,
     me: Weak<Node>,
 }
 
@@ -82,27 +91,21 @@ impl Node {
         ips: Vec<String>,
         out: Sender<Out>,
         threshold: usize,
+        lost: Arc<LostPeers>,
     ) -> Arc<Node> {
-        Arc::new_cyclic(|me| {
-            let st = State {
-                load: vec![0; size as usize],
-                actors_on: vec![0; size as usize],
-                ..Default::default()
-            };
-            Node {
-                rank,
-                size,
-                ips,
-                out,
-                st: Mutex::new(st),
-                cv: Condvar::new(),
-                threshold,
-                table: Table::build(),
-                pool: OnceLock::new(),
-                closed: AtomicBool::new(false),
-                any_lost: AtomicBool::new(false),
-                me: me.clone(),
-            }
+        Arc::new_cyclic(|me| Node {
+            rank,
+            size,
+            ips,
+            out,
+            state: Mutex::new(State::new(size)),
+            progress: Condvar::new(),
+            threshold,
+            table: Table::build(),
+            pool: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            lost,
+            me: me.clone(),
         })
     }
 
@@ -111,11 +114,16 @@ impl Node {
         let _ = self.pool.set(Pool::start(threads, self.me.clone()));
     }
 
-    pub(super) fn arc(&self) -> Option<Arc<Node>> {
+    /// The lost-peer registry this node reports to and schedules by.
+    pub fn lost_peers(&self) -> Arc<LostPeers> {
+        self.lost.clone()
+    }
+
+    fn arc(&self) -> Option<Arc<Node>> {
         self.me.upgrade()
     }
 
-    pub(super) fn check_open(&self) -> Result<()> {
+    fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::ShutDown)
         } else {
@@ -131,20 +139,18 @@ impl Node {
     /// Stops running new work (shutdown): queued calls are dropped, actors end.
     pub fn stop_work(&self) {
         self.closed.store(true, Ordering::Release);
-        self.with(|st, fx| {
-            st.stopped = true;
-            let actors: Vec<ActorId> = st.actors_here.keys().copied().collect();
-            for a in actors {
-                if let Some(ActorSlot::Alive(tx)) = st
-                    .actors_here
-                    .insert(a, ActorSlot::Dead("shut down".into()))
-                {
+        self.with(|state, effects| {
+            state.stopped = true;
+            for slot in state.actors.hosted.values_mut() {
+                let old = std::mem::replace(slot, ActorSlot::Dead(DeadReason::ShutDown));
+                if let ActorSlot::Alive(tx) = old {
                     let _ = tx.send(ActorCmd::Stop { now: true });
                 }
             }
-            let execs: Vec<Exec> = st.execs.drain().map(|(_, x)| x).collect();
-            fx.drop_later(execs);
-            fx.notify = true;
+            let queued: Vec<ReceivedCall> =
+                state.received.calls.drain().map(|(_, call)| call).collect();
+            effects.drop_later(queued);
+            effects.notify = true;
         });
     }
 

@@ -1,4 +1,5 @@
-//! TODO
+//! Objects: where values live and how they travel (fetch, push, subscriptions), the outputs
+//! of calls that ran here, and failures.
 
 use super::*;
 
@@ -8,68 +9,62 @@ impl Node {
         if let Payload::Encoded(e) = payload {
             return Ok(e.clone());
         }
-        if let Some(e) = self.st.lock().objs.get(&id).and_then(|o| o.encoded.clone()) {
+        if let Some(e) = self
+            .state
+            .lock()
+            .objects
+            .get(&id)
+            .and_then(|o| o.encoded.clone())
+        {
             return Ok(e);
         }
         let e = payload.encoded(self.threshold)?;
-        if let Some(o) = self.st.lock().objs.get_mut(&id) {
+        if let Some(o) = self.state.lock().objects.get_mut(&id) {
             o.size = e.total_len() as u64;
             o.encoded = Some(e.clone());
         }
         Ok(e)
     }
 
+    /// Encodes a value with this process's out-of-band threshold.
     pub(super) fn encode_value(&self, v: &Arc<dyn ErasedValue>) -> Result<Arc<Encoded>> {
         Ok(Arc::new(v.encode(self.threshold)?))
     }
-}
 
-impl Node {
-    /// Ends the pins that argument encoding took on refs owned here.
-    pub(super) fn unpin(&self, ids: &[ObjectId]) {
-        if ids.is_empty() {
-            return;
-        }
-        self.with(|st, fx| self.unpin_locked(st, fx, ids));
-    }
-
-    pub(super) fn unpin_locked(&self, st: &mut State, fx: &mut Fx, ids: &[ObjectId]) {
-        for id in ids {
-            if let Some(o) = st.objs.get_mut(id) {
-                o.remote = o.remote.saturating_sub(1);
-                self.maybe_gc(st, fx, *id);
-            }
-        }
-    }
-}
-
-impl Node {
-    pub(super) fn fetch(&self, st: &mut State, fx: &mut Fx, id: ObjectId, requester: u32) {
-        if id.owner == self.rank && !st.objs.contains_key(&id) {
-            fx.send(
+    /// Serves a fetch of `id` for `requester`: the value or failure if known here, else it is
+    /// forwarded to the location or parked until the value exists.
+    pub(super) fn fetch(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        id: ObjectId,
+        requester: u32,
+    ) {
+        if id.owner == self.rank && !state.objects.contains_key(&id) {
+            effects.send(
                 requester,
                 Msg::Failed {
                     id,
-                    error: WireError::from(&lost(id)),
+                    error: WireError::from(&object_gone(id)),
                 },
             );
             return;
         }
         // Elsewhere an unknown id is parked: the call producing it here may still be on its way
         // from the owner (MPI orders messages per sender only).
-        let o = st.objs.entry(id).or_default();
+        let o = state.objects.entry(id).or_default();
         if let Some(d) = &o.data {
             if !o.copies.contains(&requester) && requester != self.rank {
                 o.copies.push(requester);
             }
-            fx.sends.push(Outgoing::Value {
+            effects.sends.push(Outgoing::Value {
                 dest: requester,
                 id,
                 payload: d.clone(),
                 push: false,
             });
-        } else if let St::Failed(e) = &o.status {
-            fx.send(
+        } else if let ObjectStatus::Failed(e) = &o.status {
+            effects.send(
                 requester,
                 Msg::Failed {
                     id,
@@ -78,114 +73,153 @@ impl Node {
             );
         } else if o.producing {
             o.fetchers.push(requester);
-        } else if let Some(l) = o.loc.filter(|l| *l != self.rank) {
-            fx.send(l, Msg::Fetch { id, requester });
+        } else if let Some(l) = o.location.filter(|l| *l != self.rank) {
+            effects.send(l, Msg::Fetch { id, requester });
         } else {
             o.fetchers.push(requester);
         }
     }
-}
 
-impl Node {
-    pub(super) fn free_here(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
-        let Some(o) = st.objs.get_mut(&id) else {
-            return;
-        };
-        if o.producing {
-            o.freed = true;
+    /// Requests the data of `id` if it is neither here nor requested.
+    pub(super) fn request(&self, state: &mut State, effects: &mut Effects, id: ObjectId) {
+        let me = self.rank;
+        let o = state.objects.entry(id).or_default();
+        if o.resolved() || o.requested || o.producing {
             return;
         }
-        if let Some(d) = o.data.take() {
-            fx.drop_later(d);
+        o.requested = true;
+        let to = o.location.filter(|l| *l != me).unwrap_or(id.owner);
+        if to == me {
+            // Owned here, location unknown: it is pending a `Done` that will set it.
+            o.requested = false;
+            return;
         }
-        if let Some(e) = o.encoded.take() {
-            fx.drop_later(e);
-        }
-        for c in std::mem::take(&mut o.copies) {
-            if c != self.rank {
-                fx.send(c, Msg::Free { ids: vec![id] });
-            }
-        }
-        if o.local == 0 && o.execs.is_empty() && o.fetchers.is_empty() && !o.requested {
-            st.objs.remove(&id);
-        }
+        effects.send(to, Msg::Fetch { id, requester: me });
     }
 
-    /// Frees or forgets an object nobody references any more.
-    pub(super) fn maybe_gc(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
-        let Some(o) = st.objs.get_mut(&id) else {
+    /// The value of `id` arrived from `src`: pushed ahead of a call (`push`) or answering a
+    /// fetch.
+    pub(super) fn value_arrived(&self, src: u32, id: ObjectId, value: Slot, push: bool) {
+        let Some(e) = value.ready().cloned() else {
             return;
         };
-        if o.local > 0 || !o.execs.is_empty() {
-            return;
-        }
-        if id.owner == self.rank {
-            if o.remote > 0 || !o.fetchers.is_empty() || !o.subscribers.is_empty() {
-                return;
-            }
-            let loc = o.loc;
-            if let Some(d) = o.data.take() {
-                fx.drop_later(d);
-            }
-            if let Some(e) = o.encoded.take() {
-                fx.drop_later(e);
-            }
-            for c in std::mem::take(&mut o.copies) {
-                if c != self.rank {
-                    fx.send(c, Msg::Free { ids: vec![id] });
-                }
-            }
-            if let Some(l) = loc.filter(|l| *l != self.rank) {
-                fx.send(l, Msg::Free { ids: vec![id] });
-            }
-            if o.producing {
-                o.freed = true;
+        self.with(|state, effects| {
+            // A push arrives ahead of the call that needs it, so there is usually no entry yet:
+            // it makes one (the sender recorded this rank as a copy and frees it later, after
+            // the push on the same ordered channel). Only the owner ignores an unknown id: it
+            // was freed. `Data` answers a fetch, whose entry is gone if nobody waits any more.
+            let o = if push && id.owner != self.rank {
+                state.objects.entry(id).or_default()
             } else {
-                st.objs.remove(&id);
+                let Some(o) = state.objects.get_mut(&id) else {
+                    return;
+                };
+                o
+            };
+            if o.data.is_none() {
+                o.data = Some(Payload::Encoded(e.clone()));
+                o.size = e.total_len() as u64;
+                o.encoded = Some(e);
             }
-        } else {
-            if o.borrowing {
-                o.borrowing = false;
-                fx.send(id.owner, Msg::Borrow { id, delta: -1 });
+            o.status = ObjectStatus::Ready;
+            o.requested = false;
+            if o.location.is_none() {
+                o.location = Some(src);
             }
-            // The location keeps its entry (value or failure) until the owner frees it.
-            let location = o.loc == Some(self.rank);
-            if !location
-                && o.data.is_none()
-                && !o.producing
-                && o.fetchers.is_empty()
-                && !o.requested
-                && !o.subscribed
-            {
-                st.objs.remove(&id);
+            self.wake_waiting_calls(state, effects, id);
+            effects.touch(id);
+        });
+    }
+
+    /// A fetch of `id` was answered with its failure.
+    pub(super) fn failure_arrived(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        id: ObjectId,
+        error: WireError,
+    ) {
+        let Some(o) = state.objects.get_mut(&id) else {
+            return;
+        };
+        o.status = ObjectStatus::Failed(error.into());
+        o.requested = false;
+        self.wake_waiting_calls(state, effects, id);
+        effects.touch(id);
+    }
+
+    /// Rank `src` wants to know when `id` (owned here) is ready: now if it is known, else once
+    /// its call is done.
+    pub(super) fn subscribe(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        src: u32,
+        id: ObjectId,
+    ) {
+        let (loc, error) = match state.objects.get_mut(&id) {
+            None => (0, Some(WireError::from(&object_gone(id)))),
+            Some(o) => match &o.status {
+                ObjectStatus::Pending if o.data.is_none() => {
+                    o.subscribers.push(src);
+                    return;
+                }
+                ObjectStatus::Failed(e) => (0, Some(WireError::from(e))),
+                _ => (o.location.unwrap_or(self.rank), None),
+            },
+        };
+        effects.send(src, Msg::Ready { id, loc, error });
+    }
+
+    /// The owner of `id` answered a subscription: it is ready at `loc`, or failed.
+    pub(super) fn readiness(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        id: ObjectId,
+        loc: u32,
+        error: Option<WireError>,
+    ) {
+        let Some(o) = state.objects.get_mut(&id) else {
+            return;
+        };
+        o.subscribed = false;
+        match error {
+            Some(e) => o.status = ObjectStatus::Failed(e.into()),
+            None => {
+                if matches!(o.status, ObjectStatus::Pending) {
+                    o.status = ObjectStatus::Ready;
+                }
+                o.location = Some(loc);
             }
         }
+        effects.touch(id);
     }
-}
 
-impl Node {
+    /// Stores an output of a call that ran here (its value or its failure) and serves the
+    /// fetches that waited for it.
     pub(super) fn store_output(
         &self,
-        st: &mut State,
-        fx: &mut Fx,
+        state: &mut State,
+        effects: &mut Effects,
         id: ObjectId,
         r: Result<(Arc<dyn ErasedValue>, Arc<Encoded>)>,
     ) {
-        let Some(o) = st.objs.get_mut(&id) else {
+        let Some(o) = state.objects.get_mut(&id) else {
             if let Ok(v) = r {
-                fx.drop_later(v);
+                effects.drop_later(v);
             }
             return;
         };
         o.producing = false;
         if o.freed {
             if let Ok(v) = r {
-                fx.drop_later(v);
+                effects.drop_later(v);
             }
-            st.objs.remove(&id);
+            state.objects.remove(&id);
             return;
         }
-        o.loc = Some(self.rank);
+        o.location = Some(self.rank);
         match r {
             Ok((v, e)) => {
                 o.size = e.total_len() as u64;
@@ -193,14 +227,14 @@ impl Node {
                 if !e.inline.is_empty() {
                     o.encoded = Some(e);
                 }
-                o.status = St::Ready;
+                o.status = ObjectStatus::Ready;
                 let d = o.data.clone();
                 for f in std::mem::take(&mut o.fetchers) {
                     if f != self.rank && !o.copies.contains(&f) {
                         o.copies.push(f);
                     }
                     if let Some(d) = &d {
-                        fx.sends.push(Outgoing::Value {
+                        effects.sends.push(Outgoing::Value {
                             dest: f,
                             id,
                             payload: d.clone(),
@@ -210,9 +244,9 @@ impl Node {
                 }
             }
             Err(e) => {
-                o.status = St::Failed(e.clone());
+                o.status = ObjectStatus::Failed(e.clone());
                 for f in std::mem::take(&mut o.fetchers) {
-                    fx.send(
+                    effects.send(
                         f,
                         Msg::Failed {
                             id,
@@ -222,22 +256,26 @@ impl Node {
                 }
             }
         }
-        self.wake_execs(st, fx, id);
-        self.maybe_gc(st, fx, id);
+        self.wake_waiting_calls(state, effects, id);
+        self.maybe_gc(state, effects, id);
     }
-}
 
-impl Node {
     /// Marks object `id` failed with `err`, telling its subscribers and waiting calls.
-    pub(super) fn fail_object(&self, st: &mut State, fx: &mut Fx, id: ObjectId, err: &Error) {
-        let Some(o) = st.objs.get_mut(&id) else {
+    pub(super) fn fail_object(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        id: ObjectId,
+        err: &Error,
+    ) {
+        let Some(o) = state.objects.get_mut(&id) else {
             return;
         };
-        o.status = St::Failed(err.clone());
+        o.status = ObjectStatus::Failed(err.clone());
         o.requested = false;
         o.subscribed = false;
         for s in std::mem::take(&mut o.subscribers) {
-            fx.send(
+            effects.send(
                 s,
                 Msg::Ready {
                     id,
@@ -247,7 +285,7 @@ impl Node {
             );
         }
         for r in std::mem::take(&mut o.fetchers) {
-            fx.send(
+            effects.send(
                 r,
                 Msg::Failed {
                     id,
@@ -255,26 +293,7 @@ impl Node {
                 },
             );
         }
-        self.wake_execs(st, fx, id);
-        fx.touch(id);
-    }
-}
-
-impl Node {
-    /// Requests the data of `id` if it is neither here nor requested.
-    pub(super) fn request(&self, st: &mut State, fx: &mut Fx, id: ObjectId) {
-        let me = self.rank;
-        let o = st.objs.entry(id).or_default();
-        if o.resolved() || o.requested || o.producing {
-            return;
-        }
-        o.requested = true;
-        let to = o.loc.filter(|l| *l != me).unwrap_or(id.owner);
-        if to == me {
-            // Owned here, location unknown: it is pending a `Done` that will set it.
-            o.requested = false;
-            return;
-        }
-        fx.send(to, Msg::Fetch { id, requester: me });
+        self.wake_waiting_calls(state, effects, id);
+        effects.touch(id);
     }
 }

@@ -1,4 +1,5 @@
-//! TODO
+//! Scheduling: which worker runs a call (load, locality of large arguments, lost workers)
+//! and the submission throttle of rank 0.
 
 use super::*;
 
@@ -11,8 +12,7 @@ pub(super) const LOCALITY_SLACK: u32 = 4;
 pub(super) const INFLIGHT_PER_WORKER: u32 = 4096;
 
 impl Node {
-    // ----- scheduling --------------------------------------------------------------------
-
+    /// The ranks that run work: every rank but 0.
     pub(super) fn workers(&self) -> std::ops::Range<u32> {
         1..self.size
     }
@@ -21,25 +21,33 @@ impl Node {
     /// the least loaded (round robin among equals). Rank 0 never runs work.
     pub(super) fn choose(
         &self,
-        st: &mut State,
+        state: &mut State,
         holders: &[(u64, Vec<u32>)],
         actor: bool,
     ) -> Result<u32> {
         let nw = (self.size - 1) as usize;
-        if st.lost.len() >= nw && nw > 0 && self.workers().all(|w| st.lost_reason(w).is_some()) {
-            let (r, why) = &st.lost[0];
+        if nw > 0 && self.workers().all(|w| self.lost.contains(w)) {
+            let (r, why) = self.lost.all().swap_remove(0);
             return Err(backend_err(format!(
                 "no worker is left to run work: every worker was lost (rank {r}: {why})"
             )));
         }
-        let key = |st: &State, w: u32| {
-            if st.lost_reason(w).is_some() {
+        let key = |state: &State, w: u32| {
+            if self.lost.contains(w) {
                 return (u32::MAX, u32::MAX);
             }
-            let a = if actor { st.actors_on[w as usize] } else { 0 };
-            (a, st.load[w as usize])
+            let a = if actor {
+                state.workers.actors[w as usize]
+            } else {
+                0
+            };
+            (a, state.workers.calls[w as usize])
         };
-        let min = self.workers().map(|w| key(st, w)).min().unwrap_or((0, 0));
+        let min = self
+            .workers()
+            .map(|w| key(state, w))
+            .min()
+            .unwrap_or((0, 0));
         if !actor {
             if let Some((_, ranks)) = holders
                 .iter()
@@ -49,10 +57,10 @@ impl Node {
                 let best = ranks
                     .iter()
                     .copied()
-                    .filter(|r| *r >= 1 && *r < self.size && st.lost_reason(*r).is_none())
-                    .min_by_key(|r| st.load[*r as usize]);
+                    .filter(|r| *r >= 1 && *r < self.size && !self.lost.contains(*r))
+                    .min_by_key(|r| state.workers.calls[*r as usize]);
                 if let Some(b) = best {
-                    if st.load[b as usize] <= min.1 + LOCALITY_SLACK {
+                    if state.workers.calls[b as usize] <= min.1 + LOCALITY_SLACK {
                         return Ok(b);
                     }
                 }
@@ -63,33 +71,32 @@ impl Node {
             // keeps one worker busy while the others go idle and stop polling, which on a
             // machine with fewer cores than ranks roughly halves the round trip. Load still
             // spreads tasks as soon as several are in flight.
-            if let Some(w) = self.workers().find(|w| key(st, *w) == min) {
+            if let Some(w) = self.workers().find(|w| key(state, *w) == min) {
                 return Ok(w);
             }
         }
         for i in 0..nw {
-            let w = 1 + ((st.rr + i) % nw) as u32;
-            if key(st, w) == min {
-                st.rr = (st.rr + i + 1) % nw;
+            let w = 1 + ((state.workers.round_robin + i) % nw) as u32;
+            if key(state, w) == min {
+                state.workers.round_robin = (state.workers.round_robin + i + 1) % nw;
                 return Ok(w);
             }
         }
         Ok(1)
     }
-}
 
-impl Node {
-    pub(super) fn holders(&self, st: &State, args: &[Arg]) -> Vec<(u64, Vec<u32>)> {
+    /// The size and the holders (location and copies) of each large argument that is a ref.
+    pub(super) fn holders(&self, state: &State, args: &[Arg]) -> Vec<(u64, Vec<u32>)> {
         args.iter()
             .filter_map(|a| match a {
                 Arg::Ref(r) => r.id().ok(),
                 Arg::Value(_) => None,
             })
-            .filter_map(|id| st.objs.get(&id).map(|o| (o, id)))
+            .filter_map(|id| state.objects.get(&id).map(|o| (o, id)))
             .filter(|(o, _)| o.size >= LOCALITY_MIN)
             .map(|(o, _)| {
                 let mut ranks = o.copies.clone();
-                ranks.extend(o.loc);
+                ranks.extend(o.location);
                 (o.size, ranks)
             })
             .collect()
@@ -102,9 +109,10 @@ impl Node {
             return;
         }
         let cap = INFLIGHT_PER_WORKER * (self.size - 1);
-        let mut st = self.st.lock();
-        while st.inflight >= cap && !st.stopped {
-            self.cv.wait_for(&mut st, Duration::from_millis(100));
+        let mut state = self.state.lock();
+        while state.workers.inflight >= cap && !state.stopped {
+            self.progress
+                .wait_for(&mut state, Duration::from_millis(100));
         }
     }
 }

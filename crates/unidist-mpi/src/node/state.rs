@@ -1,31 +1,89 @@
-//! TODO
+//! The node's state behind its one mutex, split by concern (objects, calls sent, calls
+//! received, actors, blocked threads), and the small error helpers every concern uses.
 
-use super::*;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
+use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
+use unidist_core::{ActorId, AnyRef, Error, ObjectId, Payload};
+use unidist_serialize::Encoded;
+
+use super::execute::Reply;
+use super::wait::Waiters;
+use crate::exec::{ActorTx, Args};
+
+/// The backend name in errors.
 pub(super) const NAME: &str = "mpi";
 
 pub(super) fn backend_err(message: impl Into<String>) -> Error {
     Error::backend(NAME, message)
 }
 
-pub(super) fn lost(id: ObjectId) -> Error {
+/// The error of an object that no longer exists anywhere this process can reach.
+pub(super) fn object_gone(id: ObjectId) -> Error {
     backend_err(format!(
         "{id} is gone: it was freed, or the worker that held it is lost"
     ))
 }
 
-/// Every registered function, actor type and method, indexed identically on all ranks (the
+/// Everything the node knows, guarded by one mutex (see the locking notes of the module).
+#[derive(Default)]
+pub(super) struct State {
+    /// The last number handed out by [`State::next_seq`] (object ids, calls, actors, waiters).
+    seq: u64,
+    /// Objects this process owns, holds, references or waits for.
+    pub(super) objects: HashMap<ObjectId, Object>,
+    /// Calls this process sent, until their `Done`, by sequence number.
+    pub(super) sent: HashMap<u64, SentCall>,
+    /// What the scheduler knows about each worker.
+    pub(super) workers: WorkerLoad,
+    /// Calls other processes sent here, until they start.
+    pub(super) received: ReceivedCalls,
+    /// Actors living here and actors this process owns.
+    pub(super) actors: Actors,
+    /// Threads blocked in `get`, `wait` or an actor lookup.
+    pub(super) waiters: Waiters,
+    /// Shutdown began: queued calls are dropped and no new work starts.
+    pub(super) stopped: bool,
+}
 
+impl State {
+    /// A new state for a job of `size` ranks.
+    pub(super) fn new(size: u32) -> State {
+        State {
+            workers: WorkerLoad {
+                calls: vec![0; size as usize],
+                actors: vec![0; size as usize],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A number not handed out before in this process.
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// The last number handed out: every call sent so far has a number at most this.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Whether an object's value exists (somewhere) yet.
 #[derive(Debug, Clone, Default)]
-pub(super) enum St {
+pub(super) enum ObjectStatus {
     #[default]
     Pending,
     Ready,
     Failed(Error),
 }
 
+/// One object as this process sees it: as its owner, its location, a borrower or a waiter.
 #[derive(Default)]
-pub(super) struct Obj {
+pub(super) struct Object {
     /// Local handles (facade refs) in this process.
     pub(super) local: u32,
     /// Owner: borrowers in other processes, plus permanent pins.
@@ -33,12 +91,13 @@ pub(super) struct Obj {
     /// Non-owner: registered as a borrower at the owner.
     pub(super) borrowing: bool,
     /// Where the value lives (or will), if known.
-    pub(super) loc: Option<u32>,
-    pub(super) status: St,
+    pub(super) location: Option<u32>,
+    pub(super) status: ObjectStatus,
     /// The value, if held here.
     pub(super) data: Option<Payload>,
     /// Its encoding, once made.
     pub(super) encoded: Option<Arc<Encoded>>,
+    /// Its encoded size in bytes, once known (for locality).
     pub(super) size: u64,
     /// Ranks this process sent the value to (freed with it).
     pub(super) copies: Vec<u32>,
@@ -54,18 +113,19 @@ pub(super) struct Obj {
     pub(super) producing: bool,
     /// Freed while being produced: drop the value when it arrives.
     pub(super) freed: bool,
-    /// Calls queued here that wait for it as an argument.
-    pub(super) execs: Vec<u64>,
+    /// Calls received here that wait for it as an argument.
+    pub(super) waiting_calls: Vec<u64>,
 }
 
-impl Obj {
+impl Object {
+    /// Whether its value is here or it failed: `get` can answer.
     pub(super) fn resolved(&self) -> bool {
-        self.data.is_some() || matches!(self.status, St::Failed(_))
+        self.data.is_some() || matches!(self.status, ObjectStatus::Failed(_))
     }
 }
 
 /// A call this process submitted, until its `Done`.
-pub(super) struct Call {
+pub(super) struct SentCall {
     pub(super) worker: u32,
     pub(super) outputs: Vec<ObjectId>,
     /// Argument refs, kept alive until the call has run.
@@ -76,12 +136,28 @@ pub(super) struct Call {
     pub(super) nested: Vec<ObjectId>,
 }
 
-pub(super) enum ExecKind {
-    Task(&'static RemoteFunction),
-    Create(&'static ActorClassEntry),
-    Call(&'static ActorMethodEntry),
+/// Rank 0's view of each worker, for scheduling.
+#[derive(Default)]
+pub(super) struct WorkerLoad {
+    /// Unfinished calls sent to each rank.
+    pub(super) calls: Vec<u32>,
+    /// Unfinished calls sent by this process, in all.
+    pub(super) inflight: u32,
+    /// Actors placed on each rank.
+    pub(super) actors: Vec<u32>,
+    /// Where the round-robin among equally loaded workers goes on.
+    pub(super) round_robin: usize,
 }
 
+/// What a received call runs.
+pub(super) enum CallKind {
+    Task(&'static RemoteFunction),
+    Create(&'static ActorClassEntry),
+    Method(&'static ActorMethodEntry),
+}
+
+/// One argument of a received call.
+#[derive(Clone)]
 pub(super) enum ArgState {
     Ready(Payload),
     Failed(Error),
@@ -89,81 +165,68 @@ pub(super) enum ArgState {
 }
 
 /// A call received here, waiting for its arguments.
-pub(super) struct Exec {
-    pub(super) kind: ExecKind,
+pub(super) struct ReceivedCall {
+    pub(super) kind: CallKind,
     pub(super) actor: Option<ActorId>,
     pub(super) args: Vec<ArgState>,
+    /// Arguments still [`ArgState::Waiting`].
     pub(super) missing: usize,
-    pub(super) outputs: Vec<ObjectId>,
-    pub(super) reply_to: u32,
-    pub(super) seq: u64,
+    pub(super) reply: Reply,
 }
 
-impl Exec {
+impl ReceivedCall {
+    /// The arguments, or the first that failed.
     pub(super) fn take_args(&mut self) -> Args {
         let mut out = Vec::with_capacity(self.args.len());
         for (i, a) in std::mem::take(&mut self.args).into_iter().enumerate() {
             match a {
                 ArgState::Ready(p) => out.push(p),
                 ArgState::Failed(e) => return Err((i, e)),
-                ArgState::Waiting(id) => return Err((i, lost(id))),
+                ArgState::Waiting(id) => return Err((i, object_gone(id))),
             }
         }
         Ok(out)
     }
 }
 
+/// Calls received here that have not started, and the order of each actor's calls.
+#[derive(Default)]
+pub(super) struct ReceivedCalls {
+    pub(super) calls: HashMap<u64, ReceivedCall>,
+    /// Per actor living here: its received calls in the order they must start.
+    pub(super) actor_queues: HashMap<ActorId, VecDeque<u64>>,
+}
+
+/// An actor living on this rank.
 pub(super) enum ActorSlot {
     Alive(ActorTx),
-    Dead(String),
+    Dead(DeadReason),
 }
 
+/// An actor this process created (its owner), wherever it lives.
 pub(super) struct OwnedActor {
     pub(super) worker: u32,
+    pub(super) class: &'static str,
+    /// Handles to it in this process.
     pub(super) handles: u32,
+    /// A handle reached another process: it never ends on release.
     pub(super) pinned: bool,
-    pub(super) dead: Option<String>,
+    pub(super) dead: Option<DeadReason>,
 }
 
+/// The actors this process hosts, owns, or has looked up.
 #[derive(Default)]
-pub(super) struct State {
-    pub(super) seq: u64,
-    pub(super) objs: HashMap<ObjectId, Obj>,
-    pub(super) calls: HashMap<u64, Call>,
-    pub(super) load: Vec<u32>,
-    pub(super) inflight: u32,
-    pub(super) actors_on: Vec<u32>,
-    pub(super) rr: usize,
-    pub(super) execs: HashMap<u64, Exec>,
-    pub(super) actor_queues: HashMap<ActorId, VecDeque<u64>>,
-    pub(super) actors_here: HashMap<ActorId, ActorSlot>,
-    pub(super) owned_actors: HashMap<ActorId, OwnedActor>,
-    pub(super) actor_where: HashMap<ActorId, std::result::Result<u32, String>>,
+pub(super) struct Actors {
+    /// Actors living on this rank.
+    pub(super) hosted: HashMap<ActorId, ActorSlot>,
+    /// Actors this process created.
+    pub(super) owned: HashMap<ActorId, OwnedActor>,
+    /// Where actors owned elsewhere live, as their owners answered.
+    pub(super) located: HashMap<ActorId, Result<u32, DeadReason>>,
     /// Owned actors whose last handle here dropped, with the call sequence number at that
     /// moment: they end once every call submitted before it is done, unless a handle that
     /// escaped in one of those calls registered meanwhile.
     pub(super) pending_ends: Vec<(ActorId, u64)>,
-    pub(super) stopped: bool,
-    /// Ranks known to be gone, with the reason.
-    pub(super) lost: Vec<(u32, String)>,
-    /// Threads blocked until an object changes, by the object they wait on.
-    pub(super) waiters: HashMap<ObjectId, Vec<Waiter>>,
-    /// Threads blocked until anything changes (actor lookups).
-    pub(super) broad: Vec<Waiter>,
 }
 
-/// A blocked thread: its own condition variable (on the state mutex), so that an arriving
-
-impl State {
-    pub(super) fn next(&mut self) -> u64 {
-        self.seq += 1;
-        self.seq
-    }
-
-    pub(super) fn lost_reason(&self, rank: u32) -> Option<&str> {
-        self.lost
-            .iter()
-            .find(|(r, _)| *r == rank)
-            .map(|(_, why)| why.as_str())
-    }
-}
+pub(super) use super::actors::DeadReason;

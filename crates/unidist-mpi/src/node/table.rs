@@ -1,37 +1,38 @@
-//! TODO
+//! The registry index: every registered function, actor type and method by a number that is
+//! the same on every rank (the registry check at init guarantees equal registries).
 
 use super::*;
 
-/// registry check at init guarantees equal registries).
+/// The registered items by index, and the index of each name.
 pub(super) struct Table {
-    pub(super) funcs: Vec<&'static RemoteFunction>,
+    pub(super) functions: Vec<&'static RemoteFunction>,
     pub(super) classes: Vec<&'static ActorClassEntry>,
     pub(super) methods: Vec<&'static ActorMethodEntry>,
-    pub(super) fidx: HashMap<&'static str, u32>,
-    pub(super) cidx: HashMap<&'static str, u32>,
-    pub(super) midx: HashMap<&'static str, u32>,
+    pub(super) function_index: HashMap<&'static str, u32>,
+    pub(super) class_index: HashMap<&'static str, u32>,
+    pub(super) method_index: HashMap<&'static str, u32>,
 }
 
 impl Table {
     pub(super) fn build() -> Table {
         let r = registry::registry();
         let mut t = Table {
-            funcs: Vec::new(),
+            functions: Vec::new(),
             classes: Vec::new(),
             methods: Vec::new(),
-            fidx: HashMap::new(),
-            cidx: HashMap::new(),
-            midx: HashMap::new(),
+            function_index: HashMap::new(),
+            class_index: HashMap::new(),
+            method_index: HashMap::new(),
         };
         for n in r.names() {
             if let Some(f) = n.strip_prefix("fn ").and_then(|n| r.function(n)) {
-                t.fidx.insert(f.name, t.funcs.len() as u32);
-                t.funcs.push(f);
+                t.function_index.insert(f.name, t.functions.len() as u32);
+                t.functions.push(f);
             } else if let Some(c) = n.strip_prefix("actor ").and_then(|n| r.class(n)) {
-                t.cidx.insert(c.name, t.classes.len() as u32);
+                t.class_index.insert(c.name, t.classes.len() as u32);
                 t.classes.push(c);
             } else if let Some(m) = n.strip_prefix("method ").and_then(|n| r.method(n)) {
-                t.midx.insert(m.name, t.methods.len() as u32);
+                t.method_index.insert(m.name, t.methods.len() as u32);
                 t.methods.push(m);
             }
         }

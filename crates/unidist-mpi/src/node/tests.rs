@@ -6,7 +6,11 @@ use unidist_serialize::{encode_with_oob, Buffer};
 
 fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
     let (tx, rx) = crossbeam_channel::unbounded();
-    (Node::new(rank, 3, vec![String::new(); 3], tx, 1024), rx)
+    let lost = Arc::new(LostPeers::default());
+    (
+        Node::new(rank, 3, vec![String::new(); 3], tx, 1024, lost),
+        rx,
+    )
 }
 
 fn pushed(id: ObjectId) -> Msg {
@@ -25,22 +29,27 @@ fn a_push_ahead_of_its_call_is_kept_and_freed_by_its_sender() {
     let (n, out) = node(1);
     let id = ObjectId::new(0, 7);
     n.handle(0, pushed(id));
-    assert!(n.st.lock().objs.get(&id).is_some_and(|o| o.data.is_some()));
-    let mut fx = Fx::default();
-    n.request(&mut n.st.lock(), &mut fx, id);
+    assert!(n
+        .state
+        .lock()
+        .objects
+        .get(&id)
+        .is_some_and(|o| o.data.is_some()));
+    let mut effects = Effects::default();
+    n.request(&mut n.state.lock(), &mut effects, id);
     assert!(
-        fx.sends.is_empty(),
+        effects.sends.is_empty(),
         "a pushed value must not be fetched again"
     );
     assert!(out.try_recv().is_err(), "nothing is sent for a push");
     n.handle(0, Msg::Free { ids: vec![id] });
-    assert!(!n.st.lock().objs.contains_key(&id));
+    assert!(!n.state.lock().objects.contains_key(&id));
 }
 
 #[test]
 fn a_get_of_an_object_on_a_lost_worker_fails_naming_it() {
     let (n, _out) = node(0);
-    let id = n.with(|st, _| n.new_outputs(st, 1, 2))[0];
+    let id = n.with(|state, _| n.new_outputs(state, 1, 2))[0];
     n.peer_lost(2, "its process 42 ended");
     let r = n.get(&[id], Some(Duration::from_secs(5)));
     let Err(e) = r else {
@@ -78,11 +87,11 @@ fn scheduling_skips_lost_workers_and_fails_without_any() {
     let (n, _out) = node(0);
     n.peer_lost(1, "its process 7 ended");
     for _ in 0..4 {
-        assert_eq!(n.choose(&mut n.st.lock(), &[], false).ok(), Some(2));
+        assert_eq!(n.choose(&mut n.state.lock(), &[], false).ok(), Some(2));
     }
     n.peer_lost(2, "its process 8 ended");
     let e = n
-        .choose(&mut n.st.lock(), &[], true)
+        .choose(&mut n.state.lock(), &[], true)
         .unwrap_err()
         .to_string();
     assert!(e.contains("every worker was lost"), "{e}");
@@ -93,5 +102,40 @@ fn an_owner_ignores_a_push_of_an_object_it_freed() {
     let (n, _out) = node(1);
     let id = ObjectId::new(1, 3);
     n.handle(2, pushed(id));
-    assert!(!n.st.lock().objs.contains_key(&id));
+    assert!(!n.state.lock().objects.contains_key(&id));
+}
+
+#[test]
+fn actor_dead_errors_name_the_type_when_known() {
+    let actor = ActorId { owner: 0, seq: 5 };
+    let e = actor_dead(actor, Some("Counter"), &DeadReason::Killed);
+    assert_eq!(e.kind(), unidist_core::ErrorKind::ActorDead);
+    let text = e.to_string();
+    assert!(text.contains(&format!("Counter#{actor}")), "{text}");
+    assert!(text.contains("it was killed"), "{text}");
+    let lost = DeadReason::WorkerLost {
+        rank: 2,
+        why: "its process 9 ended".into(),
+    };
+    let text = actor_dead(actor, None, &lost).to_string();
+    assert!(
+        text.contains(&actor.to_string()) && text.contains("its worker rank 2 was lost"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
+    let (n, out) = node(0);
+    let actor = ActorId { owner: 0, seq: 77 };
+    n.handle(1, Msg::ActorLocate { actor });
+    let answer = out.try_iter().find_map(|o| match o {
+        Out::Msg(1, Msg::ActorWhere { worker, .. }) => Some(worker),
+        _ => None,
+    });
+    assert_eq!(
+        answer,
+        Some(Err(DeadReason::Released.to_string())),
+        "the owner must say why the actor is gone"
+    );
 }
