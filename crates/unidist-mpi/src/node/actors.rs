@@ -85,7 +85,7 @@ impl Node {
             state.actors.owned.insert(actor, owned);
             state.workers.actors[w as usize] += 1;
             let (seq, args) = self.record_call(state, effects, w, &spec.args, encoded, &[]);
-            let msg = Msg::ActorCreate {
+            let msg = NodeMsg::ActorCreate {
                 actor,
                 class,
                 args,
@@ -108,7 +108,7 @@ impl Node {
         Ok(self.with(|state, effects| {
             let outputs = self.new_outputs(state, call.method.num_returns, w);
             let (seq, args) = self.record_call(state, effects, w, &call.args, encoded, &outputs);
-            let msg = Msg::ActorCall {
+            let msg = NodeMsg::ActorCall {
                 actor: call.actor,
                 method,
                 args,
@@ -133,7 +133,7 @@ impl Node {
             } else {
                 state.actors.located.insert(actor, Err(DeadReason::Killed));
             }
-            effects.send(w, Msg::ActorKill { actor, now: true });
+            effects.send(w, NodeMsg::ActorKill { actor, now: true });
         });
         Ok(())
     }
@@ -165,7 +165,7 @@ impl Node {
                     a.handles += 1;
                 }
             } else {
-                effects.send(actor.owner, Msg::ActorPin { actor });
+                effects.send(actor.owner, NodeMsg::ActorPin { actor });
             }
         });
     }
@@ -192,7 +192,7 @@ impl Node {
             },
             None => Err(DeadReason::Released.to_string()),
         };
-        effects.send(src, Msg::ActorWhere { actor, worker });
+        effects.send(src, NodeMsg::ActorWhere { actor, worker });
     }
 
     /// The owner of `actor` answered where it lives.
@@ -234,7 +234,7 @@ impl Node {
             |state, effects| {
                 if !asked && !state.actors.located.contains_key(&actor) {
                     asked = true;
-                    effects.send(actor.owner, Msg::ActorLocate { actor });
+                    effects.send(actor.owner, NodeMsg::ActorLocate { actor });
                 }
             },
             |state| state.actors.located.contains_key(&actor),
@@ -267,7 +267,7 @@ impl Node {
                     effects.actors.push((actor, rx));
                     let seq = call.reply.seq;
                     let results = Vec::new();
-                    effects.send(call.reply.to, Msg::Done { seq, results });
+                    effects.send(call.reply.to, NodeMsg::Done { seq, results });
                 }
                 CallKind::Method(method) => {
                     let reply = call.reply;
@@ -392,7 +392,7 @@ impl Node {
             let placed = &mut state.workers.actors[w as usize];
             *placed = placed.saturating_sub(1);
             if alive {
-                effects.send(w, Msg::ActorKill { actor, now: false });
+                effects.send(w, NodeMsg::ActorKill { actor, now: false });
             }
         }
     }

@@ -42,7 +42,7 @@ impl Node {
             let w = self.choose(state, &holders, false)?;
             let outputs = self.new_outputs(state, task.function.num_returns, w);
             let (seq, args) = self.record_call(state, effects, w, &task.args, encoded, &outputs);
-            let msg = Msg::Task {
+            let msg = NodeMsg::Task {
                 seq,
                 func,
                 args,
@@ -210,7 +210,7 @@ impl Node {
             for s in std::mem::take(&mut o.subscribers) {
                 effects.send(
                     s,
-                    Msg::Ready {
+                    NodeMsg::Ready {
                         id: *id,
                         loc: src,
                         error: err.clone(),

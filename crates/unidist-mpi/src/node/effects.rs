@@ -5,7 +5,7 @@
 use super::*;
 
 pub(super) enum Outgoing {
-    Msg(u32, Msg),
+    Msg(u32, NodeMsg),
     /// Send object `id` (held here as `payload`) to `dest` as `Data` or `Push`.
     Value {
         dest: u32,
@@ -33,7 +33,7 @@ pub(super) struct Effects {
 }
 
 impl Effects {
-    pub(super) fn send(&mut self, dest: u32, msg: Msg) {
+    pub(super) fn send(&mut self, dest: u32, msg: NodeMsg) {
         self.sends.push(Outgoing::Msg(dest, msg));
     }
     pub(super) fn drop_later<T: Send + 'static>(&mut self, v: T) {
@@ -131,15 +131,15 @@ impl Node {
                         self.send(
                             dest,
                             if push {
-                                Msg::Push { id, value }
+                                NodeMsg::Push { id, value }
                             } else {
-                                Msg::Data { id, value }
+                                NodeMsg::Data { id, value }
                             },
                         );
                     }
                     Err(e) => self.send(
                         dest,
-                        Msg::Failed {
+                        NodeMsg::Failed {
                             id,
                             error: WireError::from(&e),
                         },

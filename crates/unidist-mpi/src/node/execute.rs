@@ -91,7 +91,7 @@ impl Node {
         let results = reply.outputs.iter().map(|_| Err(e.clone())).collect();
         self.send(
             reply.to,
-            Msg::Done {
+            NodeMsg::Done {
                 seq: reply.seq,
                 results,
             },
@@ -175,7 +175,7 @@ impl Node {
             o.requested = true;
             let to = o.location.filter(|l| *l != self.rank).unwrap_or(from);
             let requester = self.rank;
-            effects.send(to, Msg::Fetch { id, requester });
+            effects.send(to, NodeMsg::Fetch { id, requester });
         }
         ArgState::Waiting(id)
     }
@@ -281,7 +281,7 @@ impl Node {
             }
         };
         let seq = reply.seq;
-        effects.send(reply.to, Msg::Done { seq, results });
+        effects.send(reply.to, NodeMsg::Done { seq, results });
         effects.touched.extend(reply.outputs.iter().copied());
     }
 
@@ -313,7 +313,7 @@ impl Node {
                 .is_some_and(|o| o.fetchers.contains(&reply.to));
             if small && reply.to != self.rank && id.owner == reply.to && !fetching {
                 let value = Slot::Ready(e.clone());
-                effects.send(reply.to, Msg::Data { id: *id, value });
+                effects.send(reply.to, NodeMsg::Data { id: *id, value });
             }
             self.store_output(state, effects, *id, Ok((v, e)));
         }

@@ -117,28 +117,30 @@ impl Node {
         effects: &mut Effects,
         dest: u32,
         why: String,
-        msg: Msg,
+        msg: NodeMsg,
     ) {
         let err = rank_lost(dest, &why);
         match msg {
-            Msg::Fetch { id, requester } if requester == self.rank => {
+            NodeMsg::Fetch { id, requester } if requester == self.rank => {
                 self.fail_object(state, effects, id, &err)
             }
-            Msg::Fetch { id, requester } => {
+            NodeMsg::Fetch { id, requester } => {
                 let error = WireError::from(&err);
-                effects.send(requester, Msg::Failed { id, error });
+                effects.send(requester, NodeMsg::Failed { id, error });
             }
-            Msg::Subscribe { id } => self.fail_object(state, effects, id, &err),
-            Msg::ActorLocate { actor } => {
+            NodeMsg::Subscribe { id } => self.fail_object(state, effects, id, &err),
+            NodeMsg::ActorLocate { actor } => {
                 let reason = DeadReason::OwnerLost { rank: dest, why };
                 state.actors.located.insert(actor, Err(reason));
                 effects.notify = true;
             }
-            Msg::Task { seq, outputs, .. } | Msg::ActorCall { seq, outputs, .. } => {
+            NodeMsg::Task { seq, outputs, .. } | NodeMsg::ActorCall { seq, outputs, .. } => {
                 let e = WireError::from(&err);
                 self.call_done(state, effects, dest, seq, vec![Err(e); outputs.len()]);
             }
-            Msg::ActorCreate { seq, .. } => self.call_done(state, effects, dest, seq, Vec::new()),
+            NodeMsg::ActorCreate { seq, .. } => {
+                self.call_done(state, effects, dest, seq, Vec::new())
+            }
             _ => {}
         }
     }

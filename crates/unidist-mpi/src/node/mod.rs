@@ -39,7 +39,7 @@ use unidist_serialize::Encoded;
 use crate::comm::Out;
 use crate::exec::{self, ActorCmd, Job, Pool};
 use crate::process::LostPeers;
-use crate::wire::{ArgWire, Msg, OutResult, Slot, WireError};
+use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
 
 // Each file owns one concern; the methods of `Node` are spread over them.
 mod actors; // actors: placement, lookup, their calls here, kill and release
@@ -132,7 +132,7 @@ impl Node {
     }
 
     /// Sends a message through the communication thread.
-    pub fn send(&self, dest: u32, msg: Msg) {
+    pub fn send(&self, dest: u32, msg: NodeMsg) {
         let _ = self.out.send(Out::Msg(dest, msg));
     }
 

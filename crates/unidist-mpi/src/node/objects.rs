@@ -43,7 +43,7 @@ impl Node {
         if id.owner == self.rank && !state.objects.contains_key(&id) {
             effects.send(
                 requester,
-                Msg::Failed {
+                NodeMsg::Failed {
                     id,
                     error: WireError::from(&object_gone(id)),
                 },
@@ -66,7 +66,7 @@ impl Node {
         } else if let ObjectStatus::Failed(e) = &o.status {
             effects.send(
                 requester,
-                Msg::Failed {
+                NodeMsg::Failed {
                     id,
                     error: WireError::from(e),
                 },
@@ -74,7 +74,7 @@ impl Node {
         } else if o.producing {
             o.fetchers.push(requester);
         } else if let Some(l) = o.location.filter(|l| *l != self.rank) {
-            effects.send(l, Msg::Fetch { id, requester });
+            effects.send(l, NodeMsg::Fetch { id, requester });
         } else {
             o.fetchers.push(requester);
         }
@@ -94,7 +94,7 @@ impl Node {
             o.requested = false;
             return;
         }
-        effects.send(to, Msg::Fetch { id, requester: me });
+        effects.send(to, NodeMsg::Fetch { id, requester: me });
     }
 
     /// The value of `id` arrived from `src`: pushed ahead of a call (`push`) or answering a
@@ -168,7 +168,7 @@ impl Node {
                 _ => (o.location.unwrap_or(self.rank), None),
             },
         };
-        effects.send(src, Msg::Ready { id, loc, error });
+        effects.send(src, NodeMsg::Ready { id, loc, error });
     }
 
     /// The owner of `id` answered a subscription: it is ready at `loc`, or failed.
@@ -248,7 +248,7 @@ impl Node {
                 for f in std::mem::take(&mut o.fetchers) {
                     effects.send(
                         f,
-                        Msg::Failed {
+                        NodeMsg::Failed {
                             id,
                             error: WireError::from(&e),
                         },
@@ -277,7 +277,7 @@ impl Node {
         for s in std::mem::take(&mut o.subscribers) {
             effects.send(
                 s,
-                Msg::Ready {
+                NodeMsg::Ready {
                     id,
                     loc: 0,
                     error: Some(WireError::from(err)),
@@ -287,7 +287,7 @@ impl Node {
         for r in std::mem::take(&mut o.fetchers) {
             effects.send(
                 r,
-                Msg::Failed {
+                NodeMsg::Failed {
                     id,
                     error: WireError::from(err),
                 },

@@ -48,7 +48,7 @@ impl Node {
                     note_nested(id);
                 }
             } else {
-                effects.send(id.owner, Msg::Borrow { id, delta: 1 });
+                effects.send(id.owner, NodeMsg::Borrow { id, delta: 1 });
             }
         });
     }
@@ -63,7 +63,7 @@ impl Node {
             o.local += 1;
             if id.owner != self.rank && !o.borrowing {
                 o.borrowing = true;
-                effects.send(id.owner, Msg::Borrow { id, delta: 1 });
+                effects.send(id.owner, NodeMsg::Borrow { id, delta: 1 });
             }
             Ok(())
         })
@@ -124,7 +124,7 @@ impl Node {
         }
         for c in std::mem::take(&mut o.copies) {
             if c != self.rank {
-                effects.send(c, Msg::Free { ids: vec![id] });
+                effects.send(c, NodeMsg::Free { ids: vec![id] });
             }
         }
         if o.local == 0 && o.waiting_calls.is_empty() && o.fetchers.is_empty() && !o.requested {
@@ -153,11 +153,11 @@ impl Node {
             }
             for c in std::mem::take(&mut o.copies) {
                 if c != self.rank {
-                    effects.send(c, Msg::Free { ids: vec![id] });
+                    effects.send(c, NodeMsg::Free { ids: vec![id] });
                 }
             }
             if let Some(l) = loc.filter(|l| *l != self.rank) {
-                effects.send(l, Msg::Free { ids: vec![id] });
+                effects.send(l, NodeMsg::Free { ids: vec![id] });
             }
             if o.producing {
                 o.freed = true;
@@ -167,7 +167,7 @@ impl Node {
         } else {
             if o.borrowing {
                 o.borrowing = false;
-                effects.send(id.owner, Msg::Borrow { id, delta: -1 });
+                effects.send(id.owner, NodeMsg::Borrow { id, delta: -1 });
             }
             // The location keeps its entry (value or failure) until the owner frees it.
             let location = o.location == Some(self.rank);

@@ -13,9 +13,9 @@ fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
     )
 }
 
-fn pushed(id: ObjectId) -> Msg {
+fn pushed(id: ObjectId) -> NodeMsg {
     let e = encode_with_oob(&Buffer::<f64>::from(vec![2.0; 4096]), 1024).unwrap();
-    Msg::Push {
+    NodeMsg::Push {
         id,
         value: Slot::Ready(Arc::new(e)),
     }
@@ -42,7 +42,7 @@ fn a_push_ahead_of_its_call_is_kept_and_freed_by_its_sender() {
         "a pushed value must not be fetched again"
     );
     assert!(out.try_recv().is_err(), "nothing is sent for a push");
-    n.handle(0, Msg::Free { ids: vec![id] });
+    n.handle(0, NodeMsg::Free { ids: vec![id] });
     assert!(!n.state.lock().objects.contains_key(&id));
 }
 
@@ -128,9 +128,9 @@ fn actor_dead_errors_name_the_type_when_known() {
 fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
     let (n, out) = node(0);
     let actor = ActorId { owner: 0, seq: 77 };
-    n.handle(1, Msg::ActorLocate { actor });
+    n.handle(1, NodeMsg::ActorLocate { actor });
     let answer = out.try_iter().find_map(|o| match o {
-        Out::Msg(1, Msg::ActorWhere { worker, .. }) => Some(worker),
+        Out::Msg(1, NodeMsg::ActorWhere { worker, .. }) => Some(worker),
         _ => None,
     });
     assert_eq!(

@@ -229,7 +229,7 @@ impl Node {
                     }
                     if id.owner != me {
                         o.subscribed = true;
-                        effects.send(id.owner, Msg::Subscribe { id: *id });
+                        effects.send(id.owner, NodeMsg::Subscribe { id: *id });
                     }
                 }
             },
