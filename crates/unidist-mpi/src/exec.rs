@@ -337,3 +337,47 @@ fn checked(
         .and_then(|outputs| task::check_arity(method.name, method.num_returns, outputs))
         .map_err(Error::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unidist_core::registry::MethodKind;
+    use unidist_core::ErrorKind;
+
+    fn none(_: &dyn std::any::Any, _: &[Payload]) -> unidist_core::Result<unidist_core::Outputs> {
+        Ok(Vec::new())
+    }
+
+    static PAIR: ActorMethodEntry = ActorMethodEntry {
+        name: "m::Ledger::pair",
+        class: "m::Ledger",
+        num_returns: 2,
+        kind: MethodKind::Ref(none),
+    };
+
+    fn outputs(n: usize) -> unidist_core::Outputs {
+        (0..n)
+            .map(|i| Arc::new(i as u64) as Arc<dyn unidist_core::ErasedValue>)
+            .collect()
+    }
+
+    #[test]
+    fn a_method_must_return_exactly_its_declared_outputs() {
+        assert_eq!(
+            checked(&PAIR, Ok(outputs(2))).map(|o| o.len()).ok(),
+            Some(2)
+        );
+        for n in [1, 3] {
+            let Err(e) = checked(&PAIR, Ok(outputs(n))) else {
+                panic!("{n} outputs where 2 are declared must fail");
+            };
+            assert_eq!(e.kind(), ErrorKind::TaskFailed);
+            let text = e.to_string();
+            assert!(
+                text.contains("m::Ledger::pair")
+                    && text.contains(&format!("returned {n} values, expected 2")),
+                "{text}"
+            );
+        }
+    }
+}

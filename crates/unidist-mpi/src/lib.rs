@@ -66,6 +66,32 @@
 //! as soon as one process dies, naming it; rank 0's own report may or may not come first.
 //! Objects whose owner was the lost worker may stay allocated where they live until shutdown.
 //!
+//! # Modules
+//!
+//! - `comm`: the communication thread, the only one that calls MPI: batching, sends, receives,
+//!   liveness beacons, the shutdown handshake.
+//! - `wire`: the messages between ranks (the node's traffic and the communication threads'
+//!   control traffic), their batches and segments.
+//! - `node`: the per-process runtime and `impl Backend`, one file per concern:
+//!   - `node/state.rs`: the state behind the node's mutex, split by concern;
+//!   - `node/effects.rs`: work collected under the lock and done after it;
+//!   - `node/table.rs`: the registry index shared by all ranks;
+//!   - `node/objects.rs`: where values live and how they travel;
+//!   - `node/refs.rs`: reference counts, pins and freeing;
+//!   - `node/schedule.rs`: choosing a worker (load, locality) and throttling;
+//!   - `node/calls.rs`: calls this process sends, until their `Done`;
+//!   - `node/execute.rs`: calls received from other ranks, until they complete;
+//!   - `node/actors.rs`: actors, and the one "actor is dead" error;
+//!   - `node/wait.rs`: blocked threads, `get` and `wait`;
+//!   - `node/lost.rs`: what fails when a rank is lost;
+//!   - `node/dispatch.rs`: incoming messages, one delegating line per kind;
+//!   - `node/backend.rs`: `impl Backend`.
+//! - `exec`: the task pool and the actor threads of a worker rank.
+//! - `process`: exit status, the panic hook, signals, `atexit`, and the one record of lost ranks.
+//! - `launch`: launch modes, the registry check and host discovery at init.
+//! - `ffi`: every `unsafe` block (raw MPI calls and process hooks).
+//! - `log`: per-rank log files.
+//!
 //! # Limits
 //!
 //! MPI cannot be initialized twice in a process: after `shutdown`, `init` fails on this

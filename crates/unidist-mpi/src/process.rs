@@ -68,7 +68,7 @@ impl LostPeers {
 
 /// The lost-peer registry of the running backend, for the exit path.
 static LOST: OnceLock<Arc<LostPeers>> = OnceLock::new();
-/// Rank 0's node, for [`raw_node`].
+/// Rank 0's node, for [`root_node`].
 static ROOT_NODE: OnceLock<Weak<Node>> = OnceLock::new();
 
 /// Makes `lost` the registry the exit path reports from.

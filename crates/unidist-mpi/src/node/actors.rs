@@ -1,7 +1,18 @@
 //! Actors: creating them on a worker, finding where they live, handing their calls to their
 //! thread in order, killing and releasing them, and the one "actor is dead" error.
 
-use super::*;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use unidist_core::{ActorCall, ActorId, ActorSpec, Error, ObjectId, Result};
+
+use super::effects::Effects;
+use super::state::{backend_err, ActorSlot, CallKind, OwnedActor, ReceivedCall, State};
+use super::table::unregistered;
+use super::wait::WaitKeys;
+use super::Node;
+use crate::exec::ActorCmd;
+use crate::wire::NodeMsg;
 
 /// How long an actor lookup at its owner may take.
 const LOCATE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -40,7 +51,7 @@ impl std::fmt::Display for DeadReason {
             DeadReason::OwnerLost { rank, why } => {
                 write!(f, "its owner rank {rank} was lost ({why})")
             }
-            DeadReason::CreationFailed(cause) => write!(f, "its creation failed: {cause}"),
+            DeadReason::CreationFailed(cause) => write!(f, "its constructor failed: {cause}"),
             DeadReason::NotCreated => f.write_str("it was never created on its worker"),
             DeadReason::Stopped => f.write_str("its thread had ended"),
             DeadReason::ShutDown => f.write_str("the job is shutting down"),

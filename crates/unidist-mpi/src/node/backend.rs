@@ -10,7 +10,8 @@ use unidist_core::{
     Result, TaskSpec,
 };
 
-use super::{Node, NAME};
+use super::state::NAME;
+use super::Node;
 
 impl Backend for Node {
     fn name(&self) -> &'static str {

@@ -1,7 +1,16 @@
 //! Calls this process sends (tasks, actor creations, actor method calls): their arguments on
 //! the wire, their outputs, the bookkeeping until their `Done`, and the completion.
 
-use super::*;
+use std::sync::Arc;
+
+use unidist_core::{AnyRef, Arg, Error, ObjectId, Result, TaskSpec};
+use unidist_serialize::Encoded;
+
+use super::effects::{Effects, Outgoing};
+use super::state::{Object, ObjectStatus, SentCall, State};
+use super::table::unregistered;
+use super::Node;
+use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
 
 /// Call arguments after encoding: the encoded values (`None` for refs), the refs to hold, and
 /// the refs owned here that were serialized inside the values (pinned until the call is done).

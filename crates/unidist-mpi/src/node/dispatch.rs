@@ -1,6 +1,7 @@
 //! The node's incoming traffic: each message kind is handed to the concern that owns it.
 
-use super::*;
+use super::Node;
+use crate::wire::NodeMsg;
 
 impl Node {
     /// Handles one message from rank `src` (on the communication thread).

@@ -2,7 +2,16 @@
 //! threads, wake-ups and values to drop, because encoding, dropping a value that holds refs or
 //! waking a thread must not happen under the lock.
 
-use super::*;
+use std::any::Any;
+use std::sync::Arc;
+
+use parking_lot::Condvar;
+use unidist_core::{ActorId, ObjectId, Payload};
+
+use super::state::State;
+use super::Node;
+use crate::exec::{self, Job};
+use crate::wire::{NodeMsg, Slot, WireError};
 
 pub(super) enum Outgoing {
     Msg(u32, NodeMsg),

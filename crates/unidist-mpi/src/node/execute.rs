@@ -2,7 +2,16 @@
 //! arguments (fetched if needed), their start once every argument is here, and their
 //! completion, reported to the rank that sent them.
 
-use super::*;
+use std::sync::Arc;
+
+use unidist_core::{ActorId, ErasedValue, ObjectId, Payload, Result};
+use unidist_serialize::Encoded;
+
+use super::effects::Effects;
+use super::state::{backend_err, ArgState, CallKind, ObjectStatus, ReceivedCall, State};
+use super::Node;
+use crate::exec::Job;
+use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
 
 /// Results up to this size travel to their owner with the call's completion.
 const INLINE_RESULT_MAX: usize = 16 * 1024;

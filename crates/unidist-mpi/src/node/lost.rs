@@ -2,7 +2,13 @@
 //! to lost ranks are settled here instead of sent. Which ranks are lost is recorded once, in
 //! [`LostPeers`](crate::process::LostPeers).
 
-use super::*;
+use unidist_core::{Error, ObjectId};
+
+use super::actors::DeadReason;
+use super::effects::{Effects, Outgoing};
+use super::state::{backend_err, ObjectStatus, State};
+use super::Node;
+use crate::wire::{NodeMsg, WireError};
 
 /// The error of everything that only a lost rank could deliver.
 fn rank_lost(rank: u32, why: &str) -> Error {

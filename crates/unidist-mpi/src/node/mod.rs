@@ -2,7 +2,7 @@
 //! call bookkeeping, and the [`Backend`](unidist_core::Backend) implementation. It never calls MPI: it hands messages to the
 //! communication thread through a channel, and the communication thread hands it what arrives.
 //!
-//! Objects. An [`ObjectId`]'s `owner` is the rank that allocated it (the submitter of the task
+//! Objects. An [`ObjectId`](unidist_core::ObjectId)'s `owner` is the rank that allocated it (the submitter of the task
 //! or the putter). The owner knows the object's location (the worker that runs the producing
 //! task, chosen at submission, or the putter), its readiness, and who references it: local
 //! handles (`local`) and registered borrowers in other processes (`remote`). When both drop to
@@ -18,28 +18,23 @@
 //! decoded any number of times, anywhere; those objects live until shutdown (a documented limit).
 //!
 //! Locking. One mutex guards the state; code that needs to encode, decode, drop user values or
-//! wake threads collects the work in [`Effects`] and does it after unlocking, because encoding or
+//! wake threads collects the work in [`Effects`](effects::Effects) and does it after unlocking, because encoding or
 //! dropping a value that contains refs re-enters the backend.
 
-use std::any::Any;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use parking_lot::{Condvar, Mutex, MutexGuard};
-use unidist_core::registry::{self, ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{
-    ActorCall, ActorId, ActorSpec, AnyRef, Arg, ErasedValue, Error, ObjectId, Payload, Result,
-    TaskSpec,
-};
-use unidist_serialize::Encoded;
+use parking_lot::{Condvar, Mutex};
+use unidist_core::{Error, Result};
 
 use crate::comm::Out;
-use crate::exec::{self, ActorCmd, Job, Pool};
+use crate::exec::{ActorCmd, Pool};
 use crate::process::LostPeers;
-use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
+use crate::wire::NodeMsg;
+use state::{backend_err, ActorSlot, ReceivedCall, State};
+use table::Table;
 
 // Each file owns one concern; the methods of `Node` are spread over them.
 mod actors; // actors: placement, lookup, their calls here, kill and release
@@ -59,12 +54,7 @@ mod tests;
 mod wait; // blocked threads: `block_until`, `get`, `wait`
 
 pub use actors::{actor_dead, DeadReason};
-use calls::*;
-use effects::*;
 pub use execute::Reply;
-use state::*;
-use table::*;
-use wait::*;
 
 /// The runtime of one process; implements [`Backend`](unidist_core::Backend).
 pub struct Node {

@@ -1,7 +1,15 @@
 //! Objects: where values live and how they travel (fetch, push, subscriptions), the outputs
 //! of calls that ran here, and failures.
 
-use super::*;
+use std::sync::Arc;
+
+use unidist_core::{ErasedValue, Error, ObjectId, Payload, Result};
+use unidist_serialize::Encoded;
+
+use super::effects::{Effects, Outgoing};
+use super::state::{object_gone, ObjectStatus, State};
+use super::Node;
+use crate::wire::{NodeMsg, Slot, WireError};
 
 impl Node {
     /// The encoding of object `id` held here as `payload`, made once and cached.

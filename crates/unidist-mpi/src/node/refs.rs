@@ -1,7 +1,15 @@
 //! Reference counts of objects: local handles, borrowers in other processes, pins of refs
 //! serialized inside values, and freeing an object once nobody references it.
 
-use super::*;
+use std::sync::Arc;
+
+use unidist_core::{ErasedValue, ObjectId, Payload, Result};
+
+use super::calls::note_nested;
+use super::effects::Effects;
+use super::state::{object_gone, Object, ObjectStatus, State};
+use super::Node;
+use crate::wire::NodeMsg;
 
 impl Node {
     /// Stores a value put by the user, owned and held here.

@@ -1,7 +1,12 @@
 //! Scheduling: which worker runs a call (load, locality of large arguments, lost workers)
 //! and the submission throttle of rank 0.
 
-use super::*;
+use std::time::Duration;
+
+use unidist_core::{Arg, Result};
+
+use super::state::{backend_err, State};
+use super::Node;
 
 /// Arguments at least this large steer scheduling towards the worker that holds them.
 pub(super) const LOCALITY_MIN: u64 = 64 * 1024;

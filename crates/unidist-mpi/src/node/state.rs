@@ -5,9 +5,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{ActorId, AnyRef, Error, ObjectId, Payload};
+use unidist_core::{ActorId, AnyRef, Error, ObjectId, Payload, Result};
 use unidist_serialize::Encoded;
 
+use super::actors::DeadReason;
 use super::execute::Reply;
 use super::wait::Waiters;
 use crate::exec::{ActorTx, Args};
@@ -228,5 +229,3 @@ pub(super) struct Actors {
     /// escaped in one of those calls registered meanwhile.
     pub(super) pending_ends: Vec<(ActorId, u64)>,
 }
-
-pub(super) use super::actors::DeadReason;

@@ -1,7 +1,12 @@
 //! The registry index: every registered function, actor type and method by a number that is
 //! the same on every rank (the registry check at init guarantees equal registries).
 
-use super::*;
+use std::collections::HashMap;
+
+use unidist_core::registry::{self, ActorClassEntry, ActorMethodEntry, RemoteFunction};
+use unidist_core::Error;
+
+use super::state::backend_err;
 
 /// The registered items by index, and the index of each name.
 pub(super) struct Table {

@@ -1,8 +1,16 @@
 //! Unit tests of the node: message handling, lost ranks and scheduling without MPI.
 
-use super::*;
-use unidist_core::Backend;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use unidist_core::{ActorId, Backend, ObjectId};
 use unidist_serialize::{encode_with_oob, Buffer};
+
+use super::effects::Effects;
+use super::{actor_dead, DeadReason, Node};
+use crate::comm::Out;
+use crate::process::LostPeers;
+use crate::wire::{NodeMsg, Slot};
 
 fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
     let (tx, rx) = crossbeam_channel::unbounded();

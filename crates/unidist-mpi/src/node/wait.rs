@@ -1,7 +1,19 @@
 //! Blocked threads: the waiter registry, `block_until` (the one way a thread waits for the
 //! state to change), and `get` and `wait` on top of it.
 
-use super::*;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, MutexGuard};
+use unidist_core::{Error, ObjectId, Payload, Result};
+
+use super::effects::Effects;
+use super::state::{object_gone, Object, ObjectStatus, State};
+use super::Node;
+use crate::exec::{self};
+use crate::wire::NodeMsg;
 
 /// After its first pass, a waiting `get` re-requests at most this many ids per wake-up.
 const REKICK_WINDOW: usize = 1024;
