@@ -1,13 +1,14 @@
 //! The per-process runtime (the node): object table, ownership and reference counts, scheduling,
-//! call bookkeeping, and the [`Backend`](unidist_core::Backend) implementation. It never calls MPI: it hands messages to the
-//! communication thread through a channel, and the communication thread hands it what arrives.
+//! call bookkeeping, and the [`Backend`](unidist_core::Backend) implementation. It never calls
+//! MPI: it hands messages to the communication thread through a channel, and the communication
+//! thread hands it what arrives.
 //!
-//! Objects. An [`ObjectId`](unidist_core::ObjectId)'s `owner` is the rank that allocated it (the submitter of the task
-//! or the putter). The owner knows the object's location (the worker that runs the producing
-//! task, chosen at submission, or the putter), its readiness, and who references it: local
-//! handles (`local`) and registered borrowers in other processes (`remote`). When both drop to
-//! zero the owner sends `Free` to the location, which drops the value and forwards `Free` to every
-//! rank it sent a copy to. No global quiescence is involved.
+//! Objects. An [`ObjectId`](unidist_core::ObjectId)'s `owner` is the rank that allocated it (the
+//! submitter of the task or the putter). The owner knows the object's location (the worker that
+//! runs the producing task, chosen at submission, or the putter), its readiness, and who
+//! references it: local handles (`local`) and registered borrowers in other processes (`remote`).
+//! When both drop to zero the owner sends `Free` to the location, which drops the value and
+//! forwards `Free` to every rank it sent a copy to. No global quiescence is involved.
 //!
 //! Refs nested inside values: a process that deserializes a ref registers with the owner
 //! (`Borrow +1`, and `-1` when its last handle drops). A process that serializes a ref it owns
@@ -18,8 +19,8 @@
 //! decoded any number of times, anywhere; those objects live until shutdown (a documented limit).
 //!
 //! Locking. One mutex guards the state; code that needs to encode, decode, drop user values or
-//! wake threads collects the work in [`Effects`](effects::Effects) and does it after unlocking, because encoding or
-//! dropping a value that contains refs re-enters the backend.
+//! wake threads collects the work in [`Effects`](effects::Effects) and does it after unlocking,
+//! because encoding or dropping a value that contains refs re-enters the backend.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
