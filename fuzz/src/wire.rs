@@ -15,7 +15,9 @@
 #[path = "../../crates/unidist-mpi/src/wire.rs"]
 mod mpi_wire;
 
-pub use mpi_wire::{decode_batch, encode_batch, ArgWire, Msg, Slot, WireError};
+pub use mpi_wire::{
+    decode_batch, encode_batch, ArgWire, ControlMsg, Msg, NodeMsg, Slot, WireError,
+};
 
 use unidist_core::Error;
 use unidist_serialize::{decode_with_oob, encode, Buffer, HEADER_LEN};
@@ -90,65 +92,76 @@ pub fn seeds() -> Vec<Vec<u8>> {
     let id = |n| ObjectId::new(1, n);
     let actor = ActorId { owner: 0, seq: 3 };
     let failure = TaskError::new("m::f", TaskFailure::Panicked, "boom");
-    let batches = vec![
-        vec![Msg::Data {
+    let batches: Vec<Vec<Msg>> = vec![
+        vec![NodeMsg::Data {
             id: id(1),
             value: value(usize::MAX),
-        }],
-        vec![Msg::Push {
+        }
+        .into()],
+        vec![NodeMsg::Push {
             id: id(2),
             value: value(16),
-        }],
+        }
+        .into()],
         vec![
-            Msg::Task {
+            NodeMsg::Task {
                 seq: 1,
                 func: 2,
                 args: vec![ArgWire::Value(numbers), ArgWire::Ref { id: id(3), from: 0 }],
                 outputs: vec![id(4)],
-            },
-            Msg::ActorCreate {
+            }
+            .into(),
+            NodeMsg::ActorCreate {
                 actor,
                 class: 0,
                 args: vec![ArgWire::Value(value(16))],
                 seq: 2,
-            },
-            Msg::ActorCall {
+            }
+            .into(),
+            NodeMsg::ActorCall {
                 actor,
                 method: 1,
                 args: vec![],
                 outputs: vec![id(5)],
                 seq: 3,
-            },
+            }
+            .into(),
         ],
         vec![
-            Msg::Done {
+            NodeMsg::Done {
                 seq: 1,
                 results: vec![Ok(8), Err(WireError::Task(failure))],
-            },
-            Msg::Failed {
+            }
+            .into(),
+            NodeMsg::Failed {
                 id: id(6),
                 error: WireError::Other(ErrorKind::ActorDead, "gone".into()),
-            },
-            Msg::Ready {
+            }
+            .into(),
+            NodeMsg::Ready {
                 id: id(7),
                 loc: 1,
                 error: None,
-            },
-            Msg::ActorWhere {
+            }
+            .into(),
+            NodeMsg::ActorWhere {
                 actor,
                 worker: Err("killed".into()),
-            },
-            Msg::Free { ids: vec![id(8)] },
-            Msg::Borrow {
+            }
+            .into(),
+            NodeMsg::Free { ids: vec![id(8)] }.into(),
+            NodeMsg::Borrow {
                 id: id(9),
                 delta: -1,
-            },
-            Msg::ActorKill { actor, now: true },
-            Msg::Fetch {
+            }
+            .into(),
+            NodeMsg::ActorKill { actor, now: true }.into(),
+            NodeMsg::Fetch {
                 id: id(10),
                 requester: 2,
-            },
-            Msg::Shutdown,
+            }
+            .into(),
+            ControlMsg::Shutdown.into(),
         ],
     ];
     batches

@@ -22,7 +22,8 @@ use unidist_core::{Error, Result};
 use crate::ffi::{Keep, SendReq};
 use crate::launch::{self, Established, InitInfo};
 use crate::node::Node;
-use crate::wire::{self, Msg, BATCH_BYTES, CHUNK, TAG_CTRL, TAG_RAW, TAG_SEG};
+use crate::process::LostPeers;
+use crate::wire::{self, ControlMsg, Msg, NodeMsg, BATCH_BYTES, CHUNK, TAG_CTRL, TAG_RAW, TAG_SEG};
 
 /// How long the loop keeps polling after the last activity before it starts to block.
 const SPIN: Duration = Duration::from_millis(2);
@@ -46,8 +47,8 @@ const LISTEN_GAP: Duration = Duration::from_secs(5);
 
 /// A request to the communication thread.
 pub enum Out {
-    /// Send a message (to this rank itself: handled locally without MPI).
-    Msg(u32, Msg),
+    /// Send a node message (to this rank itself: handled locally without MPI).
+    Msg(u32, NodeMsg),
     /// Rank 0: shut every rank down, finalize, then answer.
     Shutdown(Sender<Result<()>>),
     /// Rank 0: measure the raw rsmpi floors with rank 1 and answer (8-byte half round trip in
@@ -90,6 +91,7 @@ pub fn run(
     };
     let now = Instant::now();
     let n = info.size as usize;
+    let lost = node.lost_peers();
     let mut comm = Comm {
         rank: info.rank,
         size: info.size,
@@ -106,15 +108,16 @@ pub fn run(
         pids: info.pids.clone(),
         heard: vec![now; n],
         sent: vec![now; n],
-        lost: vec![false; n],
+        lost,
         next_watch: now,
         last_watch: now,
+        ack_deadline: None,
     };
     comm.serve(&est.comm);
     comm.drain(&est.comm);
     let reply = comm.shutdown.take();
     let result = comm.result.clone();
-    let any_lost = comm.lost.iter().any(|l| *l);
+    let any_lost = comm.lost.any();
     drop(comm);
     if any_lost {
         // MPI_Finalize waits for every process of the job, including the lost one: it would
@@ -170,104 +173,28 @@ struct Comm {
     /// When each rank last sent something here, and when this rank last sent to it.
     heard: Vec<Instant>,
     sent: Vec<Instant>,
-    /// Ranks known to be gone: nothing is sent to them any more.
-    lost: Vec<bool>,
+    /// Ranks known to be gone (the process's one record): nothing is sent to them any more.
+    lost: Arc<LostPeers>,
     next_watch: Instant,
     last_watch: Instant,
+    /// Rank 0, during shutdown: when it stops waiting for acknowledgements.
+    ack_deadline: Option<Instant>,
 }
 
 impl Comm {
     fn serve(&mut self, comm: &SimpleCommunicator) {
         let mut last_active = Instant::now();
-        let mut stop_deadline: Option<Instant> = None;
         while !self.done {
-            let mut active = false;
             // Outgoing: everything queued now, in order, batched per destination.
-            let mut taken = 0;
-            while let Ok(o) = self.out_rx.try_recv() {
-                active = true;
-                self.accept(o, comm, &mut stop_deadline);
-                taken += 1;
-                if taken >= 4096 {
-                    break;
-                }
-            }
+            let mut active = self.take_outgoing(comm);
             active |= self.flush(comm);
             // Progress of non-blocking sends.
             if !self.pending.is_empty() {
                 self.pending.retain_mut(|r| !r.test());
             }
-            // Incoming.
-            for _ in 0..64 {
-                let Some((m, status)) = comm
-                    .any_process()
-                    .immediate_matched_probe_with_tag(TAG_CTRL)
-                else {
-                    break;
-                };
-                active = true;
-                let n = status.count(u8::equivalent_datatype()) as usize;
-                let mut buf = vec![0u8; n];
-                m.matched_receive_into(&mut buf[..]);
-                let src = status.source_rank();
-                if let Some(h) = self.heard.get_mut(src as usize) {
-                    *h = Instant::now();
-                }
-                let peer = comm.process_at_rank(src);
-                let batch = wire::decode_batch(&buf, |dst| {
-                    crate::ffi::prefer_huge_pages(dst);
-                    for r in wire::chunks(dst.len(), CHUNK) {
-                        let want = r.len();
-                        let st = peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
-                        let got = st.count(u8::equivalent_datatype());
-                        if usize::try_from(got).ok() != Some(want) {
-                            return Err(Error::backend(
-                                "mpi",
-                                format!(
-                                    "a value segment from rank {src} had {got} bytes where its \
-                                     batch announced {want}"
-                                ),
-                            ));
-                        }
-                    }
-                    Ok(())
-                });
-                match batch {
-                    Ok(batch) => {
-                        for msg in batch {
-                            self.dispatch(src as u32, msg, comm, &mut stop_deadline);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(src, error = %e, "dropping an undecodable batch");
-                    }
-                }
-            }
-            self.watch(comm, &mut stop_deadline);
-            if let Some(d) = stop_deadline {
-                if Instant::now() >= d {
-                    let missing: Vec<u32> = (1..self.size)
-                        .filter(|r| !self.acked[*r as usize] && !self.lost[*r as usize])
-                        .collect();
-                    tracing::warn!(?missing, "shutdown: not every worker acknowledged in time");
-                    self.result = Err(Error::backend(
-                        "mpi",
-                        format!(
-                            "shutdown: workers {missing:?} of {} did not acknowledge within {:?}",
-                            self.size - 1,
-                            ACK_TIMEOUT
-                        ),
-                    ));
-                    self.finish_rank0(comm);
-                    stop_deadline = None;
-                }
-            }
-            if let Some(d) = self.finalize_at {
-                if Instant::now() >= d {
-                    tracing::warn!("no final message from rank 0; finalizing anyway");
-                    self.done = true;
-                }
-            }
+            active |= self.receive(comm);
+            self.watch(comm);
+            self.check_deadlines(comm);
             if active {
                 last_active = Instant::now();
                 continue;
@@ -278,14 +205,14 @@ impl Comm {
             }
             match self.out_rx.recv_timeout(self.backoff) {
                 Ok(o) => {
-                    self.accept(o, comm, &mut stop_deadline);
+                    self.accept(o, comm);
                     last_active = Instant::now();
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     // Every handle to the node is gone: nothing can be sent any more.
                     if self.rank == 0 {
-                        self.begin_shutdown(comm, &mut stop_deadline);
+                        self.begin_shutdown(comm);
                     }
                     std::thread::sleep(self.backoff);
                 }
@@ -293,13 +220,85 @@ impl Comm {
         }
     }
 
-    fn accept(&mut self, o: Out, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
+    /// Accepts what the node queued (at most a bounded number at a time, so that receiving
+    /// keeps up); returns whether there was anything.
+    fn take_outgoing(&mut self, comm: &SimpleCommunicator) -> bool {
+        let mut taken = 0;
+        while taken < 4096 {
+            let Ok(o) = self.out_rx.try_recv() else {
+                break;
+            };
+            self.accept(o, comm);
+            taken += 1;
+        }
+        taken > 0
+    }
+
+    /// Receives the batches that arrived (a bounded number at a time) and dispatches their
+    /// messages; returns whether there was anything.
+    fn receive(&mut self, comm: &SimpleCommunicator) -> bool {
+        let mut active = false;
+        for _ in 0..64 {
+            let Some((m, status)) = comm
+                .any_process()
+                .immediate_matched_probe_with_tag(TAG_CTRL)
+            else {
+                break;
+            };
+            active = true;
+            let n = status.count(u8::equivalent_datatype()) as usize;
+            let mut buf = vec![0u8; n];
+            m.matched_receive_into(&mut buf[..]);
+            let src = status.source_rank();
+            if let Some(h) = self.heard.get_mut(src as usize) {
+                *h = Instant::now();
+            }
+            match receive_batch(comm, src, &buf) {
+                Ok(batch) => {
+                    for msg in batch {
+                        self.dispatch(src as u32, msg, comm);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(src, error = %e, "dropping an undecodable batch");
+                }
+            }
+        }
+        active
+    }
+
+    /// Ends the shutdown handshake when its time is up: rank 0 stops waiting for
+    /// acknowledgements, a worker stops waiting for rank 0's final message.
+    fn check_deadlines(&mut self, comm: &SimpleCommunicator) {
+        if self.ack_deadline.is_some_and(|d| Instant::now() >= d) {
+            let missing: Vec<u32> = (1..self.size)
+                .filter(|r| !self.acked[*r as usize] && !self.lost.contains(*r))
+                .collect();
+            tracing::warn!(?missing, "shutdown: not every worker acknowledged in time");
+            self.result = Err(Error::backend(
+                "mpi",
+                format!(
+                    "shutdown: workers {missing:?} of {} did not acknowledge within {:?}",
+                    self.size - 1,
+                    ACK_TIMEOUT
+                ),
+            ));
+            self.finish_rank0(comm);
+            self.ack_deadline = None;
+        }
+        if self.finalize_at.is_some_and(|d| Instant::now() >= d) {
+            tracing::warn!("no final message from rank 0; finalizing anyway");
+            self.done = true;
+        }
+    }
+
+    fn accept(&mut self, o: Out, comm: &SimpleCommunicator) {
         match o {
-            Out::Msg(dest, msg) => self.queue(dest, msg),
+            Out::Msg(dest, msg) => self.queue(dest, Msg::Node(msg)),
             Out::Shutdown(reply) => {
                 if self.shutdown.is_none() {
                     self.shutdown = Some(reply);
-                    self.begin_shutdown(comm, stop);
+                    self.begin_shutdown(comm);
                 } else {
                     let _ = reply.send(Ok(()));
                 }
@@ -309,7 +308,7 @@ impl Comm {
                 bytes,
                 reply,
             } => {
-                self.queue(1, Msg::RawBench { iters, bytes });
+                self.queue(1, ControlMsg::RawBench { iters, bytes }.into());
                 self.flush(comm);
                 let r = raw_bench_root(comm, iters, bytes);
                 let _ = reply.send(r);
@@ -317,27 +316,27 @@ impl Comm {
         }
     }
 
-    fn begin_shutdown(&mut self, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
-        if stop.is_some() || self.done {
+    fn begin_shutdown(&mut self, comm: &SimpleCommunicator) {
+        if self.ack_deadline.is_some() || self.done {
             return;
         }
         tracing::info!("shutdown: asking {} workers to stop", self.size - 1);
         self.node.stop_work();
         for r in 1..self.size {
-            self.queue(r, Msg::Shutdown);
+            self.queue(r, ControlMsg::Shutdown.into());
         }
         self.flush(comm);
         if self.all_acked() {
             self.finish_rank0(comm);
         } else {
-            *stop = Some(Instant::now() + ACK_TIMEOUT);
+            self.ack_deadline = Some(Instant::now() + ACK_TIMEOUT);
         }
     }
 
     /// Checks the liveness of the peers this rank watches (rank 0 watches every worker, a
     /// worker watches rank 0) and sends beacons. A peer is lost when its process is seen gone
     /// (same host) or when it stays silent for [`SILENCE_LIMIT`].
-    fn watch(&mut self, comm: &SimpleCommunicator, stop: &mut Option<Instant>) {
+    fn watch(&mut self, comm: &SimpleCommunicator) {
         let now = Instant::now();
         if now < self.next_watch {
             return;
@@ -355,17 +354,17 @@ impl Comm {
         };
         for p in peers {
             let i = p as usize;
-            if self.lost[i] {
+            if self.lost.contains(p) {
                 continue;
             }
             let (pid, local) = self.pids[i];
             if local && !crate::ffi::process_alive(pid) {
-                self.lose(p, format!("its process {pid} ended"), comm, stop);
+                self.lose(p, format!("its process {pid} ended"), comm);
             } else if now.duration_since(self.heard[i]) > SILENCE_LIMIT {
                 let why = format!("no message from it for {} s", SILENCE_LIMIT.as_secs());
-                self.lose(p, why, comm, stop);
+                self.lose(p, why, comm);
             } else if now.duration_since(self.sent[i]) > BEACON_EVERY && !self.done {
-                self.queue(p, Msg::Alive);
+                self.queue(p, ControlMsg::Alive.into());
                 self.flush(comm);
             }
         }
@@ -373,18 +372,10 @@ impl Comm {
 
     /// Rank `peer` is gone. Rank 0 tells the other workers and fails what only `peer` could
     /// deliver; a worker that lost rank 0 can never be shut down and exits.
-    fn lose(
-        &mut self,
-        peer: u32,
-        why: String,
-        comm: &SimpleCommunicator,
-        stop: &mut Option<Instant>,
-    ) {
-        let i = peer as usize;
-        if i >= self.lost.len() || self.lost[i] {
+    fn lose(&mut self, peer: u32, why: String, comm: &SimpleCommunicator) {
+        if peer >= self.size || !self.lost.mark(peer, &why) {
             return;
         }
-        self.lost[i] = true;
         self.batches.remove(&peer);
         let (gone, keep): (Vec<SendReq>, Vec<SendReq>) = std::mem::take(&mut self.pending)
             .into_iter()
@@ -394,14 +385,13 @@ impl Comm {
             r.abandon();
         }
         tracing::error!(rank = peer, why = %why, "rank lost");
-        crate::note_lost(peer, &why);
         if self.rank != 0 {
             if self.finalize_at.is_some() {
                 // Shutdown was under way: end without waiting for rank 0's final message.
                 self.done = true;
                 return;
             }
-            crate::exit_after_losing_root(&why);
+            crate::process::exit_after_losing_root(&why);
         }
         self.result = Err(Error::backend(
             "mpi",
@@ -409,38 +399,30 @@ impl Comm {
         ));
         for r in 1..self.size {
             if r != peer {
-                self.queue(
-                    r,
-                    Msg::PeerLost {
-                        rank: peer,
-                        why: why.clone(),
-                    },
-                );
+                let why = why.clone();
+                self.queue(r, ControlMsg::PeerLost { rank: peer, why }.into());
             }
         }
         self.flush(comm);
         self.node.peer_lost(peer, &why);
-        if stop.is_some() && self.all_acked() {
-            *stop = None;
-            self.finish_rank0(comm);
-        }
+        self.finish_if_all_acked(comm);
     }
 
     /// Rank 0: whether every worker still there acknowledged shutdown.
     fn all_acked(&self) -> bool {
-        (1..self.size as usize).all(|r| self.acked[r] || self.lost[r])
+        (1..self.size).all(|r| self.acked[r as usize] || self.lost.contains(r))
     }
 
     fn finish_rank0(&mut self, comm: &SimpleCommunicator) {
         for r in 1..self.size {
-            self.queue(r, Msg::Finalize);
+            self.queue(r, ControlMsg::Finalize.into());
         }
         self.flush(comm);
         self.done = true;
     }
 
     fn queue(&mut self, dest: u32, mut msg: Msg) {
-        if self.lost.get(dest as usize).copied().unwrap_or(false) {
+        if self.lost.contains(dest) {
             tracing::debug!(dest, "dropping a message to a lost rank");
             return;
         }
@@ -458,8 +440,11 @@ impl Comm {
         let batches = std::mem::take(&mut self.batches);
         for (dest, (msgs, _)) in batches {
             if dest == self.rank {
+                // Only the node addresses this rank itself; control traffic goes to peers.
                 for m in msgs {
-                    self.node.handle(self.rank, m);
+                    if let Msg::Node(m) = m {
+                        self.node.handle(self.rank, m);
+                    }
                 }
                 continue;
             }
@@ -504,44 +489,48 @@ impl Comm {
         }
     }
 
-    fn dispatch(
-        &mut self,
-        src: u32,
-        msg: Msg,
-        comm: &SimpleCommunicator,
-        stop: &mut Option<Instant>,
-    ) {
+    /// Hands a received message to its owner: the node, or this thread for control traffic.
+    fn dispatch(&mut self, src: u32, msg: Msg, comm: &SimpleCommunicator) {
         match msg {
-            Msg::ShutdownAck => {
+            Msg::Node(m) => self.node.handle(src, m),
+            Msg::Control(c) => self.control(src, c, comm),
+        }
+    }
+
+    fn control(&mut self, src: u32, msg: ControlMsg, comm: &SimpleCommunicator) {
+        match msg {
+            ControlMsg::ShutdownAck => {
                 if let Some(a) = self.acked.get_mut(src as usize) {
                     *a = true;
                 }
-                if stop.is_some() && self.all_acked() {
-                    *stop = None;
-                    self.finish_rank0(comm);
-                }
+                self.finish_if_all_acked(comm);
             }
-            Msg::Shutdown => {
+            ControlMsg::Shutdown => {
                 tracing::info!("shutdown requested by rank {src}");
                 self.node.stop_work();
-                self.queue(0, Msg::ShutdownAck);
+                self.queue(0, ControlMsg::ShutdownAck.into());
                 self.flush(comm);
                 self.finalize_at = Some(Instant::now() + FINALIZE_TIMEOUT);
             }
-            Msg::Finalize => self.done = true,
-            Msg::Alive => {}
-            Msg::PeerLost { rank, why } => {
-                if let Some(l) = self.lost.get_mut(rank as usize) {
-                    *l = true;
+            ControlMsg::Finalize => self.done = true,
+            ControlMsg::Alive => {}
+            ControlMsg::PeerLost { rank, why } => {
+                if self.lost.mark(rank, &why) {
+                    self.node.peer_lost(rank, &why);
                 }
-                crate::note_lost(rank, &why);
-                self.node.peer_lost(rank, &why);
             }
-            Msg::RawBench { iters, bytes } => {
+            ControlMsg::RawBench { iters, bytes } => {
                 self.flush(comm);
                 raw_bench_peer(comm, iters, bytes);
             }
-            other => self.node.handle(src, other),
+        }
+    }
+
+    /// Rank 0, during shutdown: finalizes once every worker still there acknowledged.
+    fn finish_if_all_acked(&mut self, comm: &SimpleCommunicator) {
+        if self.ack_deadline.is_some() && self.all_acked() {
+            self.ack_deadline = None;
+            self.finish_rank0(comm);
         }
     }
 
@@ -564,6 +553,30 @@ impl Comm {
             r.abandon();
         }
     }
+}
+
+/// Decodes a batch from `src` and receives the segments it announces, straight into their
+/// final buffers.
+fn receive_batch(comm: &SimpleCommunicator, src: i32, buf: &[u8]) -> Result<Vec<Msg>> {
+    let peer = comm.process_at_rank(src);
+    wire::decode_batch(buf, |dst| {
+        crate::ffi::prefer_huge_pages(dst);
+        for r in wire::chunks(dst.len(), CHUNK) {
+            let want = r.len();
+            let status = peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
+            let got = status.count(u8::equivalent_datatype());
+            if usize::try_from(got).ok() != Some(want) {
+                return Err(Error::backend(
+                    "mpi",
+                    format!(
+                        "a value segment from rank {src} had {got} bytes where its batch \
+                         announced {want}"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Rank 0's side of the raw floors: `iters` 8-byte ping-pongs, then 3 transfers of `bytes`

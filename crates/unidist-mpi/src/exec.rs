@@ -17,9 +17,9 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use unidist_core::actor::ActorInstance;
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{task, ActorId, Error, ObjectId, Payload};
+use unidist_core::{task, ActorId, Error, Payload};
 
-use crate::node::Node;
+use crate::node::{actor_dead, DeadReason, Node, Reply};
 
 /// How long a task thread polls for the next task before it sleeps.
 const JOB_SPIN: Duration = Duration::from_micros(100);
@@ -31,9 +31,7 @@ pub type Args = Result<Vec<Payload>, (usize, Error)>;
 pub struct Job {
     pub func: &'static RemoteFunction,
     pub args: Args,
-    pub outputs: Vec<ObjectId>,
-    pub reply_to: u32,
-    pub seq: u64,
+    pub reply: Reply,
 }
 
 struct Counts {
@@ -162,7 +160,7 @@ fn run_job(node: &Node, job: Job) {
         Ok(args) => task::run_function(job.func, args).map_err(Error::from),
     };
     drop(job.args);
-    node.complete(&job.outputs, result, job.reply_to, job.seq);
+    node.complete(&job.reply, result);
 }
 
 /// A command for an actor thread.
@@ -174,9 +172,7 @@ pub enum ActorCmd {
     Call {
         method: &'static ActorMethodEntry,
         args: Args,
-        outputs: Vec<ObjectId>,
-        reply_to: u32,
-        seq: u64,
+        reply: Reply,
     },
     Stop {
         now: bool,
@@ -199,8 +195,6 @@ pub fn spawn_actor(node: Arc<Node>, actor: ActorId, rx: ActorRx) {
     }
 }
 
-type Inflight = Rc<RefCell<HashMap<u64, (Vec<ObjectId>, u32, u64)>>>;
-
 fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -213,72 +207,48 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
         }
     };
     let local = tokio::task::LocalSet::new();
-    let dead = |reason: String| Error::ActorDead {
-        actor: actor.to_string(),
-        reason,
+    let mut thread = ActorThread {
+        node: node.clone(),
+        actor,
+        instance: Err(DeadReason::NotCreated),
+        inflight: Rc::new(RefCell::new(HashMap::new())),
+        tasks: tokio::task::JoinSet::new(),
+        next: 0,
     };
-    local.block_on(&rt, async {
-        let mut inst: Result<Rc<ActorInstance>, Error> = Err(dead("it was not created".into()));
-        let inflight: Inflight = Rc::new(RefCell::new(HashMap::new()));
-        // Running `async fn` calls: finished ones are reaped as calls arrive (amortized O(1),
-        // unlike scanning a list of handles per call), the rest are aborted on `kill`.
-        let mut tasks: tokio::task::JoinSet<()> = tokio::task::JoinSet::new();
-        let mut next = 0u64;
+    local.block_on(&rt, thread.serve(&mut rx));
+    drop(thread);
+    node.actor_ended(actor);
+}
+
+/// Running `async fn` calls of an actor by key: the method and where each reports.
+type Inflight = Rc<RefCell<HashMap<u64, (&'static ActorMethodEntry, Reply)>>>;
+
+/// The state of an actor's thread.
+struct ActorThread {
+    node: Arc<Node>,
+    actor: ActorId,
+    /// The actor, or why there is none.
+    instance: Result<Rc<ActorInstance>, DeadReason>,
+    inflight: Inflight,
+    /// Running `async fn` calls: finished ones are reaped as calls arrive (amortized O(1),
+    /// unlike scanning a list of handles per call), the rest are aborted on `kill`.
+    tasks: tokio::task::JoinSet<()>,
+    next: u64,
+}
+
+impl ActorThread {
+    /// Runs commands until the actor is stopped or its queue closes, then settles every call
+    /// that did not finish.
+    async fn serve(&mut self, rx: &mut ActorRx) {
         let mut now = false;
         while let Some(cmd) = rx.recv().await {
             match cmd {
-                ActorCmd::Create { class, args } => {
-                    inst = match args {
-                        Ok(a) => ActorInstance::construct(class, &a)
-                            .map(Rc::new)
-                            .map_err(|te| dead(format!("its constructor failed: {te}"))),
-                        Err((i, e)) => Err(dead(format!(
-                            "its constructor did not run: {}",
-                            task::argument_failed(class.name, i, &e)
-                        ))),
-                    };
-                }
+                ActorCmd::Create { class, args } => self.create(class, args),
                 ActorCmd::Call {
                     method,
                     args,
-                    outputs,
-                    reply_to,
-                    seq,
-                } => {
-                    let i = match &inst {
-                        Ok(i) => i.clone(),
-                        Err(e) => {
-                            node.complete(&outputs, Err(e.clone()), reply_to, seq);
-                            continue;
-                        }
-                    };
-                    let args = match args {
-                        Ok(a) => a,
-                        Err((idx, e)) => {
-                            let te = task::argument_failed(method.name, idx, &e);
-                            node.complete(&outputs, Err(te.into()), reply_to, seq);
-                            continue;
-                        }
-                    };
-                    let fut = i.begin(method, args).await;
-                    if method.kind.is_async() {
-                        next += 1;
-                        let key = next;
-                        inflight.borrow_mut().insert(key, (outputs, reply_to, seq));
-                        let (node2, inflight2) = (node.clone(), inflight.clone());
-                        while tasks.try_join_next().is_some() {}
-                        tasks.spawn_local(async move {
-                            let r = fut.await;
-                            let entry = inflight2.borrow_mut().remove(&key);
-                            if let Some((o, to, s)) = entry {
-                                node2.complete(&o, r.map_err(Error::from), to, s);
-                            }
-                        });
-                    } else {
-                        let r = fut.await;
-                        node.complete(&outputs, r.map_err(Error::from), reply_to, seq);
-                    }
-                }
+                    reply,
+                } => self.call(method, args, reply).await,
                 ActorCmd::Stop { now: n } => {
                     now = n;
                     break;
@@ -287,30 +257,127 @@ fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
         }
         rx.close();
         let reason = if now {
-            "it was killed"
+            DeadReason::Killed
         } else {
-            "all its handles were dropped"
+            DeadReason::Released
         };
         while let Ok(cmd) = rx.try_recv() {
-            if let ActorCmd::Call {
-                outputs,
-                reply_to,
-                seq,
-                ..
-            } = cmd
-            {
-                node.complete(&outputs, Err(dead(reason.into())), reply_to, seq);
+            if let ActorCmd::Call { method, reply, .. } = cmd {
+                self.fail(method, &reply, &reason);
             }
         }
         if now {
-            tasks.abort_all();
+            self.tasks.abort_all();
         }
-        while tasks.join_next().await.is_some() {}
-        let left: Vec<_> = inflight.borrow_mut().drain().map(|(_, v)| v).collect();
-        for (o, to, s) in left {
-            node.complete(&o, Err(dead(reason.into())), to, s);
+        while self.tasks.join_next().await.is_some() {}
+        let left: Vec<_> = self.inflight.borrow_mut().drain().map(|(_, v)| v).collect();
+        for (method, reply) in left {
+            self.fail(method, &reply, &reason);
         }
-        drop(inst);
-    });
-    node.actor_ended(actor);
+        // The actor's value is dropped here, inside the thread's runtime.
+        self.instance = Err(reason);
+    }
+
+    fn create(&mut self, class: &'static ActorClassEntry, args: Args) {
+        self.instance = match args {
+            Ok(a) => ActorInstance::construct(class, &a)
+                .map(Rc::new)
+                .map_err(|te| DeadReason::CreationFailed(te.to_string())),
+            Err((i, e)) => Err(DeadReason::CreationFailed(
+                task::argument_failed(class.name, i, &e).to_string(),
+            )),
+        };
+    }
+
+    /// Starts a method call in order; an `async fn` call goes on concurrently.
+    async fn call(&mut self, method: &'static ActorMethodEntry, args: Args, reply: Reply) {
+        let instance = match &self.instance {
+            Ok(i) => i.clone(),
+            Err(reason) => return self.fail(method, &reply, &reason.clone()),
+        };
+        let args = match args {
+            Ok(a) => a,
+            Err((idx, e)) => {
+                let te = task::argument_failed(method.name, idx, &e);
+                return self.node.complete(&reply, Err(te.into()));
+            }
+        };
+        let fut = instance.begin(method, args).await;
+        if !method.kind.is_async() {
+            let r = fut.await;
+            return self.node.complete(&reply, checked(method, r));
+        }
+        self.next += 1;
+        let key = self.next;
+        self.inflight.borrow_mut().insert(key, (method, reply));
+        let (node, inflight) = (self.node.clone(), self.inflight.clone());
+        while self.tasks.try_join_next().is_some() {}
+        self.tasks.spawn_local(async move {
+            let r = fut.await;
+            let entry = inflight.borrow_mut().remove(&key);
+            if let Some((method, reply)) = entry {
+                node.complete(&reply, checked(method, r));
+            }
+        });
+    }
+
+    /// Reports a call of `method` as failed because the actor is not alive.
+    fn fail(&self, method: &'static ActorMethodEntry, reply: &Reply, reason: &DeadReason) {
+        let err = actor_dead(self.actor, Some(method.class), reason);
+        self.node.complete(reply, Err(err));
+    }
+}
+
+/// A method's result, failed unless it has exactly the declared number of outputs.
+fn checked(
+    method: &'static ActorMethodEntry,
+    result: Result<unidist_core::Outputs, unidist_core::TaskError>,
+) -> Result<unidist_core::Outputs, Error> {
+    result
+        .and_then(|outputs| task::check_arity(method.name, method.num_returns, outputs))
+        .map_err(Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unidist_core::registry::MethodKind;
+    use unidist_core::ErrorKind;
+
+    fn none(_: &dyn std::any::Any, _: &[Payload]) -> unidist_core::Result<unidist_core::Outputs> {
+        Ok(Vec::new())
+    }
+
+    static PAIR: ActorMethodEntry = ActorMethodEntry {
+        name: "m::Ledger::pair",
+        class: "m::Ledger",
+        num_returns: 2,
+        kind: MethodKind::Ref(none),
+    };
+
+    fn outputs(n: usize) -> unidist_core::Outputs {
+        (0..n)
+            .map(|i| Arc::new(i as u64) as Arc<dyn unidist_core::ErasedValue>)
+            .collect()
+    }
+
+    #[test]
+    fn a_method_must_return_exactly_its_declared_outputs() {
+        assert_eq!(
+            checked(&PAIR, Ok(outputs(2))).map(|o| o.len()).ok(),
+            Some(2)
+        );
+        for n in [1, 3] {
+            let Err(e) = checked(&PAIR, Ok(outputs(n))) else {
+                panic!("{n} outputs where 2 are declared must fail");
+            };
+            assert_eq!(e.kind(), ErrorKind::TaskFailed);
+            let text = e.to_string();
+            assert!(
+                text.contains("m::Ledger::pair")
+                    && text.contains(&format!("returned {n} values, expected 2")),
+                "{text}"
+            );
+        }
+    }
 }

@@ -66,6 +66,32 @@
 //! as soon as one process dies, naming it; rank 0's own report may or may not come first.
 //! Objects whose owner was the lost worker may stay allocated where they live until shutdown.
 //!
+//! # Modules
+//!
+//! - `comm`: the communication thread, the only one that calls MPI: batching, sends, receives,
+//!   liveness beacons, the shutdown handshake.
+//! - `wire`: the messages between ranks (the node's traffic and the communication threads'
+//!   control traffic), their batches and segments.
+//! - `node`: the per-process runtime and `impl Backend`, one file per concern:
+//!   - `node/state.rs`: the state behind the node's mutex, split by concern;
+//!   - `node/effects.rs`: work collected under the lock and done after it;
+//!   - `node/table.rs`: the registry index shared by all ranks;
+//!   - `node/objects.rs`: where values live and how they travel;
+//!   - `node/refs.rs`: reference counts, pins and freeing;
+//!   - `node/schedule.rs`: choosing a worker (load, locality) and throttling;
+//!   - `node/calls.rs`: calls this process sends, until their `Done`;
+//!   - `node/execute.rs`: calls received from other ranks, until they complete;
+//!   - `node/actors.rs`: actors, and the one "actor is dead" error;
+//!   - `node/wait.rs`: blocked threads, `get` and `wait`;
+//!   - `node/lost.rs`: what fails when a rank is lost;
+//!   - `node/dispatch.rs`: incoming messages, one delegating line per kind;
+//!   - `node/backend.rs`: `impl Backend`.
+//! - `exec`: the task pool and the actor threads of a worker rank.
+//! - `process`: exit status, the panic hook, signals, `atexit`, and the one record of lost ranks.
+//! - `launch`: launch modes, the registry check and host discovery at init.
+//! - `ffi`: every `unsafe` block (raw MPI calls and process hooks).
+//! - `log`: per-rank log files.
+//!
 //! # Limits
 //!
 //! MPI cannot be initialized twice in a process: after `shutdown`, `init` fails on this
@@ -79,6 +105,7 @@ mod ffi;
 mod launch;
 mod log;
 mod node;
+mod process;
 mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,12 +214,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
             let _ = comm_thread.join();
             // A worker must not return into the user's main.
             if is_worker {
-                eprintln!("unidist mpi worker: {e}");
-                // Rank 0 reports the cause in more detail (for a registry mismatch, the first
-                // differing function); a launcher ends the whole job at the first non-zero exit,
-                // so a worker that exits at once can cut rank 0's report off.
-                std::thread::sleep(std::time::Duration::from_secs(3));
-                exit_process(1);
+                process::exit_after_failed_init(&e);
             }
             return Err(e);
         }
@@ -206,23 +228,27 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     };
     log::init(info.rank, log_enabled);
     tracing::info!(rank = info.rank, size = info.size, mode = ?info.mode, "mpi backend started");
-    let node = Node::new(info.rank, info.size, info.ips.clone(), out_tx, threshold);
+    let lost = Arc::new(process::LostPeers::default());
+    process::set_lost_peers(lost.clone());
+    let node = Node::new(
+        info.rank,
+        info.size,
+        info.ips.clone(),
+        out_tx,
+        threshold,
+        lost,
+    );
     if info.rank != 0 {
         node.start_pool(1);
     }
-    install_panic_hook();
-    let _ = node_tx.send(node.clone());
     if info.rank == 0 {
-        let _ = RAW_NODE.set(Arc::downgrade(&node));
-        ffi::at_exit(shutdown_at_exit);
-        if let Err(e) = ffi::on_termination_signals(on_signal_root) {
-            tracing::warn!(error = %e, "cannot install signal handlers");
-        }
+        process::install_root(&node);
+        let _ = node_tx.send(node.clone());
         return Ok(node);
     }
-    // Worker: serve until the job ends. Signals are left to rank 0, which shuts every rank down;
-    // a worker whose rank 0 does not do so in time exits on its own.
-    let _ = ffi::on_termination_signals(on_signal_worker);
+    process::install_worker();
+    let _ = node_tx.send(node.clone());
+    // Worker: serve until the job ends.
     let backend: Arc<dyn Backend> = node.clone();
     if let Err(e) = runtime::install(backend) {
         tracing::error!(error = %e, "cannot install the worker's backend");
@@ -230,82 +256,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     let _ = comm_thread.join();
     tracing::info!(rank = info.rank, "worker exits");
     drop(runtime::take());
-    exit_process(0)
-}
-
-fn exit_process(code: i32) -> ! {
-    use std::io::Write;
-    log::flush();
-    let _ = std::io::stdout().flush();
-    let _ = std::io::stderr().flush();
-    ffi::exit_now(code)
-}
-
-fn install_panic_hook() {
-    let prev = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        prev(info);
-        if !unidist_core::task::in_task() {
-            tracing::error!("panic outside a task, aborting the MPI job: {info}");
-            log::flush();
-            ffi::abort_job(101);
-        }
-    }));
-}
-
-fn shutdown_at_exit() {
-    if let Some(b) = runtime::take() {
-        if b.name() == "mpi" {
-            if let Err(e) = b.shutdown() {
-                eprintln!("unidist: shutting down the mpi backend at exit failed: {e}");
-            }
-        }
-    }
-    let lost = LOST.lock().map(|l| l.clone()).unwrap_or_default();
-    if !lost.is_empty() {
-        // MPI was left unfinalized (it would wait for the lost rank forever): end here, with a
-        // status that tells the launcher and the user that the job did not complete cleanly.
-        for (rank, why) in &lost {
-            eprintln!("unidist: the job lost rank {rank} ({why}); exiting with status 1");
-        }
-        exit_process(1);
-    }
-}
-
-fn on_signal_root(sig: i32) {
-    tracing::warn!(sig, "termination signal: shutting every rank down");
-    eprintln!("unidist: rank 0 received signal {sig}: shutting every rank down");
-    shutdown_at_exit();
-    exit_process(128 + sig);
-}
-
-/// Ranks this process learned are lost, with the reason.
-static LOST: std::sync::Mutex<Vec<(u32, String)>> = std::sync::Mutex::new(Vec::new());
-
-/// Records that `rank` is lost (for the exit status and message of rank 0).
-fn note_lost(rank: u32, why: &str) {
-    if let Ok(mut l) = LOST.lock() {
-        if !l.iter().any(|(r, _)| *r == rank) {
-            l.push((rank, why.to_string()));
-        }
-    }
-}
-
-/// A worker whose rank 0 is gone can never be shut down: it ends at once, so that no process
-/// of the job is left behind.
-fn exit_after_losing_root(why: &str) -> ! {
-    tracing::error!(why, "rank 0 is lost: this worker exits");
-    eprintln!("unidist: worker lost rank 0 ({why}); exiting");
-    exit_process(1)
-}
-
-fn on_signal_worker(sig: i32) {
-    tracing::warn!(
-        sig,
-        "termination signal: waiting for rank 0 to shut the job down"
-    );
-    std::thread::sleep(std::time::Duration::from_secs(10));
-    exit_process(128 + sig);
+    process::exit_process(0)
 }
 
 /// Measures the raw rsmpi floors between rank 0 and rank 1 on the communication thread:
@@ -317,13 +268,11 @@ pub fn raw_floors(iters: u32, bytes: u64) -> Result<(f64, f64)> {
     if b.name() != "mpi" {
         return Err(Error::backend("mpi", "the running backend is not mpi"));
     }
-    match RAW_NODE.get().and_then(|w| w.upgrade()) {
+    match process::root_node() {
         Some(n) => n.raw_bench(iters, bytes),
         None => Err(Error::backend("mpi", "the mpi backend is not running")),
     }
 }
-
-static RAW_NODE: OnceLock<std::sync::Weak<Node>> = OnceLock::new();
 
 #[cfg(test)]
 mod tests {

@@ -152,9 +152,32 @@ pub enum ArgWire {
 /// The result of one output of a finished call: its size, or its error.
 pub type OutResult = Result<u64, WireError>;
 
-/// A message between ranks. The source rank is known from MPI and passed beside it.
+/// A message between ranks: the node's traffic or the communication threads' own. Both travel
+/// in one ordered stream per destination. The source rank is known from MPI and passed beside
+/// it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum Msg {
+    /// Objects, calls and actors: handled by the node.
+    Node(NodeMsg),
+    /// Beacons, the shutdown handshake and lost ranks: handled by the communication thread.
+    Control(ControlMsg),
+}
+
+impl From<NodeMsg> for Msg {
+    fn from(m: NodeMsg) -> Msg {
+        Msg::Node(m)
+    }
+}
+
+impl From<ControlMsg> for Msg {
+    fn from(m: ControlMsg) -> Msg {
+        Msg::Control(m)
+    }
+}
+
+/// The node's traffic: objects, calls and actors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum NodeMsg {
     /// Run function `func` (an index into the shared registry table); report to the source.
     Task {
         seq: u64,
@@ -210,6 +233,11 @@ pub enum Msg {
     Free { ids: Vec<ObjectId> },
     /// The source registers (+1) or drops (-1) a reference to an object owned here.
     Borrow { id: ObjectId, delta: i32 },
+}
+
+/// The communication threads' own traffic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ControlMsg {
     /// Stop accepting work and acknowledge (rank 0 to workers).
     Shutdown,
     /// A worker stopped (worker to rank 0).
@@ -236,10 +264,10 @@ impl Msg {
                 .collect()
         }
         match self {
-            Msg::Task { args: a, .. }
-            | Msg::ActorCreate { args: a, .. }
-            | Msg::ActorCall { args: a, .. } => args(a),
-            Msg::Push { value, .. } | Msg::Data { value, .. } => vec![value],
+            Msg::Node(NodeMsg::Task { args: a, .. })
+            | Msg::Node(NodeMsg::ActorCreate { args: a, .. })
+            | Msg::Node(NodeMsg::ActorCall { args: a, .. }) => args(a),
+            Msg::Node(NodeMsg::Push { value, .. } | NodeMsg::Data { value, .. }) => vec![value],
             _ => Vec::new(),
         }
     }
@@ -380,7 +408,9 @@ mod tests {
 
     fn value_of(m: &Msg) -> Arc<Encoded> {
         match m {
-            Msg::Data { value, .. } | Msg::Push { value, .. } => value.ready().unwrap().clone(),
+            Msg::Node(NodeMsg::Data { value, .. } | NodeMsg::Push { value, .. }) => {
+                value.ready().unwrap().clone()
+            }
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -388,14 +418,16 @@ mod tests {
     #[test]
     fn small_values_travel_inside_the_batch() {
         let e = Arc::new(encode_with_oob(&(1u32, "abc".to_string()), 1024).unwrap());
-        let batch = vec![
-            Msg::Data {
+        let batch: Vec<Msg> = vec![
+            NodeMsg::Data {
                 id: ObjectId::new(0, 1),
                 value: Slot::Ready(e.clone()),
-            },
-            Msg::Free {
+            }
+            .into(),
+            NodeMsg::Free {
                 ids: vec![ObjectId::new(0, 2)],
-            },
+            }
+            .into(),
         ];
         let mut b2 = batch.clone();
         let (_, segs) = encode_batch(&mut b2).unwrap();
@@ -405,7 +437,9 @@ mod tests {
         let got: (u32, String) =
             decode_with_oob(&value_of(&out[0]).inline, Vec::<OobBuffer>::new()).unwrap();
         assert_eq!(got, (1, "abc".to_string()));
-        assert!(matches!(&out[1], Msg::Free { ids } if ids == &[ObjectId::new(0, 2)]));
+        assert!(
+            matches!(&out[1], Msg::Node(NodeMsg::Free { ids }) if ids == &[ObjectId::new(0, 2)])
+        );
     }
 
     #[test]
@@ -419,10 +453,11 @@ mod tests {
         );
         let e = Arc::new(encode_with_oob(&value, 512).unwrap());
         assert_eq!(e.buffers.len(), 2);
-        let mut batch = vec![Msg::Push {
+        let mut batch: Vec<Msg> = vec![NodeMsg::Push {
             id: ObjectId::new(3, 9),
             value: Slot::Ready(e),
-        }];
+        }
+        .into()];
         let (_, segs) = encode_batch(&mut batch).unwrap();
         assert_eq!(segs.len(), 3, "inline body + 2 buffers");
         let out = round_trip(batch, 100_000);
@@ -454,8 +489,8 @@ mod tests {
     fn every_message_kind_round_trips() {
         let te = TaskError::new("m::f", unidist_core::TaskFailure::Panicked, "boom");
         let a = ActorId { owner: 0, seq: 4 };
-        let batch = vec![
-            Msg::Task {
+        let batch: Vec<Msg> = vec![
+            NodeMsg::Task {
                 seq: 1,
                 func: 2,
                 args: vec![ArgWire::Ref {
@@ -463,36 +498,42 @@ mod tests {
                     from: 1,
                 }],
                 outputs: vec![ObjectId::new(0, 4)],
-            },
-            Msg::Done {
+            }
+            .into(),
+            NodeMsg::Done {
                 seq: 1,
                 results: vec![Ok(8), Err(WireError::Task(te.clone()))],
-            },
-            Msg::ActorCall {
+            }
+            .into(),
+            NodeMsg::ActorCall {
                 actor: a,
                 method: 0,
                 args: vec![],
                 outputs: vec![],
                 seq: 2,
-            },
-            Msg::ActorWhere {
+            }
+            .into(),
+            NodeMsg::ActorWhere {
                 actor: a,
                 worker: Err("killed".into()),
-            },
-            Msg::Failed {
+            }
+            .into(),
+            NodeMsg::Failed {
                 id: ObjectId::new(1, 1),
                 error: WireError::Other(ErrorKind::ActorDead, "x".into()),
-            },
-            Msg::Borrow {
+            }
+            .into(),
+            NodeMsg::Borrow {
                 id: ObjectId::new(1, 1),
                 delta: -1,
-            },
-            Msg::Shutdown,
+            }
+            .into(),
+            ControlMsg::Shutdown.into(),
         ];
         let out = round_trip(batch, 16);
         assert_eq!(out.len(), 7);
         match &out[1] {
-            Msg::Done { results, .. } => match &results[1] {
+            Msg::Node(NodeMsg::Done { results, .. }) => match &results[1] {
                 Err(WireError::Task(t)) => assert_eq!(t, &te),
                 other => panic!("{other:?}"),
             },
@@ -532,7 +573,13 @@ mod tests {
 
     #[test]
     fn fuzz_corpus_and_regressions_replay() {
-        let fuzz = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz");
+        // This file is compiled by the backend crate and, through a path, by the fuzz crate.
+        let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fuzz = if manifest.join("corpus").is_dir() {
+            manifest.to_path_buf()
+        } else {
+            manifest.join("../../fuzz")
+        };
         let files = |kind: &str| {
             let mut files: Vec<_> = std::fs::read_dir(fuzz.join(kind).join("wire"))
                 .into_iter()
@@ -564,9 +611,11 @@ mod tests {
     #[test]
     fn impossible_segment_lengths_are_errors_not_aborts() {
         // A corrupted batch can claim any length; allocating it must fail cleanly.
-        let desc = |inline, buffers| Msg::Data {
-            id: ObjectId::new(0, 1),
-            value: Slot::Wire(WireDesc { inline, buffers }),
+        let desc = |inline, buffers| {
+            Msg::from(NodeMsg::Data {
+                id: ObjectId::new(0, 1),
+                value: Slot::Wire(WireDesc { inline, buffers }),
+            })
         };
         for msg in [
             desc(InlineDesc::Segment(u64::MAX / 2), vec![]),
@@ -589,10 +638,11 @@ mod tests {
         assert!(decode_batch(b"not a batch", |_| Ok(())).is_err());
         // A batch promising a segment the network never delivers reports the receive error.
         let e = Arc::new(encode_with_oob(&Buffer::<u8>::from(vec![1u8; 100]), 10).unwrap());
-        let mut batch = vec![Msg::Data {
+        let mut batch: Vec<Msg> = vec![NodeMsg::Data {
             id: ObjectId::new(0, 1),
             value: Slot::Ready(e),
-        }];
+        }
+        .into()];
         let (ctrl, _) = encode_batch(&mut batch).unwrap();
         let err = decode_batch(&ctrl, |_| Err(Error::backend("mpi", "peer gone"))).unwrap_err();
         assert!(err.to_string().contains("peer gone"));

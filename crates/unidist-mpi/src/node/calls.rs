@@ -1,0 +1,239 @@
+//! Calls this process sends (tasks, actor creations, actor method calls): their arguments on
+//! the wire, their outputs, the bookkeeping until their `Done`, and the completion.
+
+use std::sync::Arc;
+
+use unidist_core::{AnyRef, Arg, Error, ObjectId, Result, TaskSpec};
+use unidist_serialize::Encoded;
+
+use super::effects::{Effects, Outgoing};
+use super::state::{Object, ObjectStatus, SentCall, State};
+use super::table::unregistered;
+use super::Node;
+use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
+
+/// Call arguments after encoding: the encoded values (`None` for refs), the refs to hold, and
+/// the refs owned here that were serialized inside the values (pinned until the call is done).
+pub(super) struct EncodedArgs {
+    values: Vec<Option<Arc<Encoded>>>,
+    hold: Vec<AnyRef>,
+    nested: Vec<ObjectId>,
+}
+
+thread_local! {
+    /// While call arguments are encoded: the refs owned by this process found inside them.
+    static NESTED: std::cell::RefCell<Option<Vec<ObjectId>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Notes that a ref owned here was serialized; inside call arguments being encoded, the pin it
+/// took lasts until that call is done (see [`SentCall::nested`]).
+pub(super) fn note_nested(id: ObjectId) {
+    NESTED.with(|n| {
+        if let Some(v) = n.borrow_mut().as_mut() {
+            v.push(id);
+        }
+    });
+}
+
+impl Node {
+    /// Sends task `task` to the worker the scheduler picks; returns its outputs.
+    pub(super) fn submit_task(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
+        let func = *self
+            .table
+            .function_index
+            .get(task.function.name)
+            .ok_or_else(|| unregistered("function", task.function.name))?;
+        let encoded = self.encode_args(&task.args)?;
+        self.throttle();
+        self.with(|state, effects| {
+            let holders = self.holders(state, &task.args);
+            let w = self.choose(state, &holders, false)?;
+            let outputs = self.new_outputs(state, task.function.num_returns, w);
+            let (seq, args) = self.record_call(state, effects, w, &task.args, encoded, &outputs);
+            let msg = NodeMsg::Task {
+                seq,
+                func,
+                args,
+                outputs: outputs.clone(),
+            };
+            effects.send(w, msg);
+            Ok(outputs)
+        })
+    }
+
+    /// Converts call arguments: values are encoded here (outside the lock), refs are kept.
+    pub(super) fn encode_args(&self, args: &[Arg]) -> Result<EncodedArgs> {
+        let mut enc = Vec::with_capacity(args.len());
+        let mut hold = Vec::new();
+        NESTED.with(|n| *n.borrow_mut() = Some(Vec::new()));
+        let mut encode = || -> Result<()> {
+            for a in args {
+                match a {
+                    Arg::Value(v) => enc.push(Some(self.encode_value(v)?)),
+                    Arg::Ref(r) => {
+                        r.id()?;
+                        hold.push(r.clone());
+                        enc.push(None);
+                    }
+                }
+            }
+            Ok(())
+        };
+        let r = encode();
+        let nested = NESTED.with(|n| n.borrow_mut().take()).unwrap_or_default();
+        if let Err(e) = r {
+            self.unpin(&nested);
+            return Err(e);
+        }
+        Ok(EncodedArgs {
+            values: enc,
+            hold,
+            nested,
+        })
+    }
+
+    /// Records a call sent to worker `w` until its `Done` (its outputs, the refs it holds, the
+    /// load it adds) and builds its wire arguments; returns its sequence number and arguments.
+    pub(super) fn record_call(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        w: u32,
+        args: &[Arg],
+        encoded: EncodedArgs,
+        outputs: &[ObjectId],
+    ) -> (u64, Vec<ArgWire>) {
+        let EncodedArgs {
+            values,
+            hold,
+            nested,
+        } = encoded;
+        let wire = self.wire_args(state, effects, args, values, w);
+        let seq = state.next_seq();
+        let call = SentCall {
+            worker: w,
+            outputs: outputs.to_vec(),
+            _hold: hold,
+            nested,
+        };
+        state.sent.insert(seq, call);
+        state.workers.calls[w as usize] += 1;
+        state.workers.inflight += 1;
+        (seq, wire)
+    }
+
+    /// Builds the wire arguments for a call sent to `w`, pushing put data `w` lacks.
+    fn wire_args(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        args: &[Arg],
+        enc: Vec<Option<Arc<Encoded>>>,
+        w: u32,
+    ) -> Vec<ArgWire> {
+        let mut out = Vec::with_capacity(args.len());
+        for (a, e) in args.iter().zip(enc) {
+            match (a, e) {
+                (_, Some(e)) => out.push(ArgWire::Value(Slot::Ready(e))),
+                (Arg::Ref(r), None) => {
+                    let Ok(id) = r.id() else { continue };
+                    let from = match state.objects.get_mut(&id) {
+                        Some(o) => {
+                            if o.location == Some(self.rank) && w != self.rank {
+                                if let Some(d) = &o.data {
+                                    if !o.copies.contains(&w) {
+                                        o.copies.push(w);
+                                        effects.sends.push(Outgoing::Value {
+                                            dest: w,
+                                            id,
+                                            payload: d.clone(),
+                                            push: true,
+                                        });
+                                    }
+                                }
+                            }
+                            o.location.unwrap_or(id.owner)
+                        }
+                        None => id.owner,
+                    };
+                    out.push(ArgWire::Ref { id, from });
+                }
+                (Arg::Value(_), None) => {}
+            }
+        }
+        out
+    }
+    /// Allocates `n` output ids owned here, to be produced on worker `w`.
+    pub(super) fn new_outputs(&self, state: &mut State, n: usize, w: u32) -> Vec<ObjectId> {
+        (0..n)
+            .map(|_| {
+                let id = ObjectId::new(self.rank, state.next_seq());
+                state.objects.insert(
+                    id,
+                    Object {
+                        local: 1,
+                        location: Some(w),
+                        ..Default::default()
+                    },
+                );
+                id
+            })
+            .collect()
+    }
+    /// A call this process sent is done (or failed for good): its outputs are ready or failed
+    /// at `src`, its pins end and its worker's load drops.
+    pub(super) fn call_done(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        src: u32,
+        seq: u64,
+        results: Vec<OutResult>,
+    ) {
+        let Some(call) = state.sent.remove(&seq) else {
+            return;
+        };
+        let load = &mut state.workers.calls[call.worker as usize];
+        *load = load.saturating_sub(1);
+        state.workers.inflight = state.workers.inflight.saturating_sub(1);
+        for (id, r) in call.outputs.iter().zip(results) {
+            let Some(o) = state.objects.get_mut(id) else {
+                continue;
+            };
+            o.location = Some(src);
+            let err = match r {
+                Ok(size) => {
+                    o.size = size;
+                    if matches!(o.status, ObjectStatus::Pending) {
+                        o.status = ObjectStatus::Ready;
+                    }
+                    None
+                }
+                Err(e) => {
+                    let e: Error = e.into();
+                    o.status = ObjectStatus::Failed(e.clone());
+                    Some(WireError::from(&e))
+                }
+            };
+            for s in std::mem::take(&mut o.subscribers) {
+                effects.send(
+                    s,
+                    NodeMsg::Ready {
+                        id: *id,
+                        loc: src,
+                        error: err.clone(),
+                    },
+                );
+            }
+            if err.is_some() {
+                self.wake_waiting_calls(state, effects, *id);
+            }
+        }
+        effects.touched.extend(call.outputs.iter().copied());
+        effects.progress = true;
+        self.unpin_locked(state, effects, &call.nested);
+        effects.drop_later(call);
+        self.end_released_actors(state, effects);
+    }
+}

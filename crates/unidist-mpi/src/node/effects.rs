@@ -1,0 +1,160 @@
+//! Work collected under the state lock and done after it ([`Effects`]): sends, jobs, actor
+//! threads, wake-ups and values to drop, because encoding, dropping a value that holds refs or
+//! waking a thread must not happen under the lock.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use parking_lot::Condvar;
+use unidist_core::{ActorId, ObjectId, Payload};
+
+use super::state::State;
+use super::Node;
+use crate::exec::{self, Job};
+use crate::wire::{NodeMsg, Slot, WireError};
+
+pub(super) enum Outgoing {
+    Msg(u32, NodeMsg),
+    /// Send object `id` (held here as `payload`) to `dest` as `Data` or `Push`.
+    Value {
+        dest: u32,
+        id: ObjectId,
+        payload: Payload,
+        push: bool,
+    },
+}
+
+/// Work collected under the lock and done after it.
+#[derive(Default)]
+pub(super) struct Effects {
+    pub(super) sends: Vec<Outgoing>,
+    pub(super) jobs: Vec<Job>,
+    pub(super) actors: Vec<(ActorId, exec::ActorRx)>,
+    pub(super) garbage: Vec<Box<dyn Any + Send>>,
+    /// Wake every blocked thread (rare events: actors located, ranks lost, shutdown).
+    pub(super) notify: bool,
+    /// Objects that changed: wake the threads waiting on them.
+    pub(super) touched: Vec<ObjectId>,
+    /// The condition variables to signal once the state is unlocked.
+    pub(super) wake: Vec<Arc<Condvar>>,
+    /// A call finished: the submission throttle may go on.
+    pub(super) progress: bool,
+}
+
+impl Effects {
+    pub(super) fn send(&mut self, dest: u32, msg: NodeMsg) {
+        self.sends.push(Outgoing::Msg(dest, msg));
+    }
+    pub(super) fn drop_later<T: Send + 'static>(&mut self, v: T) {
+        self.garbage.push(Box::new(v));
+    }
+    pub(super) fn touch(&mut self, id: ObjectId) {
+        self.touched.push(id);
+    }
+    /// Picks the waiters to wake for what changed (under the state lock).
+    pub(super) fn collect_wakeups(&mut self, state: &State) {
+        if self.notify {
+            for ws in state.waiters.by_object.values() {
+                self.wake.extend(ws.iter().map(|w| w.cv.clone()));
+            }
+            self.wake
+                .extend(state.waiters.anything.iter().map(|w| w.cv.clone()));
+        } else {
+            for id in self.touched.drain(..) {
+                if let Some(ws) = state.waiters.by_object.get(&id) {
+                    self.wake.extend(ws.iter().map(|w| w.cv.clone()));
+                }
+            }
+        }
+    }
+}
+
+impl Node {
+    /// Runs `f` on the state, then does the collected work.
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut State, &mut Effects) -> R) -> R {
+        let mut effects = Effects::default();
+        let r = {
+            let mut state = self.state.lock();
+            let r = f(&mut state, &mut effects);
+            if effects.notify || !effects.touched.is_empty() {
+                effects.collect_wakeups(&state);
+            }
+            r
+        };
+        self.apply(effects);
+        r
+    }
+
+    pub(super) fn apply(&self, effects: Effects) {
+        let Effects {
+            sends,
+            jobs,
+            actors,
+            garbage,
+            notify,
+            touched,
+            wake,
+            progress,
+        } = effects;
+        self.send_all(sends);
+        if !jobs.is_empty() {
+            if let Some(pool) = self.pool.get() {
+                for j in jobs {
+                    pool.submit(j);
+                }
+            }
+        }
+        for (actor, rx) in actors {
+            if let Some(me) = self.arc() {
+                exec::spawn_actor(me, actor, rx);
+            }
+        }
+        for cv in &wake {
+            cv.notify_one();
+        }
+        if notify || progress || !touched.is_empty() {
+            // The submission throttle waits on the shared condition variable.
+            self.progress.notify_all();
+        }
+        drop(garbage);
+    }
+
+    /// Hands messages to the communication thread; a value is encoded here (once, cached).
+    fn send_all(&self, sends: Vec<Outgoing>) {
+        let sends = if self.lost.any() {
+            self.divert_undeliverable(sends)
+        } else {
+            sends
+        };
+        for s in sends {
+            match s {
+                Outgoing::Msg(d, m) => self.send(d, m),
+                Outgoing::Value {
+                    dest,
+                    id,
+                    payload,
+                    push,
+                } => match self.encoded(id, &payload) {
+                    Ok(e) => {
+                        let value = Slot::Ready(e);
+                        self.send(
+                            dest,
+                            if push {
+                                NodeMsg::Push { id, value }
+                            } else {
+                                NodeMsg::Data { id, value }
+                            },
+                        );
+                    }
+                    Err(e) => self.send(
+                        dest,
+                        NodeMsg::Failed {
+                            id,
+                            error: WireError::from(&e),
+                        },
+                    ),
+                },
+            }
+        }
+    }
+}

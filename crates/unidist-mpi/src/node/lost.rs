@@ -1,0 +1,153 @@
+//! Lost ranks, as the node sees them: what only a lost rank could deliver fails, and messages
+//! to lost ranks are settled here instead of sent. Which ranks are lost is recorded once, in
+//! [`LostPeers`](crate::process::LostPeers).
+
+use unidist_core::{Error, ObjectId};
+
+use super::actors::DeadReason;
+use super::effects::{Effects, Outgoing};
+use super::state::{backend_err, ObjectStatus, State};
+use super::Node;
+use crate::wire::{NodeMsg, WireError};
+
+/// The error of everything that only a lost rank could deliver.
+fn rank_lost(rank: u32, why: &str) -> Error {
+    backend_err(format!("rank {rank} was lost ({why})"))
+}
+
+impl Node {
+    /// Rank `rank` is gone: what only it could deliver fails (calls it ran, objects it held or
+    /// owned without a known location elsewhere, actors living there), and no new work goes
+    /// to it. Copies already received elsewhere stay usable.
+    pub fn peer_lost(&self, rank: u32, why: &str) {
+        self.lost.mark(rank, why);
+        self.with(|state, effects| {
+            let err = rank_lost(rank, why);
+            self.fail_calls_sent_to(state, effects, rank, &err);
+            self.fail_objects_only_at(state, effects, rank, &err);
+            let reason = DeadReason::WorkerLost {
+                rank,
+                why: why.to_string(),
+            };
+            for a in state.actors.owned.values_mut() {
+                if a.worker == rank && a.dead.is_none() {
+                    a.dead = Some(reason.clone());
+                }
+            }
+            for w in state.actors.located.values_mut() {
+                if matches!(w, Ok(r) if *r == rank) {
+                    *w = Err(reason.clone());
+                }
+            }
+            effects.notify = true;
+        });
+    }
+
+    /// Every call this process sent to `rank` is done, with `err` for each output.
+    fn fail_calls_sent_to(&self, state: &mut State, effects: &mut Effects, rank: u32, err: &Error) {
+        let wire = WireError::from(err);
+        let seqs: Vec<u64> = state
+            .sent
+            .iter()
+            .filter(|(_, c)| c.worker == rank)
+            .map(|(s, _)| *s)
+            .collect();
+        for seq in seqs {
+            let n = state.sent.get(&seq).map_or(0, |c| c.outputs.len());
+            self.call_done(state, effects, rank, seq, vec![Err(wire.clone()); n]);
+        }
+    }
+
+    /// Objects that only `rank` could deliver fail, and `rank` no longer waits for or holds
+    /// anything from here.
+    fn fail_objects_only_at(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        rank: u32,
+        err: &Error,
+    ) {
+        let me = self.rank;
+        let ids: Vec<ObjectId> = state
+            .objects
+            .iter()
+            .filter(|(id, o)| {
+                o.data.is_none()
+                    && !o.producing
+                    && !matches!(o.status, ObjectStatus::Failed(_))
+                    && o.location
+                        .filter(|l| *l != me)
+                        .map_or(id.owner == rank, |l| l == rank)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.fail_object(state, effects, id, err);
+        }
+        for o in state.objects.values_mut() {
+            o.fetchers.retain(|r| *r != rank);
+            o.subscribers.retain(|r| *r != rank);
+            o.copies.retain(|r| *r != rank);
+        }
+    }
+
+    /// Takes out the messages addressed to lost ranks and settles what waited on them.
+    pub(super) fn divert_undeliverable(&self, sends: Vec<Outgoing>) -> Vec<Outgoing> {
+        let mut keep = Vec::with_capacity(sends.len());
+        let mut undeliverable = Vec::new();
+        for s in sends {
+            let dest = match &s {
+                Outgoing::Msg(d, _) => *d,
+                Outgoing::Value { dest, .. } => *dest,
+            };
+            match (self.lost.reason(dest), s) {
+                (Some(why), Outgoing::Msg(d, m)) => undeliverable.push((d, why, m)),
+                (Some(_), Outgoing::Value { .. }) => {}
+                (None, s) => keep.push(s),
+            }
+        }
+        if !undeliverable.is_empty() {
+            self.with(|state, effects| {
+                for (dest, why, msg) in undeliverable {
+                    self.settle_undeliverable(state, effects, dest, why, msg);
+                }
+            });
+        }
+        keep
+    }
+
+    /// Settles what waited on `msg`, which cannot reach `dest` (lost because of `why`).
+    fn settle_undeliverable(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        dest: u32,
+        why: String,
+        msg: NodeMsg,
+    ) {
+        let err = rank_lost(dest, &why);
+        match msg {
+            NodeMsg::Fetch { id, requester } if requester == self.rank => {
+                self.fail_object(state, effects, id, &err)
+            }
+            NodeMsg::Fetch { id, requester } => {
+                let error = WireError::from(&err);
+                effects.send(requester, NodeMsg::Failed { id, error });
+            }
+            NodeMsg::Subscribe { id } => self.fail_object(state, effects, id, &err),
+            NodeMsg::ActorLocate { actor } => {
+                let reason = DeadReason::OwnerLost { rank: dest, why };
+                state.actors.located.insert(actor, Err(reason));
+                effects.notify = true;
+            }
+            NodeMsg::Task { seq, outputs, .. } | NodeMsg::ActorCall { seq, outputs, .. } => {
+                let e = WireError::from(&err);
+                self.call_done(state, effects, dest, seq, vec![Err(e); outputs.len()]);
+            }
+            NodeMsg::ActorCreate { seq, .. } => {
+                self.call_done(state, effects, dest, seq, Vec::new())
+            }
+            _ => {}
+        }
+    }
+}

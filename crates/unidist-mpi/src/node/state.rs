@@ -1,0 +1,231 @@
+//! The node's state behind its one mutex, split by concern (objects, calls sent, calls
+//! received, actors, blocked threads), and the small error helpers every concern uses.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
+use unidist_core::{ActorId, AnyRef, Error, ObjectId, Payload, Result};
+use unidist_serialize::Encoded;
+
+use super::actors::DeadReason;
+use super::execute::Reply;
+use super::wait::Waiters;
+use crate::exec::{ActorTx, Args};
+
+/// The backend name in errors.
+pub(super) const NAME: &str = "mpi";
+
+pub(super) fn backend_err(message: impl Into<String>) -> Error {
+    Error::backend(NAME, message)
+}
+
+/// The error of an object that no longer exists anywhere this process can reach.
+pub(super) fn object_gone(id: ObjectId) -> Error {
+    backend_err(format!(
+        "{id} is gone: it was freed, or the worker that held it is lost"
+    ))
+}
+
+/// Everything the node knows, guarded by one mutex (see the locking notes of the module).
+#[derive(Default)]
+pub(super) struct State {
+    /// The last number handed out by [`State::next_seq`] (object ids, calls, actors, waiters).
+    seq: u64,
+    /// Objects this process owns, holds, references or waits for.
+    pub(super) objects: HashMap<ObjectId, Object>,
+    /// Calls this process sent, until their `Done`, by sequence number.
+    pub(super) sent: HashMap<u64, SentCall>,
+    /// What the scheduler knows about each worker.
+    pub(super) workers: WorkerLoad,
+    /// Calls other processes sent here, until they start.
+    pub(super) received: ReceivedCalls,
+    /// Actors living here and actors this process owns.
+    pub(super) actors: Actors,
+    /// Threads blocked in `get`, `wait` or an actor lookup.
+    pub(super) waiters: Waiters,
+    /// Shutdown began: queued calls are dropped and no new work starts.
+    pub(super) stopped: bool,
+}
+
+impl State {
+    /// A new state for a job of `size` ranks.
+    pub(super) fn new(size: u32) -> State {
+        State {
+            workers: WorkerLoad {
+                calls: vec![0; size as usize],
+                actors: vec![0; size as usize],
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A number not handed out before in this process.
+    pub(super) fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    /// The last number handed out: every call sent so far has a number at most this.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// Whether an object's value exists (somewhere) yet.
+#[derive(Debug, Clone, Default)]
+pub(super) enum ObjectStatus {
+    #[default]
+    Pending,
+    Ready,
+    Failed(Error),
+}
+
+/// One object as this process sees it: as its owner, its location, a borrower or a waiter.
+#[derive(Default)]
+pub(super) struct Object {
+    /// Local handles (facade refs) in this process.
+    pub(super) local: u32,
+    /// Owner: borrowers in other processes, plus permanent pins.
+    pub(super) remote: u32,
+    /// Non-owner: registered as a borrower at the owner.
+    pub(super) borrowing: bool,
+    /// Where the value lives (or will), if known.
+    pub(super) location: Option<u32>,
+    pub(super) status: ObjectStatus,
+    /// The value, if held here.
+    pub(super) data: Option<Payload>,
+    /// Its encoding, once made.
+    pub(super) encoded: Option<Arc<Encoded>>,
+    /// Its encoded size in bytes, once known (for locality).
+    pub(super) size: u64,
+    /// Ranks this process sent the value to (freed with it).
+    pub(super) copies: Vec<u32>,
+    /// Ranks waiting for the value (this process is its location).
+    pub(super) fetchers: Vec<u32>,
+    /// Ranks waiting for readiness (this process is its owner).
+    pub(super) subscribers: Vec<u32>,
+    /// A fetch for it is in flight.
+    pub(super) requested: bool,
+    /// A readiness subscription is in flight.
+    pub(super) subscribed: bool,
+    /// A call running or queued here will produce it.
+    pub(super) producing: bool,
+    /// Freed while being produced: drop the value when it arrives.
+    pub(super) freed: bool,
+    /// Calls received here that wait for it as an argument.
+    pub(super) waiting_calls: Vec<u64>,
+}
+
+impl Object {
+    /// Whether its value is here or it failed: `get` can answer.
+    pub(super) fn resolved(&self) -> bool {
+        self.data.is_some() || matches!(self.status, ObjectStatus::Failed(_))
+    }
+}
+
+/// A call this process submitted, until its `Done`.
+pub(super) struct SentCall {
+    pub(super) worker: u32,
+    pub(super) outputs: Vec<ObjectId>,
+    /// Argument refs, kept alive until the call has run.
+    pub(super) _hold: Vec<AnyRef>,
+    /// Refs owned here inside argument values: pinned until the call is done. The worker that
+    /// decodes them registers as a borrower before it reports the call done (one ordered
+    /// channel to this process), so the pin can end then.
+    pub(super) nested: Vec<ObjectId>,
+}
+
+/// Rank 0's view of each worker, for scheduling.
+#[derive(Default)]
+pub(super) struct WorkerLoad {
+    /// Unfinished calls sent to each rank.
+    pub(super) calls: Vec<u32>,
+    /// Unfinished calls sent by this process, in all.
+    pub(super) inflight: u32,
+    /// Actors placed on each rank.
+    pub(super) actors: Vec<u32>,
+    /// Where the round-robin among equally loaded workers goes on.
+    pub(super) round_robin: usize,
+}
+
+/// What a received call runs.
+pub(super) enum CallKind {
+    Task(&'static RemoteFunction),
+    Create(&'static ActorClassEntry),
+    Method(&'static ActorMethodEntry),
+}
+
+/// One argument of a received call.
+#[derive(Clone)]
+pub(super) enum ArgState {
+    Ready(Payload),
+    Failed(Error),
+    Waiting(ObjectId),
+}
+
+/// A call received here, waiting for its arguments.
+pub(super) struct ReceivedCall {
+    pub(super) kind: CallKind,
+    pub(super) actor: Option<ActorId>,
+    pub(super) args: Vec<ArgState>,
+    /// Arguments still [`ArgState::Waiting`].
+    pub(super) missing: usize,
+    pub(super) reply: Reply,
+}
+
+impl ReceivedCall {
+    /// The arguments, or the first that failed.
+    pub(super) fn take_args(&mut self) -> Args {
+        let mut out = Vec::with_capacity(self.args.len());
+        for (i, a) in std::mem::take(&mut self.args).into_iter().enumerate() {
+            match a {
+                ArgState::Ready(p) => out.push(p),
+                ArgState::Failed(e) => return Err((i, e)),
+                ArgState::Waiting(id) => return Err((i, object_gone(id))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Calls received here that have not started, and the order of each actor's calls.
+#[derive(Default)]
+pub(super) struct ReceivedCalls {
+    pub(super) calls: HashMap<u64, ReceivedCall>,
+    /// Per actor living here: its received calls in the order they must start.
+    pub(super) actor_queues: HashMap<ActorId, VecDeque<u64>>,
+}
+
+/// An actor living on this rank.
+pub(super) enum ActorSlot {
+    Alive(ActorTx),
+    Dead(DeadReason),
+}
+
+/// An actor this process created (its owner), wherever it lives.
+pub(super) struct OwnedActor {
+    pub(super) worker: u32,
+    pub(super) class: &'static str,
+    /// Handles to it in this process.
+    pub(super) handles: u32,
+    /// A handle reached another process: it never ends on release.
+    pub(super) pinned: bool,
+    pub(super) dead: Option<DeadReason>,
+}
+
+/// The actors this process hosts, owns, or has looked up.
+#[derive(Default)]
+pub(super) struct Actors {
+    /// Actors living on this rank.
+    pub(super) hosted: HashMap<ActorId, ActorSlot>,
+    /// Actors this process created.
+    pub(super) owned: HashMap<ActorId, OwnedActor>,
+    /// Where actors owned elsewhere live, as their owners answered.
+    pub(super) located: HashMap<ActorId, Result<u32, DeadReason>>,
+    /// Owned actors whose last handle here dropped, with the call sequence number at that
+    /// moment: they end once every call submitted before it is done, unless a handle that
+    /// escaped in one of those calls registered meanwhile.
+    pub(super) pending_ends: Vec<(ActorId, u64)>,
+}

@@ -1,0 +1,149 @@
+//! Unit tests of the node: message handling, lost ranks and scheduling without MPI.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use unidist_core::{ActorId, Backend, ObjectId};
+use unidist_serialize::{encode_with_oob, Buffer};
+
+use super::effects::Effects;
+use super::{actor_dead, DeadReason, Node};
+use crate::comm::Out;
+use crate::process::LostPeers;
+use crate::wire::{NodeMsg, Slot};
+
+fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let lost = Arc::new(LostPeers::default());
+    (
+        Node::new(rank, 3, vec![String::new(); 3], tx, 1024, lost),
+        rx,
+    )
+}
+
+fn pushed(id: ObjectId) -> NodeMsg {
+    let e = encode_with_oob(&Buffer::<f64>::from(vec![2.0; 4096]), 1024).unwrap();
+    NodeMsg::Push {
+        id,
+        value: Slot::Ready(Arc::new(e)),
+    }
+}
+
+#[test]
+fn a_push_ahead_of_its_call_is_kept_and_freed_by_its_sender() {
+    // Rank 0 pushes its object to worker 1 right before the call that needs it, so the
+    // worker has no entry for it yet; dropping the push would make the call fetch the same
+    // bytes a second time.
+    let (n, out) = node(1);
+    let id = ObjectId::new(0, 7);
+    n.handle(0, pushed(id));
+    assert!(n
+        .state
+        .lock()
+        .objects
+        .get(&id)
+        .is_some_and(|o| o.data.is_some()));
+    let mut effects = Effects::default();
+    n.request(&mut n.state.lock(), &mut effects, id);
+    assert!(
+        effects.sends.is_empty(),
+        "a pushed value must not be fetched again"
+    );
+    assert!(out.try_recv().is_err(), "nothing is sent for a push");
+    n.handle(0, NodeMsg::Free { ids: vec![id] });
+    assert!(!n.state.lock().objects.contains_key(&id));
+}
+
+#[test]
+fn a_get_of_an_object_on_a_lost_worker_fails_naming_it() {
+    let (n, _out) = node(0);
+    let id = n.with(|state, _| n.new_outputs(state, 1, 2))[0];
+    n.peer_lost(2, "its process 42 ended");
+    let r = n.get(&[id], Some(Duration::from_secs(5)));
+    let Err(e) = r else {
+        panic!("the object cannot arrive any more")
+    };
+    let e = e.to_string();
+    assert!(e.contains("rank 2 was lost (its process 42 ended)"), "{e}");
+}
+
+#[test]
+fn a_fetch_from_a_lost_rank_fails_instead_of_waiting() {
+    // Worker 1 learns that rank 2 is gone, then needs an object that only rank 2 owned.
+    let (n, out) = node(1);
+    n.peer_lost(2, "no message from it for 30 s");
+    let id = ObjectId::new(2, 9);
+    let started = Instant::now();
+    let r = n.get(&[id], Some(Duration::from_secs(5)));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "it waited for the timeout"
+    );
+    let Err(e) = r else {
+        panic!("nothing can deliver it")
+    };
+    let e = e.to_string();
+    assert!(e.contains("rank 2 was lost"), "{e}");
+    assert!(
+        out.try_iter().all(|o| !matches!(o, Out::Msg(2, _))),
+        "nothing may be sent to a lost rank"
+    );
+}
+
+#[test]
+fn scheduling_skips_lost_workers_and_fails_without_any() {
+    let (n, _out) = node(0);
+    n.peer_lost(1, "its process 7 ended");
+    for _ in 0..4 {
+        assert_eq!(n.choose(&mut n.state.lock(), &[], false).ok(), Some(2));
+    }
+    n.peer_lost(2, "its process 8 ended");
+    let e = n
+        .choose(&mut n.state.lock(), &[], true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("every worker was lost"), "{e}");
+}
+
+#[test]
+fn an_owner_ignores_a_push_of_an_object_it_freed() {
+    let (n, _out) = node(1);
+    let id = ObjectId::new(1, 3);
+    n.handle(2, pushed(id));
+    assert!(!n.state.lock().objects.contains_key(&id));
+}
+
+#[test]
+fn actor_dead_errors_name_the_type_when_known() {
+    let actor = ActorId { owner: 0, seq: 5 };
+    let e = actor_dead(actor, Some("Counter"), &DeadReason::Killed);
+    assert_eq!(e.kind(), unidist_core::ErrorKind::ActorDead);
+    let text = e.to_string();
+    assert!(text.contains(&format!("Counter#{actor}")), "{text}");
+    assert!(text.contains("it was killed"), "{text}");
+    let lost = DeadReason::WorkerLost {
+        rank: 2,
+        why: "its process 9 ended".into(),
+    };
+    let text = actor_dead(actor, None, &lost).to_string();
+    assert!(
+        text.contains(&actor.to_string()) && text.contains("its worker rank 2 was lost"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
+    let (n, out) = node(0);
+    let actor = ActorId { owner: 0, seq: 77 };
+    n.handle(1, NodeMsg::ActorLocate { actor });
+    let answer = out.try_iter().find_map(|o| match o {
+        Out::Msg(1, NodeMsg::ActorWhere { worker, .. }) => Some(worker),
+        _ => None,
+    });
+    assert_eq!(
+        answer,
+        Some(Err(DeadReason::Released.to_string())),
+        "the owner must say why the actor is gone"
+    );
+}
