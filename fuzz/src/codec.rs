@@ -119,7 +119,7 @@ fn check_inline<T: Serialize + DeserializeOwned + 'static>(bytes: &[u8]) -> bool
 }
 
 /// `body` behind a valid header for `T` (taken from the encoding of a default value).
-fn framed<T: Serialize + Default + 'static>(body: &[u8]) -> Vec<u8> {
+fn framed<T: Serialize + DeserializeOwned + Default + 'static>(body: &[u8]) -> Vec<u8> {
     let mut bytes = encode(&T::default()).expect("a default value encodes");
     bytes.truncate(HEADER_LEN);
     bytes.extend_from_slice(body);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::oob;
+use crate::oob::{self, OobBuffer};
 
 mod sealed {
     /// Seals [`Element`](super::Element) and carries the bytemuck bound privately, so that
@@ -319,7 +319,7 @@ pub(crate) fn check_multiple<T: Element>(byte_len: u64) -> Result<(), crate::Ser
 impl<T: Element> Serialize for Buffer<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // `offer` returns an index only inside `encode_with_oob` and only for big buffers.
-        match oob::offer(self) {
+        match oob::offer(self.byte_len(), || OobBuffer::from(self.clone())) {
             Some(index) => WireRef::OutOfBand {
                 index,
                 byte_len: self.byte_len() as u64,
@@ -335,8 +335,8 @@ impl<'de, T: Element> Deserialize<'de> for Buffer<T> {
         match Wire::<T>::deserialize(d)? {
             Wire::Inline(InlineData(data)) => Ok(Self::new(data)),
             Wire::OutOfBand { index, byte_len } => check_multiple::<T>(byte_len)
-                .and_then(|()| oob::claim::<T>(index, byte_len))
-                .map(Self::from_arc)
+                .and_then(|()| oob::claim(index, byte_len))
+                .map(|buffer| Self::from_arc(buffer.into_arc_vec()))
                 .map_err(oob::report::<D::Error>),
         }
     }

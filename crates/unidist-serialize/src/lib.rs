@@ -85,11 +85,15 @@
 #![deny(missing_docs)]
 
 mod buffer;
+mod choice;
 mod codec;
 mod error;
 mod guard;
 mod header;
+mod natural;
 mod oob;
+pub mod serde_fast;
+mod watch;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,15 +101,17 @@ use serde::Serialize;
 pub use buffer::{Buffer, ElemType, Element};
 pub use error::SerializeError;
 pub use header::{fingerprint, FORMAT_VERSION, HEADER_LEN};
-pub use oob::{decode_with_oob, encode_with_oob, zeroed_bytes, Encoded, OobBuffer};
+pub use oob::{decode_with_oob, encode_shared, encode_with_oob, zeroed_bytes, Encoded, OobBuffer};
 
 /// Encodes `value` as header + body; every [`Buffer`] is copied inline.
 ///
 /// # Errors
 /// [`SerializeError::Encode`] if the value's `Serialize` impl fails or produces a shape the codec
 /// cannot write (a sequence or map of unknown length).
-pub fn encode<T: Serialize + ?Sized + 'static>(value: &T) -> Result<Vec<u8>, SerializeError> {
-    oob::encode_scoped(value, None).map(|encoded| encoded.inline)
+pub fn encode<T: Serialize + DeserializeOwned + 'static>(
+    value: &T,
+) -> Result<Vec<u8>, SerializeError> {
+    choice::encode(value, None).map(|encoded| encoded.inline)
 }
 
 /// Decodes a `T` from bytes produced by [`encode`] (or by [`encode_with_oob`] when no buffer went
