@@ -251,10 +251,14 @@ impl<T: Element> fmt::Debug for Buffer<T> {
     }
 }
 
+/// The serde name of the wire enum below (the attributes must repeat it as a literal). Not
+/// written by either codec; the type probe recognises `Buffer`s by it.
+pub(crate) const WIRE_NAME: &str = "unidist_serialize::Buffer";
+
 /// Wire form of a `Buffer`, as a serde enum so that the inline and out-of-band forms can be
 /// told apart when decoding.
 #[derive(Serialize)]
-#[serde(rename = "Buffer")]
+#[serde(rename = "unidist_serialize::Buffer")]
 pub(crate) enum WireRef<'a> {
     /// The data itself, as one byte string (`serialize_bytes`: a length and one memcpy).
     Inline(#[serde(with = "serde_bytes")] &'a [u8]),
@@ -264,7 +268,7 @@ pub(crate) enum WireRef<'a> {
 
 /// Owned counterpart of [`WireRef`], for decoding.
 #[derive(Deserialize)]
-#[serde(rename = "Buffer", bound = "")]
+#[serde(rename = "unidist_serialize::Buffer", bound = "")]
 enum Wire<T: Element> {
     Inline(InlineData<T>),
     OutOfBand { index: u64, byte_len: u64 },

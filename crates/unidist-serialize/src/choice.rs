@@ -8,20 +8,22 @@
 //! choice, made without the user's help:
 //!
 //! 1. A type already known to need the self-describing codec gets it.
-//! 2. Otherwise the value is encoded compactly through [`Watched`], which notices a skipped field
+//! 2. Before the first encode of a type, the [`probe`](crate::probe) walks its `Deserialize`
+//!    impl (every field, element type and enum variant, without a value): a type that asks for
+//!    `deserialize_any` anywhere is self-describing from the start, also when the first value
+//!    does not hold that part (an empty `Vec<Untagged>`).
+//! 3. Otherwise the value is encoded compactly through [`Watched`], which notices a skipped field
 //!    or an unknown length in this very value (value dependent, so checked on every encode).
-//! 3. The first value of a type that passes is decoded back once (a trial decode). If that
-//!    fails, the type cannot round-trip compactly (a `deserialize_any` user, or a field skipped
-//!    only when deserializing).
-//! 4. A type that failed 2 or 3 is remembered as self-describing for good and this value is
-//!    encoded again in that form; a type that passed 3 is remembered as compact.
+//! 4. The first value of a type that passes is decoded back once (a trial decode), which catches
+//!    what the probe cannot see: a field skipped only when deserializing, or a part behind a
+//!    `Deserialize` impl that refused the probe's made-up values.
+//! 5. A type that failed 2, 3 or 4 is remembered as self-describing for good and this value is
+//!    encoded in that form; a type that passed 4 is remembered as compact.
 //!
-//! The layout is in the header flags, so a reader never guesses. Limitation: the trial decode
-//! only sees the first value, so a type whose `deserialize_any` user is absent from it (an
-//! untagged enum inside a `Vec` that was empty, or in an enum variant not taken) is judged
-//! compact, and a later value holding one fails to decode on the receiving side. Such a type is
-//! made self-describing from the start by `#[serde(...)]`-free means only; the crate docs list
-//! the workaround (encode a representative value first, or wrap the field).
+//! The layout is in the header flags, so a reader never guesses. What can still slip through is
+//! narrow: a `deserialize_any` user that the probe could not reach (after a field whose impl
+//! refuses made-up values, such as a `NonZeroU32`, in the same type) and that the first value
+//! does not hold either.
 
 use std::any::{type_name, TypeId};
 use std::cell::Cell;
@@ -34,7 +36,7 @@ use serde::Serialize;
 use crate::header::{self, Layout};
 use crate::oob::{self, Encoded};
 use crate::watch::Watched;
-use crate::{codec, natural, SerializeError};
+use crate::{codec, natural, probe, SerializeError};
 
 /// The layout chosen for each serde-encoded type, by `TypeId` (natural types are not recorded:
 /// their layout follows from the type alone).
@@ -90,7 +92,10 @@ fn encode_serde<T: Serialize + DeserializeOwned + 'static>(
     threshold: Option<usize>,
 ) -> Result<Encoded, SerializeError> {
     let id = TypeId::of::<T>();
-    let known = chosen(id);
+    let mut known = chosen(id);
+    if known.is_none() && probe::needs_any::<T>() {
+        known = Some(Layout::SelfDescribing);
+    }
     let mut compact_error = None;
     if known != Some(Layout::SelfDescribing) {
         let seen = Cell::new(false);
@@ -123,7 +128,7 @@ fn encode_serde<T: Serialize + DeserializeOwned + 'static>(
     });
     match inline {
         Ok(inline) => {
-            if known != Some(Layout::SelfDescribing) {
+            if chosen(id) != Some(Layout::SelfDescribing) {
                 choose(id, Layout::SelfDescribing);
             }
             Ok(Encoded { inline, buffers })

@@ -92,6 +92,7 @@ mod guard;
 mod header;
 mod natural;
 mod oob;
+mod probe;
 pub mod serde_fast;
 mod watch;
 

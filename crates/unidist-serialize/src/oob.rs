@@ -201,7 +201,11 @@ impl OobBuffer {
                 drop(self);
                 Ok(Arc::unwrap_or_clone(same))
             }
-            Err(_) => String::from_utf8(self.into_vec::<u8>()),
+            Err(other) => {
+                // Let go of the second handle before `into_vec` checks for the only one.
+                drop(other);
+                String::from_utf8(self.into_vec::<u8>())
+            }
         }
     }
 }

@@ -811,3 +811,6 @@ proptest! {
         let _ = decode::<Record>(&bytes);
     }
 }
+
+mod attrs;
+mod natural;
