@@ -281,7 +281,9 @@ impl Encoded {
 
 /// Encodes `value`, leaving every [`Buffer`] of at least `threshold` bytes out of the inline
 /// bytes: its storage is shared into [`Encoded::buffers`] (no copy) and the inline bytes record
-/// its index and length.
+/// its index and length. A natural value (`Vec<T>`, `Box<[T]>`, `String`, see the crate docs)
+/// of at least `threshold` bytes goes out of band whole, copied once into its buffer
+/// ([`encode_shared`] avoids that copy); so does a [`serde_fast`](crate::serde_fast) field.
 ///
 /// The MPI backend passes `UNIDIST_MPI_PICKLE_THRESHOLD` (default 262144) as the threshold.
 /// Smaller buffers are copied inline. With no big buffers the inline bytes equal
