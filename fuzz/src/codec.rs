@@ -279,11 +279,7 @@ fn reencode<T: Serialize + DeserializeOwned + Send + Sync + 'static>(value: &T) 
     let shared = encode_shared(&Arc::new(again), 16).expect("a decoded value encodes shared");
     let back: T =
         decode_with_oob(&shared.inline, shared.buffers).expect("a shared encoding decodes");
-    assert_eq!(
-        encode(&back).expect("encodes"),
-        first,
-        "shared round trip"
-    );
+    assert_eq!(encode(&back).expect("encodes"), first, "shared round trip");
 }
 
 /// Seed inputs: a valid encoding of a sample of every type in every mode.
