@@ -276,7 +276,11 @@ fn describe(m: Matrix) -> String {
 fn make_shapes(n: i64) -> (Vec<Untagged>, Skips, Flattened) {
     let mut f = flattened();
     f.extra.insert("n".into(), n as u32);
-    (vec![Untagged::Number(n), Untagged::List(vec![])], skips(n > 0), f)
+    (
+        vec![Untagged::Number(n), Untagged::List(vec![])],
+        skips(n > 0),
+        f,
+    )
 }
 
 /// Arguments and returns of a task carry every shape.
@@ -290,7 +294,10 @@ fn task_arguments_and_returns() -> Outcome {
          skips [(true, 3), (false, 7)], tags [\"a\", \"b\"], keys 2"
     );
     // A task's output as another task's argument.
-    ensure_eq!(fetch(&echo_matrix::remote(&echo_matrix::remote(matrix())))?, matrix());
+    ensure_eq!(
+        fetch(&echo_matrix::remote(echo_matrix::remote(matrix())))?,
+        matrix()
+    );
     let (list, skip, flat) = make_shapes::remote(5);
     ensure_eq!(
         fetch(&list)?,
@@ -303,6 +310,8 @@ fn task_arguments_and_returns() -> Outcome {
     Ok(())
 }
 
+// `&Vec<T>` (not `&[T]`) is the form a remote function borrows a stored `Vec<T>` in.
+#[allow(clippy::ptr_arg)]
 #[unidist::remote]
 fn count_untagged(values: &Vec<Untagged>, flat: &Flattened) -> (usize, u64) {
     (values.len(), flat.id)
@@ -311,7 +320,10 @@ fn count_untagged(values: &Vec<Untagged>, flat: &Flattened) -> (usize, u64) {
 /// `&T` parameters read the same shapes.
 fn task_argument_by_reference() -> Outcome {
     let values = unidist::put(untagged());
-    ensure_eq!(fetch(&count_untagged::remote(&values, flattened()))?, (4, 9));
+    ensure_eq!(
+        fetch(&count_untagged::remote(&values, flattened()))?,
+        (4, 9)
+    );
     Ok(())
 }
 
@@ -420,6 +432,7 @@ fn untagged_first_seen_empty() -> Outcome {
     Ok(())
 }
 
+#[allow(clippy::ptr_arg)] // see `count_untagged`
 #[unidist::remote]
 fn sum_f64(v: &Vec<f64>) -> f64 {
     v.iter().sum()
@@ -430,6 +443,8 @@ fn reverse_text(s: String) -> String {
     s.chars().rev().collect()
 }
 
+// A boxed slice is the point: it is one of the natural types.
+#[allow(clippy::boxed_local)]
 #[unidist::remote]
 fn doubled(v: Box<[i32]>) -> Box<[i32]> {
     v.iter().map(|x| x * 2).collect()
@@ -448,7 +463,10 @@ fn natural_types_through_tasks() -> Outcome {
     let stored = unidist::put(values.clone());
     ensure_eq!(fetch(&sum_f64::remote(&stored))?, expected);
     ensure_eq!(fetch(&sum_f64::remote(values.clone()))?, expected);
-    ensure!(fetch(&stored)? == values, "the 8 MiB vector came back changed");
+    ensure!(
+        fetch(&stored)? == values,
+        "the 8 MiB vector came back changed"
+    );
     ensure_eq!(fetch(&sum_f64::remote(Vec::new()))?, 0.0);
 
     let text = "ünïcode text ".repeat(50_000);
@@ -466,7 +484,10 @@ fn natural_types_through_tasks() -> Outcome {
         "the boxed slice came back changed"
     );
     let odd: Box<[i32]> = vec![1, 2, 3].into();
-    ensure_eq!(fetch(&doubled::remote(odd))?, vec![2, 4, 6].into_boxed_slice());
+    ensure_eq!(
+        fetch(&doubled::remote(odd))?,
+        vec![2, 4, 6].into_boxed_slice()
+    );
 
     let bytes = vec![7u8; 3 << 20];
     ensure_eq!(fetch(&bytes_len::remote(bytes, Vec::new()))?, (3 << 20, 0));
@@ -498,7 +519,10 @@ fn serde_fast_field_through_a_task() -> Outcome {
     let back = fetch(&scale::remote(samples.clone(), 2.0))?;
     ensure_eq!(back.name, "s");
     ensure!(
-        back.values.iter().zip(&samples.values).all(|(b, s)| *b == s * 2.0),
+        back.values
+            .iter()
+            .zip(&samples.values)
+            .all(|(b, s)| *b == s * 2.0),
         "the scaled field is wrong"
     );
     ensure_eq!(back.values.len(), samples.values.len());
