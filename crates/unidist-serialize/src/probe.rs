@@ -17,6 +17,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 
 use serde::de::value::U32Deserializer;
 use serde::de::{
@@ -44,8 +45,13 @@ pub(crate) fn needs_any<T: DeserializeOwned>() -> bool {
             state: &state,
             depth: 0,
         };
-        // An error only ends this pass: made-up values can be refused by a validating impl.
-        let _ = T::deserialize(probe);
+        // An error only ends this pass: made-up values can be refused by a validating impl. So
+        // does a panic: an impl may assert on values no real input holds, and encoding must not
+        // fail because of what the probe made up.
+        let pass = std::panic::catch_unwind(AssertUnwindSafe(|| T::deserialize(probe).is_ok()));
+        if pass.is_err() {
+            return state.needs_any.get();
+        }
         if state.needs_any.get() {
             return true;
         }
@@ -398,6 +404,23 @@ mod tests {
         );
         assert!(!needs_any::<Buffer<f64>>());
         assert!(!needs_any::<(Buffer<u8>, Vec<Buffer<i32>>)>());
+    }
+
+    #[test]
+    fn a_panicking_impl_ends_the_probe_without_a_verdict() {
+        struct Picky;
+        impl<'de> Deserialize<'de> for Picky {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let n = u32::deserialize(d)?;
+                assert!(n > 0, "picky: zero is impossible in real input");
+                Ok(Picky)
+            }
+        }
+        assert!(!needs_any::<(Picky, Vec<Untagged>)>());
+        assert!(
+            needs_any::<(Vec<Untagged>, Picky)>(),
+            "found before the panic"
+        );
     }
 
     #[test]
