@@ -26,6 +26,7 @@ mod bad_input;
 mod config;
 mod general;
 mod object;
+mod serde_attrs;
 mod task;
 mod wait;
 
@@ -49,6 +50,7 @@ fn all_cases() -> Vec<Case> {
     all.extend(async_actor::cases());
     all.extend(config::cases());
     all.extend(bad_input::cases());
+    all.extend(serde_attrs::cases());
     all.extend(general::cases());
     all
 }

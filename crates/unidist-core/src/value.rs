@@ -14,6 +14,36 @@ use crate::error::{Error, Result};
 ///
 /// Implemented for every `T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static`; local
 /// backends keep such values in memory, and only the MPI backend serializes them.
+///
+/// # Large values
+///
+/// Every serde feature works across processes: the encoder picks a self-describing format by
+/// itself for types that need one (tagged and untagged enums, `flatten`, `skip_serializing_if`).
+///
+/// These types are *natural*: as a whole value (put, task argument, return) they are encoded as
+/// one length and their bytes, never element by element, and from the MPI pickle threshold on
+/// (`UNIDIST_MPI_PICKLE_THRESHOLD`) their memory is sent as is, without a copy on the sender:
+///
+/// | type | element types |
+/// |---|---|
+/// | `Vec<T>`, `Box<[T]>` | `u8`, `i8`, `u16`, `i16`, `u32`, `i32`, `u64`, `i64`, `f32`, `f64` |
+/// | `String` | |
+/// | `unidist::Buffer<T>` | as `Vec<T>`; shared storage, also decoded without a copy |
+///
+/// Inside a struct, serde sees a `Vec<f64>` field as a sequence of numbers. For the same speed
+/// make the field a `unidist::Buffer<f64>`, or keep the `Vec` and mark it
+/// `#[serde(with = "unidist::serde_fast")]`: either is written as one byte blob and travels out
+/// of band when large.
+///
+/// ```text
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Frame {
+///     name: String,
+///     #[serde(with = "unidist::serde_fast")]
+///     samples: Vec<f32>,         // one memcpy, out of band when large
+///     weights: unidist::Buffer<f64>, // the same, and shared instead of copied
+/// }
+/// ```
 pub trait Value: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
 impl<T> Value for T where T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
@@ -27,8 +57,12 @@ pub trait ErasedValue: Send + Sync + 'static {
     /// The Rust type name of the value.
     fn type_name(&self) -> &'static str;
     /// Encodes the value for another process; buffers of at least `oob_threshold` bytes travel
-    /// out of band.
+    /// out of band. A natural value (see [`Value`]) that large is copied once into its buffer;
+    /// [`encode_shared`](Self::encode_shared) avoids even that copy.
     fn encode(&self, oob_threshold: usize) -> Result<Encoded>;
+    /// As [`encode`](Self::encode), but the out-of-band buffer of a natural value keeps this
+    /// `Arc` alive and sends the value's own memory: no copy at all.
+    fn encode_shared(self: Arc<Self>, oob_threshold: usize) -> Result<Encoded>;
 }
 
 impl<T: Value> ErasedValue for T {
@@ -46,6 +80,10 @@ impl<T: Value> ErasedValue for T {
 
     fn encode(&self, oob_threshold: usize) -> Result<Encoded> {
         Ok(unidist_serialize::encode_with_oob(self, oob_threshold)?)
+    }
+
+    fn encode_shared(self: Arc<Self>, oob_threshold: usize) -> Result<Encoded> {
+        Ok(unidist_serialize::encode_shared(&self, oob_threshold)?)
     }
 }
 
@@ -105,7 +143,7 @@ impl Payload {
     /// The encoded form, encoding a local value first.
     pub fn encoded(&self, oob_threshold: usize) -> Result<Arc<Encoded>> {
         match self {
-            Payload::Local(v) => Ok(Arc::new(v.encode(oob_threshold)?)),
+            Payload::Local(v) => Ok(Arc::new(Arc::clone(v).encode_shared(oob_threshold)?)),
             Payload::Encoded(e) => Ok(e.clone()),
         }
     }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::oob;
+use crate::oob::{self, OobBuffer};
 
 mod sealed {
     /// Seals [`Element`](super::Element) and carries the bytemuck bound privately, so that
@@ -251,10 +251,14 @@ impl<T: Element> fmt::Debug for Buffer<T> {
     }
 }
 
+/// The serde name of the wire enum below (the attributes must repeat it as a literal). Not
+/// written by either codec; the type probe recognises `Buffer`s by it.
+pub(crate) const WIRE_NAME: &str = "unidist_serialize::Buffer";
+
 /// Wire form of a `Buffer`, as a serde enum so that the inline and out-of-band forms can be
 /// told apart when decoding.
 #[derive(Serialize)]
-#[serde(rename = "Buffer")]
+#[serde(rename = "unidist_serialize::Buffer")]
 pub(crate) enum WireRef<'a> {
     /// The data itself, as one byte string (`serialize_bytes`: a length and one memcpy).
     Inline(#[serde(with = "serde_bytes")] &'a [u8]),
@@ -264,7 +268,7 @@ pub(crate) enum WireRef<'a> {
 
 /// Owned counterpart of [`WireRef`], for decoding.
 #[derive(Deserialize)]
-#[serde(rename = "Buffer", bound = "")]
+#[serde(rename = "unidist_serialize::Buffer", bound = "")]
 enum Wire<T: Element> {
     Inline(InlineData<T>),
     OutOfBand { index: u64, byte_len: u64 },
@@ -319,7 +323,7 @@ pub(crate) fn check_multiple<T: Element>(byte_len: u64) -> Result<(), crate::Ser
 impl<T: Element> Serialize for Buffer<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         // `offer` returns an index only inside `encode_with_oob` and only for big buffers.
-        match oob::offer(self) {
+        match oob::offer(self.byte_len(), || OobBuffer::from(self.clone())) {
             Some(index) => WireRef::OutOfBand {
                 index,
                 byte_len: self.byte_len() as u64,
@@ -335,8 +339,8 @@ impl<'de, T: Element> Deserialize<'de> for Buffer<T> {
         match Wire::<T>::deserialize(d)? {
             Wire::Inline(InlineData(data)) => Ok(Self::new(data)),
             Wire::OutOfBand { index, byte_len } => check_multiple::<T>(byte_len)
-                .and_then(|()| oob::claim::<T>(index, byte_len))
-                .map(Self::from_arc)
+                .and_then(|()| oob::claim(index, byte_len))
+                .map(|buffer| Self::from_arc(buffer.into_arc_vec()))
                 .map_err(oob::report::<D::Error>),
         }
     }

@@ -1,4 +1,5 @@
-//! The 14-byte header in front of every encoded value, and the type fingerprint it carries.
+//! The 14-byte header in front of every encoded value: the type fingerprint it carries and the
+//! body layout its flags name.
 
 use std::any::type_name;
 
@@ -10,8 +11,9 @@ pub(crate) const MAGIC: [u8; 4] = *b"UDSR";
 /// Version of the wire format written and read by this build (header byte 4).
 ///
 /// Bumped whenever the header or the body encoding changes incompatibly, e.g. when the codec is
-/// swapped, so that a mixed deployment fails loudly instead of decoding garbage.
-pub const FORMAT_VERSION: u8 = 1;
+/// swapped, so that a mixed deployment fails loudly instead of decoding garbage. Version 2 added
+/// the body layout flags (bits 1-2).
+pub const FORMAT_VERSION: u8 = 2;
 
 /// Length in bytes of the header in front of every encoded value.
 pub const HEADER_LEN: usize = 14;
@@ -19,13 +21,38 @@ pub const HEADER_LEN: usize = 14;
 /// Flag bit 0: the writer is big-endian. [`Buffer`](crate::Buffer) data is copied in native
 /// byte order (a plain memcpy), so the reader must have the same order.
 const FLAG_BIG_ENDIAN: u8 = 0b0000_0001;
+/// Flag bits 1-2: the body layout, a [`Layout`] (value 3 is invalid).
+const LAYOUT_MASK: u8 = 0b0000_0110;
+const LAYOUT_SHIFT: u32 = 1;
 /// Every flag bit this build understands; any other bit set is an error.
-const KNOWN_FLAGS: u8 = FLAG_BIG_ENDIAN;
+const KNOWN_FLAGS: u8 = FLAG_BIG_ENDIAN | LAYOUT_MASK;
 const HOST_FLAGS: u8 = if cfg!(target_endian = "big") {
     FLAG_BIG_ENDIAN
 } else {
     0
 };
+
+/// How the body after the header is laid out (header flag bits 1-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// The compact serde codec (bincode): not self-describing, the reader's type drives it.
+    Compact = 0,
+    /// The self-describing serde codec (MessagePack), for types the compact one cannot carry.
+    SelfDescribing = 1,
+    /// A natural type's raw layout: a mode byte, a length and the bytes (see `natural`).
+    Raw = 2,
+}
+
+impl Layout {
+    fn from_bits(bits: u8) -> Option<Self> {
+        match bits {
+            0 => Some(Self::Compact),
+            1 => Some(Self::SelfDescribing),
+            2 => Some(Self::Raw),
+            _ => None,
+        }
+    }
+}
 
 /// A stable 64-bit fingerprint of `T`: the FNV-1a hash of `std::any::type_name::<T>()`.
 ///
@@ -58,19 +85,19 @@ const fn fnv1a(bytes: &[u8]) -> u64 {
     hash
 }
 
-/// Appends the header for a value of type `T` to `out`.
-pub(crate) fn write<T: ?Sized + 'static>(out: &mut Vec<u8>) {
+/// Appends the header for a value of type `T` whose body has `layout` to `out`.
+pub(crate) fn write<T: ?Sized + 'static>(out: &mut Vec<u8>, layout: Layout) {
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
-    out.push(HOST_FLAGS);
+    out.push(HOST_FLAGS | ((layout as u8) << LAYOUT_SHIFT));
     out.extend_from_slice(&fingerprint::<T>().to_le_bytes());
 }
 
-/// Checks the header of `bytes` against `T` and returns the body that follows it.
+/// Checks the header of `bytes` against `T` and returns the body's layout and the body.
 ///
 /// The checks run in header order so that the error names the first thing that is wrong: a
 /// foreign buffer is reported as `BadMagic`, not as a type mismatch.
-pub(crate) fn check<T: ?Sized + 'static>(bytes: &[u8]) -> Result<&[u8], SerializeError> {
+pub(crate) fn check<T: ?Sized + 'static>(bytes: &[u8]) -> Result<(Layout, &[u8]), SerializeError> {
     let truncated = || SerializeError::Truncated {
         type_name: type_name::<T>(),
         len: bytes.len(),
@@ -91,12 +118,13 @@ pub(crate) fn check<T: ?Sized + 'static>(bytes: &[u8]) -> Result<&[u8], Serializ
         });
     }
     let flags = header[5];
-    if flags & !KNOWN_FLAGS != 0 {
+    let layout = Layout::from_bits((flags & LAYOUT_MASK) >> LAYOUT_SHIFT);
+    let Some(layout) = layout.filter(|_| flags & !KNOWN_FLAGS == 0) else {
         return Err(SerializeError::UnsupportedFlags {
             flags,
             known: KNOWN_FLAGS,
         });
-    }
+    };
     if flags & FLAG_BIG_ENDIAN != HOST_FLAGS & FLAG_BIG_ENDIAN {
         let order = |big: bool| if big { "big" } else { "little" };
         return Err(SerializeError::ByteOrderMismatch {
@@ -116,7 +144,7 @@ pub(crate) fn check<T: ?Sized + 'static>(bytes: &[u8]) -> Result<&[u8], Serializ
             found,
         });
     }
-    Ok(body)
+    Ok((layout, body))
 }
 
 #[cfg(test)]
@@ -144,18 +172,24 @@ mod tests {
     #[test]
     fn header_layout_is_as_documented() {
         let mut out = Vec::new();
-        write::<u64>(&mut out);
+        write::<u64>(&mut out, Layout::Compact);
         assert_eq!(out.len(), HEADER_LEN);
         assert_eq!(&out[..4], b"UDSR");
         assert_eq!(out[4], FORMAT_VERSION);
         assert_eq!(out[5], HOST_FLAGS);
         assert_eq!(out[6..], fingerprint::<u64>().to_le_bytes());
-        assert_eq!(check::<u64>(&out).map(<[u8]>::len).ok(), Some(0));
+        assert_eq!(check::<u64>(&out).ok(), Some((Layout::Compact, &[][..])));
+        for layout in [Layout::SelfDescribing, Layout::Raw, Layout::Compact] {
+            let mut out = Vec::new();
+            write::<u64>(&mut out, layout);
+            assert_eq!(out[5], HOST_FLAGS | (layout as u8) << 1);
+            assert_eq!(check::<u64>(&out).map(|(l, _)| l).ok(), Some(layout));
+        }
     }
 
     fn header_of_u64() -> Vec<u8> {
         let mut out = Vec::new();
-        write::<u64>(&mut out);
+        write::<u64>(&mut out, Layout::Compact);
         out
     }
 
@@ -181,6 +215,12 @@ mod tests {
         assert!(matches!(
             check::<u64>(&bad_flags),
             Err(SerializeError::UnsupportedFlags { flags, .. }) if flags & 0x80 != 0
+        ));
+        let mut bad_layout = header_of_u64();
+        bad_layout[5] |= LAYOUT_MASK;
+        assert!(matches!(
+            check::<u64>(&bad_layout),
+            Err(SerializeError::UnsupportedFlags { flags, known: KNOWN_FLAGS }) if flags & LAYOUT_MASK == LAYOUT_MASK
         ));
 
         let mut other_order = header_of_u64();

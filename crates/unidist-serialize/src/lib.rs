@@ -1,5 +1,6 @@
-//! Serialization of unidist values: a typed header, a serde + bincode body, and out-of-band
-//! buffers for large numeric data.
+//! Serialization of unidist values: a typed header, then the value in one of three body layouts
+//! (raw bytes for the natural large types, compact bincode, or self-describing MessagePack for
+//! types that need it), and out-of-band buffers for large data.
 //!
 //! # Overview
 //!
@@ -26,31 +27,60 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 4 | magic `b"UDSR"` |
-//! | 4 | 1 | format version, [`FORMAT_VERSION`] (currently 1) |
-//! | 5 | 1 | flags: bit 0 set when the writer is big-endian; other bits must be 0 |
+//! | 4 | 1 | format version, [`FORMAT_VERSION`] (currently 2) |
+//! | 5 | 1 | flags: bit 0 set when the writer is big-endian; bits 1-2 the body layout (below); other bits must be 0 |
 //! | 6 | 8 | [`fingerprint`] of the encoded type, little-endian |
-//! | 14 | .. | body: the value in bincode 2.0.1 `standard()` form (little-endian, varint integers) |
+//! | 14 | .. | body, in the layout the flags name |
+//!
+//! | layout (flag bits 1-2) | body | used for |
+//! |---|---|---|
+//! | 0, compact | bincode 2.0.1 `standard()` form (little-endian, varint integers) | every other type |
+//! | 1, self-describing | MessagePack (rmp-serde, structs as maps) | types that need it (below) |
+//! | 2, raw | mode byte (0 inline, 1 out of band), byte length (8 bytes, little-endian), then inline the bytes themselves | the natural types (below) |
 //!
 //! The fingerprint is the 64-bit FNV-1a hash of `std::any::type_name::<T>()`. Every MPI rank runs
 //! the same binary, so all ranks agree on it; decoding as another type fails with
-//! [`SerializeError::TypeMismatch`]. Encode and decode with the same type: `encode::<str>` is not
-//! decodable as a `String`.
+//! [`SerializeError::TypeMismatch`]. Encode and decode with the same type.
+//!
+//! # Natural types: memory speed without the user's help
+//!
+//! As a whole value, `Vec<T>` and `Box<[T]>` with `T` a primitive number (`u8`..`u64`,
+//! `i8`..`i64`, `f32`, `f64`), `String` and [`Buffer<T>`] are encoded as one length and their
+//! bytes: one memcpy, never element by element (chosen by the value's `TypeId`). Out of band
+//! (at least the threshold, see below) they are not copied at all when encoded with
+//! [`encode_shared`]: the buffer keeps the value's `Arc` alive and hands its memory to the
+//! transport. Decoding moves a received buffer into the `Vec` (or `Box<[T]>`, `String`) when it
+//! is a typed buffer held by no one else (the receiver allocates it with [`OobBuffer::zeroed`],
+//! aligned for the element), and copies it once otherwise.
+//!
+//! A natural type *inside* another type is encoded by serde like any field. For the same speed
+//! there, use a [`Buffer<T>`] field or mark a `Vec<T>`/`Box<[T]>` field
+//! `#[serde(with = "serde_fast")]` (see [`serde_fast`]).
+//!
+//! # Every serde feature: the self-describing fallback
+//!
+//! bincode is compact and fast but not self-describing: internally tagged and untagged enums and
+//! `flatten` need `deserialize_any`, `skip_serializing_if` leaves out fields the reader still
+//! expects, and `flatten` writes maps of unknown length. Such types get the self-describing
+//! layout automatically, decided per type and remembered for the process: a probe walks the
+//! type's `Deserialize` impl once for `deserialize_any`, every encode watches for skipped fields
+//! and unknown lengths, and the first value of a type is decoded back once to confirm the
+//! compact form. Other types stay compact. The choice is recorded in the header, so the reader
+//! follows the writer. One difference of the self-describing form: `Some(None)` reads back as
+//! `None`, as in JSON (`Option<Option<T>>` keeps it in compact types).
 //!
 //! # Out-of-band buffers
 //!
-//! Large numeric data goes in a [`Buffer<T>`] (`T` one of the primitive numeric types, see
-//! [`Element`]): shared storage that serializes as one byte blob instead of element by element.
-//! [`encode_with_oob`] goes further, like upstream unidist's pickle protocol 5 with
-//! `UNIDIST_MPI_PICKLE_THRESHOLD`: each `Buffer` of at least `threshold` bytes is not copied at
-//! all. The inline bytes get a placeholder (buffer index and byte length) and the `Buffer`'s
-//! storage is shared into [`Encoded::buffers`], for the MPI backend to send as separate messages
-//! straight from the user's memory. [`decode_with_oob`] puts received buffers back by index,
-//! moving each into its `Buffer` without a copy when it has the right element type (the receiver
-//! allocates it with [`OobBuffer::zeroed`] from the element type and length sent alongside).
+//! [`encode_with_oob`] leaves large data out of the inline bytes, like upstream unidist's pickle
+//! protocol 5 with `UNIDIST_MPI_PICKLE_THRESHOLD`: a natural value, each [`Buffer`] and each
+//! [`serde_fast`] field of at least `threshold` bytes goes into [`Encoded::buffers`] (a
+//! `Buffer`'s storage is shared, not copied), and the inline bytes record its index and length,
+//! for the MPI backend to send as separate messages straight from memory. [`decode_with_oob`]
+//! puts received buffers back by index.
 //!
 //! serde has no serializer context, so the entry points arm a thread-local for the duration of
 //! the call; nested calls get their own (see the `oob` module source). [`encode`] and [`decode`]
-//! keep every `Buffer` inline.
+//! keep everything inline.
 //!
 //! # Error guarantees
 //!
@@ -58,38 +88,62 @@
 //! with trailing bytes, or a wrong buffer list, is an error: never a panic, an abort or an
 //! allocation much larger than the input. bincode 2.0.1 would allocate whatever a corrupted
 //! string or byte length prefix claims; this crate routes those reads through borrowed slices so
-//! that the input length bounds them (see the `guard` module source). The remaining costs of
-//! hostile input are bounded by its length, except a sequence of zero-sized elements (e.g.
-//! `Vec<()>`), which takes time proportional to its claimed length but allocates nothing.
+//! that the input length bounds them (see the `guard` module source). The MessagePack decoder
+//! reads strings and byte strings as far as the input goes (never preallocating a claimed
+//! length), gets the same size-hint caps, and refuses nesting deeper than 256 levels, which
+//! would otherwise overflow the stack through the types that buffer arbitrary input. A raw
+//! body's length is checked against the input before anything is allocated. The remaining
+//! costs of hostile input are bounded by its length, except a sequence of zero-sized elements
+//! (e.g. `Vec<()>`), which takes time proportional to its claimed length but allocates nothing.
 //!
-//! # Swapping the codec
+//! # Swapping a codec
 //!
-//! Only `src/codec.rs` names bincode. To use another serde format (e.g. postcard), rewrite its two
-//! functions (`encode_into`, `decode_from`), map "input ended early" to `DecodeFailure::Truncated`,
-//! and bump [`FORMAT_VERSION`]. The header, `Buffer`, the out-of-band scheme and the errors stay.
+//! Only `src/codec.rs` names bincode and rmp-serde. To use another serde format, rewrite its two
+//! functions there, map "input ended early" to `DecodeFailure::Truncated`, and bump
+//! [`FORMAT_VERSION`]. The header, the raw layout, `Buffer`, the out-of-band scheme and the
+//! errors stay. The `codec_compare` example (below) measured the alternatives.
 //!
 //! # Cost
 //!
-//! Measured once in a release build (2-core container, mean of 20 calls, not a benchmark) for
-//! 1 Mi `f64` (8 MiB):
+//! Measured once with the `codec_compare` example (release build, 2-core container shared with
+//! other builds, so ±20%; median of 7 calls; not a benchmark). "Inline" is [`encode`] /
+//! [`decode`]; the other codecs are called directly through serde.
 //!
-//! | value | `encode` | `decode` |
-//! |---|---|---|
-//! | `Vec<f64>` (bincode, element by element) | 0.76 ms | 0.89 ms |
-//! | `Buffer<f64>` inline (one memcpy each way) | 0.19 ms | 0.23 ms |
-//! | `Buffer<f64>` out of band, buffers passed as [`OobBuffer`]s (no copy) | 0.1 µs | 0.2 µs |
-//! | `Buffer<f64>` out of band, buffer received as `Vec<u8>` (clone + aligned copy) | — | 0.76 ms |
-//! | plain 8 MiB `Vec<u8>` clone, for scale | 0.15 ms | |
+//! | value | unidist inline enc / dec | bincode 2 | postcard | bitcode | MessagePack | CBOR (ciborium) |
+//! |---|---|---|---|---|---|---|
+//! | 64 MiB `Vec<f64>` | 45 / 46 ms | 68 / 72 ms | 63 / 64 ms | 112 / 71 ms | 86 / 118 ms | 155 / 200 ms |
+//! | 64 MiB `Vec<u8>` | 56 / 57 ms | 186 / 192 ms | 161 / 220 ms | 216 / 209 ms | 446 / 566 ms | 872 / 4087 ms |
+//! | 15 MiB `String` | 2.6 / 21 ms | 3.0 / 18 ms | 2.9 / 23 ms | 8.1 / 23 ms | 2.4 / 20 ms | 2.9 / 13 ms |
+//! | 100,000 × `{u64, String, Vec<f32>(16)}` (8 MB) | 6.7 / 28 ms | 4.2 / 25 ms | 8.7 / 25 ms | 9.3 / 22 ms | 14 / 50 ms | 39 / 98 ms |
+//!
+//! Out of band ([`encode_shared`], then [`decode_with_oob`]):
+//!
+//! | value | encode | decode, buffer still held (one copy) | decode, received buffer (moved) |
+//! |---|---|---|---|
+//! | 64 MiB `Vec<f64>` | < 1 µs | 48 ms | 8 µs |
+//! | 64 MiB `Vec<u8>` | < 1 µs | 51 ms | 8 µs |
+//! | 15 MiB `String` | < 1 µs | 2.8 ms | 8.8 ms (UTF-8 check) |
+//!
+//! The inline copies run at about 1.5 GB/s here because each fills freshly mapped pages; the
+//! element-by-element codecs pay that too, plus their per-element work. The records row is
+//! structured data, where bincode's varints stay the best choice (postcard and bitcode are not
+//! faster on it; bitcode's speed is in its own derive, not its serde path), and MessagePack is
+//! the faster self-describing format by 2-3x.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod buffer;
+mod choice;
 mod codec;
 mod error;
 mod guard;
 mod header;
+mod natural;
 mod oob;
+mod probe;
+pub mod serde_fast;
+mod watch;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -97,15 +151,19 @@ use serde::Serialize;
 pub use buffer::{Buffer, ElemType, Element};
 pub use error::SerializeError;
 pub use header::{fingerprint, FORMAT_VERSION, HEADER_LEN};
-pub use oob::{decode_with_oob, encode_with_oob, zeroed_bytes, Encoded, OobBuffer};
+pub use oob::{decode_with_oob, encode_shared, encode_with_oob, zeroed_bytes, Encoded, OobBuffer};
 
-/// Encodes `value` as header + body; every [`Buffer`] is copied inline.
+/// Encodes `value` as header + body; everything is inline (a [`Buffer`] is copied in).
+///
+/// `T` must also be `DeserializeOwned`: the first encode of a type decodes it back once to choose
+/// between the compact and the self-describing layout (see the crate docs).
 ///
 /// # Errors
-/// [`SerializeError::Encode`] if the value's `Serialize` impl fails or produces a shape the codec
-/// cannot write (a sequence or map of unknown length).
-pub fn encode<T: Serialize + ?Sized + 'static>(value: &T) -> Result<Vec<u8>, SerializeError> {
-    oob::encode_scoped(value, None).map(|encoded| encoded.inline)
+/// [`SerializeError::Encode`] if the value's `Serialize` impl fails (in both layouts).
+pub fn encode<T: Serialize + DeserializeOwned + 'static>(
+    value: &T,
+) -> Result<Vec<u8>, SerializeError> {
+    choice::encode(value, None).map(|encoded| encoded.inline)
 }
 
 /// Decodes a `T` from bytes produced by [`encode`] (or by [`encode_with_oob`] when no buffer went

@@ -21,12 +21,17 @@ use serde::Serialize;
 
 use crate::buffer::{Buffer, ElemType, Element};
 use crate::codec::{self, DecodeFailure};
-use crate::{header, SerializeError};
+use crate::error::BoxError;
+use crate::header::Layout;
+use crate::{choice, header, natural, SerializeError};
 
-/// Type-erased storage of an out-of-band buffer: the `Vec<T>` inside a [`Buffer<T>`]'s `Arc`.
-trait Storage: Send + Sync + 'static {
+/// Type-erased storage of an out-of-band buffer: the `Vec<T>` inside a [`Buffer<T>`]'s `Arc`, or
+/// a natural value encoded by [`encode_shared`](crate::encode_shared) (`Vec<T>`, `Box<[T]>`,
+/// `String`), kept alive by the buffer instead of copied.
+pub(crate) trait Storage: Send + Sync + 'static {
     fn bytes(&self) -> &[u8];
-    fn bytes_mut(&mut self) -> &mut [u8];
+    /// `None` for storage that cannot be written as bytes (a `String` must stay UTF-8).
+    fn bytes_mut(&mut self) -> Option<&mut [u8]>;
     fn elem(&self) -> ElemType;
     /// For downcasting back to `Arc<Vec<T>>` (trait upcasting needs Rust 1.86, MSRV is 1.85).
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
@@ -37,12 +42,48 @@ impl<T: Element> Storage for Vec<T> {
         bytemuck::cast_slice(self)
     }
 
-    fn bytes_mut(&mut self) -> &mut [u8] {
-        bytemuck::cast_slice_mut(self)
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(bytemuck::cast_slice_mut(self))
     }
 
     fn elem(&self) -> ElemType {
         T::ELEM
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl<T: Element> Storage for Box<[T]> {
+    fn bytes(&self) -> &[u8] {
+        bytemuck::cast_slice(self)
+    }
+
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        Some(bytemuck::cast_slice_mut(self))
+    }
+
+    fn elem(&self) -> ElemType {
+        T::ELEM
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+impl Storage for String {
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+
+    fn elem(&self) -> ElemType {
+        ElemType::U8
     }
 
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
@@ -105,9 +146,10 @@ impl OobBuffer {
         self.storage.bytes()
     }
 
-    /// The data as mutable bytes, e.g. to receive into; `None` if the storage is shared.
+    /// The data as mutable bytes, e.g. to receive into; `None` if the storage is shared (or is
+    /// a sent `String`, which must stay UTF-8).
     pub fn as_bytes_mut(&mut self) -> Option<&mut [u8]> {
-        Arc::get_mut(&mut self.storage).map(|s| s.bytes_mut())
+        Arc::get_mut(&mut self.storage).and_then(|s| s.bytes_mut())
     }
 
     /// Length in bytes.
@@ -125,14 +167,46 @@ impl OobBuffer {
         self.storage.elem()
     }
 
-    /// Storage for a `Buffer<T>`: the same allocation when the element types match, else a copy.
-    fn into_arc_vec<T: Element>(self) -> Arc<Vec<T>> {
-        if self.elem() == T::ELEM {
-            if let Ok(same) = Arc::clone(&self.storage).into_any().downcast::<Vec<T>>() {
-                return same;
+    /// A buffer keeping `storage` alive and sending its bytes; no copy.
+    pub(crate) fn shared(storage: Arc<dyn Storage>) -> Self {
+        Self { storage }
+    }
+
+    /// Storage for a `Buffer<T>`: the same allocation when it is a `Vec<T>`, else a copy.
+    pub(crate) fn into_arc_vec<T: Element>(self) -> Arc<Vec<T>> {
+        match Arc::clone(&self.storage).into_any().downcast::<Vec<T>>() {
+            Ok(same) => same,
+            Err(_) => Arc::new(bytemuck::pod_collect_to_vec(self.as_bytes())),
+        }
+    }
+
+    /// The data as a `Vec<T>`: the same allocation when the storage is a `Vec<T>` held by no one
+    /// else (a typed receive buffer, see [`OobBuffer::zeroed`]), else one copy.
+    pub(crate) fn into_vec<T: Element>(self) -> Vec<T> {
+        match Arc::clone(&self.storage).into_any().downcast::<Vec<T>>() {
+            Ok(same) => {
+                // Give up this handle's count first so that `same` can be the only one.
+                drop(self);
+                Arc::unwrap_or_clone(same)
+            }
+            Err(_) => bytemuck::pod_collect_to_vec(self.as_bytes()),
+        }
+    }
+
+    /// The data as a `String`: moved like [`into_vec`](Self::into_vec) when possible, and
+    /// checked to be UTF-8 unless it was a `String` already.
+    pub(crate) fn into_string(self) -> Result<String, std::string::FromUtf8Error> {
+        match Arc::clone(&self.storage).into_any().downcast::<String>() {
+            Ok(same) => {
+                drop(self);
+                Ok(Arc::unwrap_or_clone(same))
+            }
+            Err(other) => {
+                // Let go of the second handle before `into_vec` checks for the only one.
+                drop(other);
+                String::from_utf8(self.into_vec::<u8>())
             }
         }
-        Arc::new(bytemuck::pod_collect_to_vec(self.as_bytes()))
     }
 }
 
@@ -207,7 +281,9 @@ impl Encoded {
 
 /// Encodes `value`, leaving every [`Buffer`] of at least `threshold` bytes out of the inline
 /// bytes: its storage is shared into [`Encoded::buffers`] (no copy) and the inline bytes record
-/// its index and length.
+/// its index and length. A natural value (`Vec<T>`, `Box<[T]>`, `String`, see the crate docs)
+/// of at least `threshold` bytes goes out of band whole, copied once into its buffer
+/// ([`encode_shared`] avoids that copy); so does a [`serde_fast`](crate::serde_fast) field.
 ///
 /// The MPI backend passes `UNIDIST_MPI_PICKLE_THRESHOLD` (default 262144) as the threshold.
 /// Smaller buffers are copied inline. With no big buffers the inline bytes equal
@@ -228,11 +304,36 @@ impl Encoded {
 ///
 /// # Errors
 /// [`SerializeError::Encode`] if the value's `Serialize` impl or the codec fails.
-pub fn encode_with_oob<T: Serialize + ?Sized + 'static>(
+pub fn encode_with_oob<T: Serialize + DeserializeOwned + 'static>(
     value: &T,
     threshold: usize,
 ) -> Result<Encoded, SerializeError> {
-    encode_scoped(value, Some(threshold))
+    choice::encode(value, Some(threshold))
+}
+
+/// As [`encode_with_oob`], for a value behind an `Arc`: a natural value (`Vec<T>`, `Box<[T]>`,
+/// `String`) of at least `threshold` bytes is not copied at all, its out-of-band buffer keeps
+/// the `Arc` alive and sends the value's own storage.
+///
+/// ```
+/// use std::sync::Arc;
+/// use unidist_serialize::{decode_with_oob, encode_shared};
+///
+/// let value = Arc::new(vec![0.5f64; 1 << 16]);
+/// let encoded = encode_shared(&value, 1024)?;
+/// assert_eq!(encoded.buffers[0].as_bytes().as_ptr(), value.as_ptr().cast::<u8>()); // no copy
+/// let back: Vec<f64> = decode_with_oob(&encoded.inline, encoded.buffers)?;
+/// assert_eq!(back, *value);
+/// # Ok::<(), unidist_serialize::SerializeError>(())
+/// ```
+///
+/// # Errors
+/// [`SerializeError::Encode`] if the value's `Serialize` impl or the codec fails.
+pub fn encode_shared<T: Serialize + DeserializeOwned + Send + Sync + 'static>(
+    value: &Arc<T>,
+    threshold: usize,
+) -> Result<Encoded, SerializeError> {
+    choice::encode_shared(value, Some(threshold))
 }
 
 /// Decodes a value produced by [`encode_with_oob`] from its inline bytes and its buffers.
@@ -316,28 +417,21 @@ fn scoped<C: Default + 'static, R>(
     (result, ours)
 }
 
-/// Encodes header and body of `value` in a fresh encoding scope.
-pub(crate) fn encode_scoped<T: Serialize + ?Sized + 'static>(
-    value: &T,
+/// Runs `write`, which appends a header and a body to the vector it is given, in a fresh
+/// encoding scope; returns the bytes (or `write`'s error) and the buffers put out of band.
+pub(crate) fn encode_in_scope(
     threshold: Option<usize>,
-) -> Result<Encoded, SerializeError> {
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), BoxError>,
+) -> (Result<Vec<u8>, BoxError>, Vec<OobBuffer>) {
     let ctx = EncodeCtx {
         threshold,
         buffers: Vec::new(),
     };
     let (inline, ctx) = scoped(&ENCODE, ctx, || {
         let mut out = Vec::new();
-        header::write::<T>(&mut out);
-        codec::encode_into(value, &mut out).map(|()| out)
+        write(&mut out).map(|()| out)
     });
-    let inline = inline.map_err(|source| SerializeError::Encode {
-        type_name: type_name::<T>(),
-        source,
-    })?;
-    Ok(Encoded {
-        inline,
-        buffers: ctx.buffers,
-    })
+    (inline, ctx.buffers)
 }
 
 /// Checks the header, decodes the body in a fresh decoding scope holding `buffers`, and checks
@@ -346,13 +440,18 @@ pub(crate) fn decode_scoped<T: DeserializeOwned + 'static>(
     bytes: &[u8],
     buffers: Vec<OobBuffer>,
 ) -> Result<T, SerializeError> {
-    let body = header::check::<T>(bytes)?;
+    let (layout, body) = header::check::<T>(bytes)?;
+    let decode_body = match layout {
+        Layout::Raw => return natural::decode::<T>(body, buffers),
+        Layout::Compact => codec::decode_from::<T>,
+        Layout::SelfDescribing => codec::decode_described_from::<T>,
+    };
     let supplied = buffers.len();
     let ctx = DecodeCtx {
         slots: buffers.into_iter().map(Some).collect(),
         error: None,
     };
-    let (result, ctx) = scoped(&DECODE, ctx, || codec::decode_from::<T>(body));
+    let (result, ctx) = scoped(&DECODE, ctx, || decode_body(body));
     let type_name = type_name::<T>();
     let (value, consumed) = match (result, ctx.error) {
         (Ok(decoded), _) => decoded,
@@ -380,18 +479,19 @@ pub(crate) fn decode_scoped<T: DeserializeOwned + 'static>(
     Ok(value)
 }
 
-/// Called by `Buffer::serialize`: inside `encode_with_oob` and at or above the threshold, shares
-/// the buffer's storage into the out-of-band list and returns its index.
-pub(crate) fn offer<T: Element>(buffer: &Buffer<T>) -> Option<u64> {
+/// Called by `Buffer::serialize` (and the `serde_fast` helpers): inside `encode_with_oob` and at
+/// or above the threshold, puts the buffer made by `make` (a `Buffer`'s shared storage, or a
+/// copy of a field's data) into the out-of-band list and returns its index.
+pub(crate) fn offer(byte_len: usize, make: impl FnOnce() -> OobBuffer) -> Option<u64> {
     ENCODE
         .try_with(|cell| {
             let mut slot = cell.try_borrow_mut().ok()?;
             let ctx = slot.as_mut()?;
-            if buffer.byte_len() < ctx.threshold? {
+            if byte_len < ctx.threshold? {
                 return None;
             }
             let index = ctx.buffers.len() as u64;
-            ctx.buffers.push(OobBuffer::from(buffer.clone()));
+            ctx.buffers.push(make());
             Some(index)
         })
         .ok()
@@ -400,7 +500,7 @@ pub(crate) fn offer<T: Element>(buffer: &Buffer<T>) -> Option<u64> {
 
 /// Called by `Buffer::deserialize` for a placeholder: takes buffer `index` from the current
 /// decoding scope and checks its length.
-pub(crate) fn claim<T: Element>(index: u64, byte_len: u64) -> Result<Arc<Vec<T>>, SerializeError> {
+pub(crate) fn claim(index: u64, byte_len: u64) -> Result<OobBuffer, SerializeError> {
     let missing = |supplied| SerializeError::MissingBuffer { index, supplied };
     let taken = DECODE
         .try_with(|cell| {
@@ -423,7 +523,7 @@ pub(crate) fn claim<T: Element>(index: u64, byte_len: u64) -> Result<Arc<Vec<T>>
             found: taken.len(),
         });
     }
-    Ok(taken.into_arc_vec())
+    Ok(taken)
 }
 
 /// Turns a structured error raised inside `Buffer`'s serde impl into the deserializer's error,

@@ -130,6 +130,7 @@ pub use unidist_core::{
 };
 pub use unidist_macros::{actor, remote};
 pub use unidist_serialize::Buffer;
+pub use unidist_serialize::serde_fast;
 
 /// Typed configuration parameters, each read from its `UNIDIST_*` environment variable unless
 /// `put` first.

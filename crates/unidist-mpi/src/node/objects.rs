@@ -36,7 +36,7 @@ impl Node {
 
     /// Encodes a value with this process's out-of-band threshold.
     pub(super) fn encode_value(&self, v: &Arc<dyn ErasedValue>) -> Result<Arc<Encoded>> {
-        Ok(Arc::new(v.encode(self.threshold)?))
+        Ok(Arc::new(Arc::clone(v).encode_shared(self.threshold)?))
     }
 
     /// Serves a fetch of `id` for `requester`: the value or failure if known here, else it is
