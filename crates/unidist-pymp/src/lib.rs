@@ -217,6 +217,11 @@ impl Backend for PympBackend {
         "pymp"
     }
 
+    fn capabilities(&self) -> unidist_core::Capabilities {
+        // Each actor runs on its own thread (an actix arbiter).
+        unidist_core::Capabilities::new().thread_per_actor(true)
+    }
+
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
         self.shared.check_open()?;
         Ok(self.shared.store.insert_ready(value))

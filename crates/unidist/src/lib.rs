@@ -149,6 +149,8 @@ pub mod config {
 mod backends;
 mod facade;
 
+pub use backends::{bench_mpi_raw_floors, capabilities, in_process_backends, Capabilities};
+
 pub use facade::{
     cluster_resources, get, get_all, get_ip, get_timeout, init, is_initialized, num_cpus, put,
     shutdown, wait, wait_timeout,
