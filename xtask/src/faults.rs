@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::backend_table::BackendEntry;
 use crate::backends::{Impl, Launch};
 use crate::util;
 
@@ -63,7 +64,8 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
 }
 
 /// Builds the fault example against `imp`; returns its path.
-pub fn build(imp: Impl) -> Result<PathBuf, String> {
+pub fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
+    let _ = backend;
     let mut cmd = util::cargo();
     cmd.args([
         "build",

@@ -12,6 +12,7 @@
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 #![forbid(unsafe_code)]
 
+mod backend_table;
 mod backends;
 mod bench;
 mod ci;

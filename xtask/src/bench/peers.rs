@@ -145,6 +145,7 @@ pub fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
                 path: peers_dir.join(format!("{name}.json")),
                 label: name,
                 ours: false,
+                mpi: false,
                 ended,
                 not_run: None,
                 elapsed: field("seconds=").map(Duration::from_secs),

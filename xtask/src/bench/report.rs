@@ -57,6 +57,8 @@ pub struct System {
     /// How the table names it, e.g. `rs pymp`, `py-unidist pymp`, `ray`.
     pub display: String,
     pub ours: bool,
+    /// A backend launched through MPI (this project's rows only).
+    pub mpi: bool,
     pub mode: String,
     pub status: String,
     pub floors: BTreeMap<String, f64>,
@@ -164,6 +166,7 @@ impl System {
             display: display_name(&run.label, run.ours),
             label: run.label.clone(),
             ours: run.ours,
+            mpi: run.mpi,
             mode: doc["mode"].as_str().unwrap_or_default().to_string(),
             status,
             floors,
@@ -174,7 +177,7 @@ impl System {
     }
 
     fn is_mpi(&self) -> bool {
-        self.label.contains("-mpi-")
+        self.mpi
     }
 }
 
