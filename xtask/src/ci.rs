@@ -37,10 +37,8 @@ fn step(name: &'static str, run: impl FnOnce() -> Result<(), String> + 'static) 
     }
 }
 
-/// Runs every step; returns the process exit code.
-pub fn ci() -> i32 {
-    let openmpi = Impl::OpenMpi.missing().is_none();
-    let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
+/// The lint steps: toolchain, fmt, tidy, clippy (and clippy with MPI when Open MPI is there).
+fn lint_steps() -> Vec<Step> {
     let mut steps = vec![
         step("toolchain", || {
             ensure_component("fmt", "rustfmt")?;
@@ -49,12 +47,16 @@ pub fn ci() -> i32 {
         step("fmt", || {
             run_step(util::cargo().args(["fmt", "--all", "--check"]))
         }),
+        step("tidy", || match crate::tidy::tidy() {
+            0 => Ok(()),
+            code => Err(format!("cargo xtask tidy exited with {code}")),
+        }),
         // Default members only: the MPI backend needs a system MPI to build.
         step("clippy", || {
             run_step(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
         }),
     ];
-    if openmpi {
+    if Impl::OpenMpi.missing().is_none() {
         steps.push(step("clippy (mpi)", || {
             run_step(
                 util::cargo()
@@ -82,6 +84,13 @@ pub fn ci() -> i32 {
             "==> Open MPI not found: the MPI crates are not linted (test-backends reports it)"
         );
     }
+    steps
+}
+
+/// Runs every step; returns the process exit code.
+pub fn ci() -> i32 {
+    let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut steps = lint_steps();
     steps.push(step("test", || run_step(util::cargo().arg("test"))));
     // The fuzz targets for a bounded time; their committed corpus is replayed afterwards.
     steps.push(step("fuzz", || {

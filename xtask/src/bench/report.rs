@@ -462,6 +462,24 @@ impl Combined {
                 ratio(l.vs_same),
             ));
         }
+        self.flagged_section(&mut out);
+        self.reports_section(&mut out);
+        self.systems_section(&mut out);
+        if !self.notes.is_empty() {
+            out.push_str("\n### Notes\n\n");
+            for n in &self.notes {
+                out.push_str(&format!("- {n}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "\nWall time of the whole run: {}.\n",
+            human(self.wall)
+        ));
+        out
+    }
+
+    /// Rows slower than a peer or far from their floor, with why.
+    fn flagged_section(&self, out: &mut String) {
         let flagged = self.flagged();
         out.push_str(
             "\n### Rows of this project slower than a peer or more than 3x from the floor\n\n",
@@ -497,6 +515,10 @@ impl Combined {
                 why.join("; ")
             ));
         }
+    }
+
+    /// The floor benchmarks' own rows.
+    fn reports_section(&self, out: &mut String) {
         if !self.floors.reports.is_empty() {
             out.push_str("\n### Backend benchmarks against their own floors (same run)\n\n");
             out.push_str("| benchmark | row | value | floor | ratio | target | ok |\n|---|---|---:|---:|---:|---|---|\n");
@@ -523,6 +545,10 @@ impl Combined {
                 }
             }
         }
+    }
+
+    /// Every system with its report, status, time and versions.
+    fn systems_section(&self, out: &mut String) {
         out.push_str("\n### Systems\n\n| system | report | status | time | versions |\n|---|---|---|---:|---|\n");
         for s in &self.systems {
             let versions = s
@@ -547,17 +573,6 @@ impl Combined {
                 versions
             ));
         }
-        if !self.notes.is_empty() {
-            out.push_str("\n### Notes\n\n");
-            for n in &self.notes {
-                out.push_str(&format!("- {n}\n"));
-            }
-        }
-        out.push_str(&format!(
-            "\nWall time of the whole run: {}.\n",
-            human(self.wall)
-        ));
-        out
     }
 
     pub fn json(&self) -> String {
