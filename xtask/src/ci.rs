@@ -3,6 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::backend_table;
 use crate::backends::{self, Impl};
 use crate::util::{self, human, run_step};
 
@@ -58,26 +59,26 @@ fn lint_steps() -> Vec<Step> {
     ];
     if Impl::OpenMpi.missing().is_none() {
         steps.push(step("clippy (mpi)", || {
-            run_step(
-                util::cargo()
-                    .args([
-                        "clippy",
-                        "-p",
-                        "unidist",
-                        "-p",
-                        "unidist-mpi",
-                        "-p",
-                        "unidist-tests",
-                        "--features",
-                        "unidist/mpi,unidist-tests/mpi",
-                        "--all-targets",
-                        "--",
-                        "-D",
-                        "warnings",
-                    ])
-                    .env("MPICC", Impl::OpenMpi.mpicc())
-                    .env("CARGO_TARGET_DIR", Impl::OpenMpi.target_dir()),
-            )
+            // The crates that build an MPI-launched backend in, with its features (from the
+            // backend table) on each of them.
+            let crates = ["unidist", "unidist-tests", "unidist-bench"];
+            let mut features = Vec::new();
+            let mut cmd = util::cargo();
+            cmd.arg("clippy");
+            for c in crates {
+                cmd.args(["-p", c]);
+            }
+            for b in backend_table::mpi_backends() {
+                cmd.args(["-p", &format!("unidist-{}", b.name)]);
+                for f in b.features {
+                    features.extend(crates.iter().map(|c| format!("{c}/{f}")));
+                }
+            }
+            cmd.args(["--features", &features.join(",")])
+                .args(["--all-targets", "--", "-D", "warnings"])
+                .env("MPICC", Impl::OpenMpi.mpicc())
+                .env("CARGO_TARGET_DIR", Impl::OpenMpi.target_dir());
+            run_step(&mut cmd)
         }));
     } else {
         println!(
