@@ -1,45 +1,58 @@
-//! Faults on the in-process backends (`pyseq` and `pymp`): what the conformance suite does not
-//! already cover about panics, huge values, stuck tasks, killed actors and use after shutdown.
+//! Faults on the backends that run in one process: what the conformance suite does not already
+//! cover about panics, huge values, stuck tasks, killed actors and use after shutdown.
 //!
-//! Every case runs on both backends, one at a time (the runtime is process-wide), each inside
-//! a watchdog so that a hang is a failure with a message. A backend that cannot meet a case
-//! says so in [`not_applicable`], with the reason; such a case is not run there.
+//! Every case runs on each built-in backend that runs in one process, one at a time (the
+//! runtime is process-wide), each inside a watchdog so that a hang is a failure with a message.
+//! A backend that cannot meet a case says so by its capabilities ([`not_applicable`], with the
+//! reason); such a case is not run there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 use std::time::{Duration, Instant};
 
 use unidist::config::{Backend, BackendName};
-use unidist::{ErrorKind, ObjectRef};
+use unidist::{Capabilities, ErrorKind, ObjectRef};
 
 /// How long one case may take before it counts as hung.
 const CASE_LIMIT: Duration = Duration::from_secs(120);
 
-/// How long `shutdown` may take, also with a task that never returns (pymp waits 10 s for it).
+/// How long `shutdown` may take, also with a task that never returns (the pool waits 10 s for
+/// it).
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
 
 static TURN: Mutex<()> = Mutex::new(());
 
-/// Cases a backend cannot run, with the reason (data, not `#[ignore]`).
-fn not_applicable(backend: BackendName, case: &str) -> Option<&'static str> {
-    match (backend, case) {
-        (BackendName::Pyseq, "never_returning_task") => Some(
-            "pyseq runs a task at submission in the caller's thread, so a task that never \
-             returns never gives the caller a ref to time out on",
+/// Cases a backend cannot run, by what it lacks, with the reason (data, not `#[ignore]`).
+fn not_applicable(caps: &Capabilities, case: &str) -> Option<&'static str> {
+    match case {
+        "never_returning_task" if !caps.pending_objects => Some(
+            "the backend runs a task at submission in the caller's thread (no pending objects), \
+             so a task that never returns never gives the caller a ref to time out on",
         ),
         _ => None,
     }
 }
 
+/// Runs `case` on every built-in backend that runs in one process.
+fn on_each(name: &str, case: fn() -> Result<(), String>) {
+    let backends = unidist::in_process_backends();
+    assert!(!backends.is_empty(), "no in-process backend is built in");
+    for backend in backends {
+        on(backend, name, case);
+    }
+}
+
 /// Runs `case` on `backend` in a fresh runtime, bounded in time.
 fn on(backend: BackendName, name: &str, case: fn() -> Result<(), String>) {
-    if let Some(reason) = not_applicable(backend, name) {
-        eprintln!("[{backend}] faults::{name}: not applicable: {reason}");
-        return;
-    }
     let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
     Backend::put(backend).expect("select the backend");
     unidist::init().expect("init");
+    let caps = unidist::capabilities().expect("the backend's capabilities");
+    if let Some(reason) = not_applicable(&caps, name) {
+        eprintln!("[{backend}] faults::{name}: not applicable: {reason}");
+        unidist::shutdown().expect("shutdown");
+        return;
+    }
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(case());
@@ -65,19 +78,13 @@ fn on(backend: BackendName, name: &str, case: fn() -> Result<(), String>) {
     );
 }
 
-/// One `#[test]` per backend for each case.
+/// One `#[test]` per case, which runs it on every in-process backend.
 macro_rules! faults {
     ($($case:ident),* $(,)?) => {
-        mod pyseq {
+        mod each_backend {
             $(#[test]
             fn $case() {
-                super::on(unidist::config::BackendName::Pyseq, stringify!($case), super::$case);
-            })*
-        }
-        mod pymp {
-            $(#[test]
-            fn $case() {
-                super::on(unidist::config::BackendName::Pymp, stringify!($case), super::$case);
+                super::on_each(stringify!($case), super::$case);
             })*
         }
     };
@@ -321,7 +328,7 @@ fn stuck() -> u64 {
 
 /// `get_timeout` and `wait_timeout` return on time with a task that never returns and other
 /// work still runs; the `shutdown` that ends the case must then finish within
-/// [`SHUTDOWN_LIMIT`] (what it says is checked by `pymp_shutdown_says_what_it_abandoned`).
+/// [`SHUTDOWN_LIMIT`] (what it says is checked by `shutdown_says_what_it_abandoned`).
 fn never_returning_task() -> Result<(), String> {
     RELEASE.store(false, Ordering::SeqCst);
     let r = stuck::remote();
@@ -353,61 +360,79 @@ fn never_returning_task() -> Result<(), String> {
 }
 
 /// Runs `shutdown` with a stuck task in a child process (the default grace period is 10 s) and
-/// checks that it returns in bounded time and says on stderr what it abandoned.
+/// checks that it returns in bounded time and says on stderr what it abandoned; on every
+/// in-process backend that can have a task running while the caller goes on.
 #[test]
-fn pymp_shutdown_says_what_it_abandoned() {
-    if std::env::var_os("FAULTS_CHILD").is_some() {
-        Backend::put(BackendName::Pymp).expect("select pymp");
-        unidist::init().expect("init");
-        let r = stuck::remote();
-        assert!(unidist::get_timeout(&r, Duration::from_millis(100)).is_err());
-        // A reader blocked without a timeout is woken by shutdown.
-        let reader = {
-            let r = r.clone();
-            std::thread::spawn(move || unidist::get(&r).map_err(|e| e.kind()))
-        };
-        let started = Instant::now();
-        unidist::shutdown().expect("shutdown");
-        println!("child shutdown took {:?}", started.elapsed());
-        let woken = reader.join().expect("the reader");
-        assert!(
-            matches!(woken, Err(ErrorKind::ShutDown | ErrorKind::StaleRef)),
-            "{woken:?}"
-        );
-        assert_eq!(
-            unidist::get(&r).map_err(|e| e.kind()),
-            Err(ErrorKind::StaleRef)
-        );
-        RELEASE.store(true, Ordering::SeqCst);
+fn shutdown_says_what_it_abandoned() {
+    if let Some(name) = std::env::var_os("FAULTS_CHILD") {
+        abandon_in_child(&name.to_string_lossy());
         return;
     }
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut child = std::process::Command::new(exe)
-        .args([
-            "pymp_shutdown_says_what_it_abandoned",
-            "--exact",
-            "--nocapture",
-        ])
-        .env("FAULTS_CHILD", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the child");
-    let started = Instant::now();
-    while child.try_wait().expect("poll the child").is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("shutdown with a stuck task did not finish within 60 s");
+    for backend in unidist::in_process_backends() {
+        let exe = std::env::current_exe().expect("the test binary");
+        let mut child = std::process::Command::new(exe)
+            .args(["shutdown_says_what_it_abandoned", "--exact", "--nocapture"])
+            .env("FAULTS_CHILD", backend.as_str())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the child");
+        let started = Instant::now();
+        while child.try_wait().expect("poll the child").is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("[{backend}] shutdown with a stuck task did not finish within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        let out = child.wait_with_output().expect("the child's output");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "[{backend}] child failed: {stderr}");
+        if stdout.contains("not applicable") {
+            continue;
+        }
+        assert!(
+            stderr.contains("shutdown abandoned 1 running task"),
+            "[{backend}] shutdown did not say what it abandoned; stderr: {stderr}"
+        );
     }
-    let out = child.wait_with_output().expect("the child's output");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child failed: {stderr}");
+}
+
+/// The child of [`shutdown_says_what_it_abandoned`]: a stuck task, a blocked reader, shutdown.
+fn abandon_in_child(name: &str) {
+    let backend: BackendName = name.parse().expect("a backend name from the parent");
+    Backend::put(backend).expect("select the backend");
+    unidist::init().expect("init");
+    if !unidist::capabilities()
+        .expect("capabilities")
+        .pending_objects
+    {
+        // A stuck task would block its caller at submission: nothing to abandon.
+        println!("not applicable: no pending objects on {backend}");
+        unidist::shutdown().expect("shutdown");
+        return;
+    }
+    let r = stuck::remote();
+    assert!(unidist::get_timeout(&r, Duration::from_millis(100)).is_err());
+    // A reader blocked without a timeout is woken by shutdown.
+    let reader = {
+        let r = r.clone();
+        std::thread::spawn(move || unidist::get(&r).map_err(|e| e.kind()))
+    };
+    let started = Instant::now();
+    unidist::shutdown().expect("shutdown");
+    println!("child shutdown took {:?}", started.elapsed());
+    let woken = reader.join().expect("the reader");
     assert!(
-        stderr.contains("shutdown abandoned 1 running task"),
-        "shutdown did not say what it abandoned; stderr: {stderr}"
+        matches!(woken, Err(ErrorKind::ShutDown | ErrorKind::StaleRef)),
+        "{woken:?}"
     );
+    assert_eq!(
+        unidist::get(&r).map_err(|e| e.kind()),
+        Err(ErrorKind::StaleRef)
+    );
+    RELEASE.store(true, Ordering::SeqCst);
 }
 
 // ----- after shutdown -----------------------------------------------------------------------

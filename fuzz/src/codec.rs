@@ -360,6 +360,11 @@ pub fn seeds() -> Vec<Vec<u8>> {
             encode_with_oob(&sparse, t)
         }),
     ];
+    frame_seeds(&samples)
+}
+
+/// Frames every sample in each fuzz mode: whole or body only, buffers inline or out of band.
+fn frame_seeds(samples: &[Encoder]) -> Vec<Vec<u8>> {
     let mut seeds = Vec::new();
     for (index, sample) in samples.iter().enumerate() {
         let index = index as u8;

@@ -164,6 +164,11 @@ pub fn seeds() -> Vec<Vec<u8>> {
             ControlMsg::Shutdown.into(),
         ],
     ];
+    frame_batches(batches)
+}
+
+/// Frames each batch as a fuzz input: mode byte, control length, control body, then segments.
+fn frame_batches(batches: Vec<Vec<Msg>>) -> Vec<Vec<u8>> {
     batches
         .into_iter()
         .map(|mut batch| {

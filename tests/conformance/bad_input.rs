@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use unidist::config::BackendName;
 use unidist::{ErrorKind, ObjectRef};
 
 use crate::fixtures::{read_accumulator, square, TestActor};
 use crate::harness::{
-    backend, cases, ensure, ensure_eq, ensure_mentions, expect_err, fetch, Case, Fail, Outcome,
-    READ_LIMIT,
+    cases, child_backend, ensure, ensure_eq, ensure_mentions, expect_err, fetch, Case, Fail,
+    Outcome, READ_LIMIT,
 };
 use crate::probe;
 
@@ -85,13 +84,11 @@ fn killed_actor_everywhere() -> Outcome {
 /// Set in the child process that runs a case's body (see [`in_child`]).
 const CHILD_VAR: &str = "CONFORMANCE_CHILD_CASE";
 
-/// Runs `case` in a fresh process of this suite, on this backend (pyseq under MPI, whose
-/// processes cannot start a second runtime), and checks that it passed there.
+/// Runs `case` in a fresh process of this suite, on this backend (an in-process backend when
+/// this one's workers are other processes, which a plain child cannot join), and checks that it
+/// passed there.
 fn in_child(case: &str) -> Outcome {
-    let name = match backend()? {
-        BackendName::Mpi => BackendName::Pyseq,
-        other => other,
-    };
+    let name = child_backend()?;
     // A bare argument is the suite's filter; the variable tells the child to run the body.
     let out = probe::run(
         case,

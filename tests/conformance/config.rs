@@ -6,7 +6,9 @@ use unidist::config::{
     ValueSource,
 };
 
-use crate::harness::{cases, ensure, ensure_eq, ensure_mentions, Case, Fail, Outcome};
+use crate::harness::{
+    cases, child_backend, ensure, ensure_eq, ensure_mentions, Case, Fail, Outcome,
+};
 use crate::probe::{self, ProbeOutput};
 
 pub fn cases() -> Vec<Case> {
@@ -41,9 +43,13 @@ fn backend_get_put_source() -> Outcome {
 
 /// Backend names parse trimmed and in any case; upstream-only names are a distinct error.
 fn backend_names() -> Outcome {
-    ensure_eq!(" PySeq ".parse::<BackendName>()?, BackendName::Pyseq);
-    ensure_eq!("MPI".parse::<BackendName>()?, BackendName::Mpi);
-    ensure_eq!("pymp".parse::<BackendName>()?, BackendName::Pymp);
+    for name in BackendName::ALL {
+        ensure_eq!(name.as_str().parse::<BackendName>()?, name);
+        ensure_eq!(
+            format!(" {} ", name.as_str().to_uppercase()).parse::<BackendName>()?,
+            name
+        );
+    }
     match "dask".parse::<BackendName>() {
         Err(ConfigError::UnsupportedBackend {
             variable, value, ..
@@ -120,26 +126,29 @@ fn printed<'a>(out: &'a ProbeOutput, var: &str) -> Result<&'a str, Fail> {
 }
 
 fn env_bad_cpus() -> Outcome {
+    let child = child_backend()?.as_str();
     init_fails(
-        &[("UNIDIST_BACKEND", "pyseq"), ("UNIDIST_CPUS", "abc")],
+        &[("UNIDIST_BACKEND", child), ("UNIDIST_CPUS", "abc")],
         &["UNIDIST_CPUS", "abc", "integer"],
     )
 }
 
 fn env_bad_mpi_log() -> Outcome {
+    let child = child_backend()?.as_str();
     init_fails(
-        &[("UNIDIST_BACKEND", "pyseq"), ("UNIDIST_MPI_LOG", "maybe")],
+        &[("UNIDIST_BACKEND", child), ("UNIDIST_MPI_LOG", "maybe")],
         &["UNIDIST_MPI_LOG", "maybe", "true", "false"],
     )
 }
 
 /// `ray` and `dask` say those backends do not exist here and list those that do.
 fn env_upstream_backends() -> Outcome {
+    let mut parts: Vec<&str> = BackendName::ALL.iter().map(|b| b.as_str()).collect();
+    parts.push("UNIDIST_BACKEND");
     for name in ["ray", "dask"] {
-        init_fails(
-            &[("UNIDIST_BACKEND", name)],
-            &["UNIDIST_BACKEND", name, "mpi", "pymp", "pyseq"],
-        )?;
+        parts.push(name);
+        init_fails(&[("UNIDIST_BACKEND", name)], &parts)?;
+        parts.pop();
     }
     Ok(())
 }
@@ -155,8 +164,9 @@ fn env_bool_forms() -> Outcome {
         ("False ", "false"),
         ("0", "false"),
     ];
+    let child = child_backend()?.as_str();
     for (raw, expected) in forms {
-        let out = init_succeeds(&[("UNIDIST_BACKEND", "pyseq"), ("UNIDIST_MPI_LOG", raw)])?;
+        let out = init_succeeds(&[("UNIDIST_BACKEND", child), ("UNIDIST_MPI_LOG", raw)])?;
         ensure_eq!(printed(&out, "UNIDIST_MPI_LOG")?, expected);
         ensure_eq!(printed(&out, "source UNIDIST_MPI_LOG")?, "GotFromCfgSource");
         ensure_eq!(printed(&out, "source UNIDIST_MPI_BACKOFF")?, "Default");
@@ -167,7 +177,7 @@ fn env_bool_forms() -> Outcome {
 /// Ints are decimal; floats take a fraction and an exponent.
 fn env_numbers() -> Outcome {
     let out = init_succeeds(&[
-        ("UNIDIST_BACKEND", "pyseq"),
+        ("UNIDIST_BACKEND", child_backend()?.as_str()),
         ("UNIDIST_CPUS", " 3 "),
         ("UNIDIST_MPI_BACKOFF", "1e-3"),
         ("UNIDIST_MPI_PICKLE_THRESHOLD", "1024"),
@@ -184,14 +194,23 @@ fn env_numbers() -> Outcome {
 
 /// `UNIDIST_MPI_SPAWN` is accepted for `UNIDIST_IS_MPI_SPAWN_WORKERS`.
 fn env_spawn_alias() -> Outcome {
-    let out = init_succeeds(&[("UNIDIST_BACKEND", "pyseq"), ("UNIDIST_MPI_SPAWN", "no")])?;
+    let child = child_backend()?.as_str();
+    let out = init_succeeds(&[("UNIDIST_BACKEND", child), ("UNIDIST_MPI_SPAWN", "no")])?;
     ensure_eq!(printed(&out, "UNIDIST_IS_MPI_SPAWN_WORKERS")?, "false");
     Ok(())
 }
 
-/// What each variable accepts, as its error messages say it (a fragment of `expected`).
+/// What each variable accepts, as its error messages say it (a fragment of `expected`); the
+/// backend names come from their one table.
+fn accepted() -> Vec<(&'static str, String)> {
+    let names: Vec<&str> = BackendName::ALL.iter().map(|b| b.as_str()).collect();
+    let mut accepted = vec![("UNIDIST_BACKEND", names.join(", "))];
+    accepted.extend(ACCEPTED.iter().map(|(v, a)| (*v, a.to_string())));
+    accepted
+}
+
+/// What each variable other than `UNIDIST_BACKEND` accepts (see [`accepted`]).
 const ACCEPTED: &[(&str, &str)] = &[
-    ("UNIDIST_BACKEND", "mpi, pymp, pyseq"),
     ("UNIDIST_CPUS", "between 1 and 65536"),
     ("UNIDIST_IS_MPI_SPAWN_WORKERS", "true, yes, 1, false, no, 0"),
     ("UNIDIST_MPI_SPAWN", "true, yes, 1, false, no, 0"),
@@ -215,8 +234,16 @@ fn bad_values(variable: &str) -> Vec<String> {
         huge_text,
         "18446744073709551616".to_owned(),
     ];
+    let names = BackendName::ALL.map(BackendName::as_str);
+    // A name with a space inside, two names, a name with a suffix.
+    let backend_values = [
+        format!("{} {}", &names[0][..1], &names[0][1..]),
+        format!("{},{}", names[0], names[1]),
+        format!("{}!", names[names.len() - 1]),
+    ];
+    let backend_values: Vec<&str> = backend_values.iter().map(String::as_str).collect();
     let specific: &[&str] = match variable {
-        "UNIDIST_BACKEND" => &["py seq", "mpi,pymp", "pyseq!"],
+        "UNIDIST_BACKEND" => &backend_values,
         "UNIDIST_CPUS" => &["abc", "0", "65537", "1.5", "+2", "0x10", "4 4"],
         "UNIDIST_MPI_PICKLE_THRESHOLD" => &["abc", "1099511627777", "1e6", "-0", "256k"],
         "UNIDIST_MPI_BACKOFF" => &["abc", "-0.5", "nan", "inf", "1e999", "10.5", "0x1p-3"],
@@ -238,20 +265,23 @@ fn bad_values(variable: &str) -> Vec<String> {
 /// with a configuration error naming the variable, the value and what is accepted: never a
 /// panic, an abort or a hang (a child that does not exit within 30 s fails the case).
 fn env_bad_values_every_variable() -> Outcome {
+    let accepted = accepted();
     // Every variable the configuration knows is covered, so a new one cannot be forgotten.
     for p in unidist::config::parameters() {
         for var in std::iter::once(p.env_var).chain(p.aliases.iter().copied()) {
             ensure!(
-                ACCEPTED.iter().any(|(v, _)| *v == var),
+                accepted.iter().any(|(v, _)| *v == var),
                 "{var} has no bad-value cases"
             );
         }
     }
-    for &(variable, accepted) in ACCEPTED {
+    let child = child_backend()?.as_str();
+    for (variable, accepted) in &accepted {
+        let (variable, accepted) = (*variable, accepted.as_str());
         for value in bad_values(variable) {
             let mut env = vec![(variable, value.as_str())];
             if variable != "UNIDIST_BACKEND" {
-                env.push(("UNIDIST_BACKEND", "pyseq"));
+                env.push(("UNIDIST_BACKEND", child));
             }
             // The message quotes the value (escaped); a huge one is checked by its start.
             let start: String = value.chars().take(64).collect();
@@ -271,7 +301,7 @@ fn env_bad_values_every_variable() -> Outcome {
 fn env_alias_conflict() -> Outcome {
     init_fails(
         &[
-            ("UNIDIST_BACKEND", "pyseq"),
+            ("UNIDIST_BACKEND", child_backend()?.as_str()),
             ("UNIDIST_IS_MPI_SPAWN_WORKERS", "yes"),
             ("UNIDIST_MPI_SPAWN", "no"),
         ],

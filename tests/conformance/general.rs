@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use unidist::config::{BackendName, CpuCount, IsMpiSpawnWorkers};
+use unidist::config::{CpuCount, IsMpiSpawnWorkers};
 use unidist::{ErrorKind, ObjectRef};
 
 use crate::fixtures::{slow, square, TestActor, SLOW_MS};
-use crate::harness::{backend, cases, ensure, ensure_eq, expect_err, fetch, Case, Outcome};
+use crate::harness::{
+    capabilities, cases, child_backend, ensure, ensure_eq, expect_err, fetch, Case, Outcome,
+};
 use crate::probe;
 
 pub fn cases() -> Vec<Case> {
@@ -64,16 +66,19 @@ fn get_ip() -> Outcome {
     Ok(())
 }
 
-/// Upstream `test_num_cpus`: 1 on pyseq; the configured CPUs where they set the worker count.
+/// Upstream `test_num_cpus`: 1 where every call runs in the caller; the configured CPUs where
+/// they set the worker count.
 fn num_cpus() -> Outcome {
     let n = unidist::num_cpus();
-    match backend()? {
-        BackendName::Pyseq => ensure_eq!(n, 1),
-        BackendName::Mpi if !IsMpiSpawnWorkers::get()? => {
-            // SPMD: the worker count comes from `mpiexec -n`, not from UNIDIST_CPUS.
-            ensure!(n >= 1, "num_cpus() is 0");
-        }
-        _ => ensure_eq!(n, CpuCount::get()?),
+    let caps = capabilities()?;
+    if !caps.pending_objects {
+        // Every call runs in the caller's thread: the caller is the one worker.
+        ensure_eq!(n, 1);
+    } else if caps.separate_processes && !IsMpiSpawnWorkers::get()? {
+        // SPMD: the worker count comes from `mpiexec -n`, not from UNIDIST_CPUS.
+        ensure!(n >= 1, "num_cpus() is 0");
+    } else {
+        ensure_eq!(n, CpuCount::get()?);
     }
     Ok(())
 }
@@ -114,13 +119,11 @@ fn init_twice_is_noop() -> Outcome {
     Ok(())
 }
 
-/// Calls start the runtime with defaults when `init` was not called (in a fresh process; on MPI
-/// the child uses pyseq, as it is not an MPI rank).
+/// Calls start the runtime with defaults when `init` was not called (in a fresh process; when
+/// this backend's workers are other processes the child uses an in-process backend, as it is
+/// not part of the job).
 fn lazy_init() -> Outcome {
-    let name = match backend()? {
-        BackendName::Mpi => BackendName::Pyseq,
-        other => other,
-    };
+    let name = child_backend()?;
     let out = probe::run("--lazy-probe", &[("UNIDIST_BACKEND", name.as_str())])?;
     ensure!(
         out.code == Some(0),
@@ -136,12 +139,12 @@ fn lazy_init() -> Outcome {
 }
 
 /// `shutdown` with a task in flight returns, is idempotent, and afterwards calls fail with
-/// `ShutDown` and old refs with `StaleRef`. In-process backends then start again with `init`;
-/// MPI cannot (its processes end with the runtime), so this is the last case of a run.
+/// `ShutDown` and old refs with `StaleRef`. Restartable backends then start again with `init`;
+/// others (MPI: its processes end with the runtime) cannot, so this is the last case of a run.
 fn shutdown_is_idempotent() -> Outcome {
     let old = unidist::put(5i64);
     let in_flight = slow::remote(SLOW_MS, 1);
-    let was = backend()?;
+    let restartable = capabilities()?.restartable;
     let started = Instant::now();
     unidist::shutdown()?;
     ensure!(
@@ -157,7 +160,7 @@ fn shutdown_is_idempotent() -> Outcome {
     expect_err(unidist::get(&old), ErrorKind::StaleRef)?;
     expect_err(unidist::get(&unidist::put(6i64)), ErrorKind::ShutDown)?;
     drop(in_flight);
-    if was == BackendName::Mpi {
+    if !restartable {
         return Ok(());
     }
     unidist::init()?;

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
-use unidist::{Error, ErrorKind, ObjectRef, Value};
+use unidist::config::BackendName;
+use unidist::{Capabilities, Error, ErrorKind, ObjectRef, Value};
 
 /// One named check, run once per backend.
 pub struct Case {
@@ -77,40 +78,63 @@ macro_rules! ensure_eq {
 }
 pub(crate) use ensure_eq;
 
-/// Backends that cannot support a behaviour declare it here: `(backend, case, reason)`.
+/// A behaviour a backend cannot support, declared by what the backend lacks (its
+/// [`Capabilities`]), never by its name.
+pub struct ExpectedFailure {
+    /// The case, `topic::name`.
+    pub case: &'static str,
+    /// True for the backends that cannot pass it.
+    pub when: fn(&Capabilities) -> bool,
+    /// Why, in a sentence.
+    pub reason: &'static str,
+}
+
+/// Cases that must fail on backends lacking a capability.
 ///
 /// Those cases still run and must fail; one that passes is reported as a failure ("unexpectedly
 /// passed"), so an entry cannot outlive the limitation it describes.
-pub const EXPECTED_FAILURES: &[(&str, &str, &str)] = &[
-    (
-        "pyseq",
-        "object::get_timeout_slow_task",
-        PYSEQ_NOTHING_PENDING,
-    ),
-    ("pyseq", "wait::pending_not_ready", PYSEQ_NOTHING_PENDING),
-    (
-        "pyseq",
-        "wait::failed_ref_ready_before_pending",
-        PYSEQ_NOTHING_PENDING,
-    ),
-    ("pyseq", "wait::wait_timeout_partial", PYSEQ_NOTHING_PENDING),
-    (
-        "pyseq",
-        "async_actor::concurrent_calls",
-        PYSEQ_NO_OVERTAKING,
-    ),
+pub const EXPECTED_FAILURES: &[ExpectedFailure] = &[
+    ExpectedFailure {
+        case: "object::get_timeout_slow_task",
+        when: nothing_pending,
+        reason: NOTHING_PENDING,
+    },
+    ExpectedFailure {
+        case: "wait::pending_not_ready",
+        when: nothing_pending,
+        reason: NOTHING_PENDING,
+    },
+    ExpectedFailure {
+        case: "wait::failed_ref_ready_before_pending",
+        when: nothing_pending,
+        reason: NOTHING_PENDING,
+    },
+    ExpectedFailure {
+        case: "wait::wait_timeout_partial",
+        when: nothing_pending,
+        reason: NOTHING_PENDING,
+    },
+    ExpectedFailure {
+        case: "async_actor::concurrent_calls",
+        when: nothing_pending,
+        reason: NO_OVERTAKING,
+    },
 ];
 
-const PYSEQ_NOTHING_PENDING: &str =
-    "pyseq runs every call to completion when it is submitted, so no object is ever pending";
-const PYSEQ_NO_OVERTAKING: &str = "pyseq runs every actor call to completion when it is \
-     submitted, so a later call cannot run while an earlier async call awaits";
+fn nothing_pending(c: &Capabilities) -> bool {
+    !c.pending_objects
+}
 
-fn expected_failure(backend: &str, case: &str) -> Option<&'static str> {
+const NOTHING_PENDING: &str = "the backend runs every call to completion when it is submitted \
+     (no pending objects), so no object is ever pending";
+const NO_OVERTAKING: &str = "the backend runs every actor call to completion when it is \
+     submitted (no pending objects), so a later call cannot run while an earlier async call awaits";
+
+fn expected_failure(caps: &Capabilities, case: &str) -> Option<&'static str> {
     EXPECTED_FAILURES
         .iter()
-        .find(|(b, c, _)| *b == backend && *c == case)
-        .map(|(_, _, reason)| *reason)
+        .find(|f| f.case == case && (f.when)(caps))
+        .map(|f| f.reason)
 }
 
 static PASSED: AtomicUsize = AtomicUsize::new(0);
@@ -177,8 +201,8 @@ pub fn report_failure(label: &str, message: &str) {
     println!("{label} ... FAIL {message}");
 }
 
-/// Runs one case on `backend`, prints its line and counts it.
-pub fn run_case(backend: &str, case: &Case, limit: Duration) {
+/// Runs one case on `backend`, whose capabilities are `caps`, prints its line and counts it.
+pub fn run_case(backend: &str, caps: &Capabilities, case: &Case, limit: Duration) {
     let label = format!("[{backend}] {}", case.name);
     let outcome = watched(&label, limit, || {
         catch_unwind(AssertUnwindSafe(case.run)).unwrap_or_else(|payload| {
@@ -190,7 +214,7 @@ pub fn run_case(backend: &str, case: &Case, limit: Duration) {
             Err(Fail(format!("the case panicked: {message}")))
         })
     });
-    let (passed, verdict) = match (outcome, expected_failure(backend, case.name)) {
+    let (passed, verdict) = match (outcome, expected_failure(caps, case.name)) {
         (Ok(()), None) => (true, "ok".to_string()),
         (Err(Fail(m)), None) => (false, format!("FAIL {m}")),
         (Err(Fail(m)), Some(reason)) => (true, format!("xfail {reason} (failed with: {m})")),
@@ -264,6 +288,25 @@ pub fn eventually(limit: Duration, mut probe: impl FnMut() -> Result<bool, Fail>
 }
 
 /// The backend this run uses.
-pub fn backend() -> Result<unidist::config::BackendName, Fail> {
+pub fn backend() -> Result<BackendName, Fail> {
     Ok(unidist::config::Backend::get()?)
+}
+
+/// What the running backend supports.
+pub fn capabilities() -> Result<Capabilities, Fail> {
+    Ok(unidist::capabilities()?)
+}
+
+/// The backend a child process of a case uses: this run's backend when it runs inside one
+/// process, else the first built-in backend that does (a plain child process cannot join a job
+/// whose workers are other processes).
+pub fn child_backend() -> Result<BackendName, Fail> {
+    let current = backend()?;
+    if !capabilities()?.separate_processes {
+        return Ok(current);
+    }
+    unidist::in_process_backends()
+        .first()
+        .copied()
+        .ok_or_else(|| Fail("no backend that runs in one process is built in".into()))
 }

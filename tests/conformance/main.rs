@@ -6,7 +6,8 @@
 //! ```
 //!
 //! - `--backend NAME` (or `UNIDIST_BACKEND`) runs the suite on that backend. Without either, it
-//!   runs on every in-process backend (pyseq, then pymp) one after another in this process.
+//!   runs on every built-in backend that runs inside one process, one after another in this
+//!   process, in `BackendName::ALL` order.
 //! - Under MPI every rank runs this binary: `unidist::init()` is the first unidist call, rank 0
 //!   returns from it and runs the cases, the other ranks serve inside it.
 //! - One line per case (`ok`, `FAIL <why>`, `xfail <reason>`), then `N passed, M failed`; the
@@ -37,8 +38,14 @@ use unidist::config::{Backend, BackendName};
 
 use harness::Case;
 
-const USAGE: &str = "usage: conformance [--backend mpi|pymp|pyseq] [--filter SUBSTR] [--list] \
-                     [--case-timeout SECS]";
+/// The usage line; the backend names come from the one table of them.
+fn usage() -> String {
+    let names: Vec<&str> = BackendName::ALL.iter().map(|b| b.as_str()).collect();
+    format!(
+        "usage: conformance [--backend {}] [--filter SUBSTR] [--list] [--case-timeout SECS]",
+        names.join("|")
+    )
+}
 
 /// Every case in run order; `general` comes last because it ends with `shutdown`.
 fn all_cases() -> Vec<Case> {
@@ -117,7 +124,7 @@ fn plan(args: &Args) -> Result<Plan, String> {
         });
     }
     Ok(Plan {
-        backends: vec![BackendName::Pyseq, BackendName::Pymp],
+        backends: unidist::in_process_backends(),
         put_name: true,
     })
 }
@@ -142,8 +149,32 @@ fn run_backend(name: BackendName, put_name: bool, cases: &[&Case], limit: Durati
         harness::report_failure(&init_label, &format!("{e} (kind {:?})", e.kind()));
         return;
     }
+    let caps = match unidist::capabilities() {
+        Ok(caps) => caps,
+        Err(e) => {
+            harness::report_failure(&format!("{label} capabilities"), &e.to_string());
+            return;
+        }
+    };
+    // The facade's registration and the backend must agree on whether it runs in one process:
+    // the suite picks the backend of its child processes by it.
+    let in_process = unidist::in_process_backends().contains(&name);
+    if caps.separate_processes == in_process {
+        harness::report_failure(
+            &format!("{label} capabilities"),
+            &format!(
+                "separate_processes is {} but the facade registers the backend as {}",
+                caps.separate_processes,
+                if in_process {
+                    "in-process"
+                } else {
+                    "multi-process"
+                }
+            ),
+        );
+    }
     for case in cases {
-        harness::run_case(name.as_str(), case, limit);
+        harness::run_case(name.as_str(), &caps, case, limit);
     }
     let shutdown_label = format!("{label} shutdown");
     if let Err(e) = harness::watched(&shutdown_label, limit, unidist::shutdown) {
@@ -162,7 +193,7 @@ fn main() -> ExitCode {
     let args = match Args::parse(std::env::args().skip(1)) {
         Ok(args) => args,
         Err(message) => {
-            eprintln!("conformance: {message}\n{USAGE}");
+            eprintln!("conformance: {message}\n{}", usage());
             return ExitCode::from(2);
         }
     };
@@ -176,7 +207,7 @@ fn main() -> ExitCode {
     let plan = match plan(&args) {
         Ok(plan) => plan,
         Err(message) => {
-            eprintln!("conformance: {message}\n{USAGE}");
+            eprintln!("conformance: {message}\n{}", usage());
             return ExitCode::from(2);
         }
     };

@@ -26,8 +26,9 @@ pub fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn is_mpi() -> bool {
-    unidist::config::Backend::get().is_ok_and(|b| b == unidist::config::BackendName::Mpi)
+/// What the running backend supports; a backend that cannot say supports nothing special.
+fn capabilities() -> unidist::Capabilities {
+    unidist::capabilities().unwrap_or_default()
 }
 
 /// A 64-bit mixing function (splitmix64's finalizer): the values the tasks compute.
@@ -48,11 +49,11 @@ fn probe_memory(ms: u64) -> (u32, u64, u64) {
     (std::process::id(), status_kib("VmRSS"), status_kib("VmHWM"))
 }
 
-/// Resident set and peak (KiB) of every worker process other than this one, by pid. Only MPI
-/// has such processes.
+/// Resident set and peak (KiB) of every worker process other than this one, by pid. Only
+/// backends whose workers are separate processes have such processes.
 fn worker_memory() -> Result<WorkerMemory, String> {
     let mut seen = BTreeMap::new();
-    if !is_mpi() {
+    if !capabilities().separate_processes {
         return Ok(seen);
     }
     let probes: Vec<_> = (0..4 * unidist::num_cpus().max(1))
@@ -269,8 +270,8 @@ pub fn actors(args: &Args, report: &mut Report) -> Result<(), String> {
     }
     drop(killed);
     report.add("checked", checked);
-    // On the pool every actor is a thread: they must all end once killed or dropped.
-    if unidist::config::Backend::get().is_ok_and(|b| b == unidist::config::BackendName::Pymp) {
+    // Where every actor is a thread of this process, they must all end once killed or dropped.
+    if capabilities().thread_per_actor {
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut left = status_kib("Threads");
         while left > threads_before + 64 && Instant::now() < deadline {

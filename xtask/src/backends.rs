@@ -1,7 +1,7 @@
 //! `cargo xtask test-backends`: the conformance suite on every backend and MPI launch mode.
 //!
-//! The rows are data ([`rows`]); each row names its backend, its MPI implementation and how the
-//! suite binary is launched. The suite is built once per build flavour (no MPI, Open MPI,
+//! The rows are data ([`rows`], derived from the backend table in `backend_table.rs`); each row
+//! names its backend, its MPI implementation and how the suite binary is launched. The suite is built once per build flavour (no MPI, Open MPI,
 //! MPICH, each MPI flavour in its own target directory since rsmpi binds to the `mpicc` it
 //! finds), every row runs bounded in time, and each run's final `N passed, M failed` line is
 //! added up.
@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::backend_table::{self, BackendEntry};
 use crate::util::{self, human, which};
 
 /// An MPI implementation as Debian installs it: `mpiexec.<name>` and `mpicc.<name>`.
@@ -70,9 +71,9 @@ impl Impl {
 pub enum Launch {
     /// `<bin> --backend <name>`: an in-process backend.
     Direct,
-    /// `mpiexec -n <np> <bin> --backend mpi` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`.
+    /// `mpiexec -n <np> <bin> --backend <name>` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`.
     Spmd { np: u32 },
-    /// `<bin> --backend mpi` without `mpiexec`; rank 0 spawns `UNIDIST_CPUS` workers.
+    /// `<bin> --backend <name>` without `mpiexec`; rank 0 spawns `UNIDIST_CPUS` workers.
     Spawn { cpus: u32 },
 }
 
@@ -80,6 +81,8 @@ pub enum Launch {
 #[derive(Debug, Clone, Copy)]
 pub struct Row {
     pub backend: &'static str,
+    /// The cargo features that build the backend in.
+    pub features: &'static [&'static str],
     pub mpi: Option<Impl>,
     pub launch: Launch,
 }
@@ -96,36 +99,40 @@ impl Row {
     }
 }
 
-/// Every row: the in-process backends, MPI SPMD with 2, 3 and 4 ranks on both implementations,
-/// and MPI spawn with 1, 2 and 3 workers on Open MPI (Debian's MPICH cannot spawn).
-pub fn rows() -> Vec<Row> {
-    let mut rows = vec![
-        Row {
-            backend: "pyseq",
-            mpi: None,
-            launch: Launch::Direct,
-        },
-        Row {
-            backend: "pymp",
-            mpi: None,
-            launch: Launch::Direct,
-        },
-    ];
+/// The MPI launch modes of the matrix: SPMD with 2, 3 and 4 ranks on both implementations, and
+/// spawn with 1, 2 and 3 workers on Open MPI (Debian's MPICH cannot spawn).
+fn mpi_launches() -> Vec<(Impl, Launch)> {
+    let mut launches = Vec::new();
     for imp in [Impl::OpenMpi, Impl::Mpich] {
         for np in [2, 3, 4] {
-            rows.push(Row {
-                backend: "mpi",
-                mpi: Some(imp),
-                launch: Launch::Spmd { np },
-            });
+            launches.push((imp, Launch::Spmd { np }));
         }
     }
     for cpus in [1, 2, 3] {
-        rows.push(Row {
-            backend: "mpi",
-            mpi: Some(Impl::OpenMpi),
-            launch: Launch::Spawn { cpus },
-        });
+        launches.push((Impl::OpenMpi, Launch::Spawn { cpus }));
+    }
+    launches
+}
+
+/// Every row: one per in-process backend, and each MPI-launched backend in every MPI launch
+/// mode, in backend table order.
+pub fn rows() -> Vec<Row> {
+    let mut rows = Vec::new();
+    for b in &backend_table::BACKENDS {
+        let row = |mpi, launch| Row {
+            backend: b.name,
+            features: b.features,
+            mpi,
+            launch,
+        };
+        match b.launch {
+            backend_table::Launch::InProcess => rows.push(row(None, Launch::Direct)),
+            backend_table::Launch::Mpi => {
+                for (imp, launch) in mpi_launches() {
+                    rows.push(row(Some(imp), launch));
+                }
+            }
+        }
     }
     rows
 }
@@ -161,16 +168,7 @@ impl Options {
             match arg.as_str() {
                 "--backend" => {
                     let raw = value("--backend")?;
-                    let names: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).collect();
-                    if let Some(bad) = names
-                        .iter()
-                        .find(|n| !["pyseq", "pymp", "mpi"].contains(&n.as_str()))
-                    {
-                        return Err(format!(
-                            "invalid --backend {bad:?}: expected pyseq, pymp or mpi (comma separated)"
-                        ));
-                    }
-                    o.backends = Some(names);
+                    o.backends = Some(backend_table::parse_list("--backend", &raw)?);
                 }
                 "--mode" => {
                     let raw = value("--mode")?;
@@ -249,11 +247,11 @@ struct Report {
     elapsed: Option<Duration>,
 }
 
-/// Which build a row needs: `None` for the default build, `Some(impl)` for an MPI build.
-type Flavour = Option<Impl>;
+/// Which build a row needs: its features, and the MPI implementation (`None`: no MPI).
+type Flavour = (&'static [&'static str], Option<Impl>);
 
 /// Builds the conformance binary for a flavour; returns its path.
-fn build(flavour: Flavour) -> Result<PathBuf, String> {
+fn build((features, mpi): Flavour) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
     cmd.args([
         "test",
@@ -264,9 +262,11 @@ fn build(flavour: Flavour) -> Result<PathBuf, String> {
         "--no-run",
         "--message-format=json-render-diagnostics",
     ]);
-    if let Some(imp) = flavour {
-        cmd.args(["--features", "mpi"])
-            .env("MPICC", imp.mpicc())
+    for f in features {
+        cmd.args(["--features", f]);
+    }
+    if let Some(imp) = mpi {
+        cmd.env("MPICC", imp.mpicc())
             .env("CARGO_TARGET_DIR", imp.target_dir());
     }
     println!("==> building: {}", util::describe(&cmd));
@@ -314,7 +314,7 @@ fn command(row: &Row, bin: &PathBuf) -> Command {
         // The alias of UNIDIST_IS_MPI_SPAWN_WORKERS would conflict with the value set here.
         .env_remove("UNIDIST_MPI_SPAWN");
     if let Some(imp) = row.mpi {
-        cmd.env("UNIDIST_BACKEND", "mpi")
+        cmd.env("UNIDIST_BACKEND", row.backend)
             .envs(imp.env().iter().copied());
     }
     cmd
@@ -428,7 +428,8 @@ pub fn test_backends(options: &Options) -> (usize, usize) {
             });
             continue;
         }
-        let bin = builds.entry(row.mpi).or_insert_with(|| build(row.mpi));
+        let flavour = (row.features, row.mpi);
+        let bin = builds.entry(flavour).or_insert_with(|| build(flavour));
         let report = match bin {
             Ok(bin) => run_row(row, bin, options.timeout),
             Err(e) => Report {
@@ -447,8 +448,9 @@ pub fn test_backends(options: &Options) -> (usize, usize) {
     print_table(&reports)
 }
 
-/// The fault scenarios, once per MPI implementation and launch mode that the selection
-/// includes (SPMD with 3 ranks, or the selected count; spawn with 2 workers).
+/// The fault scenarios of each MPI-launched backend, once per MPI implementation and launch
+/// mode that the selection includes (SPMD with 3 ranks, or the selected count; spawn with 2
+/// workers).
 fn fault_rows(options: &Options, reports: &mut Vec<Report>) {
     let np = options.np.unwrap_or(3);
     let modes = [
@@ -456,47 +458,60 @@ fn fault_rows(options: &Options, reports: &mut Vec<Report>) {
         (Impl::Mpich, Launch::Spmd { np }),
         (Impl::OpenMpi, Launch::Spawn { cpus: 2 }),
     ];
-    for (imp, launch) in modes {
-        let row = Row {
-            backend: "mpi",
-            mpi: Some(imp),
-            launch,
-        };
-        if !options.selects(&row) {
-            continue;
+    for backend in backend_table::mpi_backends() {
+        for (imp, launch) in modes {
+            fault_row(options, reports, backend, imp, launch);
         }
-        let label = format!("{} faults", row.label());
-        if let Some(reason) = imp.missing() {
-            reports.push(Report {
-                label,
-                verdict: Verdict::Skipped(reason),
-                passed: 0,
-                failed: 0,
-                elapsed: None,
-            });
-            continue;
-        }
-        let started = std::time::Instant::now();
-        let outcomes = match crate::faults::build(imp) {
-            Ok(bin) => crate::faults::run(imp, launch, &bin),
-            Err(e) => vec![("build".to_string(), Err(e))],
-        };
-        let failures: Vec<String> = outcomes
-            .iter()
-            .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
-            .collect();
+    }
+}
+
+fn fault_row(
+    options: &Options,
+    reports: &mut Vec<Report>,
+    backend: &BackendEntry,
+    imp: Impl,
+    launch: Launch,
+) {
+    let row = Row {
+        backend: backend.name,
+        features: backend.features,
+        mpi: Some(imp),
+        launch,
+    };
+    if !options.selects(&row) {
+        return;
+    }
+    let label = format!("{} faults", row.label());
+    if let Some(reason) = imp.missing() {
         reports.push(Report {
             label,
-            verdict: if failures.is_empty() {
-                Verdict::Passed
-            } else {
-                Verdict::Failed(failures.join("; "))
-            },
-            passed: outcomes.len() - failures.len(),
-            failed: failures.len(),
-            elapsed: Some(started.elapsed()),
+            verdict: Verdict::Skipped(reason),
+            passed: 0,
+            failed: 0,
+            elapsed: None,
         });
+        return;
     }
+    let started = std::time::Instant::now();
+    let outcomes = match crate::faults::build(backend, imp) {
+        Ok(bin) => crate::faults::run(imp, launch, &bin),
+        Err(e) => vec![("build".to_string(), Err(e))],
+    };
+    let failures: Vec<String> = outcomes
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+        .collect();
+    reports.push(Report {
+        label,
+        verdict: if failures.is_empty() {
+            Verdict::Passed
+        } else {
+            Verdict::Failed(failures.join("; "))
+        },
+        passed: outcomes.len() - failures.len(),
+        failed: failures.len(),
+        elapsed: Some(started.elapsed()),
+    });
 }
 
 fn print_table(reports: &[Report]) -> (usize, usize) {
@@ -540,27 +555,47 @@ mod tests {
     #[test]
     fn the_matrix_has_every_mode() {
         let labels: Vec<String> = rows().iter().map(Row::label).collect();
+        let in_process = backend_table::BACKENDS.len() - backend_table::mpi_backends().count();
+        assert_eq!(
+            labels.len(),
+            in_process + 9 * backend_table::mpi_backends().count()
+        );
         assert_eq!(labels.len(), 11);
-        assert!(labels.contains(&"pyseq".to_string()));
-        assert!(labels.contains(&"mpi spmd mpich np=4".to_string()));
-        assert!(labels.contains(&"mpi spawn openmpi cpus=3".to_string()));
+        let mpi = backend_table::mpi_backends().next().unwrap().name;
+        assert!(labels.contains(&backend_table::BACKENDS[0].name.to_string()));
+        assert!(labels.contains(&format!("{mpi} spmd mpich np=4")));
+        assert!(labels.contains(&format!("{mpi} spawn openmpi cpus=3")));
     }
 
     #[test]
     fn options_select_rows() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let o = Options::parse(&args(&["--backend", "pyseq,pymp"])).unwrap();
-        assert_eq!(rows().iter().filter(|r| o.selects(r)).count(), 2);
-        let o =
-            Options::parse(&args(&["--backend", "mpi", "--np", "3", "--mode", "spmd"])).unwrap();
+        let local: Vec<&str> = backend_table::BACKENDS
+            .iter()
+            .filter(|b| b.launch == backend_table::Launch::InProcess)
+            .map(|b| b.name)
+            .collect();
+        let o = Options::parse(&args(&["--backend", &local.join(",")])).unwrap();
+        assert_eq!(rows().iter().filter(|r| o.selects(r)).count(), local.len());
+        let mpi = backend_table::mpi_backends().next().unwrap().name;
+        let o = Options::parse(&args(&["--backend", mpi, "--np", "3", "--mode", "spmd"])).unwrap();
         let picked: Vec<String> = rows()
             .iter()
             .filter(|r| o.selects(r))
             .map(Row::label)
             .collect();
-        assert_eq!(picked, ["mpi spmd openmpi np=3", "mpi spmd mpich np=3"]);
+        assert_eq!(
+            picked,
+            [
+                format!("{mpi} spmd openmpi np=3"),
+                format!("{mpi} spmd mpich np=3")
+            ]
+        );
         let o = Options::parse(&args(&["--impl", "mpich"])).unwrap();
-        assert_eq!(rows().iter().filter(|r| o.selects(r)).count(), 5);
+        assert_eq!(
+            rows().iter().filter(|r| o.selects(r)).count(),
+            local.len() + 3
+        );
         assert!(Options::parse(&args(&["--backend", "ray"])).is_err());
         assert!(Options::parse(&args(&["--np", "1"])).is_err());
     }

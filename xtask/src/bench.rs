@@ -3,10 +3,12 @@
 //! JSON and an SVG chart.
 //!
 //! Steps, each bounded in time and each recorded in the output even when it fails:
-//! 1. build `bench_workloads` (default features, and `--features mpi` once per MPI
-//!    implementation) and `pymp_bench`;
-//! 2. run `bench_workloads` on every system of this project (`systems::ours`);
-//! 3. run the floor benchmarks (`pymp_bench` for the bare rayon floors; `mpi_bench` in full mode);
+//! 1. build the benchmark program `unidist-bench` (package in `bench/`; default features, and
+//!    each MPI-launched backend's features once per MPI implementation);
+//! 2. run `unidist-bench workloads` on every system of this project (`systems::ours`, derived
+//!    from the backend table);
+//! 3. run the floor benchmarks (`unidist-bench floors-local` for the bare rayon and actix
+//!    floors; `floors-mpi` against raw MPI in full mode);
 //! 4. create the Python environments under `target/bench-venvs` (`bench/peers/setup.sh`) and run
 //!    the peers (`bench/peers/run.sh`); without a network only this project's rows are shown;
 //! 5. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
@@ -79,29 +81,23 @@ pub fn bench(args: &[String]) -> i32 {
     let load_start = report::load_average();
     let out = out_dir();
     // Reports of an earlier run would be mistaken for this run's.
-    for sub in ["runs", "peers"] {
+    for sub in ["runs", "floors", "peers"] {
         let _ = std::fs::remove_dir_all(out.join(sub));
     }
-    for file in [
-        "bench.json",
-        "bench.md",
-        "bench.svg",
-        "pymp.json",
-        "mpi.json",
-    ] {
+    for file in ["bench.json", "bench.md", "bench.svg"] {
         let _ = std::fs::remove_file(out.join(file));
     }
-    if let Err(e) = std::fs::create_dir_all(out.join("runs")) {
-        eprintln!(
-            "xtask bench: cannot create {}: {e}",
-            out.join("runs").display()
-        );
-        return 1;
+    for dir in [out.join("runs"), systems::floors_dir()] {
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            eprintln!("xtask bench: cannot create {}: {e}", dir.display());
+            return 1;
+        }
     }
 
     let mut notes: Vec<String> = Vec::new();
-    let mut runs = systems::run_ours(&options, &mut notes);
-    let floors = systems::run_floors(&options, &mut notes);
+    let mut builds = systems::Builds::new();
+    let mut runs = systems::run_ours(&options, &mut builds, &mut notes);
+    let floors = systems::run_floors(&options, &mut builds, &mut notes);
     if options.peers {
         runs.extend(peers::run(&options, &mut notes));
     } else {

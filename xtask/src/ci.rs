@@ -3,6 +3,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::backend_table;
 use crate::backends::{self, Impl};
 use crate::util::{self, human, run_step};
 
@@ -37,10 +38,8 @@ fn step(name: &'static str, run: impl FnOnce() -> Result<(), String> + 'static) 
     }
 }
 
-/// Runs every step; returns the process exit code.
-pub fn ci() -> i32 {
-    let openmpi = Impl::OpenMpi.missing().is_none();
-    let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
+/// The lint steps: toolchain, fmt, tidy, clippy (and clippy with MPI when Open MPI is there).
+fn lint_steps() -> Vec<Step> {
     let mut steps = vec![
         step("toolchain", || {
             ensure_component("fmt", "rustfmt")?;
@@ -49,39 +48,50 @@ pub fn ci() -> i32 {
         step("fmt", || {
             run_step(util::cargo().args(["fmt", "--all", "--check"]))
         }),
+        step("tidy", || match crate::tidy::tidy() {
+            0 => Ok(()),
+            code => Err(format!("cargo xtask tidy exited with {code}")),
+        }),
         // Default members only: the MPI backend needs a system MPI to build.
         step("clippy", || {
             run_step(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
         }),
     ];
-    if openmpi {
+    if Impl::OpenMpi.missing().is_none() {
         steps.push(step("clippy (mpi)", || {
-            run_step(
-                util::cargo()
-                    .args([
-                        "clippy",
-                        "-p",
-                        "unidist",
-                        "-p",
-                        "unidist-mpi",
-                        "-p",
-                        "unidist-tests",
-                        "--features",
-                        "unidist/mpi,unidist-tests/mpi",
-                        "--all-targets",
-                        "--",
-                        "-D",
-                        "warnings",
-                    ])
-                    .env("MPICC", Impl::OpenMpi.mpicc())
-                    .env("CARGO_TARGET_DIR", Impl::OpenMpi.target_dir()),
-            )
+            // The crates that build an MPI-launched backend in, with its features (from the
+            // backend table) on each of them.
+            let crates = ["unidist", "unidist-tests", "unidist-bench"];
+            let mut features = Vec::new();
+            let mut cmd = util::cargo();
+            cmd.arg("clippy");
+            for c in crates {
+                cmd.args(["-p", c]);
+            }
+            for b in backend_table::mpi_backends() {
+                cmd.args(["-p", &format!("unidist-{}", b.name)]);
+                for f in b.features {
+                    features.extend(crates.iter().map(|c| format!("{c}/{f}")));
+                }
+            }
+            cmd.args(["--features", &features.join(",")])
+                .args(["--all-targets", "--", "-D", "warnings"])
+                .env("MPICC", Impl::OpenMpi.mpicc())
+                .env("CARGO_TARGET_DIR", Impl::OpenMpi.target_dir());
+            run_step(&mut cmd)
         }));
     } else {
         println!(
             "==> Open MPI not found: the MPI crates are not linted (test-backends reports it)"
         );
     }
+    steps
+}
+
+/// Runs every step; returns the process exit code.
+pub fn ci() -> i32 {
+    let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut steps = lint_steps();
     steps.push(step("test", || run_step(util::cargo().arg("test"))));
     // The fuzz targets for a bounded time; their committed corpus is replayed afterwards.
     steps.push(step("fuzz", || {

@@ -1,8 +1,9 @@
 //! The MPI fault rows of `cargo xtask test-backends`: a worker killed with SIGKILL, SIGTERM and
-//! SIGINT sent to rank 0, (spawn mode) rank 0 killed with SIGKILL, and (SPMD mode) ranks that
-//! run different binaries. Each scenario checks the
-//! job's exit status and message, that it ends within a bound, and that no process of it is
-//! left behind.
+//! SIGINT sent to rank 0, (spawn mode) rank 0 killed with SIGKILL, (SPMD mode) ranks that run
+//! different binaries, and unusual ends of rank 0 (a panic outside a task, returning without
+//! `shutdown`, `exit` with work in flight). Each scenario checks the job's exit status and
+//! message, that it ends within a bound, and that no process of it is left behind. The programs
+//! are binaries of the tests crate (`tests/mpi/`), built with the backend's features.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -11,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::backend_table::BackendEntry;
 use crate::backends::{Impl, Launch};
 use crate::util;
 
@@ -26,8 +28,14 @@ enum Scenario {
     KillWorker,
     /// Rank 0 gets this signal while its tasks run.
     SignalRoot(&'static str),
-    /// The workers run another program (`mpi_smoke`), with other registered functions.
+    /// The workers run another program (`mpi_nested_refs`), with other registered functions.
     Mismatch,
+    /// Rank 0 panics outside a task: the job is aborted.
+    Panic,
+    /// Rank 0 returns from `main` without `shutdown`: every rank ends, status 0.
+    NoShutdown,
+    /// Rank 0 calls `exit(0)` with a task in flight: every rank ends, status 0.
+    ExitInFlight,
     /// Not a fault: refs passed inside argument values are freed (`mpi_nested_refs`), which
     /// needs every rank's memory, so it runs here beside the other whole-job scenarios.
     NestedRefs,
@@ -40,6 +48,9 @@ impl Scenario {
             Scenario::SignalRoot(s) => format!("rank 0 SIG{s}"),
             Scenario::Mismatch => "different binaries".into(),
             Scenario::NestedRefs => "nested refs freed".into(),
+            Scenario::Panic => "rank 0 panics".into(),
+            Scenario::NoShutdown => "no shutdown".into(),
+            Scenario::ExitInFlight => "exit with work in flight".into(),
         }
     }
 }
@@ -53,6 +64,9 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
         Scenario::KillWorker,
         Scenario::SignalRoot("TERM"),
         Scenario::SignalRoot("INT"),
+        Scenario::Panic,
+        Scenario::NoShutdown,
+        Scenario::ExitInFlight,
     ];
     match launch {
         Launch::Spawn { .. } => s.push(Scenario::SignalRoot("KILL")),
@@ -62,26 +76,25 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
     s
 }
 
-/// Builds the fault example against `imp`; returns its path.
-pub fn build(imp: Impl) -> Result<PathBuf, String> {
+/// The programs of the scenarios, binaries of the tests crate.
+const PROGRAMS: [&str; 2] = ["mpi_fault", "mpi_nested_refs"];
+
+/// Builds the scenario programs with `backend`'s features against `imp`; returns the path of
+/// `mpi_fault` (the other program sits beside it).
+pub fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "-p",
-        "unidist-mpi",
-        "--example",
-        "mpi_fault",
-        "--example",
-        "mpi_smoke",
-        "--example",
-        "mpi_nested_refs",
-    ])
-    .env("MPICC", imp.mpicc())
-    .env("CARGO_TARGET_DIR", imp.target_dir());
+    cmd.args(["build", "--release", "-p", "unidist-tests"]);
+    for f in backend.features {
+        cmd.args(["--features", f]);
+    }
+    for p in PROGRAMS {
+        cmd.args(["--bin", p]);
+    }
+    cmd.env("MPICC", imp.mpicc())
+        .env("CARGO_TARGET_DIR", imp.target_dir());
     println!("==> building: {}", util::describe(&cmd));
     util::run_step(&mut cmd)?;
-    Ok(imp.target_dir().join("release/examples/mpi_fault"))
+    Ok(imp.target_dir().join("release").join(PROGRAMS[0]))
 }
 
 /// Runs every scenario for `imp` and `launch`; returns one (label, outcome) per scenario.
@@ -104,11 +117,14 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
     let mode = match s {
         Scenario::KillWorker => "kill-worker",
         Scenario::SignalRoot(_) | Scenario::Mismatch => "hold",
+        Scenario::Panic => "panic",
+        Scenario::NoShutdown => "no-shutdown",
+        Scenario::ExitInFlight => "exit",
         // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
         Scenario::NestedRefs => "500",
     };
     let bin = if matches!(s, Scenario::NestedRefs) {
-        bin.with_file_name("mpi_nested_refs")
+        bin.with_file_name(PROGRAMS[1])
     } else {
         bin.to_path_buf()
     };
@@ -116,7 +132,7 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
     let mut cmd = match launch {
         Launch::Spmd { np } if matches!(s, Scenario::Mismatch) => {
             // MPMD: rank 0 runs this program, the others another one.
-            let other = bin.with_file_name("mpi_smoke");
+            let other = bin.with_file_name(PROGRAMS[1]);
             let mut c = Command::new(imp.mpiexec());
             c.args(["-n", "1"]).arg(bin).arg(mode);
             c.args([":", "-n", &(np - 1).max(1).to_string()]).arg(other);
@@ -187,7 +203,7 @@ fn run_one(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Result<Duratio
     let (lines, rx) = read_lines(&mut child);
     let result = drive(&mut child, &rx, s, started);
     let status = result.and_then(|()| wait_bounded(&mut child, started));
-    let programs = ["mpi_fault", "mpi_smoke", "mpi_nested_refs"].map(|p| bin.with_file_name(p));
+    let programs = PROGRAMS.map(|p| bin.with_file_name(p));
     let leftovers = status.as_ref().ok().map(|_| {
         let until = Instant::now() + ORPHAN_GRACE;
         programs.iter().try_for_each(|p| {
@@ -273,12 +289,16 @@ fn check(
     status: std::process::ExitStatus,
     output: &str,
 ) -> Result<(), String> {
-    if matches!(s, Scenario::NestedRefs) {
-        return if status.success() && output.contains("nested refs freed") {
-            Ok(())
-        } else {
-            Err(format!("nested refs were not freed ({status})"))
-        };
+    match s {
+        Scenario::NestedRefs if status.success() && output.contains("nested refs freed") => {
+            return Ok(())
+        }
+        Scenario::NestedRefs => return Err(format!("nested refs were not freed ({status})")),
+        Scenario::NoShutdown | Scenario::ExitInFlight if status.success() => return Ok(()),
+        Scenario::NoShutdown | Scenario::ExitInFlight => {
+            return Err(format!("the job ended with {status}, expected status 0"))
+        }
+        _ => {}
     }
     if status.success() {
         return Err(format!("the job exited 0 after {}", s.label()));
@@ -303,7 +323,15 @@ fn check(
                 return Err("a killed worker's task returned a value".into());
             }
         }
-        Scenario::SignalRoot("KILL") | Scenario::NestedRefs => {}
+        Scenario::SignalRoot("KILL")
+        | Scenario::NestedRefs
+        | Scenario::NoShutdown
+        | Scenario::ExitInFlight => {}
+        Scenario::Panic => {
+            if !output.contains("deliberate panic on rank 0") {
+                return Err("rank 0's panic message is missing from the output".into());
+            }
+        }
         Scenario::Mismatch => {
             if !(output.contains("registered functions differ") && output.contains("mpi_fault::")) {
                 return Err("rank 0 did not name the first differing function".into());

@@ -4,20 +4,23 @@
 //!   [--timeout SECS]`: the conformance suite on every backend and MPI launch mode, as a
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
-//! - `ci`: exactly what CI runs: fmt, clippy `-D warnings`, tests, fuzz (20 s a target),
+//! - `ci`: exactly what CI runs: fmt, tidy, clippy `-D warnings`, tests, fuzz (20 s a target),
 //!   test-backends, soak --short, docs.
 //! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
 //!   side: table, JSON and chart.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
+//! - `tidy`: the house rules a compiler does not check (purpose lines, sizes, backend names).
 #![forbid(unsafe_code)]
 
+mod backend_table;
 mod backends;
 mod bench;
 mod ci;
 mod faults;
 mod fuzz;
 mod soak;
+mod tidy;
 mod util;
 
 use std::process::ExitCode;
@@ -34,7 +37,7 @@ commands:
       killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
       --no-faults
   ci
-      fmt, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, soak --short,
+      fmt, tidy, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, soak --short,
       docs: what CI runs
   bench [--quick] [--no-peers]
       the nine workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
@@ -46,7 +49,10 @@ commands:
       checked, bounded in time; --short divides every count by 10 (cycles stay 100, one 256 MiB
       object)
   fuzz [--seconds N]
-      the fuzz targets (codec, MPI receive path) for a bounded time, then their regression corpus";
+      the fuzz targets (codec, MPI receive path) for a bounded time, then their regression corpus
+  tidy
+      house rules: every .rs file opens with a //! line; no src file over 800 lines and no fn
+      over 100 (short allow-list); backend names only in the backend tables";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
         "bench" => bench::bench(rest),
         "soak" => soak::soak(rest),
         "fuzz" => fuzz::fuzz(rest),
+        "tidy" if rest.is_empty() => tidy::tidy(),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0

@@ -3,18 +3,19 @@
 //! suite × backend, as a table and a final `N passed, M failed` line; non-zero exit on any
 //! failure.
 //!
-//! The rows are data ([`rows`]): each names its suite, backend, worker count and its full and
-//! `--short` sizes. `--short` divides every count by 10, except the init/shutdown cycles
-//! (always 100) and the 256 MiB objects (one instead of four). The program is built twice, in
-//! release mode: without MPI for `pyseq` and `pymp`, and against Open MPI (in its own target
-//! directory) for `mpi`, which runs SPMD under `mpiexec.openmpi` with one rank per worker plus
-//! rank 0. A missing MPI makes the MPI rows SKIPPED, which is a failure when `CI` is set.
+//! The rows are data ([`rows`], derived from the backend table in `backend_table.rs`): each
+//! names its suite, backend, worker count and its full and `--short` sizes. `--short` divides every count by 10, except the init/shutdown cycles
+//! (always 100) and the 256 MiB objects (one instead of four). The program is built in release
+//! mode once for the in-process backends, and once against Open MPI (in its own target
+//! directory) for each MPI-launched backend, which runs SPMD under `mpiexec.openmpi` with one
+//! rank per worker plus rank 0. A missing MPI makes the MPI rows SKIPPED, which is a failure when `CI` is set.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::backend_table::{self, BackendEntry, Launch};
 use crate::backends::Impl;
 use crate::util::{self, human, Bounds, Finished};
 
@@ -30,13 +31,12 @@ const USAGE: &str = "usage: cargo xtask soak [--short] [--suite tasks,actors,obj
   --short: counts / 10; init/shutdown cycles stay at 100; one 256 MiB object instead of four";
 
 const SUITES: [&str; 5] = ["tasks", "actors", "objects", "cycles", "trees"];
-const BACKENDS: [&str; 3] = ["pyseq", "pymp", "mpi"];
 
 /// One run of the soak program.
 #[derive(Debug, Clone, Copy)]
 struct Row {
     suite: &'static str,
-    backend: &'static str,
+    backend: &'static BackendEntry,
     /// `UNIDIST_CPUS` (pyseq, pymp) or MPI worker ranks; `None`: the backend's default (the
     /// machine's cores; 2 MPI workers).
     cpus: Option<u32>,
@@ -64,7 +64,7 @@ impl Row {
     }
 }
 
-/// Every row of the soak matrix.
+/// Every row of the soak matrix, in backend table order within each suite.
 fn rows() -> Vec<Row> {
     let row = |suite, backend, cpus, count: u64| Row {
         suite,
@@ -75,24 +75,28 @@ fn rows() -> Vec<Row> {
         big: 0,
         short_big: 0,
     };
+    let backends = &backend_table::BACKENDS;
     let mut rows = Vec::new();
-    for b in BACKENDS {
+    for b in backends {
         rows.push(row("tasks", b, None, 1_000_000));
     }
-    rows.push(row("actors", "pymp", None, 10_000));
-    rows.push(row("actors", "mpi", None, 1_000));
-    for b in ["pymp", "mpi"] {
+    for b in backends {
+        if let Some(actors) = b.soak.actors {
+            rows.push(row("actors", b, None, actors));
+        }
+    }
+    for b in backends.iter().filter(|b| b.soak.objects) {
         rows.push(Row {
             big: 4,
             short_big: 1,
             ..row("objects", b, None, 10_000)
         });
     }
-    for b in ["pyseq", "pymp"] {
+    for b in backends.iter().filter(|b| b.soak.cycles) {
         rows.push(row("cycles", b, None, 100));
     }
     for cpus in [1, 2] {
-        for b in BACKENDS {
+        for b in backends {
             rows.push(row("trees", b, Some(cpus), 10_000));
         }
     }
@@ -132,7 +136,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                 if arg == "--suite" {
                     o.suites = Some(list(arg, raw, &SUITES)?);
                 } else {
-                    o.backends = Some(list(arg, raw, &BACKENDS)?);
+                    o.backends = Some(backend_table::parse_list(arg, raw)?);
                 }
             }
             other => return Err(format!("unknown option {other:?}")),
@@ -178,7 +182,7 @@ pub fn soak(args: &[String]) -> i32 {
                 && options
                     .backends
                     .as_ref()
-                    .is_none_or(|b| b.iter().any(|n| n == r.backend))
+                    .is_none_or(|b| b.iter().any(|n| n == r.backend.name))
         })
         .collect();
     if selected.is_empty() {
@@ -195,21 +199,24 @@ pub fn soak(args: &[String]) -> i32 {
             String::new()
         }
     );
-    let local_bin = selected
-        .iter()
-        .any(|r| r.backend != "mpi")
-        .then(build_local);
-    let mpi_bin = selected.iter().any(|r| r.backend == "mpi").then(build_mpi);
+    // One build for the in-process backends, one per MPI-launched backend.
+    let mut builds: BTreeMap<&str, Result<PathBuf, BuildError>> = BTreeMap::new();
     let mut results = Vec::new();
     for row in selected {
-        let bin = if row.backend == "mpi" {
-            mpi_bin.clone()
-        } else {
-            local_bin.clone()
+        let key = match row.backend.launch {
+            Launch::InProcess => "",
+            Launch::Mpi => row.backend.name,
         };
+        let bin = builds
+            .entry(key)
+            .or_insert_with(|| match row.backend.launch {
+                Launch::InProcess => build_local(),
+                Launch::Mpi => build_mpi(row.backend),
+            })
+            .clone();
         let result = match bin {
-            Some(Ok(path)) => run_row(row, &path, options.short),
-            Some(Err(outcome)) => RowResult {
+            Ok(path) => run_row(row, &path, options.short),
+            Err(outcome) => RowResult {
                 row,
                 outcome: match outcome {
                     BuildError::Missing(m) => Outcome::Skipped(m),
@@ -218,7 +225,6 @@ pub fn soak(args: &[String]) -> i32 {
                 elapsed: Duration::ZERO,
                 fields: BTreeMap::new(),
             },
-            None => unreachable!("a binary is built for every selected backend"),
         };
         results.push(result);
     }
@@ -280,7 +286,7 @@ fn build_local() -> Result<PathBuf, BuildError> {
 }
 
 /// The MPI build binds to the `mpicc` it finds, so it gets its own target directory.
-fn build_mpi() -> Result<PathBuf, BuildError> {
+fn build_mpi(backend: &BackendEntry) -> Result<PathBuf, BuildError> {
     let imp = Impl::OpenMpi;
     if let Some(m) = imp.missing() {
         return Err(BuildError::Missing(m));
@@ -288,7 +294,7 @@ fn build_mpi() -> Result<PathBuf, BuildError> {
     let mut cmd = util::cargo();
     cmd.env("MPICC", imp.mpicc())
         .env("CARGO_TARGET_DIR", imp.target_dir());
-    build(cmd, &["mpi"], imp.target_dir())
+    build(cmd, backend.features, imp.target_dir())
 }
 
 /// How long a row may take: the full objects suite moves about 150 GiB through checksums.
@@ -307,7 +313,7 @@ fn is_result_line(line: &str) -> bool {
 
 fn run_row(row: Row, bin: &PathBuf, short: bool) -> RowResult {
     let (count, big) = row.sizes(short);
-    let mut cmd = if row.backend == "mpi" {
+    let mut cmd = if row.backend.launch == Launch::Mpi {
         let imp = Impl::OpenMpi;
         let ranks = row.cpus.unwrap_or(2) + 1;
         let mut c = Command::new(imp.mpiexec());
@@ -321,7 +327,7 @@ fn run_row(row: Row, bin: &PathBuf, short: bool) -> RowResult {
         Command::new(bin)
     };
     cmd.current_dir(util::root())
-        .env("UNIDIST_BACKEND", row.backend)
+        .env("UNIDIST_BACKEND", row.backend.name)
         .args(["--suite", row.suite, "--count", &count.to_string()]);
     if big > 0 {
         cmd.args(["--big", &big.to_string()]);
@@ -333,7 +339,7 @@ fn run_row(row: Row, bin: &PathBuf, short: bool) -> RowResult {
     println!(
         "\n== soak {} on {}: {}",
         row.label(),
-        row.backend,
+        row.backend.name,
         util::describe(&cmd)
     );
     let bounds = Bounds {
@@ -449,7 +455,7 @@ fn print_table(results: &[RowResult], short: bool) {
         let line = format!(
             "{:<16} {:<7} {:<8} {:>9} {:>8} {:>10} {:>12}  {}",
             r.row.label(),
-            r.row.backend,
+            r.row.backend.name,
             result,
             count,
             human(r.elapsed),
@@ -498,8 +504,10 @@ mod tests {
     fn options_are_checked() {
         assert!(parse(&["--suite".into(), "nope".into()]).is_err());
         assert!(parse(&["--backend".into()]).is_err());
-        let o = parse(&["--short".into(), "--backend".into(), "pymp,mpi".into()]).unwrap();
+        let names = backend_table::names();
+        let two = format!("{},{}", names[1], names[2]);
+        let o = parse(&["--short".into(), "--backend".into(), two]).unwrap();
         assert!(o.short);
-        assert_eq!(o.backends.unwrap(), ["pymp", "mpi"]);
+        assert_eq!(o.backends.unwrap(), [names[1], names[2]]);
     }
 }

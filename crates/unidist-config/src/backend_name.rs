@@ -1,4 +1,5 @@
-//! `BackendName`: the closed set of backends that unidist for Rust implements.
+//! `BackendName`: the closed set of backends that unidist for Rust implements, and the one
+//! table of their names from which every list in messages, docs and the facade is derived.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,8 +25,15 @@ pub enum BackendName {
 }
 
 impl BackendName {
-    /// Every backend, in the order used by messages and listings.
+    /// Every backend, in the order used by messages and listings. The facade also detects the
+    /// default backend in this order (the first one built in and usable).
+    ///
+    /// This is the one table of backend names: configuration errors, the facade's list of
+    /// built-in backends and the conformance suite derive their lists from it.
     pub const ALL: [BackendName; 3] = [BackendName::Mpi, BackendName::Pymp, BackendName::Pyseq];
+
+    /// The default when no backend detector is registered (the facade always registers one).
+    pub(crate) const UNDETECTED_DEFAULT: BackendName = BackendName::Pymp;
 
     /// The name as written in `UNIDIST_BACKEND`: `"mpi"`, `"pymp"` or `"pyseq"`.
     pub const fn as_str(self) -> &'static str {
@@ -54,13 +62,61 @@ impl BackendName {
                 available: Self::list(),
             });
         }
-        Err(ConfigError::invalid(variable, raw, &expected()))
+        Err(ConfigError::invalid(variable, raw, EXPECTED))
     }
 }
 
-/// What a backend name accepts, for error messages.
-pub(crate) fn expected() -> String {
-    format!("one of {} (case-insensitive)", BackendName::list())
+/// What a backend name accepts, for error messages and the parameter table:
+/// `one of mpi, pymp, pyseq (case-insensitive)`, built from [`BackendName::ALL`] at compile time
+/// because the parameter trait wants a `&'static str` constant.
+pub(crate) const EXPECTED: &str = match std::str::from_utf8(&EXPECTED_BYTES) {
+    Ok(text) => text,
+    Err(_) => panic!("backend names are ASCII"),
+};
+
+const EXPECTED_PREFIX: &str = "one of ";
+const EXPECTED_SEPARATOR: &str = ", ";
+const EXPECTED_SUFFIX: &str = " (case-insensitive)";
+
+/// The length of [`EXPECTED`].
+const EXPECTED_LEN: usize = {
+    let mut len = EXPECTED_PREFIX.len() + EXPECTED_SUFFIX.len();
+    let mut i = 0;
+    while i < BackendName::ALL.len() {
+        if i > 0 {
+            len += EXPECTED_SEPARATOR.len();
+        }
+        len += BackendName::ALL[i].as_str().len();
+        i += 1;
+    }
+    len
+};
+
+/// The bytes of [`EXPECTED`]: the prefix, the names with separators, the suffix.
+const EXPECTED_BYTES: [u8; EXPECTED_LEN] = {
+    let mut buf = [0u8; EXPECTED_LEN];
+    let mut at = append(&mut buf, 0, EXPECTED_PREFIX);
+    let mut i = 0;
+    while i < BackendName::ALL.len() {
+        if i > 0 {
+            at = append(&mut buf, at, EXPECTED_SEPARATOR);
+        }
+        at = append(&mut buf, at, BackendName::ALL[i].as_str());
+        i += 1;
+    }
+    append(&mut buf, at, EXPECTED_SUFFIX);
+    buf
+};
+
+/// Copies `text` into `buf` at `at`; returns the position after it.
+const fn append(buf: &mut [u8], at: usize, text: &str) -> usize {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        buf[at + i] = bytes[i];
+        i += 1;
+    }
+    at + bytes.len()
 }
 
 impl fmt::Display for BackendName {
@@ -92,6 +148,16 @@ mod tests {
         assert_eq!(BackendName::Mpi.as_str(), "mpi");
         assert_eq!(BackendName::Pymp.as_str(), "pymp");
         assert_eq!(BackendName::Pyseq.as_str(), "pyseq");
+    }
+
+    #[test]
+    fn expected_lists_every_name_in_table_order() {
+        let names: Vec<&str> = BackendName::ALL.iter().map(|b| b.as_str()).collect();
+        assert_eq!(
+            EXPECTED,
+            format!("one of {} (case-insensitive)", names.join(", "))
+        );
+        assert_eq!(EXPECTED, "one of mpi, pymp, pyseq (case-insensitive)");
     }
 
     #[test]

@@ -131,7 +131,7 @@ mod tests {
             ConfigError::UnsupportedBackend {
                 variable: "V".into(),
                 value: "ray".into(),
-                available: "mpi".into(),
+                available: crate::BackendName::list(),
             },
             ConfigError::Conflict {
                 variable: "A".into(),

@@ -50,7 +50,7 @@ static BACKEND_DETECTOR: RwLock<Option<fn() -> BackendName>> = RwLock::new(None)
 /// Registers the function that picks the default backend when `UNIDIST_BACKEND` is not set.
 ///
 /// The facade registers it, because only the facade knows which backends were compiled in and
-/// whether a usable MPI is present. Without a detector the default is [`BackendName::Pymp`].
+/// whether a usable MPI is present. Without a detector the default is the local pool (`pymp`).
 /// Registering replaces any earlier detector and forgets a cached *default* backend (values from
 /// `put` or the environment stay), so the next [`Backend::get`] asks the new detector.
 ///
@@ -85,7 +85,7 @@ impl Parameter for Backend {
     const NAME: &'static str = "Backend";
     const VARNAME: &'static str = BACKEND_VAR;
     const TYPE_NAME: &'static str = "BackendName";
-    const EXPECTED: &'static str = "one of mpi, pymp, pyseq (case-insensitive)";
+    const EXPECTED: &'static str = crate::backend_name::EXPECTED;
     const HELP: &'static str =
         "backend to start (auto-detected when unset: mpi if usable, else pymp)";
 
@@ -93,7 +93,7 @@ impl Parameter for Backend {
         let detector = *BACKEND_DETECTOR
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        detector.map_or(BackendName::Pymp, |detect| detect())
+        detector.map_or(BackendName::UNDETECTED_DEFAULT, |detect| detect())
     }
 
     fn decode(variable: &str, raw: &str) -> Result<BackendName> {

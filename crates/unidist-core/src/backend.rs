@@ -58,6 +58,70 @@ impl TaskOptions {
     }
 }
 
+/// What a backend supports, as data: tests and tools ask this instead of comparing backend
+/// names. [`Capabilities::new`] describes the common case (objects can be pending, everything
+/// runs in this process, `init` works again after `shutdown`); a backend overrides
+/// [`Backend::capabilities`] with what differs, using the builder methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// An object can be pending: a call may still run after `remote` returned, so `wait` can
+    /// see unfinished objects, a later actor call can run while an earlier async call awaits,
+    /// and several calls run at once. False when every call runs to completion inside the
+    /// call that submits it, in the caller's thread (the caller is the one worker).
+    pub pending_objects: bool,
+    /// Work runs in other processes: values cross process boundaries as bytes, and a child
+    /// process started by a test cannot join the running job.
+    pub separate_processes: bool,
+    /// `init` after `shutdown` starts a fresh runtime in the same process.
+    pub restartable: bool,
+    /// Every live actor holds a thread of this process, which ends when the actor ends.
+    pub thread_per_actor: bool,
+}
+
+impl Capabilities {
+    /// The common case: objects can be pending, everything runs in this process, the runtime
+    /// can start again after `shutdown`, and actors need no thread of their own.
+    pub const fn new() -> Self {
+        Capabilities {
+            pending_objects: true,
+            separate_processes: false,
+            restartable: true,
+            thread_per_actor: false,
+        }
+    }
+
+    /// Sets [`pending_objects`](Capabilities::pending_objects).
+    pub const fn pending_objects(mut self, yes: bool) -> Self {
+        self.pending_objects = yes;
+        self
+    }
+
+    /// Sets [`separate_processes`](Capabilities::separate_processes).
+    pub const fn separate_processes(mut self, yes: bool) -> Self {
+        self.separate_processes = yes;
+        self
+    }
+
+    /// Sets [`restartable`](Capabilities::restartable).
+    pub const fn restartable(mut self, yes: bool) -> Self {
+        self.restartable = yes;
+        self
+    }
+
+    /// Sets [`thread_per_actor`](Capabilities::thread_per_actor).
+    pub const fn thread_per_actor(mut self, yes: bool) -> Self {
+        self.thread_per_actor = yes;
+        self
+    }
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A task to run.
 #[derive(Debug)]
 pub struct TaskSpec {
@@ -100,6 +164,11 @@ pub struct ActorCall {
 pub trait Backend: Send + Sync + 'static {
     /// The backend's name as in `UNIDIST_BACKEND`.
     fn name(&self) -> &'static str;
+
+    /// What this backend supports; [`Capabilities::new`] unless the backend says otherwise.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::new()
+    }
 
     /// Stores a value and returns its id.
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId>;

@@ -28,7 +28,9 @@ pub mod task;
 pub mod value;
 
 pub use actor::{ActorClass, ActorHandle, ActorId, ActorMethods, RawActorHandle};
-pub use backend::{ActorCall, ActorSpec, Arg, Backend, ClusterResources, TaskOptions, TaskSpec};
+pub use backend::{
+    ActorCall, ActorSpec, Arg, Backend, Capabilities, ClusterResources, TaskOptions, TaskSpec,
+};
 pub use error::{DeadReason, Error, ErrorKind, Result, TaskError, TaskFailure};
 pub use object_ref::{AnyRef, IntoArg, ObjectId, ObjectRef};
 pub use registry::{ActorClassEntry, ActorMethodEntry, MethodKind, Registry, RemoteFunction};

@@ -95,13 +95,12 @@
 //! actor with 1,000 actors and 27 KiB with 10,000, and 50-230 us to create one (depending on
 //! load). 10,000 concurrent actors need a thread limit (`ulimit -u`) above 10,000.
 //!
-//! `examples/pymp_bench.rs` (`cargo run --release -p unidist-pymp --example pymp_bench`)
-//! measures, in one run, each target of the pool backend against its bare floor on the same
-//! number of threads, and writes `target/bench/pymp.json`: async empty tasks and a synchronous
-//! round trip against bare rayon `spawn` + channel, actor calls against a bare actix
-//! `Addr::send` loop, a 64 MiB object read by a task through `&T` against one 64 MiB `memcpy`,
-//! and CPU scaling against the sequential time. `examples/pymp_memory.rs` checks that a million
-//! tasks whose refs are dropped keep the resident set flat.
+//! The benchmark program's `floors-local` suite (`cargo run --release -p unidist-bench --
+//! floors-local`, run by `cargo xtask bench`) measures each target of the pool backend against
+//! its bare floor on the same number of threads: async empty tasks and a synchronous round trip
+//! against bare rayon `spawn` + channel, actor calls against a bare actix `Addr::send` loop, and
+//! a 64 MiB object read by a task through `&T` against one 64 MiB `memcpy`. The soak suite
+//! (`cargo xtask soak`) checks that a million tasks whose refs are dropped keep memory flat.
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -194,6 +193,11 @@ struct PympBackend {
 impl Backend for PympBackend {
     fn name(&self) -> &'static str {
         "pymp"
+    }
+
+    fn capabilities(&self) -> unidist_core::Capabilities {
+        // Each actor runs on its own thread (an actix arbiter).
+        unidist_core::Capabilities::new().thread_per_actor(true)
     }
 
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {

@@ -159,6 +159,11 @@ impl Backend for Pyseq {
         NAME
     }
 
+    fn capabilities(&self) -> unidist_core::Capabilities {
+        // Every call runs to completion inside `remote`, in the caller's thread.
+        unidist_core::Capabilities::new().pending_objects(false)
+    }
+
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
         self.check_running()?;
         self.store.insert(Slot::Ready(value))

@@ -129,8 +129,8 @@ pub use unidist_core::{
     TaskError, TaskFailure, TaskOptions, Value,
 };
 pub use unidist_macros::{actor, remote};
-pub use unidist_serialize::Buffer;
 pub use unidist_serialize::serde_fast;
+pub use unidist_serialize::Buffer;
 
 /// Typed configuration parameters, each read from its `UNIDIST_*` environment variable unless
 /// `put` first.
@@ -148,6 +148,8 @@ pub mod config {
 
 mod backends;
 mod facade;
+
+pub use backends::{bench_mpi_raw_floors, capabilities, in_process_backends, Capabilities};
 
 pub use facade::{
     cluster_resources, get, get_all, get_ip, get_timeout, init, is_initialized, num_cpus, put,

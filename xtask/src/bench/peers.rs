@@ -1,6 +1,7 @@
 //! The Python peers: environments made by `bench/peers/setup.sh` under `target/bench-venvs`,
 //! runs by `bench/peers/run.sh` into `target/bench/peers`.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -30,11 +31,52 @@ pub fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
     let root = util::root();
     let env_root = root.join("target").join("bench-venvs");
     let peers_dir = out_dir().join("peers");
+    let mut names = set_up(&env_root, notes);
+    if names.is_empty() {
+        return Vec::new();
+    }
+    if options.quick {
+        names.retain(|n| QUICK_SYSTEMS.split(',').any(|q| q == n));
+        notes.push(format!(
+            "--quick: peers limited to {QUICK_SYSTEMS} and workloads {QUICK_WORKLOADS}"
+        ));
+    }
 
+    let mut cmd = Command::new("bash");
+    cmd.arg(root.join("bench/peers/run.sh"))
+        .arg(&env_root)
+        .arg(&peers_dir)
+        .current_dir(&root)
+        .env("PEER_RUN_TIMEOUT", run_limit(options.quick).to_string());
+    if options.quick {
+        cmd.arg("--quick")
+            .args(["--systems", &names.join(",")])
+            .args(["--only", QUICK_WORKLOADS]);
+    }
+    println!("==> {}", util::describe(&cmd));
+    let limit = Duration::from_secs(names.len() as u64 * (run_limit(options.quick) + 30) + 60);
+    let bounds = Bounds {
+        limit,
+        last_line: None,
+    };
+    match run_bounded(&mut cmd, &bounds) {
+        Ok(f) if f.timed_out => notes.push(format!(
+            "peer runs killed after {} (time limit)",
+            human(f.elapsed)
+        )),
+        Ok(_) => {}
+        Err(e) => notes.push(format!("peer runs could not start: {e}")),
+    }
+    collect_runs(names, &peers_dir)
+}
+
+/// Runs `setup.sh` and returns the peers whose environment is available.
+fn set_up(env_root: &Path, notes: &mut Vec<String>) -> Vec<String> {
+    let root = util::root();
     let mut setup = Command::new("bash");
     setup
         .arg(root.join("bench/peers/setup.sh"))
-        .arg(&env_root)
+        .arg(env_root)
         .current_dir(&root);
     println!("==> {}", util::describe(&setup));
     // setup.sh has its own budget (PEER_SETUP_BUDGET, 30 min) and per-step limits.
@@ -75,41 +117,12 @@ pub fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
             }
         ));
         println!("==> peers: none available; this project's rows only");
-        return Vec::new();
     }
-    if options.quick {
-        names.retain(|n| QUICK_SYSTEMS.split(',').any(|q| q == n));
-        notes.push(format!(
-            "--quick: peers limited to {QUICK_SYSTEMS} and workloads {QUICK_WORKLOADS}"
-        ));
-    }
+    names
+}
 
-    let mut cmd = Command::new("bash");
-    cmd.arg(root.join("bench/peers/run.sh"))
-        .arg(&env_root)
-        .arg(&peers_dir)
-        .current_dir(&root)
-        .env("PEER_RUN_TIMEOUT", run_limit(options.quick).to_string());
-    if options.quick {
-        cmd.arg("--quick")
-            .args(["--systems", &names.join(",")])
-            .args(["--only", QUICK_WORKLOADS]);
-    }
-    println!("==> {}", util::describe(&cmd));
-    let limit = Duration::from_secs(names.len() as u64 * (run_limit(options.quick) + 30) + 60);
-    let bounds = Bounds {
-        limit,
-        last_line: None,
-    };
-    match run_bounded(&mut cmd, &bounds) {
-        Ok(f) if f.timed_out => notes.push(format!(
-            "peer runs killed after {} (time limit)",
-            human(f.elapsed)
-        )),
-        Ok(_) => {}
-        Err(e) => notes.push(format!("peer runs could not start: {e}")),
-    }
-
+/// The runs of `names` as the peer runner's summary describes them.
+fn collect_runs(names: Vec<String>, peers_dir: &Path) -> Vec<Run> {
     // summary.txt: `<name>.json exit=<rc> seconds=<s>[ (<note>)]`, one line per finished run.
     let summary = std::fs::read_to_string(peers_dir.join("summary.txt")).unwrap_or_default();
     names
@@ -145,6 +158,7 @@ pub fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
                 path: peers_dir.join(format!("{name}.json")),
                 label: name,
                 ours: false,
+                mpi: false,
                 ended,
                 not_run: None,
                 elapsed: field("seconds=").map(Duration::from_secs),

@@ -57,6 +57,8 @@ pub struct System {
     /// How the table names it, e.g. `rs pymp`, `py-unidist pymp`, `ray`.
     pub display: String,
     pub ours: bool,
+    /// A backend launched through MPI (this project's rows only).
+    pub mpi: bool,
     pub mode: String,
     pub status: String,
     pub floors: BTreeMap<String, f64>,
@@ -164,6 +166,7 @@ impl System {
             display: display_name(&run.label, run.ours),
             label: run.label.clone(),
             ours: run.ours,
+            mpi: run.mpi,
             mode: doc["mode"].as_str().unwrap_or_default().to_string(),
             status,
             floors,
@@ -174,7 +177,7 @@ impl System {
     }
 
     fn is_mpi(&self) -> bool {
-        self.label.contains("-mpi-")
+        self.mpi
     }
 }
 
@@ -184,7 +187,7 @@ pub struct Floor {
     pub name: String,
 }
 
-/// The floor of `workload` on `system`: bare rayon (pymp_bench) for the local backends, raw
+/// The floor of `workload` on `system`: bare rayon (the floors-local suite) for the local backends, raw
 /// rsmpi (measured by the same MPI run) for MPI, one memcpy for the large-object rows, the
 /// ideal ratio for cpu_scaling.
 fn floor_of(system: &System, workload: &str, cell: &Cell, floors: &Floors) -> Option<Floor> {
@@ -459,6 +462,24 @@ impl Combined {
                 ratio(l.vs_same),
             ));
         }
+        self.flagged_section(&mut out);
+        self.reports_section(&mut out);
+        self.systems_section(&mut out);
+        if !self.notes.is_empty() {
+            out.push_str("\n### Notes\n\n");
+            for n in &self.notes {
+                out.push_str(&format!("- {n}\n"));
+            }
+        }
+        out.push_str(&format!(
+            "\nWall time of the whole run: {}.\n",
+            human(self.wall)
+        ));
+        out
+    }
+
+    /// Rows slower than a peer or far from their floor, with why.
+    fn flagged_section(&self, out: &mut String) {
         let flagged = self.flagged();
         out.push_str(
             "\n### Rows of this project slower than a peer or more than 3x from the floor\n\n",
@@ -494,6 +515,10 @@ impl Combined {
                 why.join("; ")
             ));
         }
+    }
+
+    /// The floor benchmarks' own rows.
+    fn reports_section(&self, out: &mut String) {
         if !self.floors.reports.is_empty() {
             out.push_str("\n### Backend benchmarks against their own floors (same run)\n\n");
             out.push_str("| benchmark | row | value | floor | ratio | target | ok |\n|---|---|---:|---:|---:|---|---|\n");
@@ -520,6 +545,10 @@ impl Combined {
                 }
             }
         }
+    }
+
+    /// Every system with its report, status, time and versions.
+    fn systems_section(&self, out: &mut String) {
         out.push_str("\n### Systems\n\n| system | report | status | time | versions |\n|---|---|---|---:|---|\n");
         for s in &self.systems {
             let versions = s
@@ -544,17 +573,6 @@ impl Combined {
                 versions
             ));
         }
-        if !self.notes.is_empty() {
-            out.push_str("\n### Notes\n\n");
-            for n in &self.notes {
-                out.push_str(&format!("- {n}\n"));
-            }
-        }
-        out.push_str(&format!(
-            "\nWall time of the whole run: {}.\n",
-            human(self.wall)
-        ));
-        out
     }
 
     pub fn json(&self) -> String {

@@ -1,5 +1,6 @@
-//! This project's systems (pyseq, pymp, MPI SPMD on Open MPI and MPICH, MPI spawn) running
-//! `bench_workloads`, and the floor benchmarks `pymp_bench` and `mpi_bench`.
+//! This project's systems (each backend of the backend table; MPI-launched ones SPMD on Open MPI
+//! and MPICH and spawning) running `unidist-bench workloads`, and the floor benchmarks
+//! (`unidist-bench floors-local`, `floors-mpi`) on the backends the table names for them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,57 +10,62 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{out_dir, Options};
+use crate::backend_table::{self, BackendEntry, FloorSuite};
 use crate::backends::Impl;
 use crate::util::{self, human, run_bounded, run_step, Bounds};
 
 /// How one of this project's systems is started.
 #[derive(Clone, Copy)]
 enum Launch {
-    /// The binary itself with `UNIDIST_BACKEND` set to this backend.
-    Direct(&'static str),
+    /// The binary itself with `UNIDIST_BACKEND` set to the backend.
+    Direct,
     /// `mpiexec -n <np>` with spawning disabled.
     Spmd { np: u32 },
     /// The binary alone; rank 0 spawns `cpus` workers.
     Spawn { cpus: u32 },
 }
 
-/// One of this project's systems: a mode label, the MPI build it needs, and its launch.
-#[derive(Clone, Copy)]
+/// One of this project's systems: a mode label, its backend, the MPI build it needs, and its
+/// launch.
+#[derive(Clone)]
 struct System {
-    mode: &'static str,
+    mode: String,
+    backend: &'static BackendEntry,
     mpi: Option<Impl>,
     launch: Launch,
 }
 
-/// Every system of this project that the benchmark runs.
-fn ours() -> [System; 5] {
-    [
-        System {
-            mode: "pyseq",
-            mpi: None,
-            launch: Launch::Direct("pyseq"),
-        },
-        System {
-            mode: "pymp",
-            mpi: None,
-            launch: Launch::Direct("pymp"),
-        },
-        System {
-            mode: "mpi-openmpi-spmd",
-            mpi: Some(Impl::OpenMpi),
-            launch: Launch::Spmd { np: 3 },
-        },
-        System {
-            mode: "mpi-mpich-spmd",
-            mpi: Some(Impl::Mpich),
-            launch: Launch::Spmd { np: 3 },
-        },
-        System {
-            mode: "mpi-openmpi-spawn",
-            mpi: Some(Impl::OpenMpi),
-            launch: Launch::Spawn { cpus: 2 },
-        },
-    ]
+/// Every system of this project that the benchmark runs: each in-process backend, and each
+/// MPI-launched backend SPMD on Open MPI and MPICH (3 ranks) and spawning on Open MPI (2
+/// workers).
+fn ours() -> Vec<System> {
+    let mut systems = Vec::new();
+    for backend in &backend_table::BACKENDS {
+        match backend.launch {
+            backend_table::Launch::InProcess => systems.push(System {
+                mode: backend.name.to_string(),
+                backend,
+                mpi: None,
+                launch: Launch::Direct,
+            }),
+            backend_table::Launch::Mpi => {
+                let modes = [
+                    (Impl::OpenMpi, "spmd", Launch::Spmd { np: 3 }),
+                    (Impl::Mpich, "spmd", Launch::Spmd { np: 3 }),
+                    (Impl::OpenMpi, "spawn", Launch::Spawn { cpus: 2 }),
+                ];
+                for (imp, how, launch) in modes {
+                    systems.push(System {
+                        mode: format!("{}-{}-{how}", backend.name, imp.name()),
+                        backend,
+                        mpi: Some(imp),
+                        launch,
+                    });
+                }
+            }
+        }
+    }
+    systems
 }
 
 /// One run whose report the table is made of.
@@ -68,6 +74,9 @@ pub struct Run {
     pub label: String,
     /// True for this project's rows.
     pub ours: bool,
+    /// True for this project's rows on a backend launched through MPI, whose floors are the raw
+    /// MPI ones its own run measures.
+    pub mpi: bool,
     /// The report the run wrote (it may be missing or incomplete).
     pub path: PathBuf,
     /// How the run ended when that was not a clean exit, e.g. `killed after 4m15s (time limit)`.
@@ -77,7 +86,7 @@ pub struct Run {
     pub elapsed: Option<Duration>,
 }
 
-/// Per-workload time limit of `bench_workloads` (it bounds itself; the process limit below is
+/// Per-workload time limit of the workloads suite (it bounds itself; the process limit below is
 /// the outer bound).
 fn workload_limit(quick: bool) -> u64 {
     if quick {
@@ -101,15 +110,18 @@ fn target_dir(mpi: Option<Impl>) -> PathBuf {
     mpi.map_or_else(|| util::root().join("target"), Impl::target_dir)
 }
 
-/// Builds `example` of `package` in the flavour `mpi`; returns the binary.
-fn build(
-    package: &str,
-    example: &str,
-    features: &[&str],
-    mpi: Option<Impl>,
-) -> Result<PathBuf, String> {
+/// Builds the benchmark program (package `unidist-bench`) with `features` in the flavour `mpi`;
+/// returns the binary.
+fn build(features: &[&str], mpi: Option<Impl>) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
-    cmd.args(["build", "--release", "-p", package, "--example", example]);
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "unidist-bench",
+        "--bin",
+        "unidist-bench",
+    ]);
     for f in features {
         cmd.args(["--features", f]);
     }
@@ -119,11 +131,25 @@ fn build(
     }
     println!("==> {}", util::describe(&cmd));
     run_step(&mut cmd)?;
-    Ok(target_dir(mpi).join("release/examples").join(example))
+    Ok(target_dir(mpi).join("release").join("unidist-bench"))
+}
+
+/// The benchmark program's builds, one per (features, MPI implementation).
+pub type Builds = BTreeMap<(&'static [&'static str], Option<Impl>), Result<PathBuf, String>>;
+
+fn built(
+    builds: &mut Builds,
+    features: &'static [&'static str],
+    mpi: Option<Impl>,
+) -> Result<PathBuf, String> {
+    builds
+        .entry((features, mpi))
+        .or_insert_with(|| build(features, mpi))
+        .clone()
 }
 
 fn is_done_line(line: &str) -> bool {
-    line.starts_with("bench_workloads: done")
+    line.starts_with("unidist-bench: done")
 }
 
 /// How long a run may take to exit after its final line.
@@ -166,11 +192,7 @@ fn run_limited(
 
 fn command(system: &System, bin: &Path) -> Command {
     let mut cmd = match system.launch {
-        Launch::Direct(backend) => {
-            let mut cmd = Command::new(bin);
-            cmd.env("UNIDIST_BACKEND", backend);
-            cmd
-        }
+        Launch::Direct => Command::new(bin),
         Launch::Spmd { np } => {
             let imp = system.mpi.unwrap_or(Impl::OpenMpi);
             let mut cmd = Command::new(imp.mpiexec());
@@ -185,9 +207,9 @@ fn command(system: &System, bin: &Path) -> Command {
             cmd
         }
     };
+    cmd.env("UNIDIST_BACKEND", system.backend.name);
     if let Some(imp) = system.mpi {
-        cmd.env("UNIDIST_BACKEND", "mpi")
-            .envs(imp.env().iter().copied());
+        cmd.envs(imp.env().iter().copied());
     }
     // The alias of UNIDIST_IS_MPI_SPAWN_WORKERS would conflict with the value set here.
     cmd.env_remove("UNIDIST_MPI_SPAWN")
@@ -195,9 +217,8 @@ fn command(system: &System, bin: &Path) -> Command {
     cmd
 }
 
-/// Builds and runs `bench_workloads` on every system of this project.
-pub fn run_ours(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
-    let mut builds: BTreeMap<Option<Impl>, Result<PathBuf, String>> = BTreeMap::new();
+/// Builds and runs `unidist-bench workloads` on every system of this project.
+pub fn run_ours(options: &Options, builds: &mut Builds, notes: &mut Vec<String>) -> Vec<Run> {
     let mut runs = Vec::new();
     for system in ours() {
         let label = format!("unidist-rs-{}", system.mode);
@@ -205,6 +226,7 @@ pub fn run_ours(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
         let mut run = Run {
             label,
             ours: true,
+            mpi: system.mpi.is_some(),
             path,
             ended: None,
             not_run: None,
@@ -216,12 +238,8 @@ pub fn run_ours(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
             runs.push(run);
             continue;
         }
-        let bin = builds.entry(system.mpi).or_insert_with(|| {
-            let features: &[&str] = if system.mpi.is_some() { &["mpi"] } else { &[] };
-            build("unidist", "bench_workloads", features, system.mpi)
-        });
-        let bin = match bin {
-            Ok(b) => b.clone(),
+        let bin = match built(builds, system.backend.features, system.mpi) {
+            Ok(b) => b,
             Err(e) => {
                 notes.push(format!("{}: not run, build failed: {e}", run.label));
                 run.not_run = Some(format!("build failed: {e}"));
@@ -230,9 +248,10 @@ pub fn run_ours(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
             }
         };
         let mut cmd = command(&system, &bin);
-        cmd.arg("--out")
+        cmd.arg("workloads")
+            .arg("--out")
             .arg(&run.path)
-            .args(["--mode", system.mode])
+            .args(["--mode", &system.mode])
             .args(["--repeats", &repeats(options.quick).to_string()]);
         if options.quick {
             cmd.arg("--quick");
@@ -254,9 +273,10 @@ pub fn run_ours(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
 #[derive(Default)]
 pub struct Floors {
     /// `rayon_spawn_channel_tasks_per_s`, `rayon_round_trip_us`, `actix_send_calls_per_s`,
-    /// `memcpy_64mib_gbs` from `pymp_bench`; `mpi_rtt_8b_us`, `mpi_bw_64mib_gbs` from `mpi_bench`.
+    /// `memcpy_64mib_gbs` from `floors-local`; the MPI rows of `floors-mpi` have no such values
+    /// (every MPI workload run measures its own raw floors).
     pub values: BTreeMap<String, f64>,
-    /// The reports of `pymp_bench` and `mpi_bench`, as written.
+    /// The reports of the floor benchmarks, as written, with their labels.
     pub reports: Vec<(String, Value)>,
 }
 
@@ -264,69 +284,104 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// Runs `pymp_bench` (the bare rayon floors; in quick mode only the rows that measure them) and,
-/// in full mode, `mpi_bench` (its rows against raw rsmpi).
-pub fn run_floors(options: &Options, notes: &mut Vec<String>) -> Floors {
+/// Where the floor benchmarks write their reports.
+pub fn floors_dir() -> PathBuf {
+    out_dir().join("floors")
+}
+
+/// Runs the floor benchmark of every backend the table names one for: `floors-local` (in quick
+/// mode only the rows that measure the floors) and, in full mode, `floors-mpi` on Open MPI with
+/// 3 ranks.
+pub fn run_floors(options: &Options, builds: &mut Builds, notes: &mut Vec<String>) -> Floors {
     let mut floors = Floors::default();
-    match build("unidist-pymp", "pymp_bench", &[], None) {
-        Err(e) => notes.push(format!("pymp_bench: not run, build failed: {e}")),
-        Ok(bin) => {
-            let mut cmd = Command::new(bin);
-            cmd.current_dir(util::root())
-                .env("CARGO_TARGET_DIR", target_dir(None));
-            if options.quick {
-                cmd.env("PYMP_BENCH_ROWS", "tasks,round_trip,actors");
+    for backend in &backend_table::BACKENDS {
+        match backend.floors {
+            Some(FloorSuite::Local) => local_floors(options, builds, backend, &mut floors, notes),
+            Some(FloorSuite::Mpi) if !options.quick => {
+                mpi_floors(builds, backend, &mut floors, notes)
             }
-            let (ended, _) = run_limited(&mut cmd, Duration::from_secs(600), false);
-            if let Some(e) = ended {
-                notes.push(format!("pymp_bench: {e}"));
-            }
-            match read_json(&out_dir().join("pymp.json")) {
-                Some(doc) => {
-                    if let Some(map) = doc["floors"].as_object() {
-                        for (k, v) in map {
-                            if let Some(v) = v.as_f64() {
-                                floors.values.insert(k.clone(), v);
-                            }
-                        }
-                    }
-                    floors.reports.push(("pymp_bench".into(), doc));
-                }
-                None => {
-                    notes.push("pymp_bench: wrote no report; the rayon floors are missing".into())
-                }
-            }
-        }
-    }
-    if options.quick {
-        return floors;
-    }
-    let imp = Impl::OpenMpi;
-    if let Some(why) = imp.missing() {
-        notes.push(format!("mpi_bench: not run, {why}"));
-        return floors;
-    }
-    match build("unidist-mpi", "mpi_bench", &[], Some(imp)) {
-        Err(e) => notes.push(format!("mpi_bench: not run, build failed: {e}")),
-        Ok(bin) => {
-            let mut cmd = Command::new(imp.mpiexec());
-            cmd.args(["-n", "3"])
-                .arg(bin)
-                .current_dir(util::root())
-                .envs(imp.env().iter().copied())
-                .env("UNIDIST_IS_MPI_SPAWN_WORKERS", "false")
-                .env_remove("UNIDIST_MPI_SPAWN");
-            let (ended, _) = run_limited(&mut cmd, Duration::from_secs(900), false);
-            if let Some(e) = ended {
-                notes.push(format!("mpi_bench: {e}"));
-            }
-            match read_json(&out_dir().join("mpi.json")) {
-                Some(doc) => floors
-                    .reports
-                    .push(("mpi_bench (Open MPI, 3 ranks)".into(), doc)),
-                None => notes.push("mpi_bench: wrote no report".into()),
-            }
+            _ => {}
         }
     }
     floors
+}
+
+fn local_floors(
+    options: &Options,
+    builds: &mut Builds,
+    backend: &BackendEntry,
+    floors: &mut Floors,
+    notes: &mut Vec<String>,
+) {
+    let label = format!("{} floors", backend.name);
+    let bin = match built(builds, backend.features, None) {
+        Ok(bin) => bin,
+        Err(e) => return notes.push(format!("{label}: not run, build failed: {e}")),
+    };
+    let path = floors_dir().join(format!("{}.json", backend.name));
+    let mut cmd = Command::new(bin);
+    cmd.arg("floors-local")
+        .arg("--out")
+        .arg(&path)
+        .current_dir(util::root())
+        .env("UNIDIST_BACKEND", backend.name);
+    if options.quick {
+        cmd.args(["--rows", "tasks,round_trip,actors"]);
+    }
+    let (ended, _) = run_limited(&mut cmd, Duration::from_secs(600), false);
+    if let Some(e) = ended {
+        notes.push(format!("{label}: {e}"));
+    }
+    match read_json(&path) {
+        Some(doc) => {
+            if let Some(map) = doc["floors"].as_object() {
+                for (k, v) in map {
+                    if let Some(v) = v.as_f64() {
+                        floors.values.insert(k.clone(), v);
+                    }
+                }
+            }
+            floors.reports.push((label, doc));
+        }
+        None => notes.push(format!("{label}: wrote no report; its floors are missing")),
+    }
+}
+
+fn mpi_floors(
+    builds: &mut Builds,
+    backend: &BackendEntry,
+    floors: &mut Floors,
+    notes: &mut Vec<String>,
+) {
+    let imp = Impl::OpenMpi;
+    let label = format!("{} floors", backend.name);
+    if let Some(why) = imp.missing() {
+        return notes.push(format!("{label}: not run, {why}"));
+    }
+    let bin = match built(builds, backend.features, Some(imp)) {
+        Ok(bin) => bin,
+        Err(e) => return notes.push(format!("{label}: not run, build failed: {e}")),
+    };
+    let path = floors_dir().join(format!("{}.json", backend.name));
+    let mut cmd = Command::new(imp.mpiexec());
+    cmd.args(["-n", "3"])
+        .arg(bin)
+        .arg("floors-mpi")
+        .arg("--out")
+        .arg(&path)
+        .current_dir(util::root())
+        .envs(imp.env().iter().copied())
+        .env("UNIDIST_BACKEND", backend.name)
+        .env("UNIDIST_IS_MPI_SPAWN_WORKERS", "false")
+        .env_remove("UNIDIST_MPI_SPAWN");
+    let (ended, _) = run_limited(&mut cmd, Duration::from_secs(900), false);
+    if let Some(e) = ended {
+        notes.push(format!("{label}: {e}"));
+    }
+    match read_json(&path) {
+        Some(doc) => floors
+            .reports
+            .push((format!("{label} (Open MPI, 3 ranks)"), doc)),
+        None => notes.push(format!("{label}: wrote no report")),
+    }
 }

@@ -30,13 +30,26 @@ fn assert_invalid(err: &ConfigError, variable: &str, value: &str, expected_part:
 
 #[test]
 fn backend_expected_matches_backend_list() {
-    assert_eq!(Backend::EXPECTED, crate::backend_name::expected());
+    assert_eq!(
+        Backend::EXPECTED,
+        format!("one of {} (case-insensitive)", BackendName::list())
+    );
+}
+
+/// Backends other than the no-detector default, so that a detector's choice, an environment
+/// value and a `put` can each be told apart from the default (and from each other).
+fn not_default(i: usize) -> BackendName {
+    let others: Vec<BackendName> = BackendName::ALL
+        .into_iter()
+        .filter(|b| *b != BackendName::UNDETECTED_DEFAULT)
+        .collect();
+    others[i % others.len()]
 }
 
 #[test]
 fn defaults_without_environment() {
     let _env = isolate();
-    assert_eq!(Backend::get(), Ok(BackendName::Pymp));
+    assert_eq!(Backend::get(), Ok(BackendName::UNDETECTED_DEFAULT));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     assert_eq!(CpuCount::get(), Ok(cores));
     assert_eq!(IsMpiSpawnWorkers::get(), Ok(true));
@@ -67,31 +80,32 @@ fn value_source_resolves_before_get() {
 #[test]
 fn backend_detector_decides_the_default() {
     let env = isolate();
-    fn pyseq() -> BackendName {
-        BackendName::Pyseq
+    fn first_other() -> BackendName {
+        not_default(0)
     }
-    fn mpi() -> BackendName {
-        BackendName::Mpi
+    fn second_other() -> BackendName {
+        not_default(1)
     }
+    let default = BackendName::UNDETECTED_DEFAULT;
     // A default cached before the detector is registered is recomputed after.
-    assert_eq!(Backend::get(), Ok(BackendName::Pymp));
-    set_backend_detector(pyseq);
-    assert_eq!(Backend::get(), Ok(BackendName::Pyseq));
+    assert_eq!(Backend::get(), Ok(default));
+    set_backend_detector(first_other);
+    assert_eq!(Backend::get(), Ok(first_other()));
     assert_eq!(Backend::get_value_source(), ValueSource::Default);
 
     // The environment beats the detector, and registering again does not drop an env value.
     Backend::reset();
-    env.set("UNIDIST_BACKEND", "pymp");
-    set_backend_detector(mpi);
-    assert_eq!(Backend::get(), Ok(BackendName::Pymp));
+    env.set("UNIDIST_BACKEND", default.as_str());
+    set_backend_detector(second_other);
+    assert_eq!(Backend::get(), Ok(default));
     env.unset("UNIDIST_BACKEND");
-    set_backend_detector(pyseq);
-    assert_eq!(Backend::get(), Ok(BackendName::Pymp), "env value is cached");
+    set_backend_detector(first_other);
+    assert_eq!(Backend::get(), Ok(default), "env value is cached");
 
     // `put` beats everything and survives a new detector.
-    Backend::put(BackendName::Mpi).unwrap();
-    set_backend_detector(pyseq);
-    assert_eq!(Backend::get(), Ok(BackendName::Mpi));
+    Backend::put(second_other()).unwrap();
+    set_backend_detector(first_other);
+    assert_eq!(Backend::get(), Ok(second_other()));
     assert_eq!(Backend::get_value_source(), ValueSource::SetByUser);
 }
 
@@ -362,15 +376,25 @@ fn non_utf8_values_are_errors() {
 #[test]
 fn backend_env_values() {
     let env = isolate();
-    for (raw, want) in [
-        ("mpi", BackendName::Mpi),
-        (" PYMP ", BackendName::Pymp),
-        ("PySeq", BackendName::Pyseq),
-    ] {
-        env.set("UNIDIST_BACKEND", raw);
-        Backend::reset();
-        assert_eq!(Backend::get(), Ok(want), "{raw:?}");
-        assert_eq!(Backend::get_value_source(), ValueSource::GotFromCfgSource);
+    for want in BackendName::ALL {
+        let name = want.as_str();
+        let mixed: String = name
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        for raw in [name.to_owned(), format!(" {} ", name.to_uppercase()), mixed] {
+            env.set("UNIDIST_BACKEND", &raw);
+            Backend::reset();
+            assert_eq!(Backend::get(), Ok(want), "{raw:?}");
+            assert_eq!(Backend::get_value_source(), ValueSource::GotFromCfgSource);
+        }
     }
     env.set("UNIDIST_BACKEND", "threads");
     Backend::reset();
@@ -378,7 +402,7 @@ fn backend_env_values() {
         &Backend::get().unwrap_err(),
         "UNIDIST_BACKEND",
         "threads",
-        "mpi, pymp, pyseq",
+        &BackendName::list(),
     );
 }
 
@@ -399,12 +423,12 @@ fn ray_and_dask_from_env_say_they_do_not_exist() {
         };
         assert_eq!(variable, "UNIDIST_BACKEND");
         assert_eq!(value, raw);
-        assert_eq!(available, "mpi, pymp, pyseq");
+        assert_eq!(*available, BackendName::list());
         let msg = err.to_string();
         assert!(msg.contains("UNIDIST_BACKEND"), "{msg}");
         assert!(msg.contains(&format!("{raw:?}")), "{msg}");
         assert!(msg.contains("does not exist in unidist for Rust"), "{msg}");
-        assert!(msg.contains("mpi, pymp, pyseq"), "{msg}");
+        assert!(msg.contains(&BackendName::list()), "{msg}");
     }
 }
 

@@ -26,7 +26,7 @@ fn parameters_lists_every_parameter_in_order() {
     assert_eq!(
         defaults,
         [
-            "pymp",
+            BackendName::UNDETECTED_DEFAULT.as_str(),
             cores.as_str(),
             "true",
             "none",
@@ -85,7 +85,8 @@ fn parameters_show_current_values_sources_and_errors() {
 fn render_table_is_aligned_and_reports_errors() {
     let env = isolate();
     env.set("UNIDIST_CPUS", "abc");
-    Backend::put(BackendName::Pyseq).unwrap();
+    let chosen = BackendName::ALL[BackendName::ALL.len() - 1];
+    Backend::put(chosen).unwrap();
     let table = render_table();
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("PARAMETER"), "{table}");
@@ -100,7 +101,10 @@ fn render_table_is_aligned_and_reports_errors() {
         assert_eq!(line.find(var), Some(column), "{table}");
         assert!(!line.ends_with(' '), "{line:?}");
     }
-    assert!(lines[1][value_column..].starts_with("pyseq"), "{table}");
+    assert!(
+        lines[1][value_column..].starts_with(chosen.as_str()),
+        "{table}"
+    );
     assert!(lines[1].contains("set by user"), "{table}");
     assert!(lines[2][value_column..].starts_with("<invalid>"), "{table}");
     assert!(lines[3].contains("(alias UNIDIST_MPI_SPAWN)"), "{table}");
@@ -115,10 +119,11 @@ fn validate_all_passes_on_defaults_and_reports_first_error() {
     let env = isolate();
     assert_eq!(validate_all(), Ok(()));
 
+    let names = BackendName::list();
     let cases = [
         ("UNIDIST_CPUS", "abc", "a positive integer"),
         ("UNIDIST_MPI_LOG", "maybe", "true, yes, 1, false, no, 0"),
-        ("UNIDIST_BACKEND", "ray", "mpi, pymp, pyseq"),
+        ("UNIDIST_BACKEND", "ray", names.as_str()),
         ("UNIDIST_MPI_BACKOFF", "inf", "between 0 and 10"),
         (
             "UNIDIST_MPI_PICKLE_THRESHOLD",
@@ -176,6 +181,11 @@ fn user_set_env_lists_put_and_env_values() {
     );
 }
 
+/// Backend `i` of the table, wrapping around, so the snapshots cover every backend.
+fn nth_backend(i: usize) -> BackendName {
+    BackendName::ALL[i % BackendName::ALL.len()]
+}
+
 /// One configuration of every parameter, to push through `user_set_env` and back.
 #[derive(Debug, Clone, PartialEq)]
 struct Snapshot {
@@ -218,7 +228,7 @@ fn user_set_env_round_trips_through_the_environment() {
     let max_threshold = usize::try_from(1_u64 << 40).unwrap_or(usize::MAX);
     let snapshots = [
         Snapshot {
-            backend: BackendName::Mpi,
+            backend: nth_backend(0),
             cpus: 1,
             spawn: false,
             hosts: Some("node1,node2".into()),
@@ -227,7 +237,7 @@ fn user_set_env_round_trips_through_the_environment() {
             log: true,
         },
         Snapshot {
-            backend: BackendName::Pyseq,
+            backend: nth_backend(1),
             cpus: 65_536,
             spawn: true,
             hosts: None,
@@ -236,7 +246,7 @@ fn user_set_env_round_trips_through_the_environment() {
             log: false,
         },
         Snapshot {
-            backend: BackendName::Pymp,
+            backend: nth_backend(2),
             cpus: 37,
             spawn: false,
             hosts: Some("localhost".into()),
@@ -245,7 +255,7 @@ fn user_set_env_round_trips_through_the_environment() {
             log: true,
         },
         Snapshot {
-            backend: BackendName::Mpi,
+            backend: nth_backend(3),
             cpus: 2,
             spawn: true,
             hosts: Some("a.example.org,10.0.0.2".into()),
@@ -254,7 +264,7 @@ fn user_set_env_round_trips_through_the_environment() {
             log: false,
         },
         Snapshot {
-            backend: BackendName::Pymp,
+            backend: nth_backend(4),
             cpus: 3,
             spawn: true,
             hosts: None,
@@ -293,7 +303,7 @@ fn user_set_env_round_trips_through_the_environment() {
 #[test]
 fn reset_all_forgets_every_put() {
     let _env = isolate();
-    Backend::put(BackendName::Pyseq).unwrap();
+    Backend::put(BackendName::ALL[0]).unwrap();
     MpiLog::put(true).unwrap();
     MpiBackoff::put(1.0).unwrap();
     reset_all();

@@ -18,6 +18,13 @@ impl Backend for Node {
         NAME
     }
 
+    fn capabilities(&self) -> unidist_core::Capabilities {
+        // Workers are other MPI processes, and MPI cannot be initialized twice in a process.
+        unidist_core::Capabilities::new()
+            .separate_processes(true)
+            .restartable(false)
+    }
+
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
         self.check_open()?;
         self.put_value(value)

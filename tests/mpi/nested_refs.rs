@@ -2,7 +2,8 @@
 //! object, passes its ref to a task inside a `Vec`, gets the task's answer and drops the ref,
 //! `N` times (default 2,000, that is 2 GiB if nothing were freed). Rank 0's and every worker's
 //! resident memory must stay within 64 MiB of where it started.
-//! Run: `UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n 3 target/release/examples/mpi_nested_refs`
+//! Run by the fault rows of `cargo xtask test-backends` ("nested refs freed"); by hand:
+//! `UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n 3 target/mpi-openmpi/release/mpi_nested_refs`.
 
 use unidist::ObjectRef;
 

@@ -1,0 +1,47 @@
+//! The benchmark program of unidist, built and run by `cargo xtask bench`: one binary, three
+//! suites, all through the public API on the backend `UNIDIST_BACKEND` selects.
+//!
+//! ```text
+//! unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] [--repeats N] [--time-limit SECS] [--only W1,W2]
+//! unidist-bench floors-local --out FILE [--rows tasks,round_trip,actors,object,scaling,actor_cost]
+//! unidist-bench floors-mpi --out FILE
+//! ```
+//!
+//! - `workloads`: the nine workloads shared with the Python peers (see [`workloads`]), with the
+//!   floors the same run can measure.
+//! - `floors-local`: the local pool's rows against bare rayon and actix floors.
+//! - `floors-mpi`: the MPI backend's rows against raw MPI floors (build with `--features mpi`,
+//!   run under `mpiexec -n 3` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`).
+//!
+//! Each suite writes one JSON report (serde_json) that `cargo xtask bench` reads.
+
+mod floors;
+mod floors_local;
+mod floors_mpi;
+mod measure;
+mod suite;
+mod workloads;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.split_first() {
+        Some((command, rest)) if command == "workloads" => suite::main(rest),
+        Some((command, rest)) if command == "floors-local" => floors_local::main(rest),
+        Some((command, rest)) if command == "floors-mpi" => floors_mpi::main(rest),
+        other => {
+            if let Some((command, _)) = other {
+                eprintln!("unidist-bench: unknown suite {command:?}");
+            }
+            eprintln!(
+                "usage:\n  {}\n  {}\n  {}",
+                suite::USAGE,
+                floors_local::USAGE,
+                floors_mpi::USAGE
+            );
+            2
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

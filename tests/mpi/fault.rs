@@ -1,0 +1,86 @@
+//! Fault and exit scenarios for the MPI backend, driven by the fault rows of
+//! `cargo xtask test-backends` (`xtask/src/faults.rs`), which checks each job's exit status,
+//! message, duration and that no process of it is left behind.
+//!
+//! - `kill-worker`: a task kills its own worker process with SIGKILL; rank 0's `get` must fail
+//!   naming the lost rank (exit status 4), and the job must end with a non-zero status.
+//! - `hold`: tasks that run for ten minutes occupy the workers; rank 0 prints `ready <pid>` and
+//!   blocks in `get`, so that the caller can signal rank 0 and check that every rank exits.
+//! - `panic`: rank 0 panics outside a task; the job must be aborted, not hang.
+//! - `no-shutdown`: rank 0 returns from `main` without `shutdown`; every rank must still end.
+//! - `exit`: rank 0 calls `std::process::exit(0)` with a task in flight; every rank must end.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+fn main() -> unidist::Result<()> {
+    unidist::init()?;
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    assert_eq!(unidist::get(&add_one::remote(1))?, 2);
+    match mode.as_str() {
+        "kill-worker" => kill_worker(),
+        "hold" => hold(),
+        "panic" => panic!("deliberate panic on rank 0"),
+        "exit" => {
+            let _pending = sleep_ms::remote(2000);
+            std::process::exit(0)
+        }
+        "no-shutdown" => {
+            println!("returning from main without shutdown");
+            Ok(())
+        }
+        other => {
+            eprintln!(
+                "fault: unknown mode {other:?} (accepted: kill-worker, hold, panic, exit, \
+                 no-shutdown)"
+            );
+            std::process::exit(2);
+        }
+    }
+}
+
+fn kill_worker() -> ! {
+    let r = die::remote(());
+    let started = Instant::now();
+    match unidist::get(&r) {
+        Ok(()) => {
+            eprintln!("fault: the killed worker's task returned a value");
+            std::process::exit(3);
+        }
+        Err(e) => {
+            eprintln!("fault: get failed after {:?}: {e}", started.elapsed());
+            std::process::exit(4);
+        }
+    }
+}
+
+fn hold() -> ! {
+    let refs: Vec<_> = (0..4).map(|_| sleep_ms::remote(600_000)).collect();
+    // The tasks reach their workers before the caller signals.
+    std::thread::sleep(Duration::from_millis(300));
+    println!("ready {}", std::process::id());
+    let _ = std::io::stdout().flush();
+    let r = unidist::get_all(&refs);
+    eprintln!("fault: get_all of the held tasks returned: {r:?}");
+    std::process::exit(5);
+}
+
+#[unidist::remote]
+fn add_one(x: i64) -> i64 {
+    x + 1
+}
+
+#[unidist::remote]
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[unidist::remote]
+fn die(_unit: ()) {
+    std::thread::sleep(Duration::from_millis(200));
+    // SIGKILL leaves the runtime no chance to report anything, like an out-of-memory kill.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &std::process::id().to_string()])
+        .status();
+    std::thread::sleep(Duration::from_secs(60));
+}
