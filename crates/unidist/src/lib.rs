@@ -125,8 +125,8 @@ use std::sync::{Arc, Mutex};
 use unidist_core::runtime;
 
 pub use unidist_core::{
-    ActorHandle, ActorId, ClusterResources, Error, ErrorKind, IntoArg, ObjectRef, Result,
-    TaskError, TaskFailure, TaskOptions, Value,
+    ActorHandle, ActorId, ClusterResources, Error, ErrorKind, GetFuture, IntoArg, ObjectRef,
+    Result, TaskError, TaskFailure, TaskOptions, Value, WaitFuture,
 };
 pub use unidist_macros::{actor, remote};
 pub use unidist_serialize::Buffer;
@@ -149,8 +149,8 @@ mod backends;
 mod facade;
 
 pub use facade::{
-    cluster_resources, get, get_all, get_ip, get_timeout, init, is_initialized, num_cpus, put,
-    shutdown, wait, wait_timeout,
+    cluster_resources, get, get_all, get_async, get_ip, get_timeout, init, is_initialized,
+    num_cpus, put, shutdown, wait, wait_async, wait_timeout,
 };
 
 #[doc(hidden)]
