@@ -191,9 +191,9 @@ pub struct Summer {
 
 #[unidist::actor]
 impl Summer {
-    /// Starts at zero.
-    pub fn new() -> Self {
-        Summer { total: 0 }
+    /// Starts at `total`.
+    pub fn new(total: i64) -> Self {
+        Summer { total }
     }
 
     /// Awaits every ref (a task still running, for some) and adds them up.
@@ -222,7 +222,7 @@ impl Summer {
 #[test]
 fn await_inside_an_async_actor_method() {
     on_each_backend(|backend| {
-        let summer = Summer::remote();
+        let summer = Summer::remote(0);
         let refs = vec![slow::remote(10, 100), unidist::put(20), slow::remote(30, 1)];
         let total = unidist::get_timeout(&summer.add_all(refs), LIMIT).unwrap();
         assert_eq!(total, 60, "{backend}");
