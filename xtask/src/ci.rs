@@ -112,6 +112,7 @@ pub fn ci() -> i32 {
             Err(format!("{failed} failed"))
         }
     }));
+    steps.push(step("examples", || crate::examples::run_examples(true)));
     steps.push(step("soak --short", || {
         match crate::soak::soak(&["--short".to_string()]) {
             0 => Ok(()),

@@ -5,7 +5,8 @@
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
 //! - `ci`: exactly what CI runs: fmt, tidy, clippy `-D warnings`, tests, fuzz (20 s a target),
-//!   test-backends, soak --short, docs.
+//!   test-backends, examples --mpi, soak --short, docs.
+//! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
 //! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
 //!   side: table, JSON and chart.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
@@ -17,6 +18,7 @@ mod backend_table;
 mod backends;
 mod bench;
 mod ci;
+mod examples;
 mod faults;
 mod fuzz;
 mod soak;
@@ -48,6 +50,9 @@ commands:
       64 MiB plus 256 MiB ones, 100 init/shutdown cycles, 10,000-node task trees), every result
       checked, bounded in time; --short divides every count by 10 (cycles stay 100, one 256 MiB
       object)
+  examples [--mpi]
+      every example of the gallery on pymp and pyseq, each output checked; with --mpi also under
+      mpiexec -n 3 (Open MPI, SPMD)
   fuzz [--seconds N]
       the fuzz targets (codec, MPI receive path) for a bounded time, then their regression corpus
   tidy
@@ -75,6 +80,13 @@ fn main() -> ExitCode {
         "bench" => bench::bench(rest),
         "soak" => soak::soak(rest),
         "fuzz" => fuzz::fuzz(rest),
+        "examples" => match examples::run_examples(rest.iter().any(|a| a == "--mpi")) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("xtask examples: {e}");
+                1
+            }
+        },
         "tidy" if rest.is_empty() => tidy::tidy(),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");

@@ -7,6 +7,7 @@ use std::time::Duration;
 use crate::actor::ActorId;
 use crate::error::Result;
 use crate::object_ref::{AnyRef, ObjectId};
+use crate::ready::Subscription;
 use crate::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
 use crate::value::{ErasedValue, Payload};
 
@@ -242,4 +243,21 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Stops the workers and frees every object; idempotent.
     fn shutdown(&self) -> Result<()>;
+
+    /// Fires `subscription` once at least [`at_least`](Subscription::at_least) of its ids are
+    /// ready as its [`readiness`](Subscription::readiness) counts them, or the runtime shut
+    /// down; what `.await` on a ref uses. Must not block.
+    ///
+    /// Firing early is allowed (the awaiting future samples again), firing never is a hang;
+    /// fire from whichever thread sees the objects settle, without holding locks the notified
+    /// code could need. A subscription nobody waits for any more
+    /// ([`is_wanted`](Subscription::is_wanted) is false) may be dropped unfired.
+    ///
+    /// The provided implementation serves it from one shared helper thread that calls
+    /// [`wait`](Backend::wait) on the union of pending ids in short rounds (see
+    /// [`ready::poller`](crate::ready::poller) for its cost); backends with per-object waiters
+    /// should register the subscription there instead.
+    fn on_ready(&self, subscription: Subscription) {
+        crate::ready::poller::serve(subscription);
+    }
 }

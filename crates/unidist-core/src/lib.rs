@@ -13,7 +13,10 @@
 //!   argument fails the call without running it) and runs the function through
 //!   [`task::run_function`] or an actor method through [`actor::ActorInstance`] (on an
 //!   [`actor::ActorThread`] where the backend has no event loop of its own), which catch panics,
-//!   check the number of outputs and turn failures into [`TaskError`] values.
+//!   check the number of outputs and turn failures into [`TaskError`] values;
+//! - `.await` on a ref ([`GetFuture`], [`WaitFuture`]) samples readiness and otherwise hands a
+//!   [`Subscription`] to [`Backend::on_ready`], which wakes the task when the object is ready
+//!   (see [`ready`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -22,6 +25,7 @@ pub mod backend;
 pub mod call;
 pub mod error;
 pub mod object_ref;
+pub mod ready;
 pub mod registry;
 pub mod runtime;
 pub mod task;
@@ -32,7 +36,8 @@ pub use backend::{
     ActorCall, ActorSpec, Arg, Backend, Capabilities, ClusterResources, TaskOptions, TaskSpec,
 };
 pub use error::{DeadReason, Error, ErrorKind, Result, TaskError, TaskFailure};
-pub use object_ref::{AnyRef, IntoArg, ObjectId, ObjectRef};
+pub use object_ref::{read_as, AnyRef, IntoArg, ObjectId, ObjectRef};
+pub use ready::{GetFuture, Notify, Readiness, Subscription, WaitFuture};
 pub use registry::{ActorClassEntry, ActorMethodEntry, MethodKind, Registry, RemoteFunction};
 pub use value::{ErasedValue, Outputs, Payload, Value};
 

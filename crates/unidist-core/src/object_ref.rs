@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::backend::{Arg, Backend};
 use crate::error::{Error, ErrorKind, Result};
 use crate::runtime;
-use crate::value::Value;
+use crate::value::{Payload, Value};
 
 /// The identity of a stored object: the process (rank) that created it and a sequence number
 /// unique within that process.
@@ -266,6 +266,21 @@ impl<'de, T> Deserialize<'de> for ObjectRef<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         AnyRef::deserialize(d).map(Self::from_any)
     }
+}
+
+/// Reads object `id`'s payload as a `T`; a value of another type gives
+/// [`Error::TypeMismatch`] naming the object.
+pub fn read_as<T: Value>(id: ObjectId, payload: &Payload) -> Result<T> {
+    payload.take::<T>().map_err(|e| match e {
+        Error::TypeMismatch {
+            expected, found, ..
+        } => Error::TypeMismatch {
+            object: id.to_string(),
+            expected,
+            found,
+        },
+        other => other,
+    })
 }
 
 /// The forms a task parameter of type `T` accepts: a `T`, an `ObjectRef<T>` or a

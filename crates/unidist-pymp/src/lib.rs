@@ -88,6 +88,10 @@
 //! timers and synchronization, not Tokio I/O. Rayon parallel iterators inside a task run on
 //! the pool; while one waits for its parts, rayon may run other queued work on the same thread.
 //!
+//! **Awaiting.** `.await` on a ref registers a counting waiter on each pending object (the
+//! same waiter lists as blocked threads and tasks); the thread that settles the object wakes the
+//! awaiting task. No thread blocks or polls for an await.
+//!
 //! # Costs and what is measured
 //!
 //! Each actor costs one OS thread (with the platform's default stack, mostly unreserved) and
@@ -110,7 +114,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use unidist_core::{
     ActorCall, ActorId, ActorSpec, Backend, ClusterResources, ErasedValue, Error, ObjectId,
-    Payload, Result, TaskSpec,
+    Payload, Result, Subscription, TaskSpec,
 };
 
 mod actors;
@@ -282,6 +286,26 @@ impl Backend for PympBackend {
     fn cluster_resources(&self) -> Result<ClusterResources> {
         let cpus = BTreeMap::from([("CPU".to_string(), self.num_cpus() as f64)]);
         Ok(BTreeMap::from([(self.get_ip(), cpus)]))
+    }
+
+    fn on_ready(&self, subscription: Subscription) {
+        // Values never leave this process, so `Local` and `Settled` are the same here.
+        let (ids, at_least, notify) = subscription.into_parts();
+        if at_least == 0 {
+            notify.fire();
+            return;
+        }
+        let count = store::ReadyCount::new(at_least, notify);
+        for id in ids {
+            // Not registered: settled already, or gone (sampling then gives the error).
+            if !self
+                .shared
+                .store
+                .register(id, store::Waiter::Ready(count.clone()))
+            {
+                count.hit();
+            }
+        }
     }
 
     fn shutdown(&self) -> Result<()> {

@@ -1,8 +1,8 @@
 //! The object store: a sharded map from object id to its state, reference count and waiters.
 //!
-//! Every object is one [`Slot`]: pending (with the tasks, threads and futures waiting for it),
-//! ready (the value, shared as an `Arc`), or failed (the error every reader gets). Values are
-//! never copied or serialized here.
+//! Every object is one [`Slot`]: pending (with the tasks, threads, actor calls and awaiting
+//! futures waiting for it), ready (the value, shared as an `Arc`), or failed (the error every
+//! reader gets). Values are never copied or serialized here.
 //!
 //! Locking rule: nothing is dropped while a shard lock is held. A stored value may hold
 //! `ObjectRef`s, and a waiting task holds its argument refs; dropping either calls back into
@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::thread::Thread;
 
 use parking_lot::Mutex;
-use unidist_core::{ErasedValue, Error, ObjectId};
+use unidist_core::{ErasedValue, Error, Notify, ObjectId};
 
 use crate::tasks::TaskCell;
 
@@ -102,6 +102,37 @@ pub(crate) enum Waiter {
     Thread(Arc<Signal>),
     /// An actor call waiting for an argument on its actor's event loop.
     Async(tokio::sync::oneshot::Sender<()>),
+    /// A future awaiting refs (`Backend::on_ready`).
+    Ready(Arc<ReadyCount>),
+}
+
+/// Fires a readiness notification once a number of objects settled.
+pub(crate) struct ReadyCount {
+    left: AtomicUsize,
+    notify: Mutex<Option<Notify>>,
+}
+
+impl ReadyCount {
+    pub(crate) fn new(at_least: usize, notify: Notify) -> Arc<Self> {
+        Arc::new(ReadyCount {
+            left: AtomicUsize::new(at_least),
+            notify: Mutex::new(Some(notify)),
+        })
+    }
+
+    /// One more object settled; the one that completes the count fires the notification
+    /// (outside the lock, which only guards taking it).
+    pub(crate) fn hit(&self) {
+        let before = self
+            .left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        if before == Ok(1) {
+            let notify = self.notify.lock().take();
+            if let Some(n) = notify {
+                n.fire();
+            }
+        }
+    }
 }
 
 /// The waiters of a pending object, boxed behind one pointer: most objects never have any,
@@ -376,6 +407,7 @@ pub(crate) fn wake(waiters: Vec<Waiter>, mut launch: impl FnMut(Arc<TaskCell>)) 
             Waiter::Async(tx) => {
                 let _ = tx.send(());
             }
+            Waiter::Ready(count) => count.hit(),
         }
     }
 }
@@ -424,6 +456,30 @@ mod tests {
         assert!(matches!(s.lookup(id), Lookup::Failed(Error::ShutDown)));
         // A settled object takes no more waiters.
         assert!(!s.register(id, Waiter::Thread(sig.clone())));
+    }
+
+    #[test]
+    fn ready_count_fires_once_when_enough_settle() {
+        let s = Store::new();
+        let ids = s.insert_pending(3).to_vec();
+        let fired = Arc::new(AtomicUsize::new(0));
+        let notify = {
+            let fired = fired.clone();
+            Notify::new(move || {
+                fired.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let count = ReadyCount::new(2, notify);
+        for id in &ids {
+            assert!(s.register(*id, Waiter::Ready(count.clone())));
+        }
+        drop(count);
+        wake(s.complete(ids[0], Ok(value(0))), |_| unreachable!());
+        assert_eq!(fired.load(Ordering::SeqCst), 0, "one of two settled");
+        wake(s.complete(ids[1], Ok(value(1))), |_| unreachable!());
+        assert_eq!(fired.load(Ordering::SeqCst), 1, "two of two settled");
+        wake(s.complete(ids[2], Ok(value(2))), |_| unreachable!());
+        assert_eq!(fired.load(Ordering::SeqCst), 1, "fires only once");
     }
 
     #[test]

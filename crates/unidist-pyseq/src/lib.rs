@@ -69,7 +69,7 @@ use unidist_core::call::{resolve_call_args, ArgState, Resolved};
 use unidist_core::task::run_function;
 use unidist_core::{
     ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId,
-    Outputs, Payload, Result, TaskError, TaskFailure, TaskSpec,
+    Outputs, Payload, Result, Subscription, TaskError, TaskFailure, TaskSpec,
 };
 
 use crate::actors::{ActorEntry, ActorState, Actors, Reply, Target};
@@ -317,6 +317,12 @@ impl Backend for Pyseq {
         self.check_running()?;
         let cpus = BTreeMap::from([("CPU".to_string(), 1.0)]);
         Ok(BTreeMap::from([(self.get_ip(), cpus)]))
+    }
+
+    fn on_ready(&self, subscription: Subscription) {
+        // Every object is ready (or failed) when its id exists, and after shutdown sampling
+        // gives the error: either way the awaiting future can go on at once.
+        subscription.fire();
     }
 
     fn shutdown(&self) -> Result<()> {

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use unidist_config as config;
+use unidist_core::ready::{partition_for_wait, split_ready, validate_wait};
 use unidist_core::{
-    runtime, AnyRef, Arg, Backend, Error, ObjectId, ObjectRef, Payload, Result, Value,
+    read_as, runtime, AnyRef, Arg, Backend, Error, GetFuture, ObjectId, ObjectRef, Result, Value,
+    WaitFuture,
 };
 
 use crate::{backend, backends, ClusterResources, LIFECYCLE, SHUT_DOWN};
@@ -64,19 +66,6 @@ pub fn put<T: Value>(value: T) -> ObjectRef<T> {
     }
 }
 
-fn typed<T: Value>(id: ObjectId, payload: &Payload) -> Result<T> {
-    payload.take::<T>().map_err(|e| match e {
-        Error::TypeMismatch {
-            expected, found, ..
-        } => Error::TypeMismatch {
-            object: id.to_string(),
-            expected,
-            found,
-        },
-        other => other,
-    })
-}
-
 /// The arguments of a call to `backend` with every ref that does not belong to it (a ref kept
 /// from a runtime that was shut down) replaced by a ref holding [`Error::StaleRef`].
 ///
@@ -128,7 +117,7 @@ fn get_many<T: Value>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Resul
     let payloads = b.get(&ids, timeout)?;
     ids.iter()
         .zip(&payloads)
-        .map(|(id, p)| typed(*id, p))
+        .map(|(id, p)| read_as::<T>(*id, p))
         .collect()
 }
 
@@ -175,53 +164,73 @@ fn wait_impl<T>(
     num_returns: usize,
     timeout: Option<Duration>,
 ) -> Result<Split<T>> {
-    if refs.is_empty() {
-        return Err(Error::invalid(
-            "refs for wait",
-            "[] (empty)",
-            "at least one ref",
-        ));
+    validate_wait(refs.len(), num_returns)?;
+    let mut parts = partition_for_wait(refs.iter().map(ObjectRef::as_any));
+    if let Some(b) = parts.backend.clone() {
+        let need = num_returns.saturating_sub(parts.already_ready());
+        let flags = b.wait(&parts.ids, need, timeout)?;
+        parts.record(&flags);
     }
-    if num_returns == 0 || num_returns > refs.len() {
-        return Err(Error::invalid(
-            "num_returns",
-            num_returns,
-            format!("1..={} (the number of refs)", refs.len()),
-        ));
-    }
-    let mut ready = vec![false; refs.len()];
-    let mut live = Vec::new();
-    let mut ids = Vec::new();
-    let mut backend: Option<Arc<dyn Backend>> = None;
-    for (i, r) in refs.iter().enumerate() {
-        match r.as_any().resolve() {
-            Ok((id, b)) if backend.as_ref().is_none_or(|first| Arc::ptr_eq(first, &b)) => {
-                backend.get_or_insert(b);
-                live.push(i);
-                ids.push(id);
-            }
-            // A ref that holds an error, or whose runtime is gone, is ready: `get` returns its
-            // error at once.
-            _ => ready[i] = true,
-        }
-    }
-    if let Some(b) = backend {
-        let already = refs.len() - live.len();
-        let flags = b.wait(&ids, num_returns.saturating_sub(already), timeout)?;
-        for (k, f) in flags.into_iter().enumerate() {
-            ready[live[k]] = f;
-        }
-    }
-    let mut done = Vec::with_capacity(num_returns);
-    let mut pending = Vec::new();
-    for (r, is_ready) in refs.iter().zip(ready) {
-        if is_ready && done.len() < num_returns {
-            done.push(r.clone());
-        } else {
-            pending.push(r.clone());
-        }
-    }
-    Ok((done, pending))
+    Ok(split_ready(refs, &parts.ready, num_returns))
+}
+
+/// Reads the object without blocking the thread: the future of [`get`].
+///
+/// Same as `r.clone().await` ([`ObjectRef`] implements [`IntoFuture`](std::future::IntoFuture)).
+/// It works under any executor (Tokio, smol, `futures::executor::block_on`) and inside
+/// `async fn` actor methods: polling only samples readiness, and the backend wakes the task
+/// when the object is ready. A failed task gives its error.
+///
+/// ```
+/// #[unidist::remote]
+/// fn square(x: i64) -> i64 {
+///     x * x
+/// }
+///
+/// # fn main() -> unidist::Result<()> {
+/// # unidist::config::Backend::put(unidist::config::BackendName::Pyseq).unwrap();
+/// let r = square::remote(4);
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// rt.block_on(async {
+///     assert_eq!(unidist::get_async(&r).await?, 16);
+///     assert_eq!(square::remote(5).await?, 25); // `.await` on the ref itself
+///     Ok(())
+/// })
+/// # }
+/// ```
+pub fn get_async<T: Value>(r: &ObjectRef<T>) -> GetFuture<T> {
+    GetFuture::new(r.clone())
+}
+
+/// Waits without blocking the thread: the future of [`wait`], with the same rules (failed refs
+/// count as ready; `num_returns` outside `1..=refs.len()` is an error when awaited).
+///
+/// ```
+/// #[unidist::remote]
+/// fn square(x: i64) -> i64 {
+///     x * x
+/// }
+///
+/// # fn main() -> unidist::Result<()> {
+/// # unidist::config::Backend::put(unidist::config::BackendName::Pyseq).unwrap();
+/// let mut pending: Vec<_> = (1..=3).map(square::remote).collect();
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// let mut sum = 0;
+/// rt.block_on(async {
+///     while !pending.is_empty() {
+///         // Whichever finishes first.
+///         let (ready, rest) = unidist::wait_async(&pending, 1).await?;
+///         sum += ready[0].clone().await?;
+///         pending = rest;
+///     }
+///     Ok::<_, unidist::Error>(())
+/// })?;
+/// assert_eq!(sum, 14);
+/// # Ok(())
+/// # }
+/// ```
+pub fn wait_async<T>(refs: &[ObjectRef<T>], num_returns: usize) -> WaitFuture<T> {
+    WaitFuture::new(refs.to_vec(), num_returns)
 }
 
 /// Workers available for tasks (1 on `pyseq`).

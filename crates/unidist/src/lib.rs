@@ -3,15 +3,6 @@
 //!
 //! # Overview
 //!
-//! unidist for Rust is the Rust counterpart of the Python project
-//! [unidist](https://github.com/modin-project/unidist): you mark functions with
-//! [`#[unidist::remote]`](macro@remote) and types with [`#[unidist::actor]`](macro@actor), call them
-//! with `.remote(..)` to get typed [`ObjectRef`]s, and read results with [`get`]. The same program
-//! runs sequentially for debugging (`UNIDIST_BACKEND=pyseq`), on every core of one machine, and
-//! across processes and hosts with MPI.
-//!
-//! # Usage
-//!
 //! ```
 //! use unidist::ObjectRef;
 //!
@@ -21,12 +12,55 @@
 //! }
 //!
 //! fn main() -> unidist::Result<()> {
-//!     unidist::init()?;
+//! #   unidist::config::Backend::put(unidist::config::BackendName::Pyseq).unwrap();
+//!     unidist::init()?; // backend from UNIDIST_BACKEND, else auto-detected
 //!     let refs: Vec<ObjectRef<i64>> = (0..5).map(square::remote).collect();
 //!     assert_eq!(unidist::get_all(&refs)?, vec![0, 1, 4, 9, 16]);
 //!     unidist::shutdown()
 //! }
 //! ```
+//!
+//! unidist for Rust is the Rust counterpart of the Python project
+//! [unidist](https://github.com/modin-project/unidist): you mark functions with
+//! [`#[unidist::remote]`](macro@remote) and types with [`#[unidist::actor]`](macro@actor), call them
+//! with `.remote(..)` to get typed [`ObjectRef`]s, and read results with [`get`] (or `.await`).
+//! The same program runs sequentially for debugging (`UNIDIST_BACKEND=pyseq`), on every core of
+//! one machine, and across processes and hosts with MPI.
+//!
+//! # Backends: which one when
+//!
+//! | backend | `UNIDIST_BACKEND` | where work runs | use it for |
+//! |---|---|---|---|
+//! | sequential | `pyseq` | in the caller's thread, at submission | debugging (breakpoints and backtraces point into your code), deterministic tests and doc tests |
+//! | local pool | `pymp` | a thread pool for tasks and one thread per actor, one process | every core of one machine; values are shared in memory, never copied or serialized |
+//! | MPI | `mpi` | MPI processes (`mpiexec` SPMD, or spawned), across hosts | more than one machine, or work isolated in processes |
+//!
+//! Without `UNIDIST_BACKEND` the backend is detected: MPI when built with the `mpi` feature and
+//! a usable MPI library is present, else the local pool (else, when the pool is not built in,
+//! the sequential backend).
+//!
+//! On MPI, rank 0 runs `main` and the other ranks serve inside [`init`] and exit when rank 0
+//! shuts down: `UNIDIST_IS_MPI_SPAWN_WORKEhttps://github.com/unidist-rs/unidist/blob/main=false mpiexec -n 3 app` (SPMD), or plain `app`,
+//! which spawns `UNIDIST_CPUS` workers (Open MPI).
+//!
+//! # Gallery
+//!
+//! Complete programs in `crates/unidist/examples`, each runnable on every backend with the
+//! commands in its header, each printing a result that CI checks:
+//!
+//! - [`quickstart`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/quickstart.rs): the program above;
+//! - [`actors`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/actors.rs): a stateful actor, an async method, two returns, a handle passed to a task;
+//! - [`pi_monte_carlo`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/pi_monte_carlo.rs): independent tasks with fixed seeds, reduced by a tree of tasks;
+//! - [`word_count`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/word_count.rs): map-reduce over generated files, merges chained through refs;
+//! - [`mandelbrot`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/mandelbrot.rs): one task per row, written as a PNG;
+//! - [`parameter_server`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/parameter_server.rs): an actor holding model weights, workers pulling and pushing gradients;
+//! - [`pipeline_async`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/pipeline_async.rs): a Tokio program awaiting refs while doing file I/O;
+//! - [`streaming_wait`](https://github.com/unidist-rs/unidist/blob/main/crates/unidist/examples/streaming_wait.rs): handling results in the order they finish.
+//!
+//! Measurements against the hardware floors and Python unidist, Ray and Dask:
+//! [BENCHMARKS.md](https://github.com/unidist-rs/unidist/blob/main/BENCHMARKS.md).
+//!
+//! # Usage
 //!
 //! Arguments of a remote function accept a value, an `ObjectRef` or a `&ObjectRef` of the
 //! parameter type; refs are resolved before the body runs. Functions may return several objects:
@@ -38,6 +72,7 @@
 //! }
 //!
 //! # fn main() -> unidist::Result<()> {
+//! # unidist::config::Backend::put(unidist::config::BackendName::Pyseq).unwrap();
 //! let (half, rest) = split::remote(7);
 //! assert_eq!((unidist::get(&half)?, unidist::get(&rest)?), (3, 1));
 //! # Ok(())
@@ -63,6 +98,7 @@
 //! }
 //!
 //! # fn main() -> unidist::Result<()> {
+//! # unidist::config::Backend::put(unidist::config::BackendName::Pyseq).unwrap();
 //! let c = Counter::remote(10);
 //! c.add(1);
 //! assert_eq!(unidist::get(&c.add(5))?, 16);
@@ -70,24 +106,27 @@
 //! # }
 //! ```
 //!
+//! Refs are futures: `.await` on an [`ObjectRef`], [`get_async`] and [`wait_async`] read and wait
+//! without blocking the executor's thread, under any executor and inside `async fn` actor
+//! methods (the backend wakes the task when the object is ready):
+//!
+//! ```
+//! #[unidist::remote]
+//! fn square(x: i64) -> i64 {
+//!     x * x
+//! }
+//!
+//! # fn main() -> unidist::Result<()> {
+//! # unidist::config::Backend::put(unidist::config::BackendName::Pyseq).unwrap();
+//! let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+//! let v = rt.block_on(async { square::remote(4).await })?;
+//! assert_eq!(v, 16);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! A panic in a task is an error value: [`get`] returns [`Error`] naming the function and the
 //! message, every time, and tasks that take the failed ref fail the same way without running.
-//!
-//! # Backends
-//!
-//! | backend | `UNIDIST_BACKEND` | where work runs | status |
-//! |---|---|---|---|
-//! | sequential | `pyseq` | in the caller's thread, at submission | complete |
-//! | local pool | `pymp` | a rayon pool for tasks, actix actors, one process | complete |
-//! | MPI | `mpi` | MPI processes (`mpiexec` SPMD, or spawned), across hosts | complete |
-//!
-//! Without `UNIDIST_BACKEND` the backend is detected: MPI when built with the `mpi` feature and
-//! a usable MPI library is present, else the local pool (else, when the pool is not built in,
-//! the sequential backend).
-//!
-//! On MPI, rank 0 runs `main` and the other ranks serve inside [`init`] and exit when rank 0
-//! shuts down: `UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n 3 app` (SPMD), or plain `app`,
-//! which spawns `UNIDIST_CPUS` workers (Open MPI).
 //!
 //! # Feature flags
 //!
@@ -125,8 +164,8 @@ use std::sync::{Arc, Mutex};
 use unidist_core::runtime;
 
 pub use unidist_core::{
-    ActorHandle, ActorId, ClusterResources, Error, ErrorKind, IntoArg, ObjectRef, Result,
-    TaskError, TaskFailure, TaskOptions, Value,
+    ActorHandle, ActorId, ClusterResources, Error, ErrorKind, GetFuture, IntoArg, ObjectRef,
+    Result, TaskError, TaskFailure, TaskOptions, Value, WaitFuture,
 };
 pub use unidist_macros::{actor, remote};
 pub use unidist_serialize::serde_fast;
@@ -152,8 +191,8 @@ mod facade;
 pub use backends::{bench_mpi_raw_floors, capabilities, in_process_backends, Capabilities};
 
 pub use facade::{
-    cluster_resources, get, get_all, get_ip, get_timeout, init, is_initialized, num_cpus, put,
-    shutdown, wait, wait_timeout,
+    cluster_resources, get, get_all, get_async, get_ip, get_timeout, init, is_initialized,
+    num_cpus, put, shutdown, wait, wait_async, wait_timeout,
 };
 
 #[doc(hidden)]
