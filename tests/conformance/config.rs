@@ -221,12 +221,24 @@ const ACCEPTED: &[(&str, &str)] = &[
     ),
     ("UNIDIST_MPI_BACKOFF", "between 0 and 10"),
     ("UNIDIST_MPI_LOG", "true, yes, 1, false, no, 0"),
+    ("UNIDIST_PROGRESS", "true, yes, 1, false, no, 0"),
+    ("UNIDIST_TIMELINE", "existing, writable directory"),
 ];
 
 /// Bad values for every variable: malformed, negative, empty (which is an error, never
 /// "unset"), whitespace only, and huge (out of range, overflowing, or absurdly long).
 fn bad_values(variable: &str) -> Vec<String> {
     let huge_text = "x".repeat(4096);
+    if variable == "UNIDIST_TIMELINE" {
+        // Almost any text is a file name: what is bad is a directory that does not exist, or
+        // a name longer than a file name can be.
+        return vec![
+            String::new(),
+            "   ".to_owned(),
+            "/nonexistent-unidist-dir/trace.json".to_owned(),
+            huge_text,
+        ];
+    }
     let mut values = vec![
         String::new(),
         "   ".to_owned(),

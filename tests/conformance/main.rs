@@ -27,6 +27,7 @@ mod bad_input;
 mod config;
 mod general;
 mod object;
+mod observe;
 mod serde_attrs;
 mod task;
 mod wait;
@@ -58,6 +59,7 @@ fn all_cases() -> Vec<Case> {
     all.extend(config::cases());
     all.extend(bad_input::cases());
     all.extend(serde_attrs::cases());
+    all.extend(observe::cases());
     all.extend(general::cases());
     all
 }

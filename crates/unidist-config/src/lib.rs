@@ -19,6 +19,8 @@
 //! | [`MpiPickleThreshold`] | `UNIDIST_MPI_PICKLE_THRESHOLD` | int (bytes) | 262144 | 0 to 2^40 |
 //! | [`MpiBackoff`] | `UNIDIST_MPI_BACKOFF` | float (seconds) | 0.0001 | finite, 0 to 10 |
 //! | [`MpiLog`] | `UNIDIST_MPI_LOG` | bool | `false` | `true/yes/1`, `false/no/0` (any case) |
+//! | [`Progress`] | `UNIDIST_PROGRESS` | bool | `false` | `true/yes/1`, `false/no/0` (any case) |
+//! | [`Timeline`] | `UNIDIST_TIMELINE` | path | none | a non-empty file path (its directory must exist and be writable at `init`) |
 //!
 //! # Decoding environment values
 //!
@@ -79,7 +81,7 @@ pub use parameter::Slot;
 pub use parameter::{Parameter, ValueSource};
 pub use params::{
     set_backend_detector, Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHosts, MpiLog,
-    MpiPickleThreshold,
+    MpiPickleThreshold, Progress, Timeline,
 };
 pub use registry::{
     env_vars, parameters, render_table, reset_all, user_set_env, validate_all, ParameterInfo,

@@ -429,5 +429,87 @@ impl Parameter for MpiLog {
 }
 inherent_api!(MpiLog);
 
+// ---------------------------------------------------------------------------------------------
+
+/// Whether a long `get_all`/`wait` shows a progress bar on stderr: `UNIDIST_PROGRESS`, a bool.
+/// Default: `false`. The bar appears only when stderr is a terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Progress;
+
+impl Parameter for Progress {
+    type Value = bool;
+    const NAME: &'static str = "Progress";
+    const VARNAME: &'static str = "UNIDIST_PROGRESS";
+    const TYPE_NAME: &'static str = "bool";
+    const EXPECTED: &'static str = BOOL_EXPECTED;
+    const HELP: &'static str = "progress bar on stderr for long waits on many refs";
+
+    fn default_value() -> bool {
+        false
+    }
+
+    fn decode(variable: &str, raw: &str) -> Result<bool> {
+        decode_bool(variable, raw)
+    }
+
+    fn validate(value: bool) -> Result<bool> {
+        Ok(value)
+    }
+
+    fn encode(value: &bool) -> Option<String> {
+        Some(value.to_string())
+    }
+
+    fn slot() -> &'static Slot<bool> {
+        static SLOT: Slot<bool> = Slot::new();
+        &SLOT
+    }
+}
+inherent_api!(Progress);
+
+// ---------------------------------------------------------------------------------------------
+
+/// Where `shutdown` writes the timeline trace: `UNIDIST_TIMELINE`, a file path. Default: none
+/// (nothing is recorded). Surrounding whitespace is trimmed; an empty path is an error. Whether
+/// the directory exists and is writable is checked by `unidist::init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Timeline;
+
+impl Parameter for Timeline {
+    type Value = Option<String>;
+    const NAME: &'static str = "Timeline";
+    const VARNAME: &'static str = "UNIDIST_TIMELINE";
+    const TYPE_NAME: &'static str = "path";
+    const EXPECTED: &'static str = "a file path in an existing, writable directory";
+    const HELP: &'static str = "write a Chrome/Perfetto trace of the run to this file at shutdown";
+
+    fn default_value() -> Option<String> {
+        None
+    }
+
+    fn decode(_variable: &str, raw: &str) -> Result<Option<String>> {
+        Ok(Some(raw.trim().to_string()))
+    }
+
+    fn validate(value: Option<String>) -> Result<Option<String>> {
+        match value {
+            Some(p) if p.trim().is_empty() => {
+                Err(ConfigError::invalid(Self::VARNAME, p, Self::EXPECTED))
+            }
+            other => Ok(other),
+        }
+    }
+
+    fn encode(value: &Option<String>) -> Option<String> {
+        value.clone()
+    }
+
+    fn slot() -> &'static Slot<Option<String>> {
+        static SLOT: Slot<Option<String>> = Slot::new();
+        &SLOT
+    }
+}
+inherent_api!(Timeline);
+
 #[cfg(test)]
 mod tests;

@@ -241,6 +241,20 @@ pub trait Backend: Send + Sync + 'static {
         crate::runtime::local_ip()
     }
 
+    /// Counters since `init`; by default this process's
+    /// ([`observe::stats::local`](crate::observe::stats::local)). A backend with several
+    /// processes gathers each one's local counters and returns one worker entry per process.
+    fn stats(&self) -> Result<crate::observe::Stats> {
+        Ok(crate::observe::stats::local())
+    }
+
+    /// What the timeline recorded so far, one entry per process; by default this process's
+    /// ([`observe::timeline::local_trace`](crate::observe::timeline::local_trace)). A backend
+    /// with several processes gathers each one's recording, with its clock offset.
+    fn timeline(&self) -> Result<Vec<crate::observe::timeline::ProcessTrace>> {
+        Ok(vec![crate::observe::timeline::local_trace()])
+    }
+
     /// Stops the workers and frees every object; idempotent.
     fn shutdown(&self) -> Result<()>;
 

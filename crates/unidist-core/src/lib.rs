@@ -25,6 +25,7 @@ pub mod backend;
 pub mod call;
 pub mod error;
 pub mod object_ref;
+pub mod observe;
 pub mod ready;
 pub mod registry;
 pub mod runtime;
@@ -37,6 +38,7 @@ pub use backend::{
 };
 pub use error::{DeadReason, Error, ErrorKind, Result, TaskError, TaskFailure};
 pub use object_ref::{read_as, AnyRef, IntoArg, ObjectId, ObjectRef};
+pub use observe::{Stats, WorkerStats};
 pub use ready::{GetFuture, Notify, Readiness, Subscription, WaitFuture};
 pub use registry::{ActorClassEntry, ActorMethodEntry, MethodKind, Registry, RemoteFunction};
 pub use value::{ErasedValue, Outputs, Payload, Value};

@@ -129,6 +129,7 @@ pub fn run_function(
     function: &RemoteFunction,
     args: &[Payload],
 ) -> std::result::Result<Outputs, TaskError> {
+    let _span = crate::observe::timeline::Span::execution("task", function.name);
     let outputs = catch_panic(function.name, || (function.invoke)(args))?;
     check_arity(function.name, function.num_returns, outputs)
 }
@@ -144,6 +145,10 @@ pub fn check_arity(
     outputs: Outputs,
 ) -> std::result::Result<Outputs, TaskError> {
     if outputs.len() == expected {
+        // Every call's outputs pass here on their way to the store, on every backend.
+        for o in &outputs {
+            crate::observe::stats::object_stored(o.byte_len());
+        }
         Ok(outputs)
     } else {
         Err(TaskError::new(

@@ -63,6 +63,11 @@ pub trait ErasedValue: Send + Sync + 'static {
     /// As [`encode`](Self::encode), but the out-of-band buffer of a natural value keeps this
     /// `Arc` alive and sends the value's own memory: no copy at all.
     fn encode_shared(self: Arc<Self>, oob_threshold: usize) -> Result<Encoded>;
+    /// The size of the value's data in bytes when it is known without encoding (the natural
+    /// types); what `bytes_stored` of `unidist::stats()` counts on local backends.
+    fn byte_len(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl<T: Value> ErasedValue for T {
@@ -76,6 +81,10 @@ impl<T: Value> ErasedValue for T {
 
     fn type_name(&self) -> &'static str {
         std::any::type_name::<T>()
+    }
+
+    fn byte_len(&self) -> Option<usize> {
+        unidist_serialize::natural_byte_len(self)
     }
 
     fn encode(&self, oob_threshold: usize) -> Result<Encoded> {

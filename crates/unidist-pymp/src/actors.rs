@@ -16,6 +16,7 @@ use actix::{Arbiter, ArbiterHandle, System};
 use parking_lot::Mutex;
 use unidist_core::actor::{ActorInstance, CallResult, LocalBoxFuture};
 use unidist_core::call::Resolved;
+use unidist_core::observe::timeline;
 use unidist_core::{
     ActorClassEntry, ActorId, ActorMethodEntry, Arg, DeadReason, Error, Outputs, Payload, Result,
 };
@@ -138,6 +139,7 @@ impl Actors {
             info: shell_info,
             class,
             ctor: Some(inputs),
+            ctor_flow: timeline::current_flow(),
             instance: None,
             in_flight: Rc::new(InFlight::default()),
             _live: live,
@@ -178,6 +180,7 @@ impl Actors {
             method,
             inputs,
             done,
+            flow: timeline::current_flow(),
         });
         Ok(ids.to_vec())
     }
@@ -358,6 +361,8 @@ struct Call {
     method: &'static ActorMethodEntry,
     inputs: Vec<Arg>,
     done: CallDone,
+    /// The timeline flow of its submission (0 when not recording).
+    flow: u64,
 }
 
 impl Message for Call {
@@ -377,6 +382,8 @@ struct Shell {
     info: Arc<ActorInfo>,
     class: &'static ActorClassEntry,
     ctor: Option<Vec<Arg>>,
+    /// The timeline flow of the actor's creation (0 when not recording).
+    ctor_flow: u64,
     /// `None` until the constructor ran; the constructor's error fails every call.
     instance: Option<std::result::Result<Rc<ActorInstance>, Error>>,
     in_flight: Rc<InFlight>,
@@ -388,6 +395,7 @@ impl Actor for Shell {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         ACTOR_OF.with(|a| a.set(self.shared.instance()));
+        let _flow = timeline::flow_scope(self.ctor_flow);
         let inputs = self.ctor.take().unwrap_or_default();
         let class = self.class;
         match resolve_now(&self.shared.store, class.name, &inputs) {
@@ -477,6 +485,7 @@ impl Shell {
             method,
             inputs,
             done,
+            flow,
         } = call;
         if let Some(e) = self.dead() {
             done.finish(Err(e));
@@ -484,6 +493,7 @@ impl Shell {
         }
         // Most calls get the state lock at once: start them in place, with nothing boxed.
         let started = {
+            let _flow = timeline::flow_scope(flow);
             let begin = std::pin::pin!(inst.begin(method, payloads));
             match begin.poll(&mut TaskContext::from_waker(Waker::noop())) {
                 Poll::Ready(running) => Some(running),

@@ -218,6 +218,7 @@ impl Backend for PympBackend {
             function,
             args,
             done: Completion::new(ids, function.name),
+            flow: unidist_core::observe::timeline::current_flow(),
         };
         let cell = Arc::new(TaskCell::new(task, object_args.len()));
         self.shared.store.insert_pending_ids(ids, Some(&cell));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use unidist_core::call::{ref_id, resolve_call_args, ArgState, Resolved};
+use unidist_core::observe::{stats, timeline};
 use unidist_core::task::run_function;
 use unidist_core::{Arg, Error, ObjectId, Payload, RemoteFunction};
 
@@ -36,6 +37,8 @@ pub(crate) struct Task {
     /// The arguments; their refs keep the objects alive until the task has read them.
     pub(crate) args: Vec<Arg>,
     pub(crate) done: Completion,
+    /// The timeline flow of its submission (0 when not recording).
+    pub(crate) flow: u64,
 }
 
 impl Task {
@@ -45,11 +48,14 @@ impl Task {
             function,
             args,
             done,
+            flow,
         } = self;
         if shared.is_closed() {
+            stats::count(stats::Counter::TasksFailed);
             done.finish(shared, Err(Error::ShutDown));
             return;
         }
+        let _flow = timeline::flow_scope(flow);
         let result = match resolve_now(&shared.store, function.name, &args) {
             Resolved::Ready(payloads) => run_function(function, &payloads).map_err(Error::from),
             Resolved::Failed(e) => Err(Error::from(e)),
@@ -61,6 +67,7 @@ impl Task {
                 ),
             )),
         };
+        stats::task_settled(&result);
         // The argument refs are released only after the outputs are settled, so that a
         // reader never sees an argument freed before the result that depends on it.
         done.finish(shared, result);
@@ -69,6 +76,7 @@ impl Task {
 
     /// Settles the outputs of a task that will not run.
     pub(crate) fn abandon(self, shared: &Arc<Shared>, error: Error) {
+        stats::count(stats::Counter::TasksFailed);
         self.done.finish(shared, Err(error));
     }
 }

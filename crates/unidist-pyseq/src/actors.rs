@@ -71,6 +71,8 @@ impl Drop for ChainScope<'_> {
 pub(crate) struct Reply {
     chain: Vec<ActorId>,
     to: SyncSender<CallResult>,
+    /// The timeline flow of the call's submission, ended by its first poll (0: none).
+    flow: u64,
 }
 
 impl Reply {
@@ -80,6 +82,7 @@ impl Reply {
         let reply = Reply {
             chain: blocked_actors(),
             to,
+            flow: unidist_core::observe::timeline::current_flow(),
         };
         (reply, from)
     }
@@ -95,6 +98,7 @@ impl CallHooks for Reply {
         // The chain belongs to a call, not to the actor thread, which interleaves the polls of
         // concurrent async calls.
         let _scope = ChainScope::enter(&mut self.chain);
+        let _flow = unidist_core::observe::timeline::flow_scope(std::mem::take(&mut self.flow));
         f()
     }
 

@@ -177,6 +177,7 @@ impl Backend for Pyseq {
             // No store lock is held here: the function may call back into the backend.
             .and_then(|payloads| run_function(function, &payloads))
             .map_err(task_failed);
+        unidist_core::observe::stats::task_settled(&result);
         let ids = self.store_results(function.name, function.num_returns, result);
         // `task.args` (refs that kept the arguments alive) are dropped here, after the store lock
         // was released.

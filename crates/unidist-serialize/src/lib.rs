@@ -179,5 +179,11 @@ pub fn decode<T: DeserializeOwned + 'static>(bytes: &[u8]) -> Result<T, Serializ
     oob::decode_scoped(bytes, Vec::new())
 }
 
+/// The size in bytes of `value`'s data if its type is natural (see the table above), known
+/// without encoding it; `None` for every other type.
+pub fn natural_byte_len<T: 'static>(value: &T) -> Option<usize> {
+    natural::byte_len(value)
+}
+
 #[cfg(test)]
 mod tests;

@@ -88,6 +88,11 @@ pub(crate) fn is_natural<T: ?Sized + 'static>() -> bool {
     kind::<T>().is_some()
 }
 
+/// The byte length of `value` if its type is natural; `None` for every other type.
+pub(crate) fn byte_len<T: 'static>(value: &T) -> Option<usize> {
+    bytes_of(value).map(<[u8]>::len)
+}
+
 /// The bytes of `value` if its type is natural.
 fn bytes_of<T: 'static>(value: &T) -> Option<&[u8]> {
     // Checked first so that the downcasts below are not even tried for other types (the

@@ -15,6 +15,7 @@ pub use unidist_core::{
     Payload, RawActorHandle, Result, TaskOptions, TaskSpec, Value,
 };
 
+use unidist_core::observe::{stats, timeline};
 use unidist_core::{ActorCall, ActorSpec};
 
 use crate::backend;
@@ -77,11 +78,13 @@ pub fn submit(
 ) -> Vec<AnyRef> {
     let result = backend().and_then(|b| {
         validate(&options, &b)?;
+        let _flow = timeline::submission("task", function.name);
         let ids = b.submit(TaskSpec {
             function,
             args: own_args(args, &b),
             options,
         })?;
+        stats::count(stats::Counter::TasksSubmitted);
         Ok(ids
             .into_iter()
             .map(|id| AnyRef::live(id, &b))
@@ -116,6 +119,7 @@ pub fn create_actor<A: ActorClass>(args: Vec<Arg>, options: TaskOptions) -> Acto
     let class = A::class();
     let result = backend().and_then(|b| {
         validate(&options, &b)?;
+        let _flow = timeline::submission("actor_create", class.name);
         let id = b.create_actor(ActorSpec {
             class,
             args: own_args(args, &b),
@@ -148,6 +152,7 @@ fn send_call(
     args: Vec<Arg>,
 ) -> Result<(Vec<unidist_core::ObjectId>, Arc<dyn unidist_core::Backend>)> {
     let (actor, b) = handle.resolve()?;
+    let _flow = timeline::submission("actor_call", method.name);
     let ids = b
         .call_actor(ActorCall {
             actor,
@@ -155,6 +160,7 @@ fn send_call(
             args: own_args(args, &b),
         })
         .map_err(|e| e.naming_actor_class(method.class, actor))?;
+    stats::count(stats::Counter::ActorCalls);
     Ok((ids, b))
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use unidist_config as config;
+use unidist_core::observe::timeline::Span;
 use unidist_core::ready::{partition_for_wait, split_ready, validate_wait};
 use unidist_core::{
     read_as, runtime, AnyRef, Arg, Backend, Error, GetFuture, ObjectId, ObjectRef, Result, Value,
@@ -28,6 +29,7 @@ pub fn init() -> Result<()> {
     config::set_backend_detector(backends::detect);
     config::validate_all()?;
     let name = config::Backend::get()?;
+    crate::observe::before_start()?;
     let backend = backends::start(name)?;
     runtime::install(backend)?;
     SHUT_DOWN.store(false, Ordering::Release);
@@ -49,7 +51,11 @@ pub fn shutdown() -> Result<()> {
     match runtime::take() {
         Some(b) => {
             SHUT_DOWN.store(true, Ordering::Release);
-            b.shutdown()
+            // The runtime ends first, so that a trace that cannot be written does not keep it
+            // alive; the backend keeps (or gathered) its recordings for `timeline` after it.
+            let stopped = b.shutdown();
+            let written = crate::observe::write_at_shutdown(&*b);
+            stopped.and(written)
         }
         None => Ok(()),
     }
@@ -59,7 +65,12 @@ pub fn shutdown() -> Result<()> {
 ///
 /// If the runtime cannot start, the returned ref holds the error and `get` returns it.
 pub fn put<T: Value>(value: T) -> ObjectRef<T> {
-    let result = backend().and_then(|b| b.put(Arc::new(value)).map(|id| AnyRef::live(id, &b)));
+    let value: Arc<dyn unidist_core::ErasedValue> = Arc::new(value);
+    let bytes = value.byte_len();
+    let result = backend().and_then(|b| b.put(value).map(|id| AnyRef::live(id, &b)));
+    if result.is_ok() {
+        unidist_core::observe::stats::object_stored(bytes);
+    }
     match result {
         Ok(r) => ObjectRef::from_any(r),
         Err(e) => ObjectRef::failed(e),
@@ -114,7 +125,8 @@ fn get_many<T: Value>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Resul
     let Some((ids, b)) = resolve_all(refs)? else {
         return Ok(Vec::new());
     };
-    let payloads = b.get(&ids, timeout)?;
+    let _span = Span::plain("get", "get");
+    let payloads = crate::observe::with_progress(&ids, &b, ids.len(), || b.get(&ids, timeout))?;
     ids.iter()
         .zip(&payloads)
         .map(|(id, p)| read_as::<T>(*id, p))
@@ -168,7 +180,10 @@ fn wait_impl<T>(
     let mut parts = partition_for_wait(refs.iter().map(ObjectRef::as_any));
     if let Some(b) = parts.backend.clone() {
         let need = num_returns.saturating_sub(parts.already_ready());
-        let flags = b.wait(&parts.ids, need, timeout)?;
+        let _span = Span::plain("wait", "wait");
+        let flags = crate::observe::with_progress(&parts.ids, &b, need, || {
+            b.wait(&parts.ids, need, timeout)
+        })?;
         parts.record(&flags);
     }
     Ok(split_ready(refs, &parts.ready, num_returns))

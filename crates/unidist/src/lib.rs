@@ -148,6 +148,8 @@
 //! | `UNIDIST_MPI_PICKLE_THRESHOLD` | bytes | 262144 | MPI: buffers at least this large travel out of band |
 //! | `UNIDIST_MPI_BACKOFF` | seconds | 0.0001 | MPI: sleep of polling loops |
 //! | `UNIDIST_MPI_LOG` | bool | false | MPI: one log file per rank |
+//! | `UNIDIST_PROGRESS` | bool | false | a progress bar on stderr (when it is a terminal) for a `get_all`/`wait` on many refs that lasts over a second |
+//! | `UNIDIST_TIMELINE` | file path | none | record every task, actor call and `get`/`wait`, and write a Chrome/Perfetto trace there at [`shutdown`] (see [`timeline`]) |
 //!
 //! Booleans accept `true/yes/1` and `false/no/0` in any case. A bad value makes [`init`] fail
 //! with an error that names the variable, the value and what is accepted.
@@ -187,8 +189,12 @@ pub mod config {
 
 mod backends;
 mod facade;
+mod observe;
 
 pub use backends::{bench_mpi_raw_floors, capabilities, in_process_backends, Capabilities};
+
+pub use observe::{stats, timeline};
+pub use unidist_core::{Stats, WorkerStats};
 
 pub use facade::{
     cluster_resources, get, get_all, get_async, get_ip, get_timeout, init, is_initialized,

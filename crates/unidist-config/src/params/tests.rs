@@ -579,3 +579,38 @@ fn trait_and_inherent_calls_agree() {
     <CpuCount as Parameter>::reset();
     assert_eq!(CpuCount::get_value_source(), ValueSource::Default);
 }
+
+#[test]
+fn progress_decodes_bools_from_env() {
+    let env = isolate();
+    assert_eq!(Progress::get(), Ok(false));
+    for (raw, want) in [("true", true), (" YES ", true), ("0", false)] {
+        env.set("UNIDIST_PROGRESS", raw);
+        Progress::reset();
+        assert_eq!(Progress::get(), Ok(want), "{raw:?}");
+        assert_eq!(Progress::get_value_source(), ValueSource::GotFromCfgSource);
+    }
+    env.set("UNIDIST_PROGRESS", "sometimes");
+    Progress::reset();
+    let err = Progress::get().unwrap_err();
+    assert_invalid(&err, "UNIDIST_PROGRESS", "sometimes", "true, yes, 1");
+}
+
+#[test]
+fn timeline_is_a_trimmed_path_and_empty_is_an_error() {
+    let env = isolate();
+    assert_eq!(Timeline::get(), Ok(None));
+    env.set("UNIDIST_TIMELINE", " /tmp/trace.json ");
+    Timeline::reset();
+    assert_eq!(Timeline::get(), Ok(Some("/tmp/trace.json".to_string())));
+    env.set("UNIDIST_TIMELINE", "  ");
+    Timeline::reset();
+    assert!(matches!(
+        Timeline::get(),
+        Err(ConfigError::EmptyValue { ref variable, .. }) if variable == "UNIDIST_TIMELINE"
+    ));
+    let err = Timeline::put(Some(" ".into())).unwrap_err();
+    assert_invalid(&err, "UNIDIST_TIMELINE", " ", "writable directory");
+    Timeline::put(Some("out.json".into())).unwrap();
+    assert_eq!(Timeline::get(), Ok(Some("out.json".to_string())));
+}

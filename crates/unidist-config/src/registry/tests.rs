@@ -19,6 +19,8 @@ fn parameters_lists_every_parameter_in_order() {
             ("MpiPickleThreshold", "UNIDIST_MPI_PICKLE_THRESHOLD"),
             ("MpiBackoff", "UNIDIST_MPI_BACKOFF"),
             ("MpiLog", "UNIDIST_MPI_LOG"),
+            ("Progress", "UNIDIST_PROGRESS"),
+            ("Timeline", "UNIDIST_TIMELINE"),
         ]
     );
     let defaults: Vec<_> = infos.iter().map(|i| i.default.as_str()).collect();
@@ -32,7 +34,9 @@ fn parameters_lists_every_parameter_in_order() {
             "none",
             "262144",
             "0.0001",
-            "false"
+            "false",
+            "false",
+            "none"
         ]
     );
     for info in &infos {
@@ -57,6 +61,8 @@ fn parameters_lists_every_parameter_in_order() {
             "UNIDIST_MPI_PICKLE_THRESHOLD",
             "UNIDIST_MPI_BACKOFF",
             "UNIDIST_MPI_LOG",
+            "UNIDIST_PROGRESS",
+            "UNIDIST_TIMELINE",
         ]
     );
 }
@@ -90,11 +96,11 @@ fn render_table_is_aligned_and_reports_errors() {
     let table = render_table();
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("PARAMETER"), "{table}");
-    // Header plus seven rows, then one error line.
-    assert_eq!(lines.len(), 9, "{table}");
+    // Header plus nine rows, then one error line.
+    assert_eq!(lines.len(), 11, "{table}");
     let column = lines[0].find("ENV VAR").unwrap();
     let value_column = lines[0].find("VALUE").unwrap();
-    for (line, var) in lines[1..8]
+    for (line, var) in lines[1..10]
         .iter()
         .zip(env_vars().into_iter().filter(|v| *v != "UNIDIST_MPI_SPAWN"))
     {
@@ -109,7 +115,7 @@ fn render_table_is_aligned_and_reports_errors() {
     assert!(lines[2][value_column..].starts_with("<invalid>"), "{table}");
     assert!(lines[3].contains("(alias UNIDIST_MPI_SPAWN)"), "{table}");
     assert!(
-        lines[8].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
+        lines[10].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
         "{table}"
     );
 }
@@ -196,6 +202,8 @@ struct Snapshot {
     threshold: usize,
     backoff: f64,
     log: bool,
+    progress: bool,
+    timeline: Option<String>,
 }
 
 impl Snapshot {
@@ -207,6 +215,8 @@ impl Snapshot {
         MpiPickleThreshold::put(self.threshold).unwrap();
         MpiBackoff::put(self.backoff).unwrap();
         MpiLog::put(self.log).unwrap();
+        Progress::put(self.progress).unwrap();
+        Timeline::put(self.timeline.clone()).unwrap();
     }
 
     fn get() -> Snapshot {
@@ -218,6 +228,8 @@ impl Snapshot {
             threshold: MpiPickleThreshold::get().unwrap(),
             backoff: MpiBackoff::get().unwrap(),
             log: MpiLog::get().unwrap(),
+            progress: Progress::get().unwrap(),
+            timeline: Timeline::get().unwrap(),
         }
     }
 }
@@ -235,6 +247,8 @@ fn user_set_env_round_trips_through_the_environment() {
             threshold: 0,
             backoff: 0.0,
             log: true,
+            progress: true,
+            timeline: Some("/tmp/a trace.json".into()),
         },
         Snapshot {
             backend: nth_backend(1),
@@ -244,6 +258,8 @@ fn user_set_env_round_trips_through_the_environment() {
             threshold: max_threshold,
             backoff: 10.0,
             log: false,
+            progress: false,
+            timeline: None,
         },
         Snapshot {
             backend: nth_backend(2),
@@ -253,6 +269,8 @@ fn user_set_env_round_trips_through_the_environment() {
             threshold: 262_145,
             backoff: 1.0 / 3.0,
             log: true,
+            progress: true,
+            timeline: Some("t.json".into()),
         },
         Snapshot {
             backend: nth_backend(3),
@@ -262,6 +280,8 @@ fn user_set_env_round_trips_through_the_environment() {
             threshold: 1,
             backoff: 5e-324,
             log: false,
+            progress: false,
+            timeline: None,
         },
         Snapshot {
             backend: nth_backend(4),
@@ -271,6 +291,8 @@ fn user_set_env_round_trips_through_the_environment() {
             threshold: 7,
             backoff: 1e-7,
             log: false,
+            progress: true,
+            timeline: None,
         },
     ];
     // A stale alias inherited from the parent must not conflict with the forwarded value.
@@ -283,12 +305,15 @@ fn user_set_env_round_trips_through_the_environment() {
         // What a spawned worker sees: the inherited environment plus the forwarded variables.
         reset_all();
         env.unset("UNIDIST_MPI_HOSTS");
+        env.unset("UNIDIST_TIMELINE");
         for (var, value) in &forwarded {
             env.set(var, value);
         }
         assert_eq!(Snapshot::get(), *snapshot, "forwarded {forwarded:?}");
         for info in parameters() {
-            let expect = if info.name == "MpiHosts" && snapshot.hosts.is_none() {
+            let unset = (info.name == "MpiHosts" && snapshot.hosts.is_none())
+                || (info.name == "Timeline" && snapshot.timeline.is_none());
+            let expect = if unset {
                 ValueSource::Default
             } else {
                 ValueSource::GotFromCfgSource

@@ -42,6 +42,8 @@ impl ActorInstance {
         args: &[Payload],
     ) -> std::result::Result<Self, TaskError> {
         let name = class.name;
+        crate::observe::timeline::name_thread(|| format!("actor {name}"));
+        let _span = crate::observe::timeline::Span::execution("actor_create", name);
         let state = catch_panic(name, || (class.construct)(args))?;
         // Tokio's owned guards need an `Arc`; the instance never leaves its actor's thread, so
         // the `Arc` not being `Send` is intended.
@@ -74,11 +76,13 @@ impl ActorInstance {
             MethodKind::Ref(f) => {
                 let guard = self.state.read().await;
                 let state: &ActorState = &guard;
+                let _span = crate::observe::timeline::Span::execution("actor_call", name);
                 catch_panic(name, || f(&**state, &args))
             }
             MethodKind::Mut(f) => {
                 let mut guard = self.state.write().await;
                 let state: &mut ActorState = &mut guard;
+                let _span = crate::observe::timeline::Span::execution("actor_call", name);
                 catch_panic(name, || f(&mut **state, &args))
             }
             MethodKind::Async(f) => {
@@ -102,6 +106,8 @@ fn start_async(
 ) -> LocalBoxFuture<CallResult> {
     // Creating the future runs no user code for an `async fn`, but argument decoding in the
     // generated wrapper may; both the creation and every poll are guarded.
+    // An async call's span covers its start; its awaits interleave with other calls.
+    let _span = crate::observe::timeline::Span::execution("actor_call", method.name);
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
         Ok(fut) => Box::pin(CatchUnwind::new(method.name, method.num_returns, fut)),
         Err(p) => Box::pin(std::future::ready(Err(TaskError::new(

@@ -1,0 +1,324 @@
+//! The timeline recorder: complete events for tasks, actor calls, actor creations and driver
+//! `get`/`wait`, and flow events from a submission to its execution, kept in memory until the
+//! facade writes them as a Chrome/Perfetto trace.
+//!
+//! Off by default. Every event site first does one relaxed load of the on switch and returns
+//! when it is off, so a program that does not record pays that load and nothing else.
+//!
+//! Flows: the facade opens a [`submission`] around the backend call that submits work; it
+//! records the start of a flow and sets this thread's *current flow*. A backend that runs the
+//! work elsewhere keeps [`current_flow`] with it and re-enters it with [`flow_scope`] on the
+//! executing thread; the core's execution spans ([`Span::execution`]) end the flow where the
+//! work runs. A backend that runs work in the submitting thread needs to do nothing.
+
+use std::borrow::Cow;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+static ON: AtomicBool = AtomicBool::new(false);
+static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
+static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
+static BUFFER: Mutex<Recording> = Mutex::new(Recording {
+    events: Vec::new(),
+    threads: Vec::new(),
+});
+
+thread_local! {
+    // This thread's id in the trace; 0 until its first event.
+    static THREAD: Cell<u32> = const { Cell::new(0) };
+    // The flow that work started on this thread continues; 0 for none.
+    static FLOW: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The process's time origin, with the wall clock at that instant (for aligning processes).
+fn epoch() -> &'static (Instant, u64) {
+    static EPOCH: OnceLock<(Instant, u64)> = OnceLock::new();
+    EPOCH.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (Instant::now(), wall)
+    })
+}
+
+/// Nanoseconds since this process's time origin.
+pub fn now_ns() -> u64 {
+    epoch().0.elapsed().as_nanos() as u64
+}
+
+/// The wall clock (nanoseconds since the Unix epoch) at this process's time origin.
+pub fn origin_wall_ns() -> u64 {
+    epoch().1
+}
+
+/// True while recording; one relaxed load.
+#[inline]
+pub fn is_on() -> bool {
+    ON.load(Ordering::Relaxed)
+}
+
+/// Forgets what was recorded and starts recording.
+pub fn start() {
+    let _ = epoch();
+    let mut b = BUFFER.lock().unwrap_or_else(|p| p.into_inner());
+    b.events.clear();
+    ON.store(true, Ordering::Relaxed);
+}
+
+/// Stops recording; what was recorded stays until the next [`start`].
+pub fn stop() {
+    ON.store(false, Ordering::Relaxed);
+}
+
+/// What kind of event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// A span of `dur_ns` nanoseconds from `ts_ns`.
+    Complete {
+        /// Its length.
+        dur_ns: u64,
+    },
+    /// Work was submitted: the start of the flow `flow`.
+    FlowStart,
+    /// The work of flow `flow` started running (inside the span that starts at `ts_ns`).
+    FlowEnd,
+}
+
+/// One recorded event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// What kind of event.
+    pub phase: Phase,
+    /// `task`, `actor_call`, `actor_create`, `get` or `wait`.
+    pub category: Cow<'static, str>,
+    /// The function, method or actor type, or `get`/`wait`.
+    pub name: Cow<'static, str>,
+    /// When, in nanoseconds since the process's time origin.
+    pub ts_ns: u64,
+    /// The thread (see [`Recording::threads`]).
+    pub thread: u32,
+    /// The flow it starts or ends; 0 for none.
+    pub flow: u64,
+}
+
+/// Everything one process recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recording {
+    /// The events, in the order they were recorded.
+    pub events: Vec<Event>,
+    /// The name of each thread id that appears in `events`.
+    pub threads: Vec<(u32, String)>,
+}
+
+/// One process's recording with what places it in a job-wide trace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessTrace {
+    /// The process id of the trace (the MPI rank; 0 on local backends).
+    pub rank: u32,
+    /// The host the process ran on.
+    pub host: String,
+    /// Added to this process's timestamps to express them on rank 0's clock.
+    pub offset_ns: i64,
+    /// The residual error of `offset_ns` (half the best ping-pong round trip; 0 locally).
+    pub offset_error_ns: u64,
+    /// The events.
+    pub recording: Recording,
+}
+
+/// A copy of what this process has recorded so far.
+pub fn snapshot() -> Recording {
+    BUFFER.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// This process's recording as a [`ProcessTrace`] of rank 0 on this host.
+pub fn local_trace() -> ProcessTrace {
+    ProcessTrace {
+        rank: 0,
+        host: host_name(),
+        offset_ns: 0,
+        offset_error_ns: 0,
+        recording: snapshot(),
+    }
+}
+
+/// The host name, else the host's IP.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(crate::runtime::local_ip)
+}
+
+fn push(event: Event) {
+    BUFFER
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .events
+        .push(event);
+}
+
+/// This thread's id, named after the thread when it records its first event.
+fn thread_id() -> u32 {
+    THREAD.with(|t| {
+        if t.get() == 0 {
+            let id = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+            t.set(id);
+            let name = std::thread::current()
+                .name()
+                .map_or_else(|| format!("thread {id}"), str::to_string);
+            set_thread_name(id, name);
+        }
+        t.get()
+    })
+}
+
+fn set_thread_name(id: u32, name: String) {
+    let mut b = BUFFER.lock().unwrap_or_else(|p| p.into_inner());
+    match b.threads.iter_mut().find(|(t, _)| *t == id) {
+        Some(entry) => entry.1 = name,
+        None => b.threads.push((id, name)),
+    }
+}
+
+/// Names this thread in the trace (an actor's thread is named after its actor); no-op when off.
+pub fn name_thread(name: impl FnOnce() -> String) {
+    if is_on() {
+        set_thread_name(thread_id(), name());
+    }
+}
+
+/// Restores this thread's previous current flow when dropped.
+#[must_use = "the flow is current only while the guard lives"]
+pub struct FlowScope {
+    previous: Option<u64>,
+}
+
+impl Drop for FlowScope {
+    fn drop(&mut self) {
+        if let Some(p) = self.previous {
+            FLOW.with(|f| f.set(p));
+        }
+    }
+}
+
+/// Records that work `name` of `category` is being submitted from this thread and makes its
+/// flow current until the guard drops; what the facade wraps a backend's `submit`,
+/// `create_actor` and `call_actor` in.
+pub fn submission(category: &'static str, name: &'static str) -> FlowScope {
+    if !is_on() {
+        return FlowScope { previous: None };
+    }
+    let flow = NEXT_FLOW.fetch_add(1, Ordering::Relaxed);
+    push(Event {
+        phase: Phase::FlowStart,
+        category: Cow::Borrowed(category),
+        name: Cow::Borrowed(name),
+        ts_ns: now_ns(),
+        thread: thread_id(),
+        flow,
+    });
+    flow_scope(flow)
+}
+
+/// The flow of the work being submitted on this thread (0 when none or when off): what a
+/// backend keeps with work that runs on another thread.
+#[inline]
+pub fn current_flow() -> u64 {
+    if is_on() {
+        FLOW.with(Cell::get)
+    } else {
+        0
+    }
+}
+
+/// Makes `flow` current on this thread until the guard drops: the next execution span here
+/// ends it.
+pub fn flow_scope(flow: u64) -> FlowScope {
+    if flow == 0 && !is_on() {
+        return FlowScope { previous: None };
+    }
+    FlowScope {
+        previous: Some(FLOW.with(|f| f.replace(flow))),
+    }
+}
+
+/// A span being recorded; recorded as a complete event when dropped.
+#[must_use = "the span ends when the guard drops"]
+pub struct Span {
+    open: Option<OpenSpan>,
+}
+
+struct OpenSpan {
+    category: &'static str,
+    name: &'static str,
+    start: u64,
+    thread: u32,
+    flow: u64,
+}
+
+impl Span {
+    /// A span of work running here (a task, actor call or actor creation); it ends this
+    /// thread's current flow.
+    pub fn execution(category: &'static str, name: &'static str) -> Span {
+        Self::open(category, name, true)
+    }
+
+    /// A span that ends no flow (a driver `get` or `wait`).
+    pub fn plain(category: &'static str, name: &'static str) -> Span {
+        Self::open(category, name, false)
+    }
+
+    #[inline]
+    fn open(category: &'static str, name: &'static str, takes_flow: bool) -> Span {
+        if !is_on() {
+            return Span { open: None };
+        }
+        let flow = if takes_flow {
+            FLOW.with(|f| f.replace(0))
+        } else {
+            0
+        };
+        Span {
+            open: Some(OpenSpan {
+                category,
+                name,
+                start: now_ns(),
+                thread: thread_id(),
+                flow,
+            }),
+        }
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        let Some(s) = self.open.take() else { return };
+        // At least 1 ns, so that every span has a positive length even on a coarse clock.
+        let dur_ns = now_ns().saturating_sub(s.start).max(1);
+        let mut b = BUFFER.lock().unwrap_or_else(|p| p.into_inner());
+        if s.flow != 0 {
+            b.events.push(Event {
+                phase: Phase::FlowEnd,
+                category: Cow::Borrowed(s.category),
+                name: Cow::Borrowed(s.name),
+                ts_ns: s.start,
+                thread: s.thread,
+                flow: s.flow,
+            });
+        }
+        b.events.push(Event {
+            phase: Phase::Complete { dur_ns },
+            category: Cow::Borrowed(s.category),
+            name: Cow::Borrowed(s.name),
+            ts_ns: s.start,
+            thread: s.thread,
+            flow: 0,
+        });
+    }
+}
