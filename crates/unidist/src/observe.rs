@@ -196,6 +196,7 @@ struct ProgressWatch {
 impl ProgressWatch {
     fn start(ids: Vec<ObjectId>, b: Arc<dyn Backend>, need: usize) -> Self {
         let (done, finished) = channel::<bool>();
+        let started = std::time::Instant::now();
         let thread = std::thread::Builder::new()
             .name("unidist-progress".into())
             .spawn(move || {
@@ -206,7 +207,9 @@ impl ProgressWatch {
                 ) {
                     return;
                 }
-                let bar = indicatif::ProgressBar::new(need as u64);
+                // The bar appears a second in; its clock (for the rate and ETA) starts with
+                // the wait.
+                let bar = indicatif::ProgressBar::new(need as u64).with_elapsed(started.elapsed());
                 bar.set_style(
                     indicatif::ProgressStyle::with_template(
                         "{bar:40} {pos}/{len} ({per_sec}, ETA {eta})",
@@ -228,6 +231,8 @@ impl ProgressWatch {
                         Err(RecvTimeoutError::Timeout) => continue,
                     }
                     bar.finish();
+                    // The bar stays as the wait's last line; what follows starts below it.
+                    eprintln!();
                     return;
                 }
             })
