@@ -108,8 +108,7 @@ fn a_long_get_all_draws_a_bar_in_a_terminal() {
     let total = format!("/{TASKS} (");
     let last = text
         .split(['\r', '\n'])
-        .filter(|l| l.contains(&total))
-        .next_back()
+        .rfind(|l| l.contains(&total))
         .unwrap_or_else(|| panic!("no progress bar in the terminal output: {text:?}"));
     assert!(
         last.contains(&format!("{TASKS}/{TASKS} (")),
