@@ -134,12 +134,14 @@ impl Actors {
         let shell_info = info.clone();
         let shell_shared = shared.clone();
         let handle = arbiter.handle();
+        // Read here: the closure below runs on the actor's thread.
+        let ctor_flow = timeline::current_flow();
         let addr = Shell::start_in_arbiter(&handle, move |_| Shell {
             shared: shell_shared,
             info: shell_info,
             class,
             ctor: Some(inputs),
-            ctor_flow: timeline::current_flow(),
+            ctor_flow,
             instance: None,
             in_flight: Rc::new(InFlight::default()),
             _live: live,
