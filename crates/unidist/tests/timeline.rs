@@ -32,9 +32,9 @@ pub struct Tally {
 
 #[unidist::actor]
 impl Tally {
-    /// Starts at 0.
-    pub fn new() -> Self {
-        Tally { n: 0 }
+    /// Starts at `n`.
+    pub fn new(n: i64) -> Self {
+        Tally { n }
     }
 
     /// Adds `x` and returns the sum so far.
@@ -65,7 +65,7 @@ fn traced_run(backend: unidist::config::BackendName, path: &std::path::Path) -> 
     let refs: Vec<_> = (0..TASKS).map(traced_square::remote).collect();
     let squares = unidist::get_all(&refs).expect("get_all");
     assert_eq!(squares.len(), TASKS as usize);
-    let tally = Tally::remote();
+    let tally = Tally::remote(0);
     let sums = [tally.bump(1), tally.bump(2)];
     assert_eq!(unidist::get_all(&sums).expect("get_all"), vec![1, 3]);
     unidist::shutdown().expect("shutdown writes the trace");
