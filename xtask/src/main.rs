@@ -11,6 +11,7 @@
 //!   side: table, JSON and chart.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
+//! - `timeline-svg TRACE.json OUT.svg`: a Gantt chart of a `UNIDIST_TIMELINE` trace.
 //! - `tidy`: the house rules a compiler does not check (purpose lines, sizes, backend names).
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ mod faults;
 mod fuzz;
 mod soak;
 mod tidy;
+mod timeline_svg;
 mod util;
 
 use std::process::ExitCode;
@@ -55,6 +57,8 @@ commands:
       mpiexec -n 3 (Open MPI, SPMD)
   fuzz [--seconds N]
       the fuzz targets (codec, MPI receive path) for a bounded time, then their regression corpus
+  timeline-svg TRACE.json OUT.svg
+      a Gantt chart (one row per thread of every rank) of a UNIDIST_TIMELINE trace
   tidy
       house rules: every .rs file opens with a //! line; no src file over 800 lines and no fn
       over 100 (short allow-list); backend names only in the backend tables";
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
             }
         },
         "tidy" if rest.is_empty() => tidy::tidy(),
+        "timeline-svg" => timeline_svg::timeline_svg(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0
