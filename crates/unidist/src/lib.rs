@@ -125,6 +125,11 @@
 //! # }
 //! ```
 //!
+//! To see where the time went, [`stats`] returns counters since [`init`] (its `Display` is a
+//! table), `UNIDIST_TIMELINE=trace.json` writes a Chrome/Perfetto trace of every task, actor
+//! call and `get`/`wait` at [`shutdown`] ([`timeline`] writes one on demand), and
+//! `UNIDIST_PROGRESS=true` draws a progress bar for long waits on many refs.
+//!
 //! A panic in a task is an error value: [`get`] returns [`Error`] naming the function and the
 //! message, every time, and tasks that take the failed ref fail the same way without running.
 //!
