@@ -17,15 +17,16 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use unidist_core::actor::ActorInstance;
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{task, ActorId, Error, Payload};
+use unidist_core::{task, ActorId, Error, Payload, TaskError};
 
 use crate::node::{actor_dead, DeadReason, Node, Reply};
 
 /// How long a task thread polls for the next task before it sleeps.
 const JOB_SPIN: Duration = Duration::from_micros(100);
 
-/// Arguments of a call once resolved: every payload, or the first failed argument.
-pub type Args = Result<Vec<Payload>, (usize, Error)>;
+/// Arguments of a call once resolved: every payload, or the error that fails the call
+/// ([`unidist_core::call::resolve_args`]).
+pub type Args = Result<Vec<Payload>, TaskError>;
 
 /// A task ready to run.
 pub struct Job {
@@ -154,12 +155,16 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn run_job(node: &Node, job: Job) {
-    let name = job.func.name;
-    let result = match &job.args {
-        Err((i, e)) => Err(Error::from(task::argument_failed(name, *i, e))),
-        Ok(args) => task::run_function(job.func, args).map_err(Error::from),
+    let result = match job.args {
+        Ok(args) => {
+            let outputs = task::run_function(job.func, &args);
+            // The arguments go before the completion is reported: they may hold refs.
+            drop(args);
+            outputs
+        }
+        Err(e) => Err(e),
     };
-    drop(job.args);
+    let result = result.map_err(Error::from);
     node.complete(&job.reply, result);
 }
 
@@ -283,9 +288,7 @@ impl ActorThread {
             Ok(a) => ActorInstance::construct(class, &a)
                 .map(Rc::new)
                 .map_err(|te| DeadReason::CreationFailed(te.to_string())),
-            Err((i, e)) => Err(DeadReason::CreationFailed(
-                task::argument_failed(class.name, i, &e).to_string(),
-            )),
+            Err(te) => Err(DeadReason::CreationFailed(te.to_string())),
         };
     }
 
@@ -297,15 +300,12 @@ impl ActorThread {
         };
         let args = match args {
             Ok(a) => a,
-            Err((idx, e)) => {
-                let te = task::argument_failed(method.name, idx, &e);
-                return self.node.complete(&reply, Err(te.into()));
-            }
+            Err(te) => return self.node.complete(&reply, Err(te.into())),
         };
         let fut = instance.begin(method, args).await;
         if !method.kind.is_async() {
             let r = fut.await;
-            return self.node.complete(&reply, checked(method, r));
+            return self.node.complete(&reply, r.map_err(Error::from));
         }
         self.next += 1;
         let key = self.next;
@@ -315,8 +315,8 @@ impl ActorThread {
         self.tasks.spawn_local(async move {
             let r = fut.await;
             let entry = inflight.borrow_mut().remove(&key);
-            if let Some((method, reply)) = entry {
-                node.complete(&reply, checked(method, r));
+            if let Some((_, reply)) = entry {
+                node.complete(&reply, r.map_err(Error::from));
             }
         });
     }
@@ -325,59 +325,5 @@ impl ActorThread {
     fn fail(&self, method: &'static ActorMethodEntry, reply: &Reply, reason: &DeadReason) {
         let err = actor_dead(self.actor, Some(method.class), reason);
         self.node.complete(reply, Err(err));
-    }
-}
-
-/// A method's result, failed unless it has exactly the declared number of outputs.
-fn checked(
-    method: &'static ActorMethodEntry,
-    result: Result<unidist_core::Outputs, unidist_core::TaskError>,
-) -> Result<unidist_core::Outputs, Error> {
-    result
-        .and_then(|outputs| task::check_arity(method.name, method.num_returns, outputs))
-        .map_err(Error::from)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use unidist_core::registry::MethodKind;
-    use unidist_core::ErrorKind;
-
-    fn none(_: &dyn std::any::Any, _: &[Payload]) -> unidist_core::Result<unidist_core::Outputs> {
-        Ok(Vec::new())
-    }
-
-    static PAIR: ActorMethodEntry = ActorMethodEntry {
-        name: "m::Ledger::pair",
-        class: "m::Ledger",
-        num_returns: 2,
-        kind: MethodKind::Ref(none),
-    };
-
-    fn outputs(n: usize) -> unidist_core::Outputs {
-        (0..n)
-            .map(|i| Arc::new(i as u64) as Arc<dyn unidist_core::ErasedValue>)
-            .collect()
-    }
-
-    #[test]
-    fn a_method_must_return_exactly_its_declared_outputs() {
-        assert_eq!(
-            checked(&PAIR, Ok(outputs(2))).map(|o| o.len()).ok(),
-            Some(2)
-        );
-        for n in [1, 3] {
-            let Err(e) = checked(&PAIR, Ok(outputs(n))) else {
-                panic!("{n} outputs where 2 are declared must fail");
-            };
-            assert_eq!(e.kind(), ErrorKind::TaskFailed);
-            let text = e.to_string();
-            assert!(
-                text.contains("m::Ledger::pair")
-                    && text.contains(&format!("returned {n} values, expected 2")),
-                "{text}"
-            );
-        }
     }
 }

@@ -147,6 +147,9 @@ pub enum ArgWire {
     Value(Slot),
     /// A ref: fetch it from `from` (its location if the sender knew it, else its owner).
     Ref { id: ObjectId, from: u32 },
+    /// A ref that holds an error (a stale ref, or a failed one): the call fails without
+    /// running, with this error for its argument.
+    Failed(WireError),
 }
 
 /// The result of one output of a finished call: its size, or its error.
@@ -259,7 +262,7 @@ impl Msg {
             a.iter_mut()
                 .filter_map(|a| match a {
                     ArgWire::Value(s) => Some(s),
-                    ArgWire::Ref { .. } => None,
+                    ArgWire::Ref { .. } | ArgWire::Failed(_) => None,
                 })
                 .collect()
         }

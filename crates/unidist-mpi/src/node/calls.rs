@@ -72,8 +72,11 @@ impl Node {
                 match a {
                     Arg::Value(v) => enc.push(Some(self.encode_value(v)?)),
                     Arg::Ref(r) => {
-                        r.id()?;
-                        hold.push(r.clone());
+                        // A ref that holds an error is not held: it fails the call on its
+                        // worker instead of failing the submission (see `wire_args`).
+                        if r.id().is_ok() {
+                            hold.push(r.clone());
+                        }
                         enc.push(None);
                     }
                 }
@@ -137,7 +140,13 @@ impl Node {
             match (a, e) {
                 (_, Some(e)) => out.push(ArgWire::Value(Slot::Ready(e))),
                 (Arg::Ref(r), None) => {
-                    let Ok(id) = r.id() else { continue };
+                    let id = match r.id() {
+                        Ok(id) => id,
+                        Err(e) => {
+                            out.push(ArgWire::Failed(WireError::from(&e)));
+                            continue;
+                        }
+                    };
                     let from = match state.objects.get_mut(&id) {
                         Some(o) => {
                             if o.location == Some(self.rank) && w != self.rank {
