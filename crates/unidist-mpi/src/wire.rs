@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use unidist_core::{ActorId, Error, ErrorKind, ObjectId, TaskError};
+use unidist_core::{ActorId, DeadReason, Error, ErrorKind, ObjectId, TaskError};
 use unidist_serialize::{ElemType, Encoded, OobBuffer};
 
 /// Tag of batch (control) messages.
@@ -210,7 +210,7 @@ pub enum NodeMsg {
     /// Answer to `ActorLocate`: its worker, or why it is gone.
     ActorWhere {
         actor: ActorId,
-        worker: Result<u32, String>,
+        worker: Result<u32, DeadReason>,
     },
     /// A handle to the actor reached another process: never end it on release.
     ActorPin { actor: ActorId },
@@ -518,7 +518,7 @@ mod tests {
             .into(),
             NodeMsg::ActorWhere {
                 actor: a,
-                worker: Err("killed".into()),
+                worker: Err(DeadReason::Killed),
             }
             .into(),
             NodeMsg::Failed {

@@ -28,10 +28,10 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
-use unidist_core::{Error, Result};
+use unidist_core::{DeadReason, Error, Result};
 
 use crate::comm::Out;
-use crate::exec::{ActorCmd, Pool};
+use crate::exec::Pool;
 use crate::process::LostPeers;
 use crate::wire::NodeMsg;
 use state::{backend_err, ActorSlot, ReceivedCall, State};
@@ -54,7 +54,6 @@ mod table; // the registry index shared by all ranks
 mod tests;
 mod wait; // blocked threads: `block_until`, `get`, `wait`
 
-pub use actors::{actor_dead, DeadReason};
 pub use execute::Reply;
 
 /// The runtime of one process; implements [`Backend`](unidist_core::Backend).
@@ -133,9 +132,10 @@ impl Node {
         self.with(|state, effects| {
             state.stopped = true;
             for slot in state.actors.hosted.values_mut() {
-                let old = std::mem::replace(slot, ActorSlot::Dead(DeadReason::ShutDown));
-                if let ActorSlot::Alive(tx) = old {
-                    let _ = tx.send(ActorCmd::Stop { now: true });
+                let old = std::mem::replace(slot, ActorSlot::Dead(DeadReason::ThreadEnded));
+                if let ActorSlot::Alive(thread, fate) = old {
+                    let _ = fate.set(DeadReason::ThreadEnded);
+                    effects.ending.push((thread, true));
                 }
             }
             let queued: Vec<ReceivedCall> =

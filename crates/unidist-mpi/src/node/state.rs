@@ -6,13 +6,14 @@ use std::sync::Arc;
 
 use unidist_core::call::{resolve_args, ArgState, Resolved};
 use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{ActorId, AnyRef, Error, ObjectId, Payload, Result, TaskError, TaskFailure};
+use unidist_core::{
+    ActorId, AnyRef, DeadReason, Error, ObjectId, Payload, Result, TaskError, TaskFailure,
+};
 use unidist_serialize::Encoded;
 
-use super::actors::DeadReason;
 use super::execute::Reply;
 use super::wait::Waiters;
-use crate::exec::{ActorTx, Args};
+use crate::exec::{ActorThread, Args, Fate};
 
 /// The backend name in errors.
 pub(super) const NAME: &str = "mpi";
@@ -213,14 +214,14 @@ pub(super) struct ReceivedCalls {
 
 /// An actor living on this rank.
 pub(super) enum ActorSlot {
-    Alive(ActorTx),
+    /// Its thread, and the reason its calls that never ran will give.
+    Alive(ActorThread, Fate),
     Dead(DeadReason),
 }
 
 /// An actor this process created (its owner), wherever it lives.
 pub(super) struct OwnedActor {
     pub(super) worker: u32,
-    pub(super) class: &'static str,
     /// Handles to it in this process.
     pub(super) handles: u32,
     /// A handle reached another process: it never ends on release.

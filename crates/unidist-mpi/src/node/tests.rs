@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 use unidist_core::call::ArgState;
 use unidist_core::registry::RemoteFunction;
 use unidist_core::{
-    ActorId, AnyRef, Arg, Backend, Error, ErrorKind, ObjectId, Outputs, Payload, TaskFailure,
+    ActorId, AnyRef, Arg, Backend, DeadReason, Error, ErrorKind, ObjectId, Outputs, Payload,
+    TaskFailure,
 };
 use unidist_serialize::{encode_with_oob, Buffer};
 
 use super::effects::Effects;
 use super::execute::Reply;
 use super::state::{CallKind, ReceivedCall};
-use super::{actor_dead, DeadReason, Node};
+use super::Node;
 use crate::comm::Out;
 use crate::process::LostPeers;
 use crate::wire::{ArgWire, NodeMsg, Slot, WireError};
@@ -120,25 +121,6 @@ fn an_owner_ignores_a_push_of_an_object_it_freed() {
 }
 
 #[test]
-fn actor_dead_errors_name_the_type_when_known() {
-    let actor = ActorId { owner: 0, seq: 5 };
-    let e = actor_dead(actor, Some("Counter"), &DeadReason::Killed);
-    assert_eq!(e.kind(), unidist_core::ErrorKind::ActorDead);
-    let text = e.to_string();
-    assert!(text.contains(&format!("Counter#{actor}")), "{text}");
-    assert!(text.contains("it was killed"), "{text}");
-    let lost = DeadReason::WorkerLost {
-        rank: 2,
-        why: "its process 9 ended".into(),
-    };
-    let text = actor_dead(actor, None, &lost).to_string();
-    assert!(
-        text.contains(&actor.to_string()) && text.contains("its worker rank 2 was lost"),
-        "{text}"
-    );
-}
-
-#[test]
 fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
     let (n, out) = node(0);
     let actor = ActorId { owner: 0, seq: 77 };
@@ -149,7 +131,7 @@ fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
     });
     assert_eq!(
         answer,
-        Some(Err(DeadReason::Released.to_string())),
+        Some(Err(DeadReason::Released)),
         "the owner must say why the actor is gone"
     );
 }
