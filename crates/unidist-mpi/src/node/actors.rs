@@ -11,8 +11,7 @@ use unidist_core::{ActorCall, ActorId, ActorSpec, DeadReason, Error, ObjectId, R
 
 use super::effects::Effects;
 use super::execute::Reply;
-use super::state::{backend_err, ActorSlot, CallKind, OwnedActor, ReceivedCall, State};
-use super::table::unregistered;
+use super::state::{backend_err, wire_index, ActorSlot, CallKind, OwnedActor, ReceivedCall, State};
 use super::wait::WaitKeys;
 use super::Node;
 use crate::exec::{self, Args, Fate, MpiHooks};
@@ -24,11 +23,7 @@ const LOCATE_TIMEOUT: Duration = Duration::from_secs(60);
 impl Node {
     /// Creates an actor of `spec.class` on the worker the scheduler picks.
     pub(super) fn create_actor_on_worker(&self, spec: ActorSpec) -> Result<ActorId> {
-        let class = *self
-            .table
-            .class_index
-            .get(spec.class.name)
-            .ok_or_else(|| unregistered("actor type", spec.class.name))?;
+        let class = wire_index(self.registry.classes(), "actor type", spec.class)?;
         let encoded = self.encode_args(&spec.args)?;
         self.with(|state, effects| {
             let w = self.choose(state, &[], true)?;
@@ -58,11 +53,7 @@ impl Node {
 
     /// Sends a method call to the worker its actor lives on; returns its outputs.
     pub(super) fn send_actor_call(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
-        let method = *self
-            .table
-            .method_index
-            .get(call.method.name)
-            .ok_or_else(|| unregistered("actor method", call.method.name))?;
+        let method = wire_index(self.registry.methods(), "actor method", call.method)?;
         let w = self
             .locate_actor(call.actor)?
             .map_err(|reason| Error::actor_dead(call.method.class, call.actor, reason))?;

@@ -7,8 +7,7 @@ use unidist_core::{AnyRef, Arg, Error, ObjectId, Result, TaskSpec};
 use unidist_serialize::Encoded;
 
 use super::effects::{Effects, Outgoing};
-use super::state::{Object, ObjectStatus, SentCall, State};
-use super::table::unregistered;
+use super::state::{wire_index, Object, ObjectStatus, SentCall, State};
 use super::Node;
 use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
 
@@ -39,11 +38,7 @@ pub(super) fn note_nested(id: ObjectId) {
 impl Node {
     /// Sends task `task` to the worker the scheduler picks; returns its outputs.
     pub(super) fn submit_task(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
-        let func = *self
-            .table
-            .function_index
-            .get(task.function.name)
-            .ok_or_else(|| unregistered("function", task.function.name))?;
+        let func = wire_index(self.registry.functions(), "function", task.function)?;
         let encoded = self.encode_args(&task.args)?;
         self.throttle();
         self.with(|state, effects| {

@@ -44,7 +44,7 @@ impl Node {
             to: src,
             seq,
         };
-        let Some(f) = self.table.functions.get(func as usize).copied() else {
+        let Some(f) = self.registry.functions().get(func) else {
             return self.reject(&reply, "function index out of range");
         };
         self.with(|s, e| self.receive_call(s, e, CallKind::Task(f), None, args, reply));
@@ -64,7 +64,7 @@ impl Node {
             to: src,
             seq,
         };
-        let Some(c) = self.table.classes.get(class as usize).copied() else {
+        let Some(c) = self.registry.classes().get(class) else {
             return self.reject(&reply, "actor class index out of range");
         };
         let kind = CallKind::Create(c);
@@ -86,7 +86,7 @@ impl Node {
             to: src,
             seq,
         };
-        let Some(m) = self.table.methods.get(method as usize).copied() else {
+        let Some(m) = self.registry.methods().get(method) else {
             return self.reject(&reply, "actor method index out of range");
         };
         let kind = CallKind::Method(m);

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
+use unidist_core::registry::{self, Registry};
 use unidist_core::{DeadReason, Error, Result};
 
 use crate::comm::Out;
@@ -35,7 +36,6 @@ use crate::exec::Pool;
 use crate::process::LostPeers;
 use crate::wire::NodeMsg;
 use state::{backend_err, ActorSlot, ReceivedCall, State};
-use table::Table;
 
 // Each file owns one concern; the methods of `Node` are spread over them.
 mod actors; // actors: placement, lookup, their calls here, kill and release
@@ -49,7 +49,6 @@ mod objects; // objects: fetch, push, subscriptions, outputs, failures
 mod refs; // reference counts: handles, borrowers, pins, freeing
 mod schedule; // choosing a worker: load, locality, throttling
 mod state; // the state behind the mutex and its sub-structs
-mod table; // the registry index shared by all ranks
 #[cfg(test)]
 mod tests;
 mod wait; // blocked threads: `block_until`, `get`, `wait`
@@ -66,7 +65,9 @@ pub struct Node {
     /// The submission throttle waits on it.
     progress: Condvar,
     threshold: usize,
-    table: Table,
+    /// Registry entries cross the wire as their index, the same on every rank (the registry
+    /// check at init makes sure every rank runs one binary).
+    registry: &'static Registry,
     pool: OnceLock<Arc<Pool>>,
     closed: AtomicBool,
     /// The ranks this process knows are lost (shared with the communication thread).
@@ -91,7 +92,7 @@ impl Node {
             state: Mutex::new(State::new(size)),
             progress: Condvar::new(),
             threshold,
-            table: Table::build(),
+            registry: registry::registry(),
             pool: OnceLock::new(),
             closed: AtomicBool::new(false),
             lost,

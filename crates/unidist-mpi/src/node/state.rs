@@ -5,7 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use unidist_core::call::{resolve_args, ArgState, Resolved};
-use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
+use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, Indexed, Named, RemoteFunction};
 use unidist_core::{
     ActorId, AnyRef, DeadReason, Error, ObjectId, Payload, Result, TaskError, TaskFailure,
 };
@@ -27,6 +27,18 @@ pub(super) fn object_gone(id: ObjectId) -> Error {
     backend_err(format!(
         "{id} is gone: it was freed, or the worker that held it is lost"
     ))
+}
+
+/// The index of registry entry `entry` (a `what`) on the wire, or the error saying it is not
+/// registered in this binary.
+pub(super) fn wire_index<T: Named>(entries: &Indexed<T>, what: &str, entry: &T) -> Result<u32> {
+    let name = entry.name();
+    entries.index_of(name).ok_or_else(|| {
+        backend_err(format!(
+            "{what} {name} is not registered in this binary (define it with #[unidist::remote] \
+             or #[unidist::actor] in a crate the program links)"
+        ))
+    })
 }
 
 /// Everything the node knows, guarded by one mutex (see the locking notes of the module).
