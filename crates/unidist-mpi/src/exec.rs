@@ -170,12 +170,12 @@ fn run_job(node: &Node, job: Job) {
 /// What a call handed to an actor's [`ActorThread`] carries: where its result goes.
 ///
 /// Every call is answered exactly once: [`CallHooks::finish`] reports the result, and a call the
-/// actor never ran (it was killed, released or stopped first) reports [`Error::ActorDead`] with
-/// the actor's [`Fate`] when its hooks are dropped. Both report through the node, which locks
-/// its state, so the node never drops hooks (or a message or thread handle holding them) while
-/// it holds its lock: it takes the reply out with [`MpiHooks::into_reply`] or defers the drop.
+/// actor never ran (it was killed or stopped first, or its thread had ended) reports
+/// [`Error::ActorDead`] with the actor's [`Fate`] when its hooks are dropped. Both report
+/// through the node, which locks its state, so the node never drops hooks (or a message or
+/// thread handle holding them) while it holds its lock: it defers the drop to its `Effects`.
 pub struct MpiHooks {
-    node: Arc<Node>,
+    node: Weak<Node>,
     /// Taken when the call is answered.
     reply: Option<Reply>,
     class: &'static str,
@@ -193,7 +193,7 @@ pub type ActorThread = unidist_core::actor::ActorThread<MpiHooks>;
 impl MpiHooks {
     /// The hooks of a call of actor `actor` (of type `class`) that reports to `reply`.
     pub fn new(
-        node: Arc<Node>,
+        node: Weak<Node>,
         reply: Reply,
         class: &'static str,
         actor: ActorId,
@@ -207,28 +207,22 @@ impl MpiHooks {
             fate,
         }
     }
-
-    /// Takes the reply out, so that dropping the hooks reports nothing: for a caller that
-    /// answers the call itself.
-    pub fn into_reply(mut self) -> Option<Reply> {
-        self.reply.take()
-    }
 }
 
 impl CallHooks for MpiHooks {
     fn finish(mut self, result: CallResult) {
-        if let Some(reply) = self.reply.take() {
-            self.node.complete(&reply, result.map_err(Error::from));
+        if let (Some(reply), Some(node)) = (self.reply.take(), self.node.upgrade()) {
+            node.complete(&reply, result.map_err(Error::from));
         }
     }
 }
 
 impl Drop for MpiHooks {
     fn drop(&mut self) {
-        if let Some(reply) = self.reply.take() {
+        if let (Some(reply), Some(node)) = (self.reply.take(), self.node.upgrade()) {
             let reason = self.fate.get().cloned().unwrap_or(DeadReason::ThreadEnded);
             let err = Error::actor_dead(self.class, self.actor, reason);
-            self.node.complete(&reply, Err(err));
+            node.complete(&reply, Err(err));
         }
     }
 }
@@ -297,7 +291,7 @@ mod tests {
         let node = Node::new(1, 3, vec![String::new(); 3], tx, 1024, lost);
         let actor = ActorId { owner: 0, seq: 1 };
         let fate = Fate::default();
-        let hooks = |r| MpiHooks::new(node.clone(), r, IDLE.name, actor, fate.clone());
+        let hooks = |r| MpiHooks::new(Arc::downgrade(&node), r, IDLE.name, actor, fate.clone());
         let thread = spawn_actor(actor).expect("an actor thread starts");
         let construct = ActorMessage::Construct {
             class: &IDLE,
@@ -313,16 +307,26 @@ mod tests {
         };
         assert!(thread.send(call).is_ok());
         assert!(matches!(done(&out, 2)[..], [Ok(_)]));
-        // Hooks dropped without a result answer with the actor's fate.
+        // Hooks dropped without a result answer with the actor's fate: here dropped at once,
+        // then by the killed thread (or given back by `send` once it has ended).
         let _ = fate.set(DeadReason::Killed);
         drop(hooks(reply(3, 1)));
-        match &done(&out, 3)[..] {
-            [Err(WireError::Other(ErrorKind::ActorDead, message))] => assert!(
-                message.contains("tests::Idle#0:1") && message.contains("killed"),
-                "{message}"
-            ),
-            other => panic!("expected one ActorDead result, got {other:?}"),
-        }
+        let sender = thread.sender();
         thread.kill();
+        let late = ActorMessage::Call {
+            method: &PING,
+            args: Ok(Vec::new()),
+            hooks: hooks(reply(4, 1)),
+        };
+        drop(sender.send(late));
+        for seq in [3, 4] {
+            match &done(&out, seq)[..] {
+                [Err(WireError::Other(ErrorKind::ActorDead, message))] => assert!(
+                    message.contains("tests::Idle#0:1") && message.contains("killed"),
+                    "{message}"
+                ),
+                other => panic!("expected one ActorDead result, got {other:?}"),
+            }
+        }
     }
 }

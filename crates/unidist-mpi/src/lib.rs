@@ -28,7 +28,8 @@
 //! both Open MPI and MPICH). After activity it polls with `MPI_Improbe` for a short window; when
 //! idle it blocks on its request channel for at most `UNIDIST_MPI_BACKOFF`. A worker runs tasks on
 //! a pool of one thread that grows while a task blocks in `get`/`wait` (so nested calls never
-//! deadlock) and runs each actor on its own thread with a Tokio current-thread runtime.
+//! deadlock) and runs each actor on core's `ActorThread` (its own thread with a Tokio
+//! current-thread runtime).
 //!
 //! # Messages
 //!

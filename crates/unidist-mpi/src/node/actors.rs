@@ -224,20 +224,18 @@ impl Node {
     ) {
         let reason = match state.actors.hosted.get(&actor) {
             Some(ActorSlot::Alive(thread, fate)) => {
-                let Some(hooks) = self.hooks(reply, method.class, actor, fate) else {
-                    return;
-                };
+                let hooks = self.hooks(reply, method.class, actor, fate);
                 let message = ActorMessage::Call {
                     method,
                     args,
                     hooks,
                 };
-                match thread.send(message) {
-                    Ok(()) => return,
-                    Err(unsent) => {
-                        return self.not_sent(state, effects, actor, method.class, unsent)
-                    }
+                // A message the thread did not take (it had ended) is answered by its hooks
+                // when it is dropped, after the lock.
+                if let Err(unsent) = thread.send(message) {
+                    effects.drop_later(unsent);
                 }
+                return;
             }
             Some(ActorSlot::Dead(r)) => r.clone(),
             None => DeadReason::NotCreated {
@@ -282,9 +280,7 @@ impl Node {
             }
         };
         let fate = Fate::default();
-        let Some(hooks) = self.hooks(reply, class.name, actor, &fate) else {
-            return;
-        };
+        let hooks = self.hooks(reply, class.name, actor, &fate);
         let message = ActorMessage::Construct { class, args, hooks };
         match thread.send(message) {
             Ok(()) => {
@@ -294,44 +290,15 @@ impl Node {
                     .insert(actor, ActorSlot::Alive(thread, fate));
             }
             Err(unsent) => {
+                effects.drop_later(unsent);
                 effects.ending.push((thread, true));
-                self.not_sent(state, effects, actor, class.name, unsent);
             }
         }
     }
 
-    /// The hooks of a call of `actor` that reports to `reply`; `None` while the node is being
-    /// dropped.
-    fn hooks(
-        &self,
-        reply: Reply,
-        class: &'static str,
-        actor: ActorId,
-        fate: &Fate,
-    ) -> Option<MpiHooks> {
-        let node = self.arc()?;
-        Some(MpiHooks::new(node, reply, class, actor, Arc::clone(fate)))
-    }
-
-    /// Answers a message that `actor`'s thread did not take because it had ended. Its hooks
-    /// must not answer it themselves: that would lock the state, which is held here.
-    fn not_sent(
-        &self,
-        state: &mut State,
-        effects: &mut Effects,
-        actor: ActorId,
-        class: &'static str,
-        message: ActorMessage<MpiHooks>,
-    ) {
-        let (hooks, args) = match message {
-            ActorMessage::Construct { hooks, args, .. } => (hooks, args),
-            ActorMessage::Call { hooks, args, .. } => (hooks, args),
-        };
-        effects.drop_later(args);
-        if let Some(reply) = hooks.into_reply() {
-            let err = Error::actor_dead(class, actor, DeadReason::ThreadEnded);
-            self.finish_call(state, effects, &reply, Err(err));
-        }
+    /// The hooks of a call of `actor` that reports to `reply`.
+    fn hooks(&self, reply: Reply, class: &'static str, actor: ActorId, fate: &Fate) -> MpiHooks {
+        MpiHooks::new(self.me.clone(), reply, class, actor, Arc::clone(fate))
     }
 
     /// Takes the call at the front of `actor`'s queue if it can start: its arguments are here

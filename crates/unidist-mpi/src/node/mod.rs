@@ -110,10 +110,6 @@ impl Node {
         self.lost.clone()
     }
 
-    fn arc(&self) -> Option<Arc<Node>> {
-        self.me.upgrade()
-    }
-
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::ShutDown)
