@@ -275,12 +275,26 @@ pub enum DeadReason {
     /// The thread that ran it ended without a kill or a release (the runtime is stopping).
     #[error("its thread ended")]
     ThreadEnded,
-    /// The process that ran it, or that owned it, is lost.
+    /// The process that ran it is lost.
     #[error("its worker rank {rank} was lost ({why})")]
     WorkerLost {
         /// The rank of the lost process.
         rank: u32,
         /// How it was lost.
+        why: String,
+    },
+    /// The process that created it, which knows where it lives, is lost.
+    #[error("its owner rank {rank} was lost ({why})")]
+    OwnerLost {
+        /// The rank of the lost process.
+        rank: u32,
+        /// How it was lost.
+        why: String,
+    },
+    /// It does not exist on the process its calls went to.
+    #[error("it was never created on its worker ({why})")]
+    NotCreated {
+        /// Why not (its thread could not start, ...).
         why: String,
     },
 }
