@@ -18,7 +18,9 @@
 mod chart;
 mod peers;
 mod report;
+mod rows;
 mod systems;
+mod targets;
 
 use std::path::PathBuf;
 use std::time::Instant;
