@@ -305,6 +305,11 @@ impl Combined {
             .all(|l| l.cell.status == "ok" || is_skipped(&l.cell.status))
     }
 
+    /// More than 3x from the floor, for a row whose floor has no target of its own.
+    fn over_floor(line: &Line) -> bool {
+        !targets::has_floor_target(line.workload) && line.vs_floor.is_some_and(|r| r > 3.0)
+    }
+
     /// The reasons a missed data-plane target gives for `line`.
     fn missed_targets(&self, line: &Line) -> Vec<String> {
         self.targets
@@ -321,7 +326,7 @@ impl Combined {
             .iter()
             .filter(|l| {
                 l.vs_peer.is_some_and(|r| r > 1.0)
-                    || l.vs_floor.is_some_and(|r| r > 3.0)
+                    || Self::over_floor(l)
                     || !self.missed_targets(l).is_empty()
             })
             .collect()
@@ -443,7 +448,7 @@ impl Combined {
                 }
             }
             if let (Some(r), Some(f)) = (l.vs_floor, &l.floor) {
-                if r > 3.0 {
+                if Self::over_floor(l) {
                     why.push(format!("{}x its floor ({})", fmt_num(r), f.name));
                 }
             }
