@@ -385,6 +385,9 @@ mod tests {
         assert!(md.contains("missed its target"));
         assert!(!md.contains("- bytes_round_trip on rs x-spmd:"), "{md}");
         assert!(!md.contains("| big_object | rs x-spmd |"), "{md}");
+        // The chart has a panel for every workload, the data-plane rows included.
+        let svg = super::super::chart::svg(&c).expect("the chart draws");
+        assert!(svg.contains("bytes_round_trip") && svg.contains("big_object"));
         let json: Value = serde_json::from_str(&c.json()).expect("bench.json parses");
         assert!(json["targets"]
             .as_array()
