@@ -42,7 +42,7 @@ commands:
       fmt, tidy, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, soak --short,
       docs: what CI runs
   bench [--quick] [--no-peers]
-      the nine workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
+      the workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
       floors and the Python peers (unidist, Ray, Dask; environments made under target/), in one
       run: markdown table, target/bench/bench.json and an SVG chart; --quick is the short loop
   soak [--short] [--suite S] [--backend B]
