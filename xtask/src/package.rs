@@ -21,6 +21,21 @@ use crate::backend_table;
 use crate::backends::Impl;
 use crate::util::{self, human};
 
+/// Locked packages allowed above the MSRV, with the reason. Every entry is debt: it means the
+/// MSRV in `[workspace.package]` is not true for a user of the crate named in the reason. Remove
+/// the entry when the reason is gone (or the MSRV is raised).
+pub const MSRV_EXCEPTIONS: &[(&str, &str)] = &[
+    (
+        "actix-rt",
+        "unidist-pymp calls Arbiter::try_with_tokio_rt, added in actix-rt 2.13, and actix-rt \
+         needs Rust 1.88 from 2.12 on",
+    ),
+    (
+        "actix-macros",
+        "comes with actix-rt 2.15 (see the actix-rt entry)",
+    ),
+];
+
 /// Path prefixes a published package may contain: its sources, the example gallery, a build
 /// script, and the files cargo and crates.io need. Anything else (tests needing the unpublished
 /// test-support crate, fuzz corpora, build output) is a mistake in an `include` list.
@@ -420,7 +435,14 @@ pub fn msrv_problems(metadata: &Metadata, root: &Path) -> Vec<String> {
         let Some(needed) = package["rust_version"].as_str() else {
             continue;
         };
+        let excepted = MSRV_EXCEPTIONS.iter().find(|(n, _)| *n == name(package));
         match Version::parse(needed) {
+            Ok(v) if v > msrv && excepted.is_some() => println!(
+                "xtask msrv: {} {} needs Rust {needed}, above the MSRV: known debt ({})",
+                name(package),
+                package["version"].as_str().unwrap_or("?"),
+                excepted.map_or("", |(_, why)| why)
+            ),
             Ok(v) if v > msrv => problems.push(format!(
                 "{} {} needs Rust {needed}, above the MSRV {}; run `cargo update -p {}` \
                  (the resolver falls back to a release that builds on the MSRV)",
@@ -431,6 +453,20 @@ pub fn msrv_problems(metadata: &Metadata, root: &Path) -> Vec<String> {
             )),
             Ok(_) => {}
             Err(e) => problems.push(format!("{}: {e}", name(package))),
+        }
+    }
+    for (excepted, _) in MSRV_EXCEPTIONS {
+        let still_needed = metadata.packages().any(|p| {
+            name(p) == *excepted
+                && p["rust_version"]
+                    .as_str()
+                    .and_then(|v| Version::parse(v).ok())
+                    .is_some_and(|v| v > msrv)
+        });
+        if !still_needed {
+            problems.push(format!(
+                "MSRV_EXCEPTIONS lists {excepted}, which no longer needs a newer Rust: remove it"
+            ));
         }
     }
     let config = std::fs::read_to_string(root.join(".cargo/config.toml")).unwrap_or_default();
