@@ -4,14 +4,16 @@
 //!   [--timeout SECS]`: the conformance suite on every backend and MPI launch mode, as a
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
-//! - `ci`: exactly what CI runs: fmt, tidy, clippy `-D warnings`, tests, fuzz (20 s a target),
-//!   test-backends, examples --mpi, soak --short, docs.
+//! - `ci`: exactly what CI runs: fmt, tidy, msrv, clippy `-D warnings`, tests, fuzz (20 s a
+//!   target), test-backends, examples --mpi, soak --short, docs, package.
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
 //! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
 //!   side: table, JSON and chart.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 //! - `tidy`: the house rules a compiler does not check (purpose lines, sizes, backend names).
+//! - `package [--no-verify]`: the crates.io dry run of every published crate; `msrv`: the
+//!   locked dependencies and lints checked against the MSRV.
 #![forbid(unsafe_code)]
 
 mod backend_table;
@@ -21,6 +23,7 @@ mod ci;
 mod examples;
 mod faults;
 mod fuzz;
+mod package;
 mod soak;
 mod tidy;
 mod util;
@@ -39,8 +42,8 @@ commands:
       killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
       --no-faults
   ci
-      fmt, tidy, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, soak --short,
-      docs: what CI runs
+      fmt, tidy, msrv, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends,
+      examples --mpi, soak --short, docs, package: what CI runs
   bench [--quick] [--no-peers]
       the workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
       floors and the Python peers (unidist, Ray, Dask; environments made under target/), in one
@@ -57,7 +60,14 @@ commands:
       the fuzz targets (codec, MPI receive path) for a bounded time, then their regression corpus
   tidy
       house rules: every .rs file opens with a //! line; no src file over 800 lines and no fn
-      over 100 (short allow-list); backend names only in the backend tables";
+      over 100 (short allow-list); backend names only in the backend tables
+  package [--no-verify]
+      crates.io dry run of every published crate: metadata, file lists (no tests, target/ or
+      fuzz corpus; LICENSE present), the msrv checks, then `cargo package` of them all, each
+      verified by building it from its .crate file (needs Open MPI for the MPI crate)
+  msrv
+      every locked dependency's rust-version is at most the workspace's, the resolver falls
+      back to MSRV-compatible releases, and clippy's incompatible_msrv lint is not allowed";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -88,6 +98,8 @@ fn main() -> ExitCode {
             }
         },
         "tidy" if rest.is_empty() => tidy::tidy(),
+        "package" => package::package(rest),
+        "msrv" if rest.is_empty() => package::msrv(),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0
