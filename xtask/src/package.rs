@@ -1,6 +1,6 @@
 //! `cargo xtask package` and `cargo xtask msrv`: the crates.io dry run of every published crate
 //! (metadata, file lists, the shipped licence, `cargo package` with its verification build) and
-//! the MSRV checks that stand in for a `cargo +1.85` build on a machine with one toolchain.
+//! the MSRV checks that stand in for a `cargo +<MSRV>` build on a machine with one toolchain.
 //!
 //! The published crates are the workspace members without `publish = false`, read from
 //! `cargo metadata`, so a new crate is checked as soon as it joins the workspace. They depend on
@@ -24,17 +24,7 @@ use crate::util::{self, human};
 /// Locked packages allowed above the MSRV, with the reason. Every entry is debt: it means the
 /// MSRV in `[workspace.package]` is not true for a user of the crate named in the reason. Remove
 /// the entry when the reason is gone (or the MSRV is raised).
-pub const MSRV_EXCEPTIONS: &[(&str, &str)] = &[
-    (
-        "actix-rt",
-        "unidist-pymp calls Arbiter::try_with_tokio_rt, added in actix-rt 2.13, and actix-rt \
-         needs Rust 1.88 from 2.12 on",
-    ),
-    (
-        "actix-macros",
-        "comes with actix-rt 2.15 (see the actix-rt entry)",
-    ),
-];
+pub const MSRV_EXCEPTIONS: &[(&str, &str)] = &[];
 
 /// Path prefixes a published package may contain: its sources, the example gallery, a build
 /// script, and the files cargo and crates.io need. Anything else (tests needing the unpublished

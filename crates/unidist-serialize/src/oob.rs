@@ -33,7 +33,7 @@ pub(crate) trait Storage: Send + Sync + 'static {
     /// `None` for storage that cannot be written as bytes (a `String` must stay UTF-8).
     fn bytes_mut(&mut self) -> Option<&mut [u8]>;
     fn elem(&self) -> ElemType;
-    /// For downcasting back to `Arc<Vec<T>>` (trait upcasting needs Rust 1.86, MSRV is 1.85).
+    /// For downcasting back to `Arc<Vec<T>>` (kept simple; trait upcasting would need Rust 1.86).
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 

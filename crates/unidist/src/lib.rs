@@ -154,7 +154,7 @@
 //!
 //! # MSRV
 //!
-//! Rust 1.85.
+//! Rust 1.88 (actix-rt, which the local pool runs actors on, needs it).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
