@@ -116,7 +116,7 @@ impl OobBuffer {
     /// [`SerializeError::BadBufferLength`] if `byte_len` is not a multiple of `elem.size()`, and
     /// [`SerializeError::AllocationFailed`] if the memory cannot be allocated.
     pub fn zeroed(elem: ElemType, byte_len: usize) -> Result<Self, SerializeError> {
-        if byte_len % elem.size() != 0 {
+        if !byte_len.is_multiple_of(elem.size()) {
             return Err(SerializeError::BadBufferLength {
                 byte_len: byte_len as u64,
                 elem,
