@@ -187,8 +187,11 @@ pub mod config {
 
 mod backends;
 mod facade;
+mod fault;
 
 pub use backends::{bench_mpi_raw_floors, capabilities, in_process_backends, Capabilities};
+
+pub use fault::cancel;
 
 pub use facade::{
     cluster_resources, get, get_all, get_async, get_ip, get_timeout, init, is_initialized,
