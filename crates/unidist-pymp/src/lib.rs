@@ -118,6 +118,7 @@ use unidist_core::{
 };
 
 mod actors;
+mod control;
 mod shared;
 mod store;
 mod tasks;
@@ -201,7 +202,9 @@ impl Backend for PympBackend {
 
     fn capabilities(&self) -> unidist_core::Capabilities {
         // Each actor runs on its own thread (an actix arbiter).
-        unidist_core::Capabilities::new().thread_per_actor(true)
+        unidist_core::Capabilities::new()
+            .thread_per_actor(true)
+            .fault_tolerance(true)
     }
 
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
@@ -211,15 +214,20 @@ impl Backend for PympBackend {
 
     fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
         self.shared.check_open()?;
-        let TaskSpec { function, args, .. } = task;
+        let TaskSpec {
+            function,
+            args,
+            options,
+        } = task;
         let object_args: Vec<ObjectId> = object_args(&args).collect();
         let ids = store::Store::next_ids(function.num_returns);
         let task = Task {
             function,
             args,
-            done: Completion::new(ids, function.name),
+            options,
         };
-        let cell = Arc::new(TaskCell::new(task, object_args.len()));
+        let done = Completion::new(ids, function.name);
+        let cell = Arc::new(TaskCell::new(task, object_args.len(), done));
         self.shared.store.insert_pending_ids(ids, Some(&cell));
         if object_args.is_empty() || cell.register_arguments(&self.shared.store, &object_args) {
             self.shared.enqueue(cell);
@@ -263,6 +271,22 @@ impl Backend for PympBackend {
         self.shared.check_open()?;
         self.actors
             .call(&self.shared, call.actor, call.method, call.args)
+    }
+
+    fn cancel(&self, id: ObjectId) -> Result<()> {
+        self.shared.check_open()?;
+        match self.shared.store.lookup(id) {
+            store::Lookup::Ready(_) | store::Lookup::Failed(_) => Ok(()),
+            store::Lookup::Missing => Err(self.shared.missing(id)),
+            store::Lookup::Pending(Some(cell)) => {
+                cell.cancel(&self.shared);
+                Ok(())
+            }
+            store::Lookup::Pending(None) => Err(Error::Unsupported {
+                what: "cancelling a pending actor method call".into(),
+                backend: "pymp",
+            }),
+        }
     }
 
     fn kill_actor(&self, actor: ActorId) -> Result<()> {
