@@ -128,6 +128,9 @@ pub struct Capabilities {
     pub timeouts: bool,
     /// [`Backend::cancel`] stops pending and running calls (not only finished ones).
     pub cancel: bool,
+    /// [`Backend::get`] of several objects returns the first failure the moment it is known,
+    /// without waiting for earlier objects that are still pending.
+    pub fail_fast: bool,
 }
 
 impl Capabilities {
@@ -142,6 +145,7 @@ impl Capabilities {
             retries: false,
             timeouts: false,
             cancel: false,
+            fail_fast: false,
         }
     }
 
@@ -169,13 +173,14 @@ impl Capabilities {
         self
     }
 
-    /// Sets [`retries`](Capabilities::retries), [`timeouts`](Capabilities::timeouts) and
-    /// [`cancel`](Capabilities::cancel) at once: what a backend with the whole of fault
-    /// tolerance declares.
+    /// Sets [`retries`](Capabilities::retries), [`timeouts`](Capabilities::timeouts),
+    /// [`cancel`](Capabilities::cancel) and [`fail_fast`](Capabilities::fail_fast) at once:
+    /// what a backend with the whole of fault tolerance declares.
     pub const fn fault_tolerance(mut self, yes: bool) -> Self {
         self.retries = yes;
         self.timeouts = yes;
         self.cancel = yes;
+        self.fail_fast = yes;
         self
     }
 }
