@@ -120,7 +120,10 @@ fn retries_run_out_and_say_how_many() -> Outcome {
     let runs = RunCounter::new();
     let r = flaky::options().max_retries(2).remote(runs.path(), 3);
     let e = expect_err(unidist::get(&r), ErrorKind::TaskFailed)?;
-    ensure_mentions(&e.to_string(), &["flaky", "run 1 fails on purpose", "1 run"])?;
+    ensure_mentions(
+        &e.to_string(),
+        &["flaky", "run 1 fails on purpose", "1 run"],
+    )?;
     ensure_eq!(runs.runs()?, 1);
 
     let runs = RunCounter::new();

@@ -193,7 +193,10 @@ mod tests {
         assert_eq!(runs, 2);
         assert_eq!(e.kind(), ErrorKind::Timeout);
         let text = e.to_string();
-        assert!(text.contains("tests::slow") && text.contains("1ms"), "{text}");
+        assert!(
+            text.contains("tests::slow") && text.contains("1ms"),
+            "{text}"
+        );
         assert!(text.contains("(after 2 runs)"), "{text}");
         assert!(!may_retry(&options, 1, &cancelled("f")));
     }

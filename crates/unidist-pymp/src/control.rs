@@ -138,7 +138,11 @@ impl Control {
         let error = retry::timed_out(expiry.name, expiry.limit, expiry.run, &expiry.retry.options);
         if retry::may_retry(&expiry.retry.options, expiry.run, &error) && !shared.is_closed() {
             drop(s);
-            tracing::debug!(task = expiry.name, run = expiry.run, "retrying a timed-out task");
+            tracing::debug!(
+                task = expiry.name,
+                run = expiry.run,
+                "retrying a timed-out task"
+            );
             if cell.requeue(expiry.retry.clone()) {
                 shared.enqueue(cell.clone());
             }
@@ -226,7 +230,9 @@ fn watch(rx: Receiver<Expiry>, shared: Weak<Shared>) {
     let mut heap: BinaryHeap<Reverse<Expiry>> = BinaryHeap::new();
     loop {
         let next = match heap.peek() {
-            Some(Reverse(e)) => rx.recv_timeout(e.deadline.saturating_duration_since(Instant::now())),
+            Some(Reverse(e)) => {
+                rx.recv_timeout(e.deadline.saturating_duration_since(Instant::now()))
+            }
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match next {
@@ -237,7 +243,9 @@ fn watch(rx: Receiver<Expiry>, shared: Weak<Shared>) {
         let now = Instant::now();
         while heap.peek().is_some_and(|Reverse(e)| e.deadline <= now) {
             let Some(Reverse(e)) = heap.pop() else { break };
-            let Some(shared) = shared.upgrade() else { return };
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
             e.cell.control.expire(&shared, &e.cell, &e);
         }
     }
@@ -246,4 +254,85 @@ fn watch(rx: Receiver<Expiry>, shared: Weak<Shared>) {
 /// True if the options need a [`Control`]-aware run (retries or a time limit).
 pub(crate) fn needs_control(options: &TaskOptions) -> bool {
     options.max_retries > 0 || options.timeout.is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{start_with, PoolOptions};
+    use unidist_core::value::output;
+    use unidist_core::{Arg, Backend, ErrorKind, Payload, RemoteFunction, TaskSpec};
+
+    fn sleep_ms(args: &[Payload]) -> Result<Outputs> {
+        let ms = args[0].take::<u64>()?;
+        std::thread::sleep(Duration::from_millis(ms));
+        Ok(vec![output(ms)])
+    }
+
+    static SLEEP: RemoteFunction = RemoteFunction {
+        name: "tests::sleep_ms",
+        num_returns: 1,
+        invoke: sleep_ms,
+    };
+
+    fn submit(b: &Arc<dyn Backend>, ms: u64, options: TaskOptions) -> unidist_core::ObjectId {
+        let spec = TaskSpec {
+            function: &SLEEP,
+            args: vec![Arg::Value(Arc::new(ms))],
+            options,
+        };
+        b.submit(spec).unwrap()[0]
+    }
+
+    #[test]
+    fn a_timed_out_run_gives_the_only_slot_back() {
+        let b = start_with(PoolOptions::new(1)).unwrap();
+        let started = Instant::now();
+        let stuck = submit(
+            &b,
+            2000,
+            TaskOptions::default().timeout(Duration::from_millis(100)),
+        );
+        let e = b.get(&[stuck], None).err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(
+            started.elapsed() < Duration::from_millis(1100),
+            "{:?}",
+            started.elapsed()
+        );
+        // The one pool thread still sleeps in the stray body; a compensation thread runs this.
+        let later = submit(&b, 1, TaskOptions::default());
+        let v = b.get(&[later], Some(Duration::from_millis(1000))).unwrap();
+        assert_eq!(v[0].take::<u64>().unwrap(), 1);
+        // Shutdown does not wait for the stray body.
+        let before = Instant::now();
+        b.shutdown().unwrap();
+        assert!(
+            before.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            before.elapsed()
+        );
+    }
+
+    #[test]
+    fn cancel_settles_a_running_task_once() {
+        let b = start_with(PoolOptions::new(1)).unwrap();
+        let running = submit(&b, 300, TaskOptions::default());
+        let queued = submit(&b, 1, TaskOptions::default());
+        std::thread::sleep(Duration::from_millis(50));
+        b.cancel(running).unwrap();
+        b.cancel(queued).unwrap();
+        for id in [running, queued] {
+            let e = b.get(&[id], None).err().unwrap();
+            assert_eq!(e.kind(), ErrorKind::Cancelled, "{e}");
+        }
+        // Cancelling again, or after the body returned, changes nothing.
+        std::thread::sleep(Duration::from_millis(400));
+        b.cancel(running).unwrap();
+        assert_eq!(
+            b.get(&[running], None).err().unwrap().kind(),
+            ErrorKind::Cancelled
+        );
+        b.shutdown().unwrap();
+    }
 }

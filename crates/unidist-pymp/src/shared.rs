@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use rayon::ThreadPool;
 use unidist_core::{Error, ObjectId, Outputs, Payload, Result};
 
-use crate::store::{self, IdRange, Lookup, Signal, Store, Waiter};
 use crate::control::Timer;
+use crate::store::{self, IdRange, Lookup, Signal, Store, Waiter};
 use crate::tasks::{Task, TaskCell};
 
 /// Stack size of pool and compensation threads. A worker blocked on a queued task runs it on

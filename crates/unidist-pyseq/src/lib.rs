@@ -15,6 +15,10 @@
 //!   value. Each object counts its process-local refs and is freed when the last one is dropped.
 //! - **Errors are values.** A panicking task stores its error for each of its outputs; a task
 //!   or method taking a failed ref fails the same way without running.
+//! - **Fault tolerance, sequentially.** With `max_retries` and `retry_exceptions` a panicking
+//!   body is re-run at once in the caller's thread; a body that ran longer than its `timeout`
+//!   fails with `Timeout` when it returns (nothing can stop it earlier, and it holds the caller);
+//!   `cancel` finds only finished objects and leaves them untouched.
 //!
 //! # What it is for
 //!

@@ -90,13 +90,22 @@ mod tests {
     #[test]
     fn bad_fault_options_name_the_option_and_the_value() {
         let text = rejected(TaskOptions::default().max_retries(101));
-        assert!(text.contains("max_retries") && text.contains("101"), "{text}");
+        assert!(
+            text.contains("max_retries") && text.contains("101"),
+            "{text}"
+        );
         let text = rejected(TaskOptions::default().timeout(Duration::ZERO));
         assert!(text.contains("timeout") && text.contains("0ns"), "{text}");
         let text = rejected(TaskOptions::default().retry_exceptions(true));
-        assert!(text.contains("retry_exceptions") && text.contains("true"), "{text}");
+        assert!(
+            text.contains("retry_exceptions") && text.contains("true"),
+            "{text}"
+        );
         let text = rejected(TaskOptions::default().max_restarts(1000));
-        assert!(text.contains("max_restarts") && text.contains("1000"), "{text}");
+        assert!(
+            text.contains("max_restarts") && text.contains("1000"),
+            "{text}"
+        );
         let fine = TaskOptions::default()
             .max_retries(TaskOptions::MAX_RETRIES)
             .retry_exceptions(true)
