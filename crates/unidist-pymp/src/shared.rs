@@ -313,9 +313,10 @@ impl Shared {
         // one: an object that fails while an earlier one is still pending ends the call at
         // once with its error.
         let mut signal: Option<Arc<Signal>> = None;
-        let mut later_registered = false;
+        // Objects from this index on were registered on `signal` together.
+        let mut registered_from: Option<usize> = None;
         for (i, &id) in ids.iter().enumerate() {
-            let mut registered = false;
+            let mut registered = registered_from.is_some_and(|from| i >= from);
             loop {
                 match self.store.lookup(id) {
                     Lookup::Ready(v) => {
@@ -338,8 +339,8 @@ impl Shared {
                             registered = true;
                         }
                         let later = &ids[i + 1..];
-                        if !later_registered {
-                            later_registered = true;
+                        if registered_from.is_none() {
+                            registered_from = Some(i + 1);
                             for &l in later {
                                 self.store.register(l, Waiter::Thread(signal.clone()));
                             }
