@@ -25,6 +25,7 @@ mod actor;
 mod async_actor;
 mod bad_input;
 mod config;
+mod fault_tolerance;
 mod general;
 mod object;
 mod serde_attrs;
@@ -57,6 +58,7 @@ fn all_cases() -> Vec<Case> {
     all.extend(async_actor::cases());
     all.extend(config::cases());
     all.extend(bad_input::cases());
+    all.extend(fault_tolerance::cases());
     all.extend(serde_attrs::cases());
     all.extend(general::cases());
     all

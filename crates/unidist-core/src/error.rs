@@ -107,6 +107,23 @@ pub enum Error {
         message: String,
     },
 
+    /// A call was cancelled with `unidist::cancel` (or depends on one that was); its outputs
+    /// hold this error.
+    #[error("{what} was cancelled")]
+    Cancelled {
+        /// The call or object, as the function name or the object id.
+        what: String,
+    },
+
+    /// A call or object was lost with the worker process that held it.
+    #[error("{what} was lost with its worker: {reason}")]
+    WorkerLost {
+        /// The call or object.
+        what: String,
+        /// Which worker (rank and host) and how it was lost.
+        reason: String,
+    },
+
     /// An error that was raised in another process and carried here as its kind and message.
     #[error("{message}")]
     Remote {
@@ -145,6 +162,10 @@ pub enum ErrorKind {
     Unsupported,
     /// [`Error::Backend`].
     Backend,
+    /// [`Error::Cancelled`].
+    Cancelled,
+    /// [`Error::WorkerLost`].
+    WorkerLost,
 }
 
 impl Error {
@@ -163,6 +184,8 @@ impl Error {
             Error::BackendUnavailable { .. } => ErrorKind::BackendUnavailable,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::WorkerLost { .. } => ErrorKind::WorkerLost,
             Error::Remote { kind, .. } => *kind,
         }
     }

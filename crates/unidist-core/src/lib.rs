@@ -27,6 +27,7 @@ pub mod error;
 pub mod object_ref;
 pub mod ready;
 pub mod registry;
+pub mod retry;
 pub mod runtime;
 pub mod task;
 pub mod value;
