@@ -240,7 +240,7 @@ impl Ledger {
     /// Appends `x`, then panics when `x` is odd: the append is not undone.
     pub fn record(&mut self, x: u64) -> usize {
         self.entries.push(x);
-        assert!(x % 2 == 0, "odd entry {x}");
+        assert!(x.is_multiple_of(2), "odd entry {x}");
         self.entries.len()
     }
 

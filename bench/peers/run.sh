@@ -6,7 +6,7 @@
 # --systems keeps only the listed system-modes of ENV_ROOT/available.txt (e.g. ray-native).
 # Writes OUT_DIR/<system>-<mode>.json for every line of ENV_ROOT/available.txt, e.g.
 # unidist-pyseq.json, unidist-mpi-openmpi-spawn.json, ray-native.json. Each run is bounded by
-# `timeout` (PEER_RUN_TIMEOUT seconds, default 300, 120 with --quick) and lives in its own
+# `timeout` (PEER_RUN_TIMEOUT seconds, default 600, 120 with --quick) and lives in its own
 # process group, which is killed afterwards so no worker or MPI process outlives its run.
 # A run that fails, crashes or hangs still leaves a JSON file whose rows say what happened.
 # OUT_DIR/summary.txt lists one line per run: file, exit status, seconds.
@@ -44,7 +44,7 @@ AVAILABLE="$ENV_ROOT/available.txt"
 if [ $QUICK -eq 1 ]; then
     RUN_TIMEOUT=${PEER_RUN_TIMEOUT:-120}
 else
-    RUN_TIMEOUT=${PEER_RUN_TIMEOUT:-300}
+    RUN_TIMEOUT=${PEER_RUN_TIMEOUT:-600}
 fi
 CPUS=${PEER_CPUS:-$(nproc)}
 EXIT_GRACE=${PEER_EXIT_GRACE:-10}
@@ -81,7 +81,9 @@ if note:
 if doc.get("status") != "done":
     doc["status"] = f"incomplete: {how}"
 names = ["async_empty_tasks", "sync_round_trip", "put_get_small", "put_get_large",
-         "task_sum_large", "actor_async_calls", "actor_sync_call", "cpu_scaling", "nested_fib"]
+         "task_sum_large", "actor_async_calls", "actor_sync_call", "cpu_scaling", "nested_fib",
+         "vec_f64_by_ref", "buffer_f64_by_ref", "bytes_round_trip", "string_round_trip",
+         "big_object"]
 if not doc["rows"]:
     doc["rows"] = [{"workload": w, "unit": None, "median": None, "min": None, "max": None,
                     "runs": [], "status": "pending"} for w in names]

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Peer benchmark workloads: the same nine measurements on Python unidist, Ray and Dask.
+"""Peer benchmark workloads: the same measurements on Python unidist, Ray and Dask.
 
 Each workload has one meaning on every system, so its row can be set beside the Rust row of the
 same name:
@@ -15,6 +15,23 @@ same name:
                       calls run one after another in this process           ratio parallel/sequential
   nested_fib          fib(20) where every call is a task that submits its
                       two children and waits for them                       s
+
+The data-plane rows (issue 11 of unidist for Rust), with the natural Python equivalent of each
+Rust type:
+
+  vec_f64_by_ref      a 64 MiB float64 numpy array already put; a task sums
+                      it; timed: the task and the get of the sum            s  (put not timed)
+  buffer_f64_by_ref   the same (Rust: &Buffer<f64>; in Python both rows are
+                      the numpy array of task_sum_large)                    s
+  bytes_round_trip    64 MiB `bytes` passed by value to a task that returns
+                      it; timed: the submit, the task and the get           s
+  string_round_trip   the same with a 16 MiB `str`                          s
+  big_object          put a 2.5 GiB uint8 numpy array, a task reads its
+                      length and three bytes, get the whole array back      GB/s
+
+big_object runs in full mode only, and only where MemAvailable is at least three times the
+object; otherwise its row is "skipped: <why>". It gets four times the per-workload time limit and
+starts another run only when that should end within three quarters of it.
 
 Every workload is measured --repeats times after one untimed warm-up; a row carries the median,
 min, max and every run. A workload runs in its own thread under --time-limit seconds; one that
@@ -70,9 +87,17 @@ WORKLOADS = [
     "actor_sync_call",
     "cpu_scaling",
     "nested_fib",
+    "vec_f64_by_ref",
+    "buffer_f64_by_ref",
+    "bytes_round_trip",
+    "string_round_trip",
+    "big_object",
 ]
 
 LARGE_BYTES = 64 * 1024 * 1024
+STRING_BYTES = 16 * 1024 * 1024
+BIG_OBJECT_BYTES = 5 << 29  # 2.5 GiB, past the 2 GiB an MPI message of int count can carry
+BIG_MEMORY_FACTOR = 3
 SMALL_VALUE = 0x0123456789ABCDEF  # fits in 8 bytes, like a u64 on the Rust side
 
 # Sizes per mode. cpu_iters is a fixed amount of work (about 0.2 s of CPython 3.11 per task at
@@ -114,6 +139,16 @@ def noop():
 
 def array_sum(arr):
     return float(arr.sum())
+
+
+def echo(value):
+    return value
+
+
+def big_probe(arr):
+    """The length and three bytes spread over the array, so the task touches its argument."""
+    n = len(arr)
+    return n ^ (int(arr[0]) | int(arr[n // 2]) << 8 | int(arr[n - 1]) << 16)
 
 
 def cpu_work(iters):
@@ -495,6 +530,90 @@ def w_nested_fib(s, sz, repeats, runs):
     return {"n": n, "tasks": 2 * fib_plain(n + 1) - 1}, {}
 
 
+def w_array_by_ref(s, sz, repeats, runs):
+    # vec_f64_by_ref and buffer_f64_by_ref: a numpy array is Python's natural type for both Rust
+    # types, so both rows time task_sum_large's measurement.
+    params, _ = w_task_sum_large(s, sz, repeats, runs)
+    return params, {"value": "numpy float64 array (the measurement of task_sum_large)"}
+
+
+def round_trip(s, repeats, runs, data, what):
+    f = s.task(echo)
+    check(s.get(s.submit(f, data[:1024])) == data[:1024], f"{what} changed on its round trip")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        back = s.get(s.submit(f, data))
+        dt = time.perf_counter() - t0
+        check(back == data, f"{what} changed on its round trip")
+        del back
+        runs.append(dt)
+    return {"bytes": len(data)}, {"value": what}
+
+
+def w_bytes_round_trip(s, sz, repeats, runs):
+    data = (bytes(range(251)) * (LARGE_BYTES // 251 + 1))[:LARGE_BYTES]
+    return round_trip(s, repeats, runs, data, "bytes")
+
+
+def w_string_round_trip(s, sz, repeats, runs):
+    data = ("abcdefghijklmnopqrstuvwxyz" * (STRING_BYTES // 26 + 1))[:STRING_BYTES]
+    return round_trip(s, repeats, runs, data, "str")
+
+
+def big_object_skip_reason(quick):
+    """Why big_object cannot run here, or None."""
+    if quick:
+        return "full mode only (--quick given)"
+    try:
+        with open("/proc/meminfo") as fh:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh}
+        have = info["MemAvailable"]
+    except (OSError, KeyError, ValueError, IndexError):
+        return "cannot read MemAvailable from /proc/meminfo to check memory"
+    need = BIG_MEMORY_FACTOR * BIG_OBJECT_BYTES
+    if have < need:
+        return (f"needs MemAvailable of at least {need / 2**30:.1f} GiB ({BIG_MEMORY_FACTOR}x the "
+                f"object), the machine has {have / 2**30:.1f} GiB")
+    return None
+
+
+def w_big_object(s, sz, repeats, runs):
+    import numpy as np
+
+    started = time.perf_counter()
+    budget = sz["big_budget_s"]
+    set_progress("big_object", f"filling {BIG_OBJECT_BYTES} bytes")
+    arr = np.resize(np.arange(251, dtype=np.uint8), BIG_OBJECT_BYTES)
+    expected = big_probe(arr)
+    f = s.task(big_probe)
+    set_progress("big_object", "warm-up with 1 KiB")
+    s.get(s.submit(f, s.put(arr[:1024].copy())))
+    last, done = 0.0, 0
+    for i in range(repeats):
+        # Another run starts only when it should end within the budget, so a slow system keeps
+        # the runs it finished instead of timing out with none.
+        if done and time.perf_counter() - started + 1.2 * last > budget:
+            break
+        set_progress("big_object", f"run {i + 1} of {repeats}")
+        t0 = time.perf_counter()
+        ref = s.put(arr)
+        seen = s.get(s.submit(f, ref))
+        back = s.get(ref)
+        last = time.perf_counter() - t0
+        check(seen == expected, "the task saw a different object")
+        check(len(back) == BIG_OBJECT_BYTES and big_probe(back) == expected,
+              "the object changed between put and get")
+        del ref, back
+        done += 1
+        runs.append(BIG_OBJECT_BYTES / last / 1e9)
+    return {"bytes": BIG_OBJECT_BYTES}, {"runs_done": done, "budget_s": budget}
+
+
+def time_limit(workload, base):
+    """big_object moves 2.5 GiB several times per run and gets four times the limit."""
+    return 4 * base if workload == "big_object" else base
+
+
 # Where a workload that can hang has got to, so a timeout row says which step never finished:
 # workload -> (step label, step start, step time limit or None).
 PROGRESS = {}
@@ -513,6 +632,11 @@ UNITS = {
     "actor_sync_call": "us",
     "cpu_scaling": "ratio",
     "nested_fib": "s",
+    "vec_f64_by_ref": "s",
+    "buffer_f64_by_ref": "s",
+    "bytes_round_trip": "s",
+    "string_round_trip": "s",
+    "big_object": "GB/s",
 }
 
 FUNCS = {
@@ -525,6 +649,11 @@ FUNCS = {
     "actor_sync_call": w_actor_sync_call,
     "cpu_scaling": w_cpu_scaling,
     "nested_fib": w_nested_fib,
+    "vec_f64_by_ref": w_array_by_ref,
+    "buffer_f64_by_ref": w_array_by_ref,
+    "bytes_round_trip": w_bytes_round_trip,
+    "string_round_trip": w_string_round_trip,
+    "big_object": w_big_object,
 }
 
 
@@ -725,7 +854,8 @@ def main(argv=None):
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [HERE] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     )
-    sizes = SIZES["quick" if args.quick else "full"]
+    sizes = dict(SIZES["quick" if args.quick else "full"])
+    sizes["big_budget_s"] = 0.75 * time_limit("big_object", args.time_limit)
     doc = {
         "system": args.system,
         "mode": args.mode,
@@ -784,13 +914,20 @@ def main(argv=None):
     timed_out = []
     for row in doc["rows"]:
         w = row["workload"]
+        skip = big_object_skip_reason(args.quick) if w == "big_object" else None
+        if skip:
+            row["status"] = f"skipped: {skip}"
+            write_json(args.out, doc)
+            print(f"[{args.system}-{args.mode}] {w:18s} skipped: {skip}", file=sys.stderr, flush=True)
+            continue
         runs = []
         row["status"] = "running"
         write_json(args.out, doc)
         start_w = time.perf_counter()
         guard = Guard() if w == "nested_fib" else None
         status, result, trace = run_limited(
-            lambda: FUNCS[w](system, sizes, args.repeats, runs), args.time_limit, w, guard
+            lambda: FUNCS[w](system, sizes, args.repeats, runs), time_limit(w, args.time_limit), w,
+            guard
         )
         elapsed = time.perf_counter() - start_w
         row["runs"] = list(runs)

@@ -2,19 +2,20 @@
 //! suites, all through the public API on the backend `UNIDIST_BACKEND` selects.
 //!
 //! ```text
-//! unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] [--repeats N] [--time-limit SECS] [--only W1,W2]
+//! unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] [--repeats N] [--time-limit SECS] [--only W1,W2] [--big-object-bytes N]
 //! unidist-bench floors-local --out FILE [--rows tasks,round_trip,actors,object,scaling,actor_cost]
 //! unidist-bench floors-mpi --out FILE
 //! ```
 //!
-//! - `workloads`: the nine workloads shared with the Python peers (see [`workloads`]), with the
-//!   floors the same run can measure.
+//! - `workloads`: the workloads shared with the Python peers (see [`workloads`] and
+//!   [`data_rows`]), with the floors the same run can measure.
 //! - `floors-local`: the local pool's rows against bare rayon and actix floors.
 //! - `floors-mpi`: the MPI backend's rows against raw MPI floors (build with `--features mpi`,
 //!   run under `mpiexec -n 3` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`).
 //!
 //! Each suite writes one JSON report (serde_json) that `cargo xtask bench` reads.
 
+mod data_rows;
 mod floors;
 mod floors_local;
 mod floors_mpi;

@@ -1,9 +1,11 @@
-//! `unidist-bench workloads`: the nine workloads on the backend `UNIDIST_BACKEND` selects, each
+//! `unidist-bench workloads`: the workloads on the backend `UNIDIST_BACKEND` selects, each
 //! bounded in time, with the floors the same run can measure, written as one JSON report.
 //!
 //! Every workload runs `--repeats` times after one untimed warm-up and is bounded by
-//! `--time-limit` seconds; one that overruns is recorded as `timeout` with the runs it finished,
-//! and the next workload still runs. The report (`--out`) is rewritten after every workload, so
+//! `--time-limit` seconds (`big_object` by four times that); one that overruns is recorded as
+//! `timeout` with the runs it finished, and the next workload still runs. A row that cannot run
+//! here (`big_object` with `--quick` or without the memory) is recorded as `skipped: <why>`.
+//! `--big-object-bytes` shrinks that row's object, to try the row on a small machine. The report (`--out`) is rewritten after every workload, so
 //! a run killed from outside keeps what it measured. The floors measured here: one 64 MiB
 //! memcpy, and where the workers are other processes (MPI) the raw 8-byte ping-pong and 64 MiB
 //! bandwidth between rank 0 and rank 1.
@@ -17,11 +19,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::data_rows;
 use crate::measure::{median_of, run_limited, write_json};
 use crate::workloads::{self, is_param, unit, Fields, LARGE_BYTES, WORKLOADS};
 
 pub const USAGE: &str = "unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] \
-                         [--repeats N] [--time-limit SECS] [--only W1,W2]";
+                         [--repeats N] [--time-limit SECS] [--only W1,W2] [--big-object-bytes N]";
 
 /// The line that tells the caller the report is complete and the process may go.
 pub const DONE: &str = "unidist-bench: done";
@@ -33,6 +36,7 @@ struct Options {
     repeats: usize,
     time_limit: Option<f64>,
     only: Option<Vec<String>>,
+    big_object_bytes: usize,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -43,6 +47,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         repeats: 3,
         time_limit: None,
         only: None,
+        big_object_bytes: data_rows::BIG_OBJECT_BYTES,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -63,6 +68,14 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     Some(raw.parse().ok().filter(|s: &f64| *s > 0.0).ok_or_else(|| {
                         format!("invalid --time-limit {raw:?}: expected seconds above 0")
                     })?);
+            }
+            "--big-object-bytes" => {
+                let raw = value("--big-object-bytes")?;
+                o.big_object_bytes = raw.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                    format!(
+                        "invalid --big-object-bytes {raw:?}: expected a whole number of at least 1"
+                    )
+                })?;
             }
             "--only" => {
                 let raw = value("--only")?;
@@ -266,6 +279,9 @@ pub fn main(args: &[String]) -> i32 {
     } else {
         workloads::FULL
     };
+    // big_object stops repeating at three quarters of its limit, so it ends before the limit.
+    let big_limit = workloads::time_limit("big_object", report.time_limit);
+    let sizes = sizes.with_big_object(options.big_object_bytes, 0.75 * big_limit);
     let timed_out = run_rows(&mut report, sizes, out);
     finish(&mut report, &timed_out, out)
 }
@@ -288,10 +304,19 @@ fn run_rows(report: &mut Report, sizes: workloads::Sizes, out: Option<&str>) -> 
     let mut timed_out: Vec<String> = Vec::new();
     for i in 0..report.rows.len() {
         let w = report.rows[i].workload;
+        if w == "big_object" {
+            if let Some(why) = data_rows::skip_reason(report.quick, sizes.big_bytes) {
+                report.rows[i].status = format!("skipped: {why}");
+                eprintln!("{tag} {w:<18} skipped: {why}");
+                report.write(out);
+                continue;
+            }
+        }
         report.rows[i].status = "running".into();
         report.write(out);
         let started = Instant::now();
-        let done = run_limited(w, sizes, report.repeats, report.time_limit);
+        let limit = workloads::time_limit(w, report.time_limit);
+        let done = run_limited(w, sizes, report.repeats, limit);
         let elapsed = started.elapsed().as_secs_f64();
         let row = &mut report.rows[i];
         row.status = done.status;

@@ -1,5 +1,6 @@
-//! The nine workloads of `unidist-bench workloads`: their remote functions and actor, their
-//! sizes, and one function per workload that runs it and returns its parameters and extras.
+//! The workloads of `unidist-bench workloads`: the nine shared with the Python peers from the
+//! start, their remote functions and actor, their sizes, and one function per workload that runs
+//! it and returns its parameters and extras. The data-plane rows live in [`crate::data_rows`].
 //!
 //! The rows have the names, units and sizes of `bench/peers/workloads.py`, so each can be set
 //! beside the same row measured on Python unidist, Ray and Dask:
@@ -15,6 +16,7 @@
 //! | `actor_sync_call` | one actor method call and get, K times; median | µs |
 //! | `cpu_scaling` | 8 tasks of fixed CPU work against the same 8 calls in sequence | ratio |
 //! | `nested_fib` | fib(20) where every call is a task that submits and waits for two more | s |
+//! | `vec_f64_by_ref` .. `big_object` | the data-plane rows, see [`crate::data_rows`] | s, GB/s |
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -22,6 +24,7 @@ use std::time::Instant;
 use serde_json::{json, Value};
 use unidist::{ActorHandle, Buffer, ObjectRef};
 
+use crate::data_rows;
 use crate::measure::{check, latency_runs, median_of, ok, push, set_progress, Progress, Runs};
 
 /// Bytes of the large array: 64 MiB of `f64`.
@@ -30,7 +33,7 @@ pub const LARGE_BYTES: usize = 64 << 20;
 const SMALL_VALUE: u64 = 0x0123_4567_89AB_CDEF;
 
 /// Every workload, in report order, with its unit.
-pub const WORKLOADS: [(&str, &str); 9] = [
+pub const WORKLOADS: [(&str, &str); 14] = [
     ("async_empty_tasks", "tasks/s"),
     ("sync_round_trip", "us"),
     ("put_get_small", "us"),
@@ -40,7 +43,22 @@ pub const WORKLOADS: [(&str, &str); 9] = [
     ("actor_sync_call", "us"),
     ("cpu_scaling", "ratio"),
     ("nested_fib", "s"),
+    ("vec_f64_by_ref", "s"),
+    ("buffer_f64_by_ref", "s"),
+    ("bytes_round_trip", "s"),
+    ("string_round_trip", "s"),
+    ("big_object", "GB/s"),
 ];
+
+/// The time limit of `workload` when the others get `base` seconds: `big_object` moves 2.5 GiB
+/// several times per run and gets four times as long (it stops repeating before its budget).
+pub fn time_limit(workload: &str, base: f64) -> f64 {
+    if workload == "big_object" {
+        4.0 * base
+    } else {
+        base
+    }
+}
 
 /// The unit of a workload's values.
 pub fn unit(workload: &str) -> &'static str {
@@ -66,7 +84,7 @@ fn noop() {}
 /// The sum of the array with eight independent accumulators. A plain `iter().sum()` is one
 /// dependency chain of 8 Mi additions (about 4 ms here) where numpy's pairwise SIMD sum takes
 /// under 2 ms; the row measures moving the array to a task, so the body should be as fast.
-fn lanes_sum(v: &[f64]) -> f64 {
+pub fn lanes_sum(v: &[f64]) -> f64 {
     let mut acc = [0.0f64; 8];
     let chunks = v.chunks_exact(8);
     let rest: f64 = chunks.remainder().iter().sum();
@@ -158,6 +176,20 @@ pub struct Sizes {
     cpu_iters: u64,
     fib_n: u64,
     fib_warmup_limit: f64,
+    /// Bytes of the `big_object` row and the seconds within which it stops repeating.
+    pub big_bytes: usize,
+    pub big_budget_s: f64,
+}
+
+impl Sizes {
+    /// These sizes with the `big_object` row set to `bytes` within `budget_s` seconds.
+    pub fn with_big_object(self, bytes: usize, budget_s: f64) -> Sizes {
+        Sizes {
+            big_bytes: bytes,
+            big_budget_s: budget_s,
+            ..self
+        }
+    }
 }
 
 pub const FULL: Sizes = Sizes {
@@ -170,6 +202,8 @@ pub const FULL: Sizes = Sizes {
     cpu_iters: 80_000_000,
     fib_n: 20,
     fib_warmup_limit: 10.0,
+    big_bytes: data_rows::BIG_OBJECT_BYTES,
+    big_budget_s: 180.0,
 };
 
 pub const QUICK: Sizes = Sizes {
@@ -182,6 +216,8 @@ pub const QUICK: Sizes = Sizes {
     cpu_iters: 50_000_000,
     fib_n: 10,
     fib_warmup_limit: 5.0,
+    big_bytes: data_rows::BIG_OBJECT_BYTES,
+    big_budget_s: 45.0,
 };
 
 // ---- the workloads -------------------------------------------------------------------------
@@ -204,6 +240,11 @@ pub fn run(
         "actor_sync_call" => actor_sync_call(sz, repeats, runs),
         "cpu_scaling" => cpu_scaling(sz, repeats, runs),
         "nested_fib" => nested_fib(sz, repeats, runs, progress),
+        "vec_f64_by_ref" => data_rows::vec_f64_by_ref(repeats, runs),
+        "buffer_f64_by_ref" => data_rows::buffer_f64_by_ref(repeats, runs),
+        "bytes_round_trip" => data_rows::bytes_round_trip(repeats, runs),
+        "string_round_trip" => data_rows::string_round_trip(repeats, runs),
+        "big_object" => data_rows::big_object(sz, repeats, runs, progress),
         other => Err(format!("unknown workload {other:?}")),
     }
 }

@@ -75,7 +75,7 @@ pub fn run(data: &[u8]) -> bool {
 /// Seed inputs: batches with every message kind, values inline, as segments and out of band.
 pub fn seeds() -> Vec<Vec<u8>> {
     use std::sync::Arc;
-    use unidist_core::{ActorId, ErrorKind, ObjectId, TaskError, TaskFailure};
+    use unidist_core::{ActorId, DeadReason, ErrorKind, ObjectId, TaskError, TaskFailure};
     use unidist_serialize::encode_with_oob;
 
     let value = |threshold| {
@@ -121,7 +121,10 @@ pub fn seeds() -> Vec<Vec<u8>> {
             NodeMsg::ActorCall {
                 actor,
                 method: 1,
-                args: vec![],
+                args: vec![ArgWire::Failed(WireError::Other(
+                    ErrorKind::StaleRef,
+                    "stale".into(),
+                ))],
                 outputs: vec![id(5)],
                 seq: 3,
             }
@@ -146,7 +149,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
             .into(),
             NodeMsg::ActorWhere {
                 actor,
-                worker: Err("killed".into()),
+                worker: Err(DeadReason::Killed),
             }
             .into(),
             NodeMsg::Free { ids: vec![id(8)] }.into(),

@@ -125,11 +125,86 @@ pub const EXPECTED_FAILURES: &[ExpectedFailure] = &[
         reason: "stats() reports the driver's counters only: gathering every rank's counters \
                  (Backend::stats) is not written for backends with several processes yet",
     },
+    ExpectedFailure {
+        case: "fault_tolerance::retry_on_panic_succeeds_on_third_run",
+        when: no_retries,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::retries_run_out_and_say_how_many",
+        when: no_retries,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::timeout_fails_with_timeout_and_dependents_fail",
+        when: no_timeouts,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::timeout_frees_every_slot_at_once",
+        when: no_timeouts,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::timeout_frees_every_slot_at_once",
+        when: nothing_pending,
+        reason: RUNS_IN_CALLER,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::timeout_is_retried_while_retries_are_left",
+        when: no_timeouts,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::cancel_pending",
+        when: no_cancel,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::cancel_pending",
+        when: nothing_pending,
+        reason: NOTHING_PENDING,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::cancel_running",
+        when: no_cancel,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::cancel_running",
+        when: nothing_pending,
+        reason: NOTHING_PENDING,
+    },
+    ExpectedFailure {
+        case: "fault_tolerance::get_all_returns_an_error_at_once",
+        when: no_fail_fast,
+        reason: NOT_YET,
+    },
 ];
 
 fn separate_processes(c: &Capabilities) -> bool {
     c.separate_processes
 }
+
+fn no_retries(c: &Capabilities) -> bool {
+    !c.retries
+}
+
+fn no_timeouts(c: &Capabilities) -> bool {
+    !c.timeouts
+}
+
+fn no_cancel(c: &Capabilities) -> bool {
+    !c.cancel
+}
+
+fn no_fail_fast(c: &Capabilities) -> bool {
+    !c.fail_fast
+}
+
+const NOT_YET: &str = "not implemented on this backend yet";
+const RUNS_IN_CALLER: &str = "the backend runs every call to completion in the caller's thread \
+     (no pending objects), so a timed-out body holds the caller until it returns";
 
 fn nothing_pending(c: &Capabilities) -> bool {
     !c.pending_objects

@@ -25,6 +25,7 @@ mod actor;
 mod async_actor;
 mod bad_input;
 mod config;
+mod fault_tolerance;
 mod general;
 mod object;
 mod observe;
@@ -58,6 +59,7 @@ fn all_cases() -> Vec<Case> {
     all.extend(async_actor::cases());
     all.extend(config::cases());
     all.extend(bad_input::cases());
+    all.extend(fault_tolerance::cases());
     all.extend(serde_attrs::cases());
     all.extend(observe::cases());
     all.extend(general::cases());

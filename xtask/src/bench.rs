@@ -1,5 +1,5 @@
 //! `cargo xtask bench [--quick] [--no-peers]`: this project's backends, their floors and the
-//! Python peers (unidist, Ray, Dask) on the same nine workloads, in one run, as a markdown table,
+//! Python peers (unidist, Ray, Dask) on the same workloads, in one run, as a markdown table,
 //! JSON and an SVG chart.
 //!
 //! Steps, each bounded in time and each recorded in the output even when it fails:
@@ -18,7 +18,9 @@
 mod chart;
 mod peers;
 mod report;
+mod rows;
 mod systems;
+mod targets;
 
 use std::path::PathBuf;
 use std::time::Instant;

@@ -52,6 +52,10 @@ fn lint_steps() -> Vec<Step> {
             0 => Ok(()),
             code => Err(format!("cargo xtask tidy exited with {code}")),
         }),
+        step("msrv", || match crate::package::msrv() {
+            0 => Ok(()),
+            code => Err(format!("cargo xtask msrv exited with {code}")),
+        }),
         // Default members only: the MPI backend needs a system MPI to build.
         step("clippy", || {
             run_step(util::cargo().args(["clippy", "--all-targets", "--", "-D", "warnings"]))
@@ -125,6 +129,12 @@ pub fn ci() -> i32 {
                 .args(["doc", "--no-deps"])
                 .env("RUSTDOCFLAGS", "-D warnings"),
         )
+    }));
+
+    // After the MPI builds: the verification builds reuse their dependencies.
+    steps.push(step("package", || match crate::package::package(&[]) {
+        0 => Ok(()),
+        code => Err(format!("cargo xtask package exited with {code}")),
     }));
 
     let mut timings: Vec<(&'static str, Duration, bool)> = Vec::new();

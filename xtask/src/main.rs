@@ -4,8 +4,8 @@
 //!   [--timeout SECS]`: the conformance suite on every backend and MPI launch mode, as a
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
-//! - `ci`: exactly what CI runs: fmt, tidy, clippy `-D warnings`, tests, fuzz (20 s a target),
-//!   test-backends, examples --mpi, soak --short, docs.
+//! - `ci`: exactly what CI runs: fmt, tidy, msrv, clippy `-D warnings`, tests, fuzz (20 s a
+//!   target), test-backends, examples --mpi, soak --short, docs, package.
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
 //! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
 //!   side: table, JSON and chart.
@@ -13,6 +13,8 @@
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 //! - `timeline-svg TRACE.json OUT.svg`: a Gantt chart of a `UNIDIST_TIMELINE` trace.
 //! - `tidy`: the house rules a compiler does not check (purpose lines, sizes, backend names).
+//! - `package [--no-verify]`: the crates.io dry run of every published crate; `msrv`: the
+//!   locked dependencies and lints checked against the MSRV.
 #![forbid(unsafe_code)]
 
 mod backend_table;
@@ -22,6 +24,7 @@ mod ci;
 mod examples;
 mod faults;
 mod fuzz;
+mod package;
 mod soak;
 mod tidy;
 mod timeline_svg;
@@ -41,10 +44,10 @@ commands:
       killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
       --no-faults
   ci
-      fmt, tidy, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends, soak --short,
-      docs: what CI runs
+      fmt, tidy, msrv, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends,
+      examples --mpi, soak --short, docs, package: what CI runs
   bench [--quick] [--no-peers]
-      the nine workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
+      the workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
       floors and the Python peers (unidist, Ray, Dask; environments made under target/), in one
       run: markdown table, target/bench/bench.json and an SVG chart; --quick is the short loop
   soak [--short] [--suite S] [--backend B]
@@ -61,7 +64,14 @@ commands:
       a Gantt chart (one row per thread of every rank) of a UNIDIST_TIMELINE trace
   tidy
       house rules: every .rs file opens with a //! line; no src file over 800 lines and no fn
-      over 100 (short allow-list); backend names only in the backend tables";
+      over 100 (short allow-list); backend names only in the backend tables
+  package [--no-verify]
+      crates.io dry run of every published crate: metadata, file lists (no tests, target/ or
+      fuzz corpus; LICENSE present), the msrv checks, then `cargo package` of them all, each
+      verified by building it from its .crate file (needs Open MPI for the MPI crate)
+  msrv
+      every locked dependency's rust-version is at most the workspace's, the resolver falls
+      back to MSRV-compatible releases, and clippy's incompatible_msrv lint is not allowed";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -93,6 +103,8 @@ fn main() -> ExitCode {
         },
         "tidy" if rest.is_empty() => tidy::tidy(),
         "timeline-svg" => timeline_svg::timeline_svg(rest),
+        "package" => package::package(rest),
+        "msrv" if rest.is_empty() => package::msrv(),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0

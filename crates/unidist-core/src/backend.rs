@@ -44,17 +44,61 @@ impl Arg {
 }
 
 /// Per-call options, validated by the facade before a backend sees them.
+///
+/// The defaults keep the behaviour of a call without options: one run, no time limit.
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub struct TaskOptions {
     /// CPUs the call needs; a scheduling hint, at least 1 and at most the cluster's CPUs.
     pub num_cpus: Option<u32>,
+    /// Runs after the first one that a task may make when its worker process is lost, its
+    /// body panics (with [`retry_exceptions`](TaskOptions::retry_exceptions)) or it runs out
+    /// of time; at most [`TaskOptions::MAX_RETRIES`].
+    pub max_retries: u32,
+    /// Also re-run the task when its body panics (needs `max_retries` above 0).
+    pub retry_exceptions: bool,
+    /// How long one run of the body may take, counted from the moment it starts; above zero.
+    pub timeout: Option<Duration>,
+    /// Actors only: how many times the actor is re-created when its process is lost; at most
+    /// [`TaskOptions::MAX_RESTARTS`].
+    pub max_restarts: u32,
 }
 
 impl TaskOptions {
+    /// The largest accepted `max_retries`: a task that fails this often will not succeed, and
+    /// the bound keeps a mistaken value from running a task without end.
+    pub const MAX_RETRIES: u32 = 100;
+
+    /// The largest accepted `max_restarts`, for the same reason.
+    pub const MAX_RESTARTS: u32 = 100;
+
     /// Sets the CPUs the call needs.
     pub fn num_cpus(mut self, n: u32) -> Self {
         self.num_cpus = Some(n);
+        self
+    }
+
+    /// Sets [`max_retries`](TaskOptions::max_retries).
+    pub fn max_retries(mut self, n: u32) -> Self {
+        self.max_retries = n;
+        self
+    }
+
+    /// Sets [`retry_exceptions`](TaskOptions::retry_exceptions).
+    pub fn retry_exceptions(mut self, yes: bool) -> Self {
+        self.retry_exceptions = yes;
+        self
+    }
+
+    /// Sets [`timeout`](TaskOptions::timeout).
+    pub fn timeout(mut self, limit: Duration) -> Self {
+        self.timeout = Some(limit);
+        self
+    }
+
+    /// Sets [`max_restarts`](TaskOptions::max_restarts).
+    pub fn max_restarts(mut self, n: u32) -> Self {
+        self.max_restarts = n;
         self
     }
 }
@@ -78,6 +122,15 @@ pub struct Capabilities {
     pub restartable: bool,
     /// Every live actor holds a thread of this process, which ends when the actor ends.
     pub thread_per_actor: bool,
+    /// `max_retries` with `retry_exceptions` re-runs a task whose body panicked.
+    pub retries: bool,
+    /// `timeout` fails the outputs of a task whose body ran longer than its limit.
+    pub timeouts: bool,
+    /// [`Backend::cancel`] stops pending and running calls (not only finished ones).
+    pub cancel: bool,
+    /// [`Backend::get`] of several objects returns the first failure the moment it is known,
+    /// without waiting for earlier objects that are still pending.
+    pub fail_fast: bool,
 }
 
 impl Capabilities {
@@ -89,6 +142,10 @@ impl Capabilities {
             separate_processes: false,
             restartable: true,
             thread_per_actor: false,
+            retries: false,
+            timeouts: false,
+            cancel: false,
+            fail_fast: false,
         }
     }
 
@@ -113,6 +170,17 @@ impl Capabilities {
     /// Sets [`thread_per_actor`](Capabilities::thread_per_actor).
     pub const fn thread_per_actor(mut self, yes: bool) -> Self {
         self.thread_per_actor = yes;
+        self
+    }
+
+    /// Sets [`retries`](Capabilities::retries), [`timeouts`](Capabilities::timeouts),
+    /// [`cancel`](Capabilities::cancel) and [`fail_fast`](Capabilities::fail_fast) at once:
+    /// what a backend with the whole of fault tolerance declares.
+    pub const fn fault_tolerance(mut self, yes: bool) -> Self {
+        self.retries = yes;
+        self.timeouts = yes;
+        self.cancel = yes;
+        self.fail_fast = yes;
         self
     }
 }
@@ -214,6 +282,23 @@ pub trait Backend: Send + Sync + 'static {
     /// Calls a method; calls on one actor execute in call order. Returns one id per declared
     /// return.
     fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>>;
+
+    /// Cancels the call that produces `id`: a pending call never runs, a running one's outputs
+    /// fail with [`Error::Cancelled`](crate::Error::Cancelled) and its result is discarded, and
+    /// a finished object is untouched. Dependents of a cancelled object fail without running.
+    ///
+    /// The provided implementation says the backend cannot cancel: `Ok(())` for an object that
+    /// is settled (nothing to do) and [`Error::Unsupported`](crate::Error::Unsupported) for a
+    /// pending one.
+    fn cancel(&self, id: ObjectId) -> Result<()> {
+        match self.wait(&[id], 0, Some(Duration::ZERO))?.first() {
+            Some(true) => Ok(()),
+            _ => Err(crate::Error::Unsupported {
+                what: "cancelling a pending call".into(),
+                backend: self.name(),
+            }),
+        }
+    }
 
     /// Ends an actor now; calls after it fail with [`Error::ActorDead`](crate::Error::ActorDead).
     fn kill_actor(&self, actor: ActorId) -> Result<()>;

@@ -107,6 +107,23 @@ pub enum Error {
         message: String,
     },
 
+    /// A call was cancelled with `unidist::cancel` (or depends on one that was); its outputs
+    /// hold this error.
+    #[error("{what} was cancelled")]
+    Cancelled {
+        /// The call or object, as the function name or the object id.
+        what: String,
+    },
+
+    /// A call or object was lost with the worker process that held it.
+    #[error("{what} was lost with its worker: {reason}")]
+    WorkerLost {
+        /// The call or object.
+        what: String,
+        /// Which worker (rank and host) and how it was lost.
+        reason: String,
+    },
+
     /// An error that was raised in another process and carried here as its kind and message.
     #[error("{message}")]
     Remote {
@@ -145,6 +162,10 @@ pub enum ErrorKind {
     Unsupported,
     /// [`Error::Backend`].
     Backend,
+    /// [`Error::Cancelled`].
+    Cancelled,
+    /// [`Error::WorkerLost`].
+    WorkerLost,
 }
 
 impl Error {
@@ -163,6 +184,8 @@ impl Error {
             Error::BackendUnavailable { .. } => ErrorKind::BackendUnavailable,
             Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Backend { .. } => ErrorKind::Backend,
+            Error::Cancelled { .. } => ErrorKind::Cancelled,
+            Error::WorkerLost { .. } => ErrorKind::WorkerLost,
             Error::Remote { kind, .. } => *kind,
         }
     }
@@ -275,12 +298,26 @@ pub enum DeadReason {
     /// The thread that ran it ended without a kill or a release (the runtime is stopping).
     #[error("its thread ended")]
     ThreadEnded,
-    /// The process that ran it, or that owned it, is lost.
+    /// The process that ran it is lost.
     #[error("its worker rank {rank} was lost ({why})")]
     WorkerLost {
         /// The rank of the lost process.
         rank: u32,
         /// How it was lost.
+        why: String,
+    },
+    /// The process that created it, which knows where it lives, is lost.
+    #[error("its owner rank {rank} was lost ({why})")]
+    OwnerLost {
+        /// The rank of the lost process.
+        rank: u32,
+        /// How it was lost.
+        why: String,
+    },
+    /// It does not exist on the process its calls went to.
+    #[error("it was never created on its worker ({why})")]
+    NotCreated {
+        /// Why not (its thread could not start, ...).
         why: String,
     },
 }

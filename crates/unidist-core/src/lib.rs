@@ -28,6 +28,7 @@ pub mod object_ref;
 pub mod observe;
 pub mod ready;
 pub mod registry;
+pub mod retry;
 pub mod runtime;
 pub mod task;
 pub mod value;

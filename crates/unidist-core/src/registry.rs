@@ -231,11 +231,9 @@ impl Registry {
     }
 
     /// Every registered name, sorted, each prefixed with its kind (`fn `, `actor `, `method `):
-    /// what [`fingerprint`](Registry::fingerprint) hashes and what processes compare.
-    ///
-    /// The MPI backend also parses these strings back into its own index tables; that use is to
-    /// be removed in favour of [`functions`](Registry::functions), [`classes`](Registry::classes)
-    /// and [`methods`](Registry::methods), which give the same indices directly.
+    /// what [`fingerprint`](Registry::fingerprint) hashes and what processes compare. To name
+    /// an entry across processes, use its index in [`functions`](Registry::functions),
+    /// [`classes`](Registry::classes) or [`methods`](Registry::methods).
     pub fn names(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .functions

@@ -396,6 +396,11 @@ fn generate(
     let ctor_params = sig::stub_params(&ctor.params);
     let ctor_argv = sig::arg_vec(&ctor.params);
     let class_doc = format!("The registry entry of the actor type `{type_name}`.");
+    let options_ident = format_ident!("__UnidistActorOptions_{}", type_name);
+    let options_doc = format!(
+        "Options for creating one `{type_name}` actor, ending with `.remote(..)` (the arguments \
+         of `new`)."
+    );
     let remote_doc = format!(
         "Creates a `{type_name}` actor: runs `{type_name}::new` with these arguments where the backend \
          places the actor, and returns its handle. Each argument may be a value, an `ObjectRef` or a \
@@ -570,6 +575,40 @@ fn generate(
             #[allow(clippy::too_many_arguments)]
             #ctor_vis fn remote(#(#ctor_params),*) -> ::unidist::__private::ActorHandle<#self_ty> {
                 ::unidist::__private::create_actor::<#self_ty>(#ctor_argv, ::core::default::Default::default())
+            }
+
+            #[doc = #options_doc]
+            #ctor_vis fn options() -> #options_ident {
+                #options_ident {
+                    opts: ::core::default::Default::default(),
+                }
+            }
+        }
+
+        #(#impl_cfgs)*
+        #[doc = #options_doc]
+        #[doc(hidden)]
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone)]
+        #ctor_vis struct #options_ident {
+            opts: ::unidist::__private::TaskOptions,
+        }
+
+        #(#impl_cfgs)*
+        impl #options_ident {
+            /// Re-creates the actor (its constructor runs again with the same arguments) up to
+            /// `n` times when the process holding it is lost; at most
+            /// `TaskOptions::MAX_RESTARTS`.
+            pub fn max_restarts(self, n: u32) -> Self {
+                #options_ident {
+                    opts: self.opts.max_restarts(n),
+                }
+            }
+
+            #[doc = #remote_doc]
+            #[allow(clippy::too_many_arguments)]
+            pub fn remote(self, #(#ctor_params),*) -> ::unidist::__private::ActorHandle<#self_ty> {
+                ::unidist::__private::create_actor::<#self_ty>(#ctor_argv, self.opts)
             }
         }
 

@@ -226,6 +226,30 @@ fn expand_fn(attr: TokenStream, func: &ItemFn) -> Result<TokenStream> {
                 }
             }
 
+            /// Re-runs the call up to `n` more times when its worker process is lost or it
+            /// runs out of time (and when it panics, with `retry_exceptions(true)`); at most
+            /// `TaskOptions::MAX_RETRIES`.
+            pub fn max_retries(self, n: u32) -> Self {
+                #options {
+                    opts: self.opts.max_retries(n),
+                }
+            }
+
+            /// Also re-runs the call when its body panics; needs `max_retries` above 0.
+            pub fn retry_exceptions(self, yes: bool) -> Self {
+                #options {
+                    opts: self.opts.retry_exceptions(yes),
+                }
+            }
+
+            /// Fails the outputs with `ErrorKind::Timeout` when the body has run longer than
+            /// `limit` (above zero); the runtime does not wait for the body any more.
+            pub fn timeout(self, limit: ::core::time::Duration) -> Self {
+                #options {
+                    opts: self.opts.timeout(limit),
+                }
+            }
+
             #[doc = #remote_doc]
             #[allow(clippy::too_many_arguments)]
             pub fn remote(self, #(#stub_params),*) -> #ret {

@@ -1,31 +1,31 @@
-//! Executors of a worker rank: the task pool and one thread per actor.
+//! Executors of a worker rank: the task pool, and the hooks that tie an actor's thread to the
+//! node.
 //!
 //! The pool keeps `target` threads able to run tasks. A task that blocks in `get`/`wait` (or
 //! an actor lookup) lends its slot: the pool starts a replacement thread while it waits, and the
 //! surplus thread retires after the task it is running, so nested `get` never deadlocks the
-//! pool whatever its size. Actors run on their own thread with a Tokio current-thread runtime
-//! and a `LocalSet`; calls start strictly in arrival order through
-//! [`ActorInstance::begin`], and `async fn` calls continue concurrently.
+//! pool whatever its size. Each actor runs on core's [`unidist_core::actor::ActorThread`]
+//! (calls start in arrival order, `async fn` calls continue concurrently); [`MpiHooks`] carry
+//! each call's reply back to the node.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::rc::Rc;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
-use unidist_core::actor::ActorInstance;
-use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{task, ActorId, Error, Payload};
+use unidist_core::actor::{CallHooks, CallResult};
+use unidist_core::registry::RemoteFunction;
+use unidist_core::{task, ActorId, DeadReason, Error, Payload, TaskError};
 
-use crate::node::{actor_dead, DeadReason, Node, Reply};
+use crate::node::{Node, Reply};
 
 /// How long a task thread polls for the next task before it sleeps.
 const JOB_SPIN: Duration = Duration::from_micros(100);
 
-/// Arguments of a call once resolved: every payload, or the first failed argument.
-pub type Args = Result<Vec<Payload>, (usize, Error)>;
+/// Arguments of a call once resolved: every payload, or the error that fails the call
+/// ([`unidist_core::call::resolve_args`]).
+pub type Args = Result<Vec<Payload>, TaskError>;
 
 /// A task ready to run.
 pub struct Job {
@@ -154,230 +154,179 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
 }
 
 fn run_job(node: &Node, job: Job) {
-    let name = job.func.name;
-    let result = match &job.args {
-        Err((i, e)) => Err(Error::from(task::argument_failed(name, *i, e))),
-        Ok(args) => task::run_function(job.func, args).map_err(Error::from),
+    let result = match job.args {
+        Ok(args) => {
+            let outputs = task::run_function(job.func, &args);
+            // The arguments go before the completion is reported: they may hold refs.
+            drop(args);
+            outputs
+        }
+        Err(e) => Err(e),
     };
-    drop(job.args);
+    let result = result.map_err(Error::from);
     node.complete(&job.reply, result);
 }
 
-/// A command for an actor thread.
-pub enum ActorCmd {
-    Create {
-        class: &'static ActorClassEntry,
-        args: Args,
-    },
-    Call {
-        method: &'static ActorMethodEntry,
-        args: Args,
-        reply: Reply,
-    },
-    Stop {
-        now: bool,
-    },
-}
-
-/// The sending side of an actor's command queue.
-pub type ActorTx = tokio::sync::mpsc::UnboundedSender<ActorCmd>;
-/// The receiving side, moved into the actor thread.
-pub type ActorRx = tokio::sync::mpsc::UnboundedReceiver<ActorCmd>;
-
-/// Starts the thread of actor `actor`.
-pub fn spawn_actor(node: Arc<Node>, actor: ActorId, rx: ActorRx) {
-    let name = format!("unidist-actor-{}", actor);
-    let r = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || actor_main(node, actor, rx));
-    if let Err(e) = r {
-        tracing::error!(error = %e, %actor, "cannot start an actor thread");
-    }
-}
-
-fn actor_main(node: Arc<Node>, actor: ActorId, mut rx: ActorRx) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, %actor, "cannot build the actor's runtime");
-            return;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    let mut thread = ActorThread {
-        node: node.clone(),
-        actor,
-        instance: Err(DeadReason::NotCreated),
-        inflight: Rc::new(RefCell::new(HashMap::new())),
-        tasks: tokio::task::JoinSet::new(),
-        next: 0,
-    };
-    local.block_on(&rt, thread.serve(&mut rx));
-    drop(thread);
-    node.actor_ended(actor);
-}
-
-/// Running `async fn` calls of an actor by key: the method and where each reports.
-type Inflight = Rc<RefCell<HashMap<u64, (&'static ActorMethodEntry, Reply)>>>;
-
-/// The state of an actor's thread.
-struct ActorThread {
-    node: Arc<Node>,
+/// What a call handed to an actor's [`ActorThread`] carries: where its result goes.
+///
+/// Every call is answered exactly once: [`CallHooks::finish`] reports the result, and a call the
+/// actor never ran (it was killed or stopped first, or its thread had ended) reports
+/// [`Error::ActorDead`] with the actor's [`Fate`] when its hooks are dropped. Both report
+/// through the node, which locks its state, so the node never drops hooks (or a message or
+/// thread handle holding them) while it holds its lock: it defers the drop to its `Effects`.
+pub struct MpiHooks {
+    node: Weak<Node>,
+    /// Taken when the call is answered.
+    reply: Option<Reply>,
+    class: &'static str,
     actor: ActorId,
-    /// The actor, or why there is none.
-    instance: Result<Rc<ActorInstance>, DeadReason>,
-    inflight: Inflight,
-    /// Running `async fn` calls: finished ones are reaped as calls arrive (amortized O(1),
-    /// unlike scanning a list of handles per call), the rest are aborted on `kill`.
-    tasks: tokio::task::JoinSet<()>,
-    next: u64,
+    fate: Fate,
 }
 
-impl ActorThread {
-    /// Runs commands until the actor is stopped or its queue closes, then settles every call
-    /// that did not finish.
-    async fn serve(&mut self, rx: &mut ActorRx) {
-        let mut now = false;
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                ActorCmd::Create { class, args } => self.create(class, args),
-                ActorCmd::Call {
-                    method,
-                    args,
-                    reply,
-                } => self.call(method, args, reply).await,
-                ActorCmd::Stop { now: n } => {
-                    now = n;
-                    break;
-                }
-            }
-        }
-        rx.close();
-        let reason = if now {
-            DeadReason::Killed
-        } else {
-            DeadReason::Released
-        };
-        while let Ok(cmd) = rx.try_recv() {
-            if let ActorCmd::Call { method, reply, .. } = cmd {
-                self.fail(method, &reply, &reason);
-            }
-        }
-        if now {
-            self.tasks.abort_all();
-        }
-        while self.tasks.join_next().await.is_some() {}
-        let left: Vec<_> = self.inflight.borrow_mut().drain().map(|(_, v)| v).collect();
-        for (method, reply) in left {
-            self.fail(method, &reply, &reason);
-        }
-        // The actor's value is dropped here, inside the thread's runtime.
-        self.instance = Err(reason);
-    }
+/// Why an actor's thread stopped serving: set by the node when it kills, releases or stops
+/// the actor, read by the calls that never ran. Unset, the thread ended on its own.
+pub type Fate = Arc<OnceLock<DeadReason>>;
 
-    fn create(&mut self, class: &'static ActorClassEntry, args: Args) {
-        self.instance = match args {
-            Ok(a) => ActorInstance::construct(class, &a)
-                .map(Rc::new)
-                .map_err(|te| DeadReason::CreationFailed(te.to_string())),
-            Err((i, e)) => Err(DeadReason::CreationFailed(
-                task::argument_failed(class.name, i, &e).to_string(),
-            )),
-        };
-    }
+/// The node's end of an actor living on this rank.
+pub type ActorThread = unidist_core::actor::ActorThread<MpiHooks>;
 
-    /// Starts a method call in order; an `async fn` call goes on concurrently.
-    async fn call(&mut self, method: &'static ActorMethodEntry, args: Args, reply: Reply) {
-        let instance = match &self.instance {
-            Ok(i) => i.clone(),
-            Err(reason) => return self.fail(method, &reply, &reason.clone()),
-        };
-        let args = match args {
-            Ok(a) => a,
-            Err((idx, e)) => {
-                let te = task::argument_failed(method.name, idx, &e);
-                return self.node.complete(&reply, Err(te.into()));
-            }
-        };
-        let fut = instance.begin(method, args).await;
-        if !method.kind.is_async() {
-            let r = fut.await;
-            return self.node.complete(&reply, checked(method, r));
+impl MpiHooks {
+    /// The hooks of a call of actor `actor` (of type `class`) that reports to `reply`.
+    pub fn new(
+        node: Weak<Node>,
+        reply: Reply,
+        class: &'static str,
+        actor: ActorId,
+        fate: Fate,
+    ) -> Self {
+        MpiHooks {
+            node,
+            reply: Some(reply),
+            class,
+            actor,
+            fate,
         }
-        self.next += 1;
-        let key = self.next;
-        self.inflight.borrow_mut().insert(key, (method, reply));
-        let (node, inflight) = (self.node.clone(), self.inflight.clone());
-        while self.tasks.try_join_next().is_some() {}
-        self.tasks.spawn_local(async move {
-            let r = fut.await;
-            let entry = inflight.borrow_mut().remove(&key);
-            if let Some((method, reply)) = entry {
-                node.complete(&reply, checked(method, r));
-            }
-        });
-    }
-
-    /// Reports a call of `method` as failed because the actor is not alive.
-    fn fail(&self, method: &'static ActorMethodEntry, reply: &Reply, reason: &DeadReason) {
-        let err = actor_dead(self.actor, Some(method.class), reason);
-        self.node.complete(reply, Err(err));
     }
 }
 
-/// A method's result, failed unless it has exactly the declared number of outputs.
-fn checked(
-    method: &'static ActorMethodEntry,
-    result: Result<unidist_core::Outputs, unidist_core::TaskError>,
-) -> Result<unidist_core::Outputs, Error> {
-    result
-        .and_then(|outputs| task::check_arity(method.name, method.num_returns, outputs))
-        .map_err(Error::from)
+impl CallHooks for MpiHooks {
+    fn finish(mut self, result: CallResult) {
+        if let (Some(reply), Some(node)) = (self.reply.take(), self.node.upgrade()) {
+            node.complete(&reply, result.map_err(Error::from));
+        }
+    }
+}
+
+impl Drop for MpiHooks {
+    fn drop(&mut self) {
+        if let (Some(reply), Some(node)) = (self.reply.take(), self.node.upgrade()) {
+            let reason = self.fate.get().cloned().unwrap_or(DeadReason::ThreadEnded);
+            let err = Error::actor_dead(self.class, self.actor, reason);
+            node.complete(&reply, Err(err));
+        }
+    }
+}
+
+/// Starts the thread of actor `actor`; the node sends its constructor first.
+pub fn spawn_actor(actor: ActorId) -> std::io::Result<ActorThread> {
+    ActorThread::spawn(format!("unidist-actor-{actor}"), || {})
 }
 
 #[cfg(test)]
 mod tests {
+    use std::any::Any;
+
+    use unidist_core::actor::ActorMessage;
+    use unidist_core::value::output;
+    use unidist_core::{ActorClassEntry, ActorMethodEntry, ErrorKind, MethodKind, ObjectId};
+    use unidist_core::{Outputs, Result};
+
     use super::*;
-    use unidist_core::registry::MethodKind;
-    use unidist_core::ErrorKind;
+    use crate::comm::Out;
+    use crate::process::LostPeers;
+    use crate::wire::{NodeMsg, OutResult, WireError};
 
-    fn none(_: &dyn std::any::Any, _: &[Payload]) -> unidist_core::Result<unidist_core::Outputs> {
-        Ok(Vec::new())
+    fn idle(_: &[Payload]) -> Result<Box<dyn Any + Send>> {
+        Ok(Box::new(0u64))
     }
-
-    static PAIR: ActorMethodEntry = ActorMethodEntry {
-        name: "m::Ledger::pair",
-        class: "m::Ledger",
-        num_returns: 2,
-        kind: MethodKind::Ref(none),
+    static IDLE: ActorClassEntry = ActorClassEntry {
+        name: "tests::Idle",
+        construct: idle,
     };
 
-    fn outputs(n: usize) -> unidist_core::Outputs {
-        (0..n)
-            .map(|i| Arc::new(i as u64) as Arc<dyn unidist_core::ErasedValue>)
-            .collect()
+    fn ping(_: &dyn Any, _: &[Payload]) -> Result<Outputs> {
+        Ok(vec![output(1u64)])
+    }
+    static PING: ActorMethodEntry = ActorMethodEntry {
+        name: "tests::Idle::ping",
+        class: "tests::Idle",
+        num_returns: 1,
+        kind: MethodKind::Ref(ping),
+    };
+
+    /// A call with `n` outputs from rank 0, numbered `seq`.
+    fn reply(seq: u64, n: u64) -> Reply {
+        Reply {
+            outputs: (0..n).map(|i| ObjectId::new(0, 100 * seq + i)).collect(),
+            to: 0,
+            seq,
+        }
+    }
+
+    /// The results of the `Done` the node sent to rank 0 for call `seq`.
+    fn done(out: &Receiver<Out>, seq: u64) -> Vec<OutResult> {
+        loop {
+            let sent = out.recv_timeout(Duration::from_secs(10));
+            match sent.expect("the call was never answered") {
+                Out::Msg(0, NodeMsg::Done { seq: s, results }) if s == seq => return results,
+                _ => {}
+            }
+        }
     }
 
     #[test]
-    fn a_method_must_return_exactly_its_declared_outputs() {
-        assert_eq!(
-            checked(&PAIR, Ok(outputs(2))).map(|o| o.len()).ok(),
-            Some(2)
-        );
-        for n in [1, 3] {
-            let Err(e) = checked(&PAIR, Ok(outputs(n))) else {
-                panic!("{n} outputs where 2 are declared must fail");
-            };
-            assert_eq!(e.kind(), ErrorKind::TaskFailed);
-            let text = e.to_string();
-            assert!(
-                text.contains("m::Ledger::pair")
-                    && text.contains(&format!("returned {n} values, expected 2")),
-                "{text}"
-            );
+    fn calls_are_answered_and_calls_that_never_ran_report_the_fate() {
+        let (tx, out) = crossbeam_channel::unbounded();
+        let lost = Arc::new(LostPeers::default());
+        let node = Node::new(1, 3, vec![String::new(); 3], tx, 1024, lost);
+        let actor = ActorId { owner: 0, seq: 1 };
+        let fate = Fate::default();
+        let hooks = |r| MpiHooks::new(Arc::downgrade(&node), r, IDLE.name, actor, fate.clone());
+        let thread = spawn_actor(actor).expect("an actor thread starts");
+        let construct = ActorMessage::Construct {
+            class: &IDLE,
+            args: Ok(Vec::new()),
+            hooks: hooks(reply(1, 0)),
+        };
+        assert!(thread.send(construct).is_ok());
+        assert!(done(&out, 1).is_empty());
+        let call = ActorMessage::Call {
+            method: &PING,
+            args: Ok(Vec::new()),
+            hooks: hooks(reply(2, 1)),
+        };
+        assert!(thread.send(call).is_ok());
+        assert!(matches!(done(&out, 2)[..], [Ok(_)]));
+        // Hooks dropped without a result answer with the actor's fate: here dropped at once,
+        // then by the killed thread (or given back by `send` once it has ended).
+        let _ = fate.set(DeadReason::Killed);
+        drop(hooks(reply(3, 1)));
+        let sender = thread.sender();
+        thread.kill();
+        let late = ActorMessage::Call {
+            method: &PING,
+            args: Ok(Vec::new()),
+            hooks: hooks(reply(4, 1)),
+        };
+        drop(sender.send(late));
+        for seq in [3, 4] {
+            match &done(&out, seq)[..] {
+                [Err(WireError::Other(ErrorKind::ActorDead, message))] => assert!(
+                    message.contains("tests::Idle#0:1") && message.contains("killed"),
+                    "{message}"
+                ),
+                other => panic!("expected one ActorDead result, got {other:?}"),
+            }
         }
     }
 }

@@ -28,14 +28,17 @@
 //! both Open MPI and MPICH). After activity it polls with `MPI_Improbe` for a short window; when
 //! idle it blocks on its request channel for at most `UNIDIST_MPI_BACKOFF`. A worker runs tasks on
 //! a pool of one thread that grows while a task blocks in `get`/`wait` (so nested calls never
-//! deadlock) and runs each actor on its own thread with a Tokio current-thread runtime.
+//! deadlock) and runs each actor on core's `ActorThread` (its own thread with a Tokio
+//! current-thread runtime).
 //!
 //! # Messages
 //!
 //! Messages to one rank are batched into one control message (op code, ids, lengths, small
 //! payloads); large inline bodies and every out-of-band buffer of a value (buffers of at least
 //! `UNIDIST_MPI_PICKLE_THRESHOLD` bytes) follow as their own messages, sent from the value's
-//! memory and received into the final buffer, chunked below 2 GiB (see `wire.rs`).
+//! memory and received into the final buffer, chunked below 2 GiB (see `wire.rs`). A function,
+//! actor type or method travels as its index in core's registry, which is the same on every rank
+//! because init checks that all ranks have the same registry (`launch`).
 //!
 //! # Objects
 //!
@@ -75,7 +78,6 @@
 //! - `node`: the per-process runtime and `impl Backend`, one file per concern:
 //!   - `node/state.rs`: the state behind the node's mutex, split by concern;
 //!   - `node/effects.rs`: work collected under the lock and done after it;
-//!   - `node/table.rs`: the registry index shared by all ranks;
 //!   - `node/objects.rs`: where values live and how they travel;
 //!   - `node/refs.rs`: reference counts, pins and freeing;
 //!   - `node/schedule.rs`: choosing a worker (load, locality) and throttling;

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use unidist_core::{ActorId, Error, ErrorKind, ObjectId, TaskError};
+use unidist_core::{ActorId, DeadReason, Error, ErrorKind, ObjectId, TaskError};
 use unidist_serialize::{ElemType, Encoded, OobBuffer};
 
 /// Tag of batch (control) messages.
@@ -147,6 +147,9 @@ pub enum ArgWire {
     Value(Slot),
     /// A ref: fetch it from `from` (its location if the sender knew it, else its owner).
     Ref { id: ObjectId, from: u32 },
+    /// A ref that holds an error (a stale ref, or a failed one): the call fails without
+    /// running, with this error for its argument.
+    Failed(WireError),
 }
 
 /// The result of one output of a finished call: its size, or its error.
@@ -207,7 +210,7 @@ pub enum NodeMsg {
     /// Answer to `ActorLocate`: its worker, or why it is gone.
     ActorWhere {
         actor: ActorId,
-        worker: Result<u32, String>,
+        worker: Result<u32, DeadReason>,
     },
     /// A handle to the actor reached another process: never end it on release.
     ActorPin { actor: ActorId },
@@ -259,7 +262,7 @@ impl Msg {
             a.iter_mut()
                 .filter_map(|a| match a {
                     ArgWire::Value(s) => Some(s),
-                    ArgWire::Ref { .. } => None,
+                    ArgWire::Ref { .. } | ArgWire::Failed(_) => None,
                 })
                 .collect()
         }
@@ -515,7 +518,7 @@ mod tests {
             .into(),
             NodeMsg::ActorWhere {
                 actor: a,
-                worker: Err("killed".into()),
+                worker: Err(DeadReason::Killed),
             }
             .into(),
             NodeMsg::Failed {

@@ -71,9 +71,24 @@
 //! once the backend is dropped; a task that calls `shutdown` does not wait for itself. `init`
 //! after `shutdown` starts a fresh backend.
 //!
+//! **Fault tolerance.** Every task's outputs are settled once, by whichever comes first: its run,
+//! the timer, or `cancel`. With `retry_exceptions` a panicking body is re-run at once on the same
+//! thread (`unidist_core::retry`). With a `timeout`, each run is watched by one timer thread per
+//! backend (`unidist-pymp-timer`, started with the first timed task); when a run is still going
+//! at its deadline it is *abandoned*: its outputs fail with `Timeout` (or, while retries are
+//! left, the task is queued again and runs on another thread), and its thread lends its slot to
+//! a compensation thread exactly as a blocked worker does, so the pool keeps its strength and
+//! shutdown does not wait for it. The stray body cannot be interrupted; its result is dropped
+//! when it returns and its thread takes its slot back. `cancel` of a task not started takes it
+//! out of its cell (it never runs); of a running one abandons the run the same way; of a
+//! settled object does nothing. Pending actor method calls cannot be cancelled yet
+//! (`Unsupported`). A `get` of several objects registers on every pending one, so a failure of
+//! a later object ends the call at once.
+//!
 //! # Guarantees
 //!
-//! - A task runs at most once, only after all its arguments are ready, and never if one failed.
+//! - A task runs only after all its arguments are ready, and never if one failed; it runs once
+//!   unless its options allow retries.
 //! - Every output of a failed task or method holds the same error; readers never hang on a
 //!   call that cannot complete (failure, kill, shutdown).
 //! - A task blocked in `get` or `wait` never starves the pool, whatever it waits for and however
@@ -118,6 +133,7 @@ use unidist_core::{
 };
 
 mod actors;
+mod control;
 mod shared;
 mod store;
 mod tasks;
@@ -201,7 +217,9 @@ impl Backend for PympBackend {
 
     fn capabilities(&self) -> unidist_core::Capabilities {
         // Each actor runs on its own thread (an actix arbiter).
-        unidist_core::Capabilities::new().thread_per_actor(true)
+        unidist_core::Capabilities::new()
+            .thread_per_actor(true)
+            .fault_tolerance(true)
     }
 
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
@@ -211,16 +229,21 @@ impl Backend for PympBackend {
 
     fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
         self.shared.check_open()?;
-        let TaskSpec { function, args, .. } = task;
+        let TaskSpec {
+            function,
+            args,
+            options,
+        } = task;
         let object_args: Vec<ObjectId> = object_args(&args).collect();
         let ids = store::Store::next_ids(function.num_returns);
         let task = Task {
             function,
             args,
-            done: Completion::new(ids, function.name),
+            options,
             flow: unidist_core::observe::timeline::current_flow(),
         };
-        let cell = Arc::new(TaskCell::new(task, object_args.len()));
+        let done = Completion::new(ids, function.name);
+        let cell = Arc::new(TaskCell::new(task, object_args.len(), done));
         self.shared.store.insert_pending_ids(ids, Some(&cell));
         if object_args.is_empty() || cell.register_arguments(&self.shared.store, &object_args) {
             self.shared.enqueue(cell);
@@ -264,6 +287,22 @@ impl Backend for PympBackend {
         self.shared.check_open()?;
         self.actors
             .call(&self.shared, call.actor, call.method, call.args)
+    }
+
+    fn cancel(&self, id: ObjectId) -> Result<()> {
+        self.shared.check_open()?;
+        match self.shared.store.lookup(id) {
+            store::Lookup::Ready(_) | store::Lookup::Failed(_) => Ok(()),
+            store::Lookup::Missing => Err(self.shared.missing(id)),
+            store::Lookup::Pending(Some(cell)) => {
+                cell.cancel(&self.shared);
+                Ok(())
+            }
+            store::Lookup::Pending(None) => Err(Error::Unsupported {
+                what: "cancelling a pending actor method call".into(),
+                backend: "pymp",
+            }),
+        }
     }
 
     fn kill_actor(&self, actor: ActorId) -> Result<()> {

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 use rayon::ThreadPool;
 use unidist_core::{Error, ObjectId, Outputs, Payload, Result};
 
+use crate::control::Timer;
 use crate::store::{self, IdRange, Lookup, Signal, Store, Waiter};
 use crate::tasks::{Task, TaskCell};
 
@@ -89,6 +90,11 @@ pub(crate) struct Shared {
     /// Actor event loops not yet ended.
     pub(crate) live_actors: AtomicUsize,
     comp: Compensation,
+    /// Runs whose outputs were settled without them (timed out, cancelled) and whose bodies
+    /// still run.
+    abandoned: AtomicUsize,
+    /// Watches runs with a time limit.
+    pub(crate) timer: Timer,
 }
 
 impl Shared {
@@ -123,6 +129,8 @@ impl Shared {
             threads: num_threads,
             live_actors: AtomicUsize::new(0),
             comp: Compensation::default(),
+            abandoned: AtomicUsize::new(0),
+            timer: Timer::default(),
         })
     }
 
@@ -171,14 +179,18 @@ impl Shared {
         } else {
             0
         };
-        self.running.0.load(Ordering::Acquire).saturating_sub(mine)
+        let abandoned = self.abandoned.load(Ordering::Acquire);
+        self.running
+            .0
+            .load(Ordering::Acquire)
+            .saturating_sub(mine + abandoned)
     }
 
     /// Settles every queued task with `ShutDown` instead of running it.
     pub(crate) fn drop_queued(self: &Arc<Self>) {
         while let Ok(cell) = self.queue_rx.try_recv() {
             if let Some(task) = cell.take_runnable() {
-                task.abandon(self, Error::ShutDown);
+                cell.abandon(self, task, Error::ShutDown);
             }
         }
     }
@@ -243,16 +255,16 @@ impl Shared {
         }
     }
 
-    fn run_cell(self: &Arc<Self>, cell: &TaskCell) {
+    fn run_cell(self: &Arc<Self>, cell: &Arc<TaskCell>) {
         if let Some(task) = cell.take_runnable() {
-            self.run_task(task);
+            self.run_task(cell, task);
         }
     }
 
-    fn run_task(self: &Arc<Self>, task: Task) {
+    fn run_task(self: &Arc<Self>, cell: &Arc<TaskCell>, task: Task) {
         self.running.0.fetch_add(1, Ordering::AcqRel);
         RUNNING.with(|c| c.set(c.get() + 1));
-        task.run(self);
+        task.run(self, cell);
         RUNNING.with(|c| c.set(c.get() - 1));
         self.running.0.fetch_sub(1, Ordering::AcqRel);
     }
@@ -263,9 +275,10 @@ impl Shared {
         if !self.is_worker() {
             return false;
         }
-        match producer.and_then(|c| c.take_runnable()) {
+        let Some(cell) = producer else { return false };
+        match cell.take_runnable() {
             Some(task) => {
-                self.run_task(task);
+                self.run_task(&cell, task);
                 true
             }
             None => false,
@@ -296,7 +309,14 @@ impl Shared {
         self.check_open()?;
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
+        // One signal for the whole call, registered on the awaited object and on every later
+        // one: an object that fails while an earlier one is still pending ends the call at
+        // once with its error.
+        let mut signal: Option<Arc<Signal>> = None;
+        // Objects from this index on were registered on `signal` together.
+        let mut registered_from: Option<usize> = None;
+        for (i, &id) in ids.iter().enumerate() {
+            let mut registered = registered_from.is_some_and(|from| i >= from);
             loop {
                 match self.store.lookup(id) {
                     Lookup::Ready(v) => {
@@ -309,21 +329,51 @@ impl Shared {
                         if self.run_producer(producer) {
                             continue;
                         }
-                        let signal = Signal::for_current_thread();
-                        // Not registered means it settled in between: look again.
-                        if self.store.register(id, Waiter::Thread(signal.clone()))
-                            && !self.block(&signal, 1, deadline)
-                        {
+                        let signal = signal.get_or_insert_with(Signal::for_current_thread);
+                        let seen = signal.hits();
+                        if !registered {
+                            // Not registered means it settled in between: look again.
+                            if !self.store.register(id, Waiter::Thread(signal.clone())) {
+                                continue;
+                            }
+                            registered = true;
+                        }
+                        let later = &ids[i + 1..];
+                        if registered_from.is_none() {
+                            registered_from = Some(i + 1);
+                            for &l in later {
+                                self.store.register(l, Waiter::Thread(signal.clone()));
+                            }
+                            // Failed before it could be registered.
+                            if let Some(e) = self.first_failed(later) {
+                                return Err(e);
+                            }
+                        }
+                        if !self.block(signal, seen + 1, deadline) {
                             return Err(Error::Timeout {
                                 what: id.to_string(),
                                 after: timeout.unwrap_or_default(),
                             });
+                        }
+                        if signal.saw_failure() {
+                            if let Some(e) = self.first_failed(later) {
+                                return Err(e);
+                            }
                         }
                     }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// The error of the first of `ids` that failed or is gone, if any.
+    fn first_failed(&self, ids: &[ObjectId]) -> Option<Error> {
+        ids.iter().find_map(|&id| match self.store.lookup(id) {
+            Lookup::Failed(e) => Some(e),
+            Lookup::Missing => Some(self.missing(id)),
+            _ => None,
+        })
     }
 
     /// `Backend::wait`: blocks until `num_returns` objects are settled or time runs out, and
@@ -365,7 +415,7 @@ impl Shared {
         Ok(ids.iter().map(|id| self.store.is_settled(*id)).collect())
     }
 
-    fn missing(&self, id: ObjectId) -> Error {
+    pub(crate) fn missing(&self, id: ObjectId) -> Error {
         if self.is_closed() {
             Error::ShutDown
         } else {
@@ -410,6 +460,20 @@ impl Shared {
     }
 
     // ---- compensation ---------------------------------------------------------------------
+
+    /// The run on some worker lost its outputs (timed out or cancelled) but its body cannot
+    /// be interrupted: that worker lends its slot as if it were blocked, and shutdown no longer
+    /// waits for it. [`return_slot`](Shared::return_slot) is called when the body returns.
+    pub(crate) fn abandon_slot(self: &Arc<Self>) {
+        self.abandoned.fetch_add(1, Ordering::AcqRel);
+        self.lend_slot();
+    }
+
+    /// An abandoned run's body returned on this thread; it holds its slot again.
+    pub(crate) fn return_slot(&self) {
+        self.comp.blocked.fetch_sub(1, Ordering::SeqCst);
+        self.abandoned.fetch_sub(1, Ordering::AcqRel);
+    }
 
     fn lend_slot(self: &Arc<Self>) {
         let blocked = self.comp.blocked.fetch_add(1, Ordering::SeqCst) + 1;
@@ -535,8 +599,16 @@ impl Completion {
         Completion { ids, name }
     }
 
+    /// The call whose outputs these are.
+    pub(crate) fn name(&self) -> &'static str {
+        self.name
+    }
+
     /// Settles every output with its value, or all of them with the error.
     pub(crate) fn finish(self, shared: &Arc<Shared>, result: Result<Outputs>) {
+        // Every task's outputs are settled here exactly once, whether it ran, failed to run,
+        // timed out or was cancelled.
+        unidist_core::observe::stats::task_settled(&result);
         match result {
             Ok(outputs) => {
                 for (id, v) in self.ids.iter().zip(outputs) {

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::Thread;
 
@@ -169,6 +169,9 @@ pub(crate) enum Lookup {
 /// Wakes a thread blocked in `get` or `wait`: counts the objects that became ready.
 pub(crate) struct Signal {
     hits: AtomicUsize,
+    /// Set when one of the registered objects failed: a `get` of several objects then looks
+    /// for the error at once instead of waiting for the earlier ones.
+    failure: AtomicBool,
     thread: Thread,
 }
 
@@ -177,6 +180,7 @@ impl Signal {
     pub(crate) fn for_current_thread() -> Arc<Self> {
         Arc::new(Signal {
             hits: AtomicUsize::new(0),
+            failure: AtomicBool::new(false),
             thread: std::thread::current(),
         })
     }
@@ -184,6 +188,11 @@ impl Signal {
     /// How many registered objects became ready (or failed) so far.
     pub(crate) fn hits(&self) -> usize {
         self.hits.load(Ordering::Acquire)
+    }
+
+    /// True once a registered object failed.
+    pub(crate) fn saw_failure(&self) -> bool {
+        self.failure.load(Ordering::Acquire)
     }
 
     fn notify(&self) {
@@ -322,6 +331,7 @@ impl Store {
             drop(result);
             return Vec::new();
         };
+        let failed = result.is_err();
         let new_state = match result {
             Ok(v) => State::Ready(v),
             Err(e) => State::Failed(Arc::new(e)),
@@ -329,7 +339,17 @@ impl Store {
         let old = std::mem::replace(&mut slot.state, new_state);
         drop(shard);
         match old {
-            State::Pending { waiters, .. } => waiters.map(|w| w.0).unwrap_or_default(),
+            State::Pending { waiters, .. } => {
+                let waiters = waiters.map(|w| w.0).unwrap_or_default();
+                if failed {
+                    for w in &waiters {
+                        if let Waiter::Thread(s) = w {
+                            s.failure.store(true, Ordering::Release);
+                        }
+                    }
+                }
+                waiters
+            }
             // Settling twice is a bug in the caller; keep the first result.
             other => {
                 tracing::error!(object = %id, "an object was settled twice");

@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use unidist_core::call::{ref_id, resolve_call_args, ArgState, Resolved};
-use unidist_core::observe::{stats, timeline};
+use unidist_core::observe::timeline;
 use unidist_core::task::run_function;
-use unidist_core::{Arg, Error, ObjectId, Payload, RemoteFunction};
+use unidist_core::{retry, Arg, Error, ObjectId, Payload, RemoteFunction, TaskOptions};
 
+use crate::control::{needs_control, Cancelled, Control};
 use crate::shared::{Completion, Shared};
 use crate::store::{Lookup, Store, Waiter};
 
@@ -32,52 +33,64 @@ pub(crate) fn object_args(args: &[Arg]) -> impl Iterator<Item = ObjectId> + '_ {
 }
 
 /// A submitted task.
+#[derive(Clone)]
 pub(crate) struct Task {
     pub(crate) function: &'static RemoteFunction,
     /// The arguments; their refs keep the objects alive until the task has read them.
     pub(crate) args: Vec<Arg>,
-    pub(crate) done: Completion,
+    /// Validated options: retries and the time limit of a run.
+    pub(crate) options: TaskOptions,
     /// The timeline flow of its submission (0 when not recording).
     pub(crate) flow: u64,
 }
 
 impl Task {
-    /// Runs the task on the calling thread; every argument is settled.
-    pub(crate) fn run(self, shared: &Arc<Shared>) {
-        let Task {
-            function,
-            args,
-            done,
-            flow,
-        } = self;
+    /// Runs the task on the calling thread; every argument is settled. Its outputs are
+    /// settled through `cell`'s control, so a run that lost them (cancelled, timed out) only
+    /// drops its result.
+    pub(crate) fn run(self, shared: &Arc<Shared>, cell: &Arc<TaskCell>) {
+        let control = &cell.control;
         if shared.is_closed() {
-            stats::count(stats::Counter::TasksFailed);
-            done.finish(shared, Err(Error::ShutDown));
+            control.settle(shared, Err(Error::ShutDown));
             return;
         }
-        let _flow = timeline::flow_scope(flow);
-        let result = match resolve_now(&shared.store, function.name, &args) {
-            Resolved::Ready(payloads) => run_function(function, &payloads).map_err(Error::from),
-            Resolved::Failed(e) => Err(Error::from(e)),
-            Resolved::Pending(_) => Err(Error::backend(
-                "pymp",
-                format!(
-                    "task {} started before its arguments were ready",
-                    function.name
-                ),
-            )),
+        let function = self.function;
+        let _flow = timeline::flow_scope(self.flow);
+        let mut mine = None;
+        let result = match resolve_now(&shared.store, function.name, &self.args) {
+            Resolved::Ready(payloads) if needs_control(&self.options) => {
+                let template = self.options.timeout.map(|limit| (limit, self.clone()));
+                retry::run_with_retries(function, &payloads, &self.options, || {
+                    let run = control.begin_run(&mut mine)?;
+                    if let Some((limit, task)) = &template {
+                        shared.timer.arm(shared, cell, run, *limit, task.clone());
+                    }
+                    Some(run)
+                })
+            }
+            Resolved::Ready(payloads) => control
+                .begin_run(&mut mine)
+                .map(|_| run_function(function, &payloads).map_err(Error::from)),
+            Resolved::Failed(e) => {
+                control.settle(shared, Err(Error::from(e)));
+                return;
+            }
+            Resolved::Pending(_) => {
+                let e = Error::backend(
+                    "pymp",
+                    format!(
+                        "task {} started before its arguments were ready",
+                        function.name
+                    ),
+                );
+                control.settle(shared, Err(e));
+                return;
+            }
         };
-        stats::task_settled(&result);
         // The argument refs are released only after the outputs are settled, so that a
         // reader never sees an argument freed before the result that depends on it.
-        done.finish(shared, result);
-        drop(args);
-    }
-
-    /// Settles the outputs of a task that will not run.
-    pub(crate) fn abandon(self, shared: &Arc<Shared>, error: Error) {
-        stats::count(stats::Counter::TasksFailed);
-        self.done.finish(shared, Err(error));
+        control.finish_run(shared, mine, result);
+        drop(self);
     }
 }
 
@@ -91,6 +104,8 @@ impl Task {
 pub(crate) struct TaskCell {
     remaining: AtomicUsize,
     task: Mutex<Option<Task>>,
+    /// Who settles the outputs: the run, the timer or `cancel`.
+    pub(crate) control: Control,
 }
 
 impl Drop for TaskCell {
@@ -107,11 +122,38 @@ impl Drop for TaskCell {
 impl TaskCell {
     /// A cell holding `task`, which waits for `pending` arguments still to be registered (0:
     /// runnable now).
-    pub(crate) fn new(task: Task, pending: usize) -> Self {
+    pub(crate) fn new(task: Task, pending: usize, done: Completion) -> Self {
         TaskCell {
             remaining: AtomicUsize::new(pending),
             task: Mutex::new(Some(task)),
+            control: Control::new(done),
         }
+    }
+
+    /// Settles the outputs of the task, which will not run, with `error`.
+    pub(crate) fn abandon(&self, shared: &Arc<Shared>, task: Task, error: Error) {
+        self.control.settle(shared, Err(error));
+        drop(task);
+    }
+
+    /// `unidist::cancel`: a task not started never runs; a running one's outputs fail with
+    /// `Cancelled` and its result is dropped. True if this settled the outputs.
+    pub(crate) fn cancel(&self, shared: &Arc<Shared>) -> bool {
+        let pending = self.task.lock().take();
+        let now = matches!(self.control.cancel(shared), Cancelled::Now);
+        drop(pending);
+        now
+    }
+
+    /// Puts `task` back to run again (a timed-out run with retries left); true unless the
+    /// cell holds a task already.
+    pub(crate) fn requeue(&self, task: Task) -> bool {
+        let mut slot = self.task.lock();
+        if slot.is_some() {
+            return false;
+        }
+        *slot = Some(task);
+        true
     }
 
     /// Registers the cell on each of its task's pending object arguments; the cell was created

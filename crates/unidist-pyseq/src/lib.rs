@@ -15,6 +15,10 @@
 //!   value. Each object counts its process-local refs and is freed when the last one is dropped.
 //! - **Errors are values.** A panicking task stores its error for each of its outputs; a task
 //!   or method taking a failed ref fails the same way without running.
+//! - **Fault tolerance, sequentially.** With `max_retries` and `retry_exceptions` a panicking
+//!   body is re-run at once in the caller's thread; a body that ran longer than its `timeout`
+//!   fails with `Timeout` when it returns (nothing can stop it earlier, and it holds the caller);
+//!   `cancel` finds only finished objects and leaves them untouched.
 //!
 //! # What it is for
 //!
@@ -66,7 +70,7 @@ use std::time::Duration;
 
 use unidist_core::actor::ActorMessage;
 use unidist_core::call::{resolve_call_args, ArgState, Resolved};
-use unidist_core::task::run_function;
+use unidist_core::retry;
 use unidist_core::{
     ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId,
     Outputs, Payload, Result, Subscription, TaskError, TaskFailure, TaskSpec,
@@ -161,7 +165,10 @@ impl Backend for Pyseq {
 
     fn capabilities(&self) -> unidist_core::Capabilities {
         // Every call runs to completion inside `remote`, in the caller's thread.
-        unidist_core::Capabilities::new().pending_objects(false)
+        // `cancel` finds only finished objects, which the provided method handles.
+        unidist_core::Capabilities::new()
+            .pending_objects(false)
+            .fault_tolerance(true)
     }
 
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
@@ -172,11 +179,21 @@ impl Backend for Pyseq {
     fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
         self.check_running()?;
         let function = task.function;
-        let result = self
-            .resolve_all(function.name, &task.args)
-            // No store lock is held here: the function may call back into the backend.
-            .and_then(|payloads| run_function(function, &payloads))
-            .map_err(task_failed);
+        let options = &task.options;
+        let result = match self.resolve_all(function.name, &task.args) {
+            // No store lock is held here: the function may call back into the backend. A run
+            // that panics is re-run at once, here, while the options allow it; one that took
+            // longer than its timeout fails with `Timeout` when it returns.
+            Ok(payloads) => {
+                let mut runs = 0;
+                retry::run_with_retries(function, &payloads, options, || {
+                    runs += 1;
+                    Some(runs)
+                })
+                .unwrap_or_else(|| Err(retry::cancelled(function.name)))
+            }
+            Err(e) => Err(task_failed(e)),
+        };
         unidist_core::observe::stats::task_settled(&result);
         let ids = self.store_results(function.name, function.num_returns, result);
         // `task.args` (refs that kept the arguments alive) are dropped here, after the store lock

@@ -310,7 +310,7 @@ impl<'de, T: Element> Deserialize<'de> for InlineData<T> {
 
 /// `byte_len` must be a whole number of `T`s, or the data is corrupt.
 pub(crate) fn check_multiple<T: Element>(byte_len: u64) -> Result<(), crate::SerializeError> {
-    if byte_len % T::ELEM.size() as u64 == 0 {
+    if byte_len.is_multiple_of(T::ELEM.size() as u64) {
         Ok(())
     } else {
         Err(crate::SerializeError::BadBufferLength {

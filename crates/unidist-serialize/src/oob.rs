@@ -33,7 +33,7 @@ pub(crate) trait Storage: Send + Sync + 'static {
     /// `None` for storage that cannot be written as bytes (a `String` must stay UTF-8).
     fn bytes_mut(&mut self) -> Option<&mut [u8]>;
     fn elem(&self) -> ElemType;
-    /// For downcasting back to `Arc<Vec<T>>` (trait upcasting needs Rust 1.86, MSRV is 1.85).
+    /// For downcasting back to `Arc<Vec<T>>` (kept simple; trait upcasting would need Rust 1.86).
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
@@ -116,7 +116,7 @@ impl OobBuffer {
     /// [`SerializeError::BadBufferLength`] if `byte_len` is not a multiple of `elem.size()`, and
     /// [`SerializeError::AllocationFailed`] if the memory cannot be allocated.
     pub fn zeroed(elem: ElemType, byte_len: usize) -> Result<Self, SerializeError> {
-        if byte_len % elem.size() != 0 {
+        if !byte_len.is_multiple_of(elem.size()) {
             return Err(SerializeError::BadBufferLength {
                 byte_len: byte_len as u64,
                 elem,

@@ -53,6 +53,7 @@ fn wrong_actor<A>() -> Error {
 
 /// Validates per-call options against the running backend.
 fn validate(options: &TaskOptions, backend: &Arc<dyn unidist_core::Backend>) -> Result<()> {
+    crate::fault::validate(options)?;
     if let Some(n) = options.num_cpus {
         let max = backend.num_cpus().max(1);
         if n == 0 || n as usize > max {

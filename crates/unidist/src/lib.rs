@@ -133,6 +133,33 @@
 //! A panic in a task is an error value: [`get`] returns [`Error`] naming the function and the
 //! message, every time, and tasks that take the failed ref fail the same way without running.
 //!
+//! Per-call options retry a task, bound its time, and [`cancel`] stops it:
+//!
+//! ```
+//! # use std::time::Duration;
+//! #[unidist::remote]
+//! fn square(x: i64) -> i64 {
+//!     x * x
+//! }
+//!
+//! # fn main() -> unidist::Result<()> {
+//! # unidist::config::Backend::put(unidist::config::BackendName::Pyseq).unwrap();
+//! // Re-run up to 3 more times if the body panics; fail with `ErrorKind::Timeout` if one run
+//! // takes longer than 10 s.
+//! let r = square::options()
+//!     .max_retries(3)
+//!     .retry_exceptions(true)
+//!     .timeout(Duration::from_secs(10))
+//!     .remote(4);
+//! assert_eq!(unidist::get(&r)?, 16);
+//! unidist::cancel(&r)?; // finished: no effect
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Which of these a backend implements is in [`capabilities`] (`retries`, `timeouts`, `cancel`,
+//! `fail_fast`); the MPI backend checks the options and does not act on them yet.
+//!
 //! # Feature flags
 //!
 //! - `pyseq` (default): the sequential backend.
@@ -161,7 +188,7 @@
 //!
 //! # MSRV
 //!
-//! Rust 1.85.
+//! Rust 1.88 (actix-rt, which the local pool runs actors on, needs it).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -194,10 +221,12 @@ pub mod config {
 
 mod backends;
 mod facade;
+mod fault;
 mod observe;
 
 pub use backends::{bench_mpi_raw_floors, capabilities, in_process_backends, Capabilities};
 
+pub use fault::cancel;
 pub use observe::{stats, timeline};
 pub use unidist_core::{Stats, WorkerStats};
 

@@ -2,7 +2,8 @@
 
 use plotters::prelude::*;
 
-use super::report::{higher_is_better, Combined, WORKLOADS};
+use super::report::Combined;
+use super::rows::{higher_is_better, WORKLOADS};
 
 /// One colour per system: this project's systems in blues and greens, the peers in warm
 /// colours and greys, so the two groups are told apart at a glance.
@@ -64,7 +65,9 @@ fn draw(c: &Combined, text: &mut String) -> Result<(), Box<dyn std::error::Error
     let top = top.titled(&title, ("sans-serif", 20))?;
     let colours = colours(c);
     let n = c.systems.len();
-    for (panel, (workload, unit)) in top.split_evenly((3, 3)).iter().zip(WORKLOADS) {
+    let cols = 5;
+    let grid = (WORKLOADS.len().div_ceil(cols), cols);
+    for (panel, (workload, unit)) in top.split_evenly(grid).iter().zip(WORKLOADS) {
         let values: Vec<(usize, Option<f64>)> = c
             .lines
             .iter()

@@ -7,30 +7,14 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use super::rows::{floor_of, higher_is_better, is_skipped, Floor, WORKLOADS};
 use super::systems::{repeats, Floors, Run};
+use super::targets::{self, TargetCheck};
 use super::Options;
 use crate::util::human;
 
-/// The nine workloads, in table order, with their units.
-pub const WORKLOADS: [(&str, &str); 9] = [
-    ("async_empty_tasks", "tasks/s"),
-    ("sync_round_trip", "us"),
-    ("put_get_small", "us"),
-    ("put_get_large", "GB/s"),
-    ("task_sum_large", "s"),
-    ("actor_async_calls", "calls/s"),
-    ("actor_sync_call", "us"),
-    ("cpu_scaling", "ratio"),
-    ("nested_fib", "s"),
-];
-
-/// True when a larger value of `unit` is better.
-pub fn higher_is_better(unit: &str) -> bool {
-    unit.ends_with("/s")
-}
-
 /// How much slower `value` is than `reference` (time-like: below 1 is better).
-fn slowdown(unit: &str, value: f64, reference: f64) -> f64 {
+pub fn slowdown(unit: &str, value: f64, reference: f64) -> f64 {
     if higher_is_better(unit) {
         reference / value
     } else {
@@ -175,71 +159,6 @@ impl System {
             elapsed: run.elapsed,
         }
     }
-
-    fn is_mpi(&self) -> bool {
-        self.mpi
-    }
-}
-
-/// A floor for one cell: its value in the cell's unit and what it is.
-pub struct Floor {
-    pub value: f64,
-    pub name: String,
-}
-
-/// The floor of `workload` on `system`: bare rayon (the floors-local suite) for the local backends, raw
-/// rsmpi (measured by the same MPI run) for MPI, one memcpy for the large-object rows, the
-/// ideal ratio for cpu_scaling.
-fn floor_of(system: &System, workload: &str, cell: &Cell, floors: &Floors) -> Option<Floor> {
-    let f = |k: &str| {
-        system
-            .floors
-            .get(k)
-            .or_else(|| floors.values.get(k))
-            .copied()
-    };
-    let bytes = 64.0 * 1024.0 * 1024.0;
-    let tasks = cell.params["tasks"].as_f64();
-    let floor = |value: f64, name: &str| {
-        Some(Floor {
-            value,
-            name: name.to_string(),
-        })
-    };
-    match workload {
-        "put_get_large" => floor(f("memcpy_64mib_gbs")?, "one 64 MiB memcpy"),
-        "cpu_scaling" => floor(cell.extra["ideal_ratio"].as_f64()?, "ideal 1/workers"),
-        "put_get_small" => None,
-        _ if system.is_mpi() => {
-            let rtt = f("mpi_rtt_8b_us")?;
-            match workload {
-                "async_empty_tasks" | "actor_async_calls" => {
-                    floor(2e6 / rtt, "raw 8-byte messages/s (1/half RTT)")
-                }
-                "sync_round_trip" | "actor_sync_call" => floor(rtt, "raw 8-byte ping-pong RTT"),
-                "task_sum_large" => floor(
-                    bytes / (f("mpi_bw_64mib_gbs")? * 1e9),
-                    "64 MiB at raw rsmpi bandwidth",
-                ),
-                "nested_fib" => floor(tasks? * rtt / 2e6, "tasks x raw half RTT"),
-                _ => None,
-            }
-        }
-        "async_empty_tasks" => floor(
-            f("rayon_spawn_channel_tasks_per_s")?,
-            "rayon spawn + channel",
-        ),
-        "actor_async_calls" => floor(f("actix_send_calls_per_s")?, "actix Addr::send, pipelined"),
-        "sync_round_trip" | "actor_sync_call" => {
-            floor(f("rayon_round_trip_us")?, "rayon spawn + channel recv")
-        }
-        "task_sum_large" => floor(bytes / (f("memcpy_64mib_gbs")? * 1e9), "one 64 MiB memcpy"),
-        "nested_fib" => floor(
-            tasks? / f("rayon_spawn_channel_tasks_per_s")?,
-            "tasks x rayon spawn + channel",
-        ),
-        _ => None,
-    }
 }
 
 /// One line of the table.
@@ -265,6 +184,8 @@ pub struct Combined {
     pub systems: Vec<System>,
     pub lines: Vec<Line>,
     pub floors: Floors,
+    /// The data-plane targets of this project's lines.
+    pub targets: Vec<TargetCheck>,
     pub notes: Vec<String>,
     pub wall: Duration,
     pub machine: Value,
@@ -280,7 +201,7 @@ fn same_mode_peer(systems: &[System], ours: &System, workload: &str) -> Option<(
         .filter(|s| !s.ours && s.label == exact)
         .find_map(value)
         .or_else(|| {
-            if !ours.is_mpi() {
+            if !ours.mpi {
                 return None;
             }
             systems
@@ -361,31 +282,53 @@ impl Combined {
                 });
             }
         }
+        let targets = targets::check(&systems, &lines);
         Combined {
             command: options.command(),
             quick: options.quick,
             systems,
             lines,
             floors,
+            targets,
             notes,
             wall,
             machine: machine(load_start),
         }
     }
 
-    /// True when every run of this project finished every workload it was given.
+    /// True when every run of this project finished every workload it was given (a row
+    /// skipped by design, such as `big_object` in quick mode, counts as finished).
     pub fn all_ours_ok(&self) -> bool {
         self.lines
             .iter()
             .filter(|l| self.systems[l.system].ours)
-            .all(|l| l.cell.status == "ok")
+            .all(|l| l.cell.status == "ok" || is_skipped(&l.cell.status))
     }
 
-    /// Rows of this project slower than the best peer or more than 3x from their floor.
+    /// More than 3x from the floor, for a row whose floor has no target of its own.
+    fn over_floor(line: &Line) -> bool {
+        !targets::has_floor_target(line.workload) && line.vs_floor.is_some_and(|r| r > 3.0)
+    }
+
+    /// The reasons a missed data-plane target gives for `line`.
+    fn missed_targets(&self, line: &Line) -> Vec<String> {
+        self.targets
+            .iter()
+            .filter(|t| t.workload == line.workload && t.system == line.system)
+            .filter_map(|t| t.why_missed())
+            .collect()
+    }
+
+    /// Rows of this project slower than the best peer, more than 3x from their floor, or short
+    /// of a data-plane target.
     pub fn flagged(&self) -> Vec<&Line> {
         self.lines
             .iter()
-            .filter(|l| l.vs_peer.is_some_and(|r| r > 1.0) || l.vs_floor.is_some_and(|r| r > 3.0))
+            .filter(|l| {
+                l.vs_peer.is_some_and(|r| r > 1.0)
+                    || Self::over_floor(l)
+                    || !self.missed_targets(l).is_empty()
+            })
             .collect()
     }
 
@@ -462,6 +405,7 @@ impl Combined {
                 ratio(l.vs_same),
             ));
         }
+        targets::markdown(&self.targets, &self.systems, &mut out);
         self.flagged_section(&mut out);
         self.reports_section(&mut out);
         self.systems_section(&mut out);
@@ -482,7 +426,7 @@ impl Combined {
     fn flagged_section(&self, out: &mut String) {
         let flagged = self.flagged();
         out.push_str(
-            "\n### Rows of this project slower than a peer or more than 3x from the floor\n\n",
+            "\n### Rows of this project slower than a peer, more than 3x from the floor or short of a target\n\n",
         );
         if flagged.is_empty() {
             out.push_str("None.\n");
@@ -504,9 +448,12 @@ impl Combined {
                 }
             }
             if let (Some(r), Some(f)) = (l.vs_floor, &l.floor) {
-                if r > 3.0 {
+                if Self::over_floor(l) {
                     why.push(format!("{}x its floor ({})", fmt_num(r), f.name));
                 }
+            }
+            for t in self.missed_targets(l) {
+                why.push(format!("missed its target: {t}"));
             }
             out.push_str(&format!(
                 "- {} on {}: {}\n",
@@ -635,6 +582,7 @@ impl Combined {
             "systems": systems,
             "rows": rows,
             "backend_benchmarks": reports,
+            "targets": self.targets.iter().map(|t| t.json(&self.systems)).collect::<Vec<_>>(),
             "notes": self.notes,
         });
         serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n"

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{out_dir, Options};
+use super::{out_dir, rows, Options};
 use crate::backend_table::{self, BackendEntry, FloorSuite};
 use crate::backends::Impl;
 use crate::util::{self, human, run_bounded, run_step, Bounds};
@@ -256,8 +256,9 @@ pub fn run_ours(options: &Options, builds: &mut Builds, notes: &mut Vec<String>)
         if options.quick {
             cmd.arg("--quick");
         }
-        // Nine bounded workloads, plus start-up and shut-down.
-        let limit = Duration::from_secs(9 * workload_limit(options.quick) + 120);
+        // Every bounded workload, plus start-up and shut-down.
+        let base = workload_limit(options.quick);
+        let limit = Duration::from_secs(rows::total_limit(base, options.quick) + 120);
         let (ended, elapsed) = run_limited(&mut cmd, limit, true);
         if let Some(e) = &ended {
             notes.push(format!("{}: {e}", run.label));

@@ -1,84 +1,29 @@
 //! Actors: creating them on a worker, finding where they live, handing their calls to their
-//! thread in order, killing and releasing them, and the one "actor is dead" error.
+//! thread in order, killing and releasing them.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use unidist_core::{ActorCall, ActorId, ActorSpec, Error, ObjectId, Result};
+use unidist_core::actor::ActorMessage;
+use unidist_core::registry::{ActorClassEntry, ActorMethodEntry};
+use unidist_core::{ActorCall, ActorId, ActorSpec, DeadReason, Error, ObjectId, Result};
 
 use super::effects::Effects;
-use super::state::{backend_err, ActorSlot, CallKind, OwnedActor, ReceivedCall, State};
-use super::table::unregistered;
+use super::execute::Reply;
+use super::state::{backend_err, wire_index, ActorSlot, CallKind, OwnedActor, ReceivedCall, State};
 use super::wait::WaitKeys;
 use super::Node;
-use crate::exec::ActorCmd;
+use crate::exec::{self, Args, Fate, MpiHooks};
 use crate::wire::NodeMsg;
 
 /// How long an actor lookup at its owner may take.
 const LOCATE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Why an actor is not alive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeadReason {
-    /// `kill` ended it.
-    Killed,
-    /// Every handle to it was dropped.
-    Released,
-    /// The worker it lived on was lost.
-    WorkerLost { rank: u32, why: String },
-    /// Its owner (the process that created it) was lost.
-    OwnerLost { rank: u32, why: String },
-    /// Its constructor failed, or did not run because an argument failed.
-    CreationFailed(String),
-    /// Its creation never reached the worker the call went to.
-    NotCreated,
-    /// Its thread ended before the call reached it.
-    Stopped,
-    /// The job is shutting down.
-    ShutDown,
-    /// The reason another rank gave (the owner, answering where the actor lives).
-    Reported(String),
-}
-
-impl std::fmt::Display for DeadReason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeadReason::Killed => f.write_str("it was killed"),
-            DeadReason::Released => f.write_str("all its handles were dropped"),
-            DeadReason::WorkerLost { rank, why } => {
-                write!(f, "its worker rank {rank} was lost ({why})")
-            }
-            DeadReason::OwnerLost { rank, why } => {
-                write!(f, "its owner rank {rank} was lost ({why})")
-            }
-            DeadReason::CreationFailed(cause) => write!(f, "its constructor failed: {cause}"),
-            DeadReason::NotCreated => f.write_str("it was never created on its worker"),
-            DeadReason::Stopped => f.write_str("its thread had ended"),
-            DeadReason::ShutDown => f.write_str("the job is shutting down"),
-            DeadReason::Reported(text) => f.write_str(text),
-        }
-    }
-}
-
-/// The error of a call on an actor that is not alive; it names the actor's type when known.
-pub fn actor_dead(actor: ActorId, class: Option<&str>, reason: &DeadReason) -> Error {
-    Error::ActorDead {
-        actor: match class {
-            Some(class) => format!("{class}#{actor}"),
-            None => actor.to_string(),
-        },
-        reason: reason.to_string(),
-    }
-}
-
 impl Node {
     /// Creates an actor of `spec.class` on the worker the scheduler picks.
     pub(super) fn create_actor_on_worker(&self, spec: ActorSpec) -> Result<ActorId> {
-        let class = *self
-            .table
-            .class_index
-            .get(spec.class.name)
-            .ok_or_else(|| unregistered("actor type", spec.class.name))?;
+        let class = wire_index(self.registry.classes(), "actor type", spec.class)?;
         let encoded = self.encode_args(&spec.args)?;
         self.with(|state, effects| {
             let w = self.choose(state, &[], true)?;
@@ -88,7 +33,6 @@ impl Node {
             };
             let owned = OwnedActor {
                 worker: w,
-                class: spec.class.name,
                 handles: 1,
                 pinned: false,
                 dead: None,
@@ -109,12 +53,10 @@ impl Node {
 
     /// Sends a method call to the worker its actor lives on; returns its outputs.
     pub(super) fn send_actor_call(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
-        let method = *self
-            .table
-            .method_index
-            .get(call.method.name)
-            .ok_or_else(|| unregistered("actor method", call.method.name))?;
-        let w = self.locate_actor(call.actor, Some(call.method.class))?;
+        let method = wire_index(self.registry.methods(), "actor method", call.method)?;
+        let w = self
+            .locate_actor(call.actor)?
+            .map_err(|reason| Error::actor_dead(call.method.class, call.actor, reason))?;
         let encoded = self.encode_args(&call.args)?;
         Ok(self.with(|state, effects| {
             let outputs = self.new_outputs(state, call.method.num_returns, w);
@@ -133,10 +75,8 @@ impl Node {
 
     /// Ends `actor` now; an actor that is already gone is not an error.
     pub(super) fn kill(&self, actor: ActorId) -> Result<()> {
-        let w = match self.locate_actor(actor, None) {
-            Ok(w) => w,
-            Err(e) if e.kind() == unidist_core::ErrorKind::ActorDead => return Ok(()),
-            Err(e) => return Err(e),
+        let Ok(w) = self.locate_actor(actor)? else {
+            return Ok(());
         };
         self.with(|state, effects| {
             if let Some(a) = state.actors.owned.get_mut(&actor) {
@@ -199,9 +139,9 @@ impl Node {
         let worker = match state.actors.owned.get(&actor) {
             Some(a) => match &a.dead {
                 None => Ok(a.worker),
-                Some(r) => Err(r.to_string()),
+                Some(r) => Err(r.clone()),
             },
-            None => Err(DeadReason::Released.to_string()),
+            None => Err(DeadReason::Released),
         };
         effects.send(src, NodeMsg::ActorWhere { actor, worker });
     }
@@ -212,32 +152,25 @@ impl Node {
         state: &mut State,
         effects: &mut Effects,
         actor: ActorId,
-        worker: std::result::Result<u32, String>,
+        worker: std::result::Result<u32, DeadReason>,
     ) {
-        let worker = worker.map_err(DeadReason::Reported);
         state.actors.located.insert(actor, worker);
         effects.notify = true;
     }
 
-    /// The worker `actor` lives on, asking its owner if it is owned elsewhere.
-    fn locate_actor(&self, actor: ActorId, class: Option<&str>) -> Result<u32> {
+    /// The worker `actor` lives on, or why it is not alive; its owner is asked if it is owned
+    /// elsewhere. The error is a lookup that failed.
+    fn locate_actor(&self, actor: ActorId) -> Result<std::result::Result<u32, DeadReason>> {
         if actor.owner == self.rank {
             let state = self.state.lock();
-            return match state.actors.owned.get(&actor) {
-                Some(a) => match &a.dead {
-                    None => Ok(a.worker),
-                    Some(r) => Err(actor_dead(actor, Some(a.class), r)),
-                },
-                None => Err(actor_dead(actor, class, &DeadReason::Released)),
-            };
+            return Ok(match state.actors.owned.get(&actor) {
+                Some(a) => a.dead.clone().map_or(Ok(a.worker), Err),
+                None => Err(DeadReason::Released),
+            });
         }
         if let Some(why) = self.lost.reason(actor.owner) {
             let rank = actor.owner;
-            return Err(actor_dead(
-                actor,
-                class,
-                &DeadReason::OwnerLost { rank, why },
-            ));
+            return Ok(Err(DeadReason::OwnerLost { rank, why }));
         }
         let mut asked = false;
         let found = self.block_until(
@@ -257,8 +190,7 @@ impl Node {
             )));
         }
         match self.state.lock().actors.located.get(&actor) {
-            Some(Ok(w)) => Ok(*w),
-            Some(Err(r)) => Err(actor_dead(actor, class, r)),
+            Some(located) => Ok(located.clone()),
             None => Err(backend_err("actor lookup lost")),
         }
     }
@@ -269,39 +201,104 @@ impl Node {
             let args = call.take_args();
             match call.kind {
                 CallKind::Create(class) => {
-                    if state.actors.hosted.contains_key(&actor) {
-                        continue;
-                    }
-                    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-                    let _ = tx.send(ActorCmd::Create { class, args });
-                    state.actors.hosted.insert(actor, ActorSlot::Alive(tx));
-                    effects.actors.push((actor, rx));
-                    let seq = call.reply.seq;
-                    let results = Vec::new();
-                    effects.send(call.reply.to, NodeMsg::Done { seq, results });
+                    self.start_actor(state, effects, actor, class, args, call.reply)
                 }
                 CallKind::Method(method) => {
-                    let reply = call.reply;
-                    let cmd = ActorCmd::Call {
-                        method,
-                        args,
-                        reply,
-                    };
-                    let failed = match state.actors.hosted.get(&actor) {
-                        Some(ActorSlot::Alive(tx)) => {
-                            tx.send(cmd).err().map(|e| (e.0, DeadReason::Stopped))
-                        }
-                        Some(ActorSlot::Dead(r)) => Some((cmd, r.clone())),
-                        None => Some((cmd, DeadReason::NotCreated)),
-                    };
-                    if let Some((ActorCmd::Call { method, reply, .. }, reason)) = failed {
-                        let err = actor_dead(actor, Some(method.class), &reason);
-                        self.finish_call(state, effects, &reply, Err(err));
-                    }
+                    self.call_here(state, effects, actor, method, args, call.reply)
                 }
                 CallKind::Task(_) => {}
             }
         }
+    }
+
+    /// Hands a call of `method` to the thread of `actor`, or fails it if the actor is not
+    /// alive here.
+    fn call_here(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        actor: ActorId,
+        method: &'static ActorMethodEntry,
+        args: Args,
+        reply: Reply,
+    ) {
+        let reason = match state.actors.hosted.get(&actor) {
+            Some(ActorSlot::Alive(thread, fate)) => {
+                let hooks = self.hooks(reply, method.class, actor, fate);
+                let message = ActorMessage::Call {
+                    method,
+                    args,
+                    hooks,
+                };
+                // A message the thread did not take (it had ended) is answered by its hooks
+                // when it is dropped, after the lock.
+                if let Err(unsent) = thread.send(message) {
+                    effects.drop_later(unsent);
+                }
+                return;
+            }
+            Some(ActorSlot::Dead(r)) => r.clone(),
+            None => DeadReason::NotCreated {
+                why: "its creation did not reach it".into(),
+            },
+        };
+        effects.drop_later(args);
+        let err = Error::actor_dead(method.class, actor, reason);
+        self.finish_call(state, effects, &reply, Err(err));
+    }
+
+    /// Starts the thread of `actor` and sends it its constructor; the creation is answered once
+    /// the constructor has run.
+    fn start_actor(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        actor: ActorId,
+        class: &'static ActorClassEntry,
+        args: Args,
+        reply: Reply,
+    ) {
+        if state.actors.hosted.contains_key(&actor) {
+            // Killed before its creation arrived: nothing starts, but the creation is answered
+            // (it has no outputs) so that its sender stops counting it.
+            effects.drop_later(args);
+            return self.finish_call(state, effects, &reply, Ok(Vec::new()));
+        }
+        let thread = match exec::spawn_actor(actor) {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(error = %e, %actor, "cannot start an actor thread");
+                effects.drop_later(args);
+                let why = format!("its thread could not start: {e}");
+                let reason = DeadReason::NotCreated { why };
+                state
+                    .actors
+                    .hosted
+                    .insert(actor, ActorSlot::Dead(reason.clone()));
+                let err = Error::actor_dead(class.name, actor, reason);
+                return self.finish_call(state, effects, &reply, Err(err));
+            }
+        };
+        let fate = Fate::default();
+        let hooks = self.hooks(reply, class.name, actor, &fate);
+        let message = ActorMessage::Construct { class, args, hooks };
+        match thread.send(message) {
+            Ok(()) => {
+                state
+                    .actors
+                    .hosted
+                    .insert(actor, ActorSlot::Alive(thread, fate));
+            }
+            Err(unsent) => {
+                effects.drop_later(unsent);
+                effects.ending.push((thread, true));
+            }
+        }
+    }
+
+    /// The hooks of a call of `actor` that reports to `reply`.
+    fn hooks(&self, reply: Reply, class: &'static str, actor: ActorId, fate: &Fate) -> MpiHooks {
+        MpiHooks::new(self.me.clone(), reply, class, actor, Arc::clone(fate))
     }
 
     /// Takes the call at the front of `actor`'s queue if it can start: its arguments are here
@@ -340,13 +337,11 @@ impl Node {
         } else {
             DeadReason::Released
         };
-        match state
-            .actors
-            .hosted
-            .insert(actor, ActorSlot::Dead(reason.clone()))
-        {
-            Some(ActorSlot::Alive(tx)) => {
-                let _ = tx.send(ActorCmd::Stop { now });
+        let dead = ActorSlot::Dead(reason.clone());
+        match state.actors.hosted.insert(actor, dead) {
+            Some(ActorSlot::Alive(thread, fate)) => {
+                let _ = fate.set(reason.clone());
+                effects.ending.push((thread, now));
             }
             Some(ActorSlot::Dead(r)) => {
                 state.actors.hosted.insert(actor, ActorSlot::Dead(r));
@@ -356,7 +351,7 @@ impl Node {
         if !now {
             return;
         }
-        // Calls still waiting for arguments fail now.
+        // Calls still waiting for arguments (its creation too, if it had not started) fail now.
         let queued = state
             .received
             .actor_queues
@@ -364,17 +359,15 @@ impl Node {
             .unwrap_or_default();
         for call_id in queued {
             if let Some(call) = state.received.calls.remove(&call_id) {
-                if let CallKind::Method(m) = call.kind {
-                    let err = actor_dead(actor, Some(m.class), &reason);
-                    self.finish_call(state, effects, &call.reply, Err(err));
-                }
+                let class = match call.kind {
+                    CallKind::Create(c) => c.name,
+                    CallKind::Method(m) => m.class,
+                    CallKind::Task(_) => continue,
+                };
+                let err = Error::actor_dead(class, actor, reason.clone());
+                self.finish_call(state, effects, &call.reply, Err(err));
             }
         }
-    }
-
-    /// The thread of an actor living here ended.
-    pub fn actor_ended(&self, actor: ActorId) {
-        tracing::debug!(%actor, "actor thread ended");
     }
 
     /// Ends owned actors whose handles are all gone, once no call that could carry a copy of a

@@ -7,8 +7,7 @@ use unidist_core::{AnyRef, Arg, Error, ObjectId, Result, TaskSpec};
 use unidist_serialize::Encoded;
 
 use super::effects::{Effects, Outgoing};
-use super::state::{Object, ObjectStatus, SentCall, State};
-use super::table::unregistered;
+use super::state::{wire_index, Object, ObjectStatus, SentCall, State};
 use super::Node;
 use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
 
@@ -39,11 +38,7 @@ pub(super) fn note_nested(id: ObjectId) {
 impl Node {
     /// Sends task `task` to the worker the scheduler picks; returns its outputs.
     pub(super) fn submit_task(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
-        let func = *self
-            .table
-            .function_index
-            .get(task.function.name)
-            .ok_or_else(|| unregistered("function", task.function.name))?;
+        let func = wire_index(self.registry.functions(), "function", task.function)?;
         let encoded = self.encode_args(&task.args)?;
         self.throttle();
         self.with(|state, effects| {
@@ -72,8 +67,11 @@ impl Node {
                 match a {
                     Arg::Value(v) => enc.push(Some(self.encode_value(v)?)),
                     Arg::Ref(r) => {
-                        r.id()?;
-                        hold.push(r.clone());
+                        // A ref that holds an error is not held: it fails the call on its
+                        // worker instead of failing the submission (see `wire_args`).
+                        if r.id().is_ok() {
+                            hold.push(r.clone());
+                        }
                         enc.push(None);
                     }
                 }
@@ -137,7 +135,13 @@ impl Node {
             match (a, e) {
                 (_, Some(e)) => out.push(ArgWire::Value(Slot::Ready(e))),
                 (Arg::Ref(r), None) => {
-                    let Ok(id) = r.id() else { continue };
+                    let id = match r.id() {
+                        Ok(id) => id,
+                        Err(e) => {
+                            out.push(ArgWire::Failed(WireError::from(&e)));
+                            continue;
+                        }
+                    };
                     let from = match state.objects.get_mut(&id) {
                         Some(o) => {
                             if o.location == Some(self.rank) && w != self.rank {

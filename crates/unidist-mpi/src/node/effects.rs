@@ -1,16 +1,16 @@
 //! Work collected under the state lock and done after it ([`Effects`]): sends, jobs, actor
-//! threads, wake-ups and values to drop, because encoding, dropping a value that holds refs or
-//! waking a thread must not happen under the lock.
+//! threads to end, wake-ups and values to drop, because encoding, dropping a value that holds
+//! refs, dropping the hooks of an actor call or waking a thread must not happen under the lock.
 
 use std::any::Any;
 use std::sync::Arc;
 
 use parking_lot::Condvar;
-use unidist_core::{ActorId, ObjectId, Payload};
+use unidist_core::{ObjectId, Payload};
 
 use super::state::State;
 use super::Node;
-use crate::exec::{self, Job};
+use crate::exec::{ActorThread, Job};
 use crate::wire::{NodeMsg, Slot, WireError};
 
 pub(super) enum Outgoing {
@@ -29,7 +29,9 @@ pub(super) enum Outgoing {
 pub(super) struct Effects {
     pub(super) sends: Vec<Outgoing>,
     pub(super) jobs: Vec<Job>,
-    pub(super) actors: Vec<(ActorId, exec::ActorRx)>,
+    /// Actor threads to end: killed (`true`) or released. Their handles may hold the last
+    /// reference to queued calls, whose hooks report through the state lock.
+    pub(super) ending: Vec<(ActorThread, bool)>,
     pub(super) garbage: Vec<Box<dyn Any + Send>>,
     /// Wake every blocked thread (rare events: actors located, ranks lost, shutdown).
     pub(super) notify: bool,
@@ -89,7 +91,7 @@ impl Node {
         let Effects {
             sends,
             jobs,
-            actors,
+            ending,
             garbage,
             notify,
             touched,
@@ -104,9 +106,12 @@ impl Node {
                 }
             }
         }
-        for (actor, rx) in actors {
-            if let Some(me) = self.arc() {
-                exec::spawn_actor(me, actor, rx);
+        for (thread, now) in ending {
+            if now {
+                thread.kill();
+            } else {
+                // Dropping the last handle releases the actor: its queued calls run first.
+                drop(thread);
             }
         }
         for cv in &wake {

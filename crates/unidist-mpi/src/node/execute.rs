@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use unidist_core::call::ArgState;
 use unidist_core::{ActorId, ErasedValue, ObjectId, Payload, Result};
 use unidist_serialize::Encoded;
 
 use super::effects::Effects;
-use super::state::{backend_err, ArgState, CallKind, ObjectStatus, ReceivedCall, State};
+use super::state::{backend_err, CallKind, ObjectStatus, ReceivedCall, State};
 use super::Node;
 use crate::exec::Job;
 use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
@@ -43,7 +44,7 @@ impl Node {
             to: src,
             seq,
         };
-        let Some(f) = self.table.functions.get(func as usize).copied() else {
+        let Some(f) = self.registry.functions().get(func) else {
             return self.reject(&reply, "function index out of range");
         };
         self.with(|s, e| self.receive_call(s, e, CallKind::Task(f), None, args, reply));
@@ -63,7 +64,7 @@ impl Node {
             to: src,
             seq,
         };
-        let Some(c) = self.table.classes.get(class as usize).copied() else {
+        let Some(c) = self.registry.classes().get(class) else {
             return self.reject(&reply, "actor class index out of range");
         };
         let kind = CallKind::Create(c);
@@ -85,7 +86,7 @@ impl Node {
             to: src,
             seq,
         };
-        let Some(m) = self.table.methods.get(method as usize).copied() else {
+        let Some(m) = self.registry.methods().get(method) else {
             return self.reject(&reply, "actor method index out of range");
         };
         let kind = CallKind::Method(m);
@@ -129,7 +130,7 @@ impl Node {
             .collect();
         let missing = args
             .iter()
-            .filter(|a| matches!(a, ArgState::Waiting(_)))
+            .filter(|a| matches!(a, ArgState::Pending(_)))
             .count();
         if let Some(a) = actor {
             // Creation goes first: a call from another process can arrive before it (MPI
@@ -171,6 +172,7 @@ impl Node {
                 }
             }
             ArgWire::Ref { id, from } => (id, from),
+            ArgWire::Failed(e) => return ArgState::Failed(e.into()),
         };
         let o = state.objects.entry(id).or_default();
         if let Some(d) = &o.data {
@@ -186,7 +188,7 @@ impl Node {
             let requester = self.rank;
             effects.send(to, NodeMsg::Fetch { id, requester });
         }
-        ArgState::Waiting(id)
+        ArgState::Pending(id)
     }
 
     /// Object `id` arrived or failed: the received calls waiting for it get it as an argument,
@@ -213,7 +215,7 @@ impl Node {
                 continue;
             };
             for a in call.args.iter_mut() {
-                if matches!(a, ArgState::Waiting(w) if *w == id) {
+                if matches!(a, ArgState::Pending(w) if *w == id) {
                     *a = arrived.clone();
                     call.missing -= 1;
                 }
@@ -294,7 +296,8 @@ impl Node {
         effects.touched.extend(reply.outputs.iter().copied());
     }
 
-    /// Stores the values a call returned, one per output; an output without a value fails.
+    /// Stores the values a call returned, one per output: core checked that a call returns
+    /// exactly as many values as it declares ([`unidist_core::task::check_arity`]).
     fn store_values(
         &self,
         state: &mut State,
@@ -302,15 +305,8 @@ impl Node {
         reply: &Reply,
         values: EncodedOutputs,
     ) -> Vec<OutResult> {
-        let mut values = values.into_iter();
         let mut results = Vec::with_capacity(reply.outputs.len());
-        for id in &reply.outputs {
-            let Some((v, e)) = values.next() else {
-                let e = backend_err("a call returned fewer values than declared");
-                results.push(Err(WireError::from(&e)));
-                self.store_output(state, effects, *id, Err(e));
-                continue;
-            };
+        for (id, (v, e)) in reply.outputs.iter().zip(values) {
             results.push(Ok(e.total_len() as u64));
             // A small result goes to its owner with the completion (one message), so that the
             // owner's `get` needs no fetch round trip. The value stays here too, where other

@@ -2,9 +2,8 @@
 //! to lost ranks are settled here instead of sent. Which ranks are lost is recorded once, in
 //! [`LostPeers`](crate::process::LostPeers).
 
-use unidist_core::{Error, ObjectId};
+use unidist_core::{DeadReason, Error, ObjectId};
 
-use super::actors::DeadReason;
 use super::effects::{Effects, Outgoing};
 use super::state::{backend_err, ObjectStatus, State};
 use super::Node;

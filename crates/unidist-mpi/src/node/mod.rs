@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
-use unidist_core::{Error, Result};
+use unidist_core::registry::{self, Registry};
+use unidist_core::{DeadReason, Error, Result};
 
 use crate::comm::Out;
-use crate::exec::{ActorCmd, Pool};
+use crate::exec::Pool;
 use crate::process::LostPeers;
 use crate::wire::NodeMsg;
 use state::{backend_err, ActorSlot, ReceivedCall, State};
-use table::Table;
 
 // Each file owns one concern; the methods of `Node` are spread over them.
 mod actors; // actors: placement, lookup, their calls here, kill and release
@@ -49,12 +49,10 @@ mod objects; // objects: fetch, push, subscriptions, outputs, failures
 mod refs; // reference counts: handles, borrowers, pins, freeing
 mod schedule; // choosing a worker: load, locality, throttling
 mod state; // the state behind the mutex and its sub-structs
-mod table; // the registry index shared by all ranks
 #[cfg(test)]
 mod tests;
 mod wait; // blocked threads: `block_until`, `get`, `wait`
 
-pub use actors::{actor_dead, DeadReason};
 pub use execute::Reply;
 
 /// The runtime of one process; implements [`Backend`](unidist_core::Backend).
@@ -67,7 +65,9 @@ pub struct Node {
     /// The submission throttle waits on it.
     progress: Condvar,
     threshold: usize,
-    table: Table,
+    /// Registry entries cross the wire as their index, the same on every rank (the registry
+    /// check at init makes sure every rank runs one binary).
+    registry: &'static Registry,
     pool: OnceLock<Arc<Pool>>,
     closed: AtomicBool,
     /// The ranks this process knows are lost (shared with the communication thread).
@@ -92,7 +92,7 @@ impl Node {
             state: Mutex::new(State::new(size)),
             progress: Condvar::new(),
             threshold,
-            table: Table::build(),
+            registry: registry::registry(),
             pool: OnceLock::new(),
             closed: AtomicBool::new(false),
             lost,
@@ -108,10 +108,6 @@ impl Node {
     /// The lost-peer registry this node reports to and schedules by.
     pub fn lost_peers(&self) -> Arc<LostPeers> {
         self.lost.clone()
-    }
-
-    fn arc(&self) -> Option<Arc<Node>> {
-        self.me.upgrade()
     }
 
     fn check_open(&self) -> Result<()> {
@@ -133,9 +129,10 @@ impl Node {
         self.with(|state, effects| {
             state.stopped = true;
             for slot in state.actors.hosted.values_mut() {
-                let old = std::mem::replace(slot, ActorSlot::Dead(DeadReason::ShutDown));
-                if let ActorSlot::Alive(tx) = old {
-                    let _ = tx.send(ActorCmd::Stop { now: true });
+                let old = std::mem::replace(slot, ActorSlot::Dead(DeadReason::ThreadEnded));
+                if let ActorSlot::Alive(thread, fate) = old {
+                    let _ = fate.set(DeadReason::ThreadEnded);
+                    effects.ending.push((thread, true));
                 }
             }
             let queued: Vec<ReceivedCall> =

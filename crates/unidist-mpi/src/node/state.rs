@@ -4,14 +4,16 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, RemoteFunction};
-use unidist_core::{ActorId, AnyRef, Error, ObjectId, Payload, Result};
+use unidist_core::call::{resolve_args, ArgState, Resolved};
+use unidist_core::registry::{ActorClassEntry, ActorMethodEntry, Indexed, Named, RemoteFunction};
+use unidist_core::{
+    ActorId, AnyRef, DeadReason, Error, ObjectId, Payload, Result, TaskError, TaskFailure,
+};
 use unidist_serialize::Encoded;
 
-use super::actors::DeadReason;
 use super::execute::Reply;
 use super::wait::Waiters;
-use crate::exec::{ActorTx, Args};
+use crate::exec::{ActorThread, Args, Fate};
 
 /// The backend name in errors.
 pub(super) const NAME: &str = "mpi";
@@ -25,6 +27,18 @@ pub(super) fn object_gone(id: ObjectId) -> Error {
     backend_err(format!(
         "{id} is gone: it was freed, or the worker that held it is lost"
     ))
+}
+
+/// The index of registry entry `entry` (a `what`) on the wire, or the error saying it is not
+/// registered in this binary.
+pub(super) fn wire_index<T: Named>(entries: &Indexed<T>, what: &str, entry: &T) -> Result<u32> {
+    let name = entry.name();
+    entries.index_of(name).ok_or_else(|| {
+        backend_err(format!(
+            "{what} {name} is not registered in this binary (define it with #[unidist::remote] \
+             or #[unidist::actor] in a crate the program links)"
+        ))
+    })
 }
 
 /// Everything the node knows, guarded by one mutex (see the locking notes of the module).
@@ -157,12 +171,15 @@ pub(super) enum CallKind {
     Method(&'static ActorMethodEntry),
 }
 
-/// One argument of a received call.
-#[derive(Clone)]
-pub(super) enum ArgState {
-    Ready(Payload),
-    Failed(Error),
-    Waiting(ObjectId),
+impl CallKind {
+    /// The name of the function, actor type or method, for its errors.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            CallKind::Task(f) => f.name,
+            CallKind::Create(c) => c.name,
+            CallKind::Method(m) => m.name,
+        }
+    }
 }
 
 /// A call received here, waiting for its arguments.
@@ -170,23 +187,32 @@ pub(super) struct ReceivedCall {
     pub(super) kind: CallKind,
     pub(super) actor: Option<ActorId>,
     pub(super) args: Vec<ArgState>,
-    /// Arguments still [`ArgState::Waiting`].
+    /// Arguments still [`ArgState::Pending`].
     pub(super) missing: usize,
     pub(super) reply: Reply,
 }
 
 impl ReceivedCall {
-    /// The arguments, or the first that failed.
+    /// The arguments, or the error that fails the call (core's rule, [`resolve_args`]). It is
+    /// taken when no argument is pending any more, or when the call must start without them:
+    /// an argument still pending then can never arrive, and fails the call.
     pub(super) fn take_args(&mut self) -> Args {
-        let mut out = Vec::with_capacity(self.args.len());
-        for (i, a) in std::mem::take(&mut self.args).into_iter().enumerate() {
-            match a {
-                ArgState::Ready(p) => out.push(p),
-                ArgState::Failed(e) => return Err((i, e)),
-                ArgState::Waiting(id) => return Err((i, object_gone(id))),
-            }
+        let name = self.kind.name();
+        let args = std::mem::take(&mut self.args);
+        let resolved = resolve_args(name, args, |a| match a {
+            ArgState::Pending(id) => ArgState::Failed(object_gone(id)),
+            other => other,
+        });
+        match resolved {
+            Resolved::Ready(payloads) => Ok(payloads),
+            Resolved::Failed(e) => Err(e),
+            // Not reached: pending arguments were turned into failures above.
+            Resolved::Pending(id) => Err(TaskError::new(
+                name,
+                TaskFailure::ArgumentFailed,
+                format!("argument {id} never arrived"),
+            )),
         }
-        Ok(out)
     }
 }
 
@@ -200,14 +226,14 @@ pub(super) struct ReceivedCalls {
 
 /// An actor living on this rank.
 pub(super) enum ActorSlot {
-    Alive(ActorTx),
+    /// Its thread, and the reason its calls that never ran will give.
+    Alive(ActorThread, Fate),
     Dead(DeadReason),
 }
 
 /// An actor this process created (its owner), wherever it lives.
 pub(super) struct OwnedActor {
     pub(super) worker: u32,
-    pub(super) class: &'static str,
     /// Handles to it in this process.
     pub(super) handles: u32,
     /// A handle reached another process: it never ends on release.

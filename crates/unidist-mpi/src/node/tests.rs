@@ -3,14 +3,21 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use unidist_core::{ActorId, Backend, ObjectId};
+use unidist_core::call::ArgState;
+use unidist_core::registry::RemoteFunction;
+use unidist_core::{
+    ActorId, AnyRef, Arg, Backend, DeadReason, Error, ErrorKind, ObjectId, Outputs, Payload,
+    TaskFailure,
+};
 use unidist_serialize::{encode_with_oob, Buffer};
 
 use super::effects::Effects;
-use super::{actor_dead, DeadReason, Node};
+use super::execute::Reply;
+use super::state::{CallKind, ReceivedCall};
+use super::Node;
 use crate::comm::Out;
 use crate::process::LostPeers;
-use crate::wire::{NodeMsg, Slot};
+use crate::wire::{ArgWire, NodeMsg, Slot, WireError};
 
 fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
     let (tx, rx) = crossbeam_channel::unbounded();
@@ -114,25 +121,6 @@ fn an_owner_ignores_a_push_of_an_object_it_freed() {
 }
 
 #[test]
-fn actor_dead_errors_name_the_type_when_known() {
-    let actor = ActorId { owner: 0, seq: 5 };
-    let e = actor_dead(actor, Some("Counter"), &DeadReason::Killed);
-    assert_eq!(e.kind(), unidist_core::ErrorKind::ActorDead);
-    let text = e.to_string();
-    assert!(text.contains(&format!("Counter#{actor}")), "{text}");
-    assert!(text.contains("it was killed"), "{text}");
-    let lost = DeadReason::WorkerLost {
-        rank: 2,
-        why: "its process 9 ended".into(),
-    };
-    let text = actor_dead(actor, None, &lost).to_string();
-    assert!(
-        text.contains(&actor.to_string()) && text.contains("its worker rank 2 was lost"),
-        "{text}"
-    );
-}
-
-#[test]
 fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
     let (n, out) = node(0);
     let actor = ActorId { owner: 0, seq: 77 };
@@ -143,7 +131,67 @@ fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
     });
     assert_eq!(
         answer,
-        Some(Err(DeadReason::Released.to_string())),
+        Some(Err(DeadReason::Released)),
         "the owner must say why the actor is gone"
+    );
+}
+
+fn nothing(_: &[Payload]) -> unidist_core::Result<Outputs> {
+    Ok(Vec::new())
+}
+
+static NOTHING: RemoteFunction = RemoteFunction {
+    name: "tests::nothing",
+    num_returns: 0,
+    invoke: nothing,
+};
+
+#[test]
+fn a_ref_holding_an_error_travels_as_a_failed_argument() {
+    // The submission goes on: the error becomes the call's argument error on its worker.
+    let (n, _out) = node(0);
+    let stale = AnyRef::failed(Error::StaleRef { what: "0:1".into() });
+    let args = vec![Arg::Value(Arc::new(5i64)), Arg::Ref(stale)];
+    let encoded = n
+        .encode_args(&args)
+        .expect("a failed ref must not fail the submission");
+    let wire = n.with(|state, effects| n.record_call(state, effects, 1, &args, encoded, &[]).1);
+    assert_eq!(wire.len(), 2);
+    assert!(
+        matches!(
+            &wire[1],
+            ArgWire::Failed(WireError::Other(ErrorKind::StaleRef, _))
+        ),
+        "{:?}",
+        wire[1]
+    );
+}
+
+#[test]
+fn a_received_call_fails_on_a_failed_or_unreachable_argument() {
+    let reply = Reply {
+        outputs: Vec::new(),
+        to: 0,
+        seq: 1,
+    };
+    let mut call = ReceivedCall {
+        kind: CallKind::Task(&NOTHING),
+        actor: None,
+        args: vec![
+            ArgState::Ready(Payload::local(1i64)),
+            ArgState::Pending(ObjectId::new(2, 4)),
+        ],
+        missing: 1,
+        reply,
+    };
+    // A call that must start while an argument is still pending fails naming it.
+    let e = call
+        .take_args()
+        .expect_err("the pending argument can never arrive");
+    assert_eq!(e.failure, TaskFailure::ArgumentFailed);
+    assert_eq!(e.function, "tests::nothing");
+    assert!(
+        e.message.contains("argument 1") && e.message.contains("2:4"),
+        "{e}"
     );
 }
