@@ -59,7 +59,7 @@ impl Control {
     pub(crate) fn settle(&self, shared: &Arc<Shared>, result: Result<Outputs>) {
         let done = self.state.lock().done.take();
         if let Some(done) = done {
-            done.finish(shared, result);
+            finish_task(done, shared, result);
         }
     }
 
@@ -98,7 +98,7 @@ impl Control {
         let done = s.done.take();
         drop(s);
         if let (Some(done), Some(result)) = (done, result) {
-            done.finish(shared, result);
+            finish_task(done, shared, result);
         }
     }
 
@@ -122,7 +122,7 @@ impl Control {
         Self::abandon_running(&mut s, shared);
         drop(s);
         let error = retry::cancelled(done.name());
-        done.finish(shared, Err(error));
+        finish_task(done, shared, Err(error));
         unidist_core::observe::stats::count(unidist_core::observe::stats::Counter::TasksCancelled);
         Cancelled::Now
     }
@@ -155,7 +155,7 @@ impl Control {
         let done = s.done.take();
         drop(s);
         if let Some(done) = done {
-            done.finish(shared, Err(error));
+            finish_task(done, shared, Err(error));
         }
     }
 }
@@ -256,6 +256,13 @@ fn watch(rx: Receiver<Expiry>, shared: Weak<Shared>) {
 }
 
 /// True if the options need a [`Control`]-aware run (retries or a time limit).
+/// Settles a task's outputs: every task passes here exactly once, whether it ran, failed to
+/// run, timed out or was cancelled, so this is where it is counted.
+fn finish_task(done: Completion, shared: &Arc<Shared>, result: Result<Outputs>) {
+    unidist_core::observe::stats::task_settled(&result);
+    done.finish(shared, result);
+}
+
 pub(crate) fn needs_control(options: &TaskOptions) -> bool {
     options.max_retries > 0 || options.timeout.is_some()
 }

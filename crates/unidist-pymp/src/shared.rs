@@ -606,9 +606,6 @@ impl Completion {
 
     /// Settles every output with its value, or all of them with the error.
     pub(crate) fn finish(self, shared: &Arc<Shared>, result: Result<Outputs>) {
-        // Every task's outputs are settled here exactly once, whether it ran, failed to run,
-        // timed out or was cancelled.
-        unidist_core::observe::stats::task_settled(&result);
         match result {
             Ok(outputs) => {
                 for (id, v) in self.ids.iter().zip(outputs) {

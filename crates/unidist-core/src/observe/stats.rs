@@ -95,7 +95,8 @@ pub struct Stats {
     pub tasks_failed: u64,
     /// Task runs started again after their worker was lost.
     pub tasks_retried: u64,
-    /// Tasks cancelled before they finished.
+    /// Tasks cancelled before they finished (also counted in `tasks_failed`: their outputs
+    /// hold the `Cancelled` error).
     pub tasks_cancelled: u64,
     /// Actor method calls submitted.
     pub actor_calls: u64,
