@@ -79,7 +79,8 @@ pub use parameter::Slot;
 pub use parameter::{Parameter, ValueSource};
 pub use params::{
     set_backend_detector, Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHosts, MpiLog,
-    MpiPickleThreshold,
+    MpiPickleThreshold, MpiSharedObjectStore, MpiSharedObjectStoreMemory,
+    MpiSharedObjectStoreThreshold,
 };
 pub use registry::{
     env_vars, parameters, render_table, reset_all, user_set_env, validate_all, ParameterInfo,

@@ -429,5 +429,10 @@ impl Parameter for MpiLog {
 }
 inherent_api!(MpiLog);
 
+mod shared_store;
+pub use shared_store::{
+    MpiSharedObjectStore, MpiSharedObjectStoreMemory, MpiSharedObjectStoreThreshold,
+};
+
 #[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@ use crate::error::{ConfigError, Result};
 use crate::parameter::{Parameter, ValueSource};
 use crate::params::{
     Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHosts, MpiLog, MpiPickleThreshold,
+    MpiSharedObjectStore, MpiSharedObjectStoreMemory, MpiSharedObjectStoreThreshold,
 };
 
 /// A description of one parameter and its current value, from [`parameters`].
@@ -53,7 +54,7 @@ const fn entry<P: Parameter>() -> Entry {
 }
 
 /// Every parameter, in listing order. Adding a parameter means adding it here.
-static ENTRIES: [Entry; 7] = [
+static ENTRIES: [Entry; 10] = [
     entry::<Backend>(),
     entry::<CpuCount>(),
     entry::<IsMpiSpawnWorkers>(),
@@ -61,6 +62,9 @@ static ENTRIES: [Entry; 7] = [
     entry::<MpiPickleThreshold>(),
     entry::<MpiBackoff>(),
     entry::<MpiLog>(),
+    entry::<MpiSharedObjectStore>(),
+    entry::<MpiSharedObjectStoreMemory>(),
+    entry::<MpiSharedObjectStoreThreshold>(),
 ];
 
 fn info_of<P: Parameter>() -> ParameterInfo {

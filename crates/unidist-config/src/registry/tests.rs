@@ -19,10 +19,22 @@ fn parameters_lists_every_parameter_in_order() {
             ("MpiPickleThreshold", "UNIDIST_MPI_PICKLE_THRESHOLD"),
             ("MpiBackoff", "UNIDIST_MPI_BACKOFF"),
             ("MpiLog", "UNIDIST_MPI_LOG"),
+            ("MpiSharedObjectStore", "UNIDIST_MPI_SHARED_OBJECT_STORE"),
+            (
+                "MpiSharedObjectStoreMemory",
+                "UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY"
+            ),
+            (
+                "MpiSharedObjectStoreThreshold",
+                "UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD"
+            ),
         ]
     );
     let defaults: Vec<_> = infos.iter().map(|i| i.default.as_str()).collect();
     let cores = CpuCount::get().unwrap().to_string();
+    let shm_memory = crate::MpiSharedObjectStoreMemory::get()
+        .unwrap()
+        .to_string();
     assert_eq!(
         defaults,
         [
@@ -32,7 +44,10 @@ fn parameters_lists_every_parameter_in_order() {
             "none",
             "262144",
             "0.0001",
-            "false"
+            "false",
+            "true",
+            shm_memory.as_str(),
+            "100000"
         ]
     );
     for info in &infos {
@@ -57,6 +72,9 @@ fn parameters_lists_every_parameter_in_order() {
             "UNIDIST_MPI_PICKLE_THRESHOLD",
             "UNIDIST_MPI_BACKOFF",
             "UNIDIST_MPI_LOG",
+            "UNIDIST_MPI_SHARED_OBJECT_STORE",
+            "UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY",
+            "UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD",
         ]
     );
 }
@@ -90,11 +108,11 @@ fn render_table_is_aligned_and_reports_errors() {
     let table = render_table();
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("PARAMETER"), "{table}");
-    // Header plus seven rows, then one error line.
-    assert_eq!(lines.len(), 9, "{table}");
+    // Header plus ten rows, then one error line.
+    assert_eq!(lines.len(), 12, "{table}");
     let column = lines[0].find("ENV VAR").unwrap();
     let value_column = lines[0].find("VALUE").unwrap();
-    for (line, var) in lines[1..8]
+    for (line, var) in lines[1..11]
         .iter()
         .zip(env_vars().into_iter().filter(|v| *v != "UNIDIST_MPI_SPAWN"))
     {
@@ -109,7 +127,7 @@ fn render_table_is_aligned_and_reports_errors() {
     assert!(lines[2][value_column..].starts_with("<invalid>"), "{table}");
     assert!(lines[3].contains("(alias UNIDIST_MPI_SPAWN)"), "{table}");
     assert!(
-        lines[8].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
+        lines[11].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
         "{table}"
     );
 }
@@ -288,7 +306,10 @@ fn user_set_env_round_trips_through_the_environment() {
         }
         assert_eq!(Snapshot::get(), *snapshot, "forwarded {forwarded:?}");
         for info in parameters() {
-            let expect = if info.name == "MpiHosts" && snapshot.hosts.is_none() {
+            // The snapshots leave the shared store's parameters at their defaults.
+            let expect = if (info.name == "MpiHosts" && snapshot.hosts.is_none())
+                || info.name.starts_with("MpiSharedObjectStore")
+            {
                 ValueSource::Default
             } else {
                 ValueSource::GotFromCfgSource
