@@ -1,7 +1,7 @@
 //! The MPI shared-memory object store's parameters: on/off, its memory limit and its threshold.
 
 use crate::decode;
-use crate::error::{ConfigError, Result};
+use crate::error::Result;
 use crate::parameter::{inherent_api, Parameter, Slot};
 
 use super::{check_usize, decode_bool, decode_usize};
@@ -146,6 +146,7 @@ inherent_api!(MpiSharedObjectStoreThreshold);
 mod tests {
     use super::*;
     use crate::test_support::isolate;
+    use crate::ConfigError;
 
     #[test]
     fn defaults() {
