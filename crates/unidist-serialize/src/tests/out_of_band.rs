@@ -432,8 +432,9 @@ fn buffers_over_foreign_bytes_decode_with_one_copy_and_check_lengths() {
     assert_eq!(b.elem(), ElemType::F64);
     let back: Vec<f64> = decode_with_oob(&e.inline, vec![b]).unwrap();
     assert_eq!(back, value);
+    let as_buffer = encode_with_oob(&Buffer::<f64>::from(value.clone()), 8).unwrap();
     let b = OobBuffer::from_owner(ElemType::F64, owner.clone()).unwrap();
-    let back: Buffer<f64> = decode_with_oob(&e.inline, vec![b]).unwrap();
+    let back: Buffer<f64> = decode_with_oob(&as_buffer.inline, vec![b]).unwrap();
     assert_eq!(back.as_slice(), &value[..]);
     // A length that is not a whole number of elements is an error.
     let odd: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(vec![0u8; 7]);
