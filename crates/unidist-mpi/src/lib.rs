@@ -108,6 +108,7 @@ mod launch;
 mod log;
 mod node;
 mod process;
+mod shm;
 mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -200,6 +201,11 @@ pub fn start() -> Result<Arc<dyn Backend>> {
             .collect(),
     };
     let threshold = config::MpiPickleThreshold::get()?;
+    let store_cfg = shm::Config {
+        enabled: config::MpiSharedObjectStore::get()?,
+        limit: config::MpiSharedObjectStoreMemory::get()? as u64,
+        threshold: config::MpiSharedObjectStoreThreshold::get()?,
+    };
     let log_enabled = config::MpiLog::get()?;
     let (init_tx, init_rx) = crossbeam_channel::bounded(1);
     let (node_tx, node_rx) = crossbeam_channel::bounded::<Arc<Node>>(1);
@@ -230,6 +236,8 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     };
     log::init(info.rank, log_enabled);
     tracing::info!(rank = info.rank, size = info.size, mode = ?info.mode, "mpi backend started");
+    let store = shm::Store::new(store_cfg, info.rank, &info.pids);
+    store.sweep_stale();
     let lost = Arc::new(process::LostPeers::default());
     process::set_lost_peers(lost.clone());
     let node = Node::new(
@@ -239,6 +247,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         out_tx,
         threshold,
         lost,
+        store.clone(),
     );
     if info.rank != 0 {
         node.start_pool(1);
@@ -256,6 +265,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         tracing::error!(error = %e, "cannot install the worker's backend");
     }
     let _ = comm_thread.join();
+    store.sweep_job();
     tracing::info!(rank = info.rank, "worker exits");
     drop(runtime::take());
     process::exit_process(0)

@@ -236,6 +236,13 @@ pub enum NodeMsg {
     Free { ids: Vec<ObjectId> },
     /// The source registers (+1) or drops (-1) a reference to an object owned here.
     Borrow { id: ObjectId, delta: i32 },
+    /// The data of an object, in a shared-memory segment on the receiver's host: `Push` or
+    /// `Data` (as `push` says) for a receiver that can map it (see `shm.rs`).
+    Shared {
+        id: ObjectId,
+        push: bool,
+        seg: crate::shm::SegDesc,
+    },
 }
 
 /// The communication threads' own traffic.
