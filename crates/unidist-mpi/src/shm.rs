@@ -16,11 +16,11 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use unidist_core::{Error, ObjectId, Result};
-use unidist_serialize::{ElemType, Encoded, OobBuffer};
+use unidist_serialize::{Encoded, OobBuffer};
 
 use crate::ffi;
+pub use crate::wire::SegDesc;
 
 /// Every segment name of this project starts with this.
 pub const PREFIX: &str = "/unidist-";
@@ -28,19 +28,6 @@ pub const PREFIX: &str = "/unidist-";
 const ALIGN: usize = 64;
 /// Where POSIX shared-memory objects are visible as files (Linux).
 const SHM_DIR: &str = "/dev/shm";
-
-/// The small message a receiver gets instead of the bytes: where they are and their layout.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegDesc {
-    /// The shared-memory object's name.
-    pub name: String,
-    /// The segment's size in bytes.
-    pub len: u64,
-    /// Length of the inline bytes (at offset 0).
-    pub inline: u64,
-    /// Each out-of-band buffer: element type, offset and length in bytes.
-    pub buffers: Vec<(ElemType, u64, u64)>,
-}
 
 /// A segment as one rank holds it: its descriptor and, on the rank that created it, the
 /// duty to unlink it and give its bytes back to the memory limit when dropped.
@@ -257,62 +244,28 @@ fn layout(name: String, e: &Encoded) -> (SegDesc, Vec<std::ops::Range<usize>>) {
     (desc, ranges)
 }
 
-fn corrupt(desc: &SegDesc, what: &str) -> Error {
-    Error::backend(
-        "mpi",
-        format!(
-            "a shared-memory descriptor for {:?} is invalid: {what}",
-            desc.name
-        ),
-    )
-}
-
 /// Maps the segment `desc` names and rebuilds the encoding it holds: the inline bytes copied
 /// out (they are small), the buffers reading the mapping in place. Every length in `desc` is
 /// untrusted and checked against the mapped size.
 pub fn open(desc: SegDesc) -> Result<(Encoded, Arc<Segment>)> {
-    let valid_name = desc
-        .name
-        .strip_prefix(PREFIX)
-        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
-        && desc.name.len() <= 255;
-    if !valid_name {
-        return Err(corrupt(
-            &desc,
-            "the name is not one of this project's segments",
-        ));
-    }
+    desc.check_name()?;
     let map = ffi::shm_map(&desc.name).map_err(|e| {
         Error::backend(
             "mpi",
             format!("cannot map shared-memory segment {:?}: {e}", desc.name),
         )
     })?;
-    let size = map.bytes().len();
-    if desc.len != size as u64 {
-        return Err(corrupt(
-            &desc,
-            &format!("it claims {} bytes, the segment has {size}", desc.len),
-        ));
-    }
-    let range = |off: u64, len: u64| -> Option<std::ops::Range<usize>> {
-        let end = off.checked_add(len)?;
-        (end <= size as u64).then_some(off as usize..end as usize)
-    };
-    let inline = range(0, desc.inline)
-        .ok_or_else(|| corrupt(&desc, "the inline bytes lie outside the segment"))?;
+    let (inline, ranges) = desc.ranges(map.bytes().len() as u64)?;
     let map = Arc::new(map);
     let inline = map.bytes()[inline].to_vec();
-    let mut buffers = Vec::with_capacity(desc.buffers.len());
-    for &(elem, off, len) in &desc.buffers {
-        let r =
-            range(off, len).ok_or_else(|| corrupt(&desc, "a buffer lies outside the segment"))?;
+    let mut buffers = Vec::with_capacity(ranges.len());
+    for (elem, range) in ranges {
         let view = Arc::new(View {
             map: map.clone(),
-            range: r,
+            range,
         });
         let b = OobBuffer::from_owner(elem, view)
-            .map_err(|e| corrupt(&desc, &format!("a buffer is invalid: {e}")))?;
+            .map_err(|e| desc.corrupt(&format!("a buffer is invalid: {e}")))?;
         buffers.push(b);
     }
     let seg = Arc::new(Segment {
