@@ -25,20 +25,31 @@ fn main() -> unidist::Result<()> {
         let t = Instant::now();
         let r = unidist::put(data.clone());
         let s = unidist::get(&sum::remote(&r))?;
-        let shm = std::fs::read_dir("/dev/shm").map(|d| d.count()).unwrap_or(0);
+        let shm = std::fs::read_dir("/dev/shm")
+            .map(|d| d.count())
+            .unwrap_or(0);
         assert_eq!(s, want);
-        println!("round {round}: put+task(&Vec<f64>)+get 64 MiB: {:?} (segments now {shm})", t.elapsed());
+        println!(
+            "round {round}: put+task(&Vec<f64>)+get 64 MiB: {:?} (segments now {shm})",
+            t.elapsed()
+        );
         let b: unidist::Buffer<f64> = data.clone().into();
         let t = Instant::now();
         let r = unidist::put(b);
         let s = unidist::get(&sumb::remote(&r))?;
         assert_eq!(s, want);
-        println!("round {round}: put+task(&Buffer<f64>)+get 64 MiB: {:?}", t.elapsed());
+        println!(
+            "round {round}: put+task(&Buffer<f64>)+get 64 MiB: {:?}",
+            t.elapsed()
+        );
         let bytes = vec![3u8; 64 << 20];
         let t = Instant::now();
         let back = unidist::get(&echo::remote(bytes))?;
         assert_eq!(back.len(), 64 << 20);
-        println!("round {round}: Vec<u8> round trip 64 MiB: {:?}", t.elapsed());
+        println!(
+            "round {round}: Vec<u8> round trip 64 MiB: {:?}",
+            t.elapsed()
+        );
     }
     unidist::shutdown()
 }
