@@ -177,24 +177,27 @@ pub fn seeds() -> Vec<Vec<u8>> {
             .into(),
             ControlMsg::Shutdown.into(),
         ],
-        vec![
-            NodeMsg::Shared {
-                id: id(11),
-                push: true,
-                seg: SegDesc {
-                    name: "/unidist-100-101-1.11".into(),
-                    len: 4096,
-                    inline: 40,
-                    buffers: vec![
-                        (unidist_serialize::ElemType::F64, 64, 2048),
-                        (unidist_serialize::ElemType::U8, 2112, 1984),
-                    ],
-                },
-            }
-            .into(),
-        ],
+        shared_batch(id(11)),
     ];
     frame_batches(batches)
+}
+
+/// A batch with a shared-memory descriptor whose ranges fill a 4096-byte segment exactly.
+fn shared_batch(id: unidist_core::ObjectId) -> Vec<Msg> {
+    vec![NodeMsg::Shared {
+        id,
+        push: true,
+        seg: SegDesc {
+            name: "/unidist-100-101-1.11".into(),
+            len: 4096,
+            inline: 40,
+            buffers: vec![
+                (unidist_serialize::ElemType::F64, 64, 2048),
+                (unidist_serialize::ElemType::U8, 2112, 1984),
+            ],
+        },
+    }
+    .into()]
 }
 
 /// Frames each batch as a fuzz input: mode byte, control length, control body, then segments.
