@@ -50,6 +50,13 @@
 //! is done, then counted like any other; refs serialized in other ways (inside `put` values or
 //! task results, or by a process that does not own them) pin their object until shutdown.
 //!
+//! Shared object store (`UNIDIST_MPI_SHARED_OBJECT_STORE`, on by default): an object whose
+//! encoding is at least `UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD` bytes, sent to a rank of
+//! the same host (same kernel and pid namespace), is written once into a POSIX shared-memory
+//! segment by the rank holding it and sent as a small descriptor; the receiver maps it
+//! read-only and decodes from the mapping (one copy). Past the memory limit, or when a segment
+//! cannot be created, objects travel as bytes as before (logged once). See `shm.rs`.
+//!
 //! # Faults
 //!
 //! A panic in a task is that task's error value. A panic outside a task on any rank aborts the
@@ -91,7 +98,8 @@
 //! - `exec`: the task pool and the actor threads of a worker rank.
 //! - `process`: exit status, the panic hook, signals, `atexit`, and the one record of lost ranks.
 //! - `launch`: launch modes, the registry check and host discovery at init.
-//! - `ffi`: every `unsafe` block (raw MPI calls and process hooks).
+//! - `shm`: the per-host shared-memory object store (segments, descriptors, sweeps).
+//! - `ffi`: every `unsafe` block (raw MPI calls, process hooks, shared-memory mappings).
 //! - `log`: per-rank log files.
 //!
 //! # Limits
