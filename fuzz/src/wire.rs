@@ -16,7 +16,7 @@
 mod mpi_wire;
 
 pub use mpi_wire::{
-    decode_batch, encode_batch, ArgWire, ControlMsg, Msg, NodeMsg, Slot, WireError,
+    decode_batch, encode_batch, ArgWire, ControlMsg, Msg, NodeMsg, SegDesc, Slot, WireError,
 };
 
 use unidist_core::Error;
@@ -55,6 +55,17 @@ pub fn run(data: &[u8]) -> bool {
     let Ok(mut batch) = received else {
         return false;
     };
+    // A shared-memory descriptor is checked against the size of the segment it names before
+    // anything is read: against its own claim and against a small segment.
+    for msg in &batch {
+        if let Msg::Node(NodeMsg::Shared { seg, .. }) = msg {
+            if let Ok((inline, buffers)) = seg.ranges(seg.len) {
+                let size = usize::try_from(seg.len).unwrap_or(usize::MAX);
+                assert!(inline.end <= size && buffers.iter().all(|(_, r)| r.end <= size));
+            }
+            let _ = seg.ranges(4096);
+        }
+    }
     // The values inside travel on to `get` and task arguments: decode them as a value with
     // out-of-band buffers and as a plain one, as a receiver of either would.
     for msg in &mut batch {
@@ -166,8 +177,27 @@ pub fn seeds() -> Vec<Vec<u8>> {
             .into(),
             ControlMsg::Shutdown.into(),
         ],
+        shared_batch(id(11)),
     ];
     frame_batches(batches)
+}
+
+/// A batch with a shared-memory descriptor whose ranges fill a 4096-byte segment exactly.
+fn shared_batch(id: unidist_core::ObjectId) -> Vec<Msg> {
+    vec![NodeMsg::Shared {
+        id,
+        push: true,
+        seg: SegDesc {
+            name: "/unidist-100-101-1.11".into(),
+            len: 4096,
+            inline: 40,
+            buffers: vec![
+                (unidist_serialize::ElemType::F64, 64, 2048),
+                (unidist_serialize::ElemType::U8, 2112, 1984),
+            ],
+        },
+    }
+    .into()]
 }
 
 /// Frames each batch as a fuzz input: mode byte, control length, control body, then segments.

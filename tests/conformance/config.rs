@@ -223,6 +223,18 @@ const ACCEPTED: &[(&str, &str)] = &[
     ("UNIDIST_MPI_LOG", "true, yes, 1, false, no, 0"),
     ("UNIDIST_PROGRESS", "true, yes, 1, false, no, 0"),
     ("UNIDIST_TIMELINE", "existing, writable directory"),
+    (
+        "UNIDIST_MPI_SHARED_OBJECT_STORE",
+        "true, yes, 1, false, no, 0",
+    ),
+    (
+        "UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY",
+        "a positive integer of bytes",
+    ),
+    (
+        "UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD",
+        "between 0 and 1125899906842624",
+    ),
 ];
 
 /// Bad values for every variable: malformed, negative, empty (which is an error, never
@@ -260,6 +272,8 @@ fn bad_values(variable: &str) -> Vec<String> {
         "UNIDIST_MPI_PICKLE_THRESHOLD" => &["abc", "1099511627777", "1e6", "-0", "256k"],
         "UNIDIST_MPI_BACKOFF" => &["abc", "-0.5", "nan", "inf", "1e999", "10.5", "0x1p-3"],
         "UNIDIST_MPI_HOSTS" => &["a,,b", "a b", ",", "a,", "host\tname"],
+        "UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY" => &["abc", "0", "1GB", "1.5", "-0"],
+        "UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD" => &["abc", "1125899906842625", "1e5", "100k"],
         // The bools.
         _ => &["maybe", "2", "truee", "on", "y"],
     };

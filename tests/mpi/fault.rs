@@ -8,6 +8,9 @@
 //!   blocks in `get`, so that the caller can signal rank 0 and check that every rank exits.
 //! - `panic`: rank 0 panics outside a task; the job must be aborted, not hang.
 //! - `no-shutdown`: rank 0 returns from `main` without `shutdown`; every rank must still end.
+//! - `kill-worker-shared`: a worker makes a 1 MiB result, rank 0 reads it (through the shared
+//!   object store, in a segment the worker created), then that worker is killed; after
+//!   `shutdown` no segment of the job may be left in `/dev/shm` (exit status 4, else 6).
 //! - `exit`: rank 0 calls `std::process::exit(0)` with a task in flight; every rank must end.
 
 use std::io::Write;
@@ -19,6 +22,7 @@ fn main() -> unidist::Result<()> {
     assert_eq!(unidist::get(&add_one::remote(1))?, 2);
     match mode.as_str() {
         "kill-worker" => kill_worker(),
+        "kill-worker-shared" => kill_worker_shared(),
         "hold" => hold(),
         "panic" => panic!("deliberate panic on rank 0"),
         "exit" => {
@@ -31,7 +35,7 @@ fn main() -> unidist::Result<()> {
         }
         other => {
             eprintln!(
-                "fault: unknown mode {other:?} (accepted: kill-worker, hold, panic, exit, \
+                "fault: unknown mode {other:?} (accepted: kill-worker, kill-worker-shared, hold, panic, exit, \
                  no-shutdown)"
             );
             std::process::exit(2);
@@ -52,6 +56,45 @@ fn kill_worker() -> ! {
             std::process::exit(4);
         }
     }
+}
+
+fn kill_worker_shared() -> ! {
+    let big = make_bytes::remote(1 << 20);
+    let got = unidist::get(&big).map(|v| v.len());
+    eprintln!("fault: read the worker's 1 MiB result: {got:?}");
+    // The next task goes to the same worker (the least loaded, lowest rank) and kills it while
+    // its segment exists.
+    let before = segments();
+    eprintln!("fault: segments of the job before the kill: {before:?}");
+    let r = die_after::remote(&big);
+    let failed = unidist::get(&r).is_err();
+    let _ = unidist::shutdown();
+    let left = segments();
+    eprintln!("fault: get failed: {failed}; segments left after shutdown: {left:?}");
+    std::process::exit(if left.is_empty() { 4 } else { 6 });
+}
+
+/// The shared-memory segments of this job (rank 0 is this process).
+fn segments() -> Vec<String> {
+    let prefix = format!("unidist-{}-", std::process::id());
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[unidist::remote]
+fn make_bytes(n: usize) -> Vec<u8> {
+    vec![7; n]
+}
+
+#[unidist::remote]
+fn die_after(_data: &Vec<u8>) {
+    die(());
 }
 
 fn hold() -> ! {

@@ -81,7 +81,8 @@ pub use parameter::Slot;
 pub use parameter::{Parameter, ValueSource};
 pub use params::{
     set_backend_detector, Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHosts, MpiLog,
-    MpiPickleThreshold, Progress, Timeline,
+    MpiPickleThreshold, MpiSharedObjectStore, MpiSharedObjectStoreMemory,
+    MpiSharedObjectStoreThreshold, Progress, Timeline,
 };
 pub use registry::{
     env_vars, parameters, render_table, reset_all, user_set_env, validate_all, ParameterInfo,

@@ -510,6 +510,10 @@ impl Parameter for Timeline {
     }
 }
 inherent_api!(Timeline);
+mod shared_store;
+pub use shared_store::{
+    MpiSharedObjectStore, MpiSharedObjectStoreMemory, MpiSharedObjectStoreThreshold,
+};
 
 #[cfg(test)]
 mod tests;

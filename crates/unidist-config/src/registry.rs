@@ -4,7 +4,8 @@ use crate::error::{ConfigError, Result};
 use crate::parameter::{Parameter, ValueSource};
 use crate::params::{
     Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHosts, MpiLog, MpiPickleThreshold,
-    Progress, Timeline,
+    MpiSharedObjectStore, MpiSharedObjectStoreMemory, MpiSharedObjectStoreThreshold, Progress,
+    Timeline,
 };
 
 /// A description of one parameter and its current value, from [`parameters`].
@@ -54,7 +55,7 @@ const fn entry<P: Parameter>() -> Entry {
 }
 
 /// Every parameter, in listing order. Adding a parameter means adding it here.
-static ENTRIES: [Entry; 9] = [
+static ENTRIES: [Entry; 12] = [
     entry::<Backend>(),
     entry::<CpuCount>(),
     entry::<IsMpiSpawnWorkers>(),
@@ -64,6 +65,9 @@ static ENTRIES: [Entry; 9] = [
     entry::<MpiLog>(),
     entry::<Progress>(),
     entry::<Timeline>(),
+    entry::<MpiSharedObjectStore>(),
+    entry::<MpiSharedObjectStoreMemory>(),
+    entry::<MpiSharedObjectStoreThreshold>(),
 ];
 
 fn info_of<P: Parameter>() -> ParameterInfo {

@@ -288,7 +288,8 @@ mod tests {
     fn calls_are_answered_and_calls_that_never_ran_report_the_fate() {
         let (tx, out) = crossbeam_channel::unbounded();
         let lost = Arc::new(LostPeers::default());
-        let node = Node::new(1, 3, vec![String::new(); 3], tx, 1024, lost);
+        let store = crate::shm::Store::disabled();
+        let node = Node::new(1, 3, vec![String::new(); 3], tx, 1024, lost, store);
         let actor = ActorId { owner: 0, seq: 1 };
         let fate = Fate::default();
         let hooks = |r| MpiHooks::new(Arc::downgrade(&node), r, IDLE.name, actor, fate.clone());

@@ -328,3 +328,147 @@ pub fn process_alive(pid: u32) -> bool {
         Err(_) => exists,
     }
 }
+
+/// A read-only mapping of a POSIX shared-memory object, unmapped when dropped.
+pub struct ShmMapping {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone; its bytes never change
+// while it exists (a segment is written once, before any descriptor of it is sent), so
+// sharing `&[u8]` views between threads is sound.
+unsafe impl Send for ShmMapping {}
+// SAFETY: as above: only shared reads of immutable bytes.
+unsafe impl Sync for ShmMapping {}
+
+impl ShmMapping {
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes until `drop`.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for ShmMapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly what mmap returned; nothing borrows them any more.
+        unsafe {
+            libc::munmap(self.ptr, self.len);
+        }
+    }
+}
+
+fn shm_name(name: &str) -> std::io::Result<CString> {
+    CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
+}
+
+/// Creates shared-memory object `name` (it must not exist) of `len` bytes, reserves its
+/// memory, lets `fill` write it, and unmaps it. On any failure the object is removed again.
+///
+/// The space is reserved with `posix_fallocate` before the bytes are written: on a full
+/// `/dev/shm`, writing a merely truncated object would kill the process with `SIGBUS`.
+pub fn shm_create(name: &str, len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<()> {
+    let c = shm_name(name)?;
+    let err = std::io::Error::last_os_error;
+    let off = libc::off_t::try_from(len)
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    if len == 0 {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    }
+    // SAFETY: `c` is a valid C string; the flags create a new object readable and writable
+    // by this user only.
+    let fd = unsafe {
+        libc::shm_open(
+            c.as_ptr(),
+            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
+            0o600,
+        )
+    };
+    if fd < 0 {
+        return Err(err());
+    }
+    let result = (|| {
+        // SAFETY: `fd` is the descriptor just opened; posix_fallocate returns an errno.
+        let rc = unsafe { libc::posix_fallocate(fd, 0, off) };
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+        // SAFETY: a fresh shared read-write mapping of the `len` bytes just reserved.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(err());
+        }
+        // SAFETY: the mapping is `len` writable bytes, borrowed only inside this block.
+        fill(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) });
+        // SAFETY: unmaps exactly the mapping made above; the slice borrow ended.
+        unsafe { libc::munmap(ptr, len) };
+        Ok(())
+    })();
+    // SAFETY: `fd` is open and closed once; the mapping (if any) stays valid without it.
+    unsafe { libc::close(fd) };
+    if result.is_err() {
+        let _ = shm_unlink(name);
+    }
+    result
+}
+
+/// Maps shared-memory object `name` read-only, whole.
+pub fn shm_map(name: &str) -> std::io::Result<ShmMapping> {
+    let c = shm_name(name)?;
+    let err = std::io::Error::last_os_error;
+    // SAFETY: `c` is a valid C string; read-only open of an existing object.
+    let fd = unsafe { libc::shm_open(c.as_ptr(), libc::O_RDONLY, 0) };
+    if fd < 0 {
+        return Err(err());
+    }
+    let result = (|| {
+        // SAFETY: a zeroed stat buffer filled by fstat on the open descriptor.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: `fd` is open and `st` is a valid out pointer.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(err());
+        }
+        let len = usize::try_from(st.st_size)
+            .ok()
+            .filter(|l| *l > 0)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+        // SAFETY: a read-only shared mapping of the object's whole current size.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(err());
+        }
+        Ok(ShmMapping { ptr, len })
+    })();
+    // SAFETY: `fd` is open and closed once; the mapping stays valid without it.
+    unsafe { libc::close(fd) };
+    result
+}
+
+/// Removes shared-memory object `name` (mappings of it stay valid until unmapped).
+pub fn shm_unlink(name: &str) -> std::io::Result<()> {
+    let c = shm_name(name)?;
+    // SAFETY: `c` is a valid C string.
+    if unsafe { libc::shm_unlink(c.as_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

@@ -50,6 +50,13 @@
 //! is done, then counted like any other; refs serialized in other ways (inside `put` values or
 //! task results, or by a process that does not own them) pin their object until shutdown.
 //!
+//! Shared object store (`UNIDIST_MPI_SHARED_OBJECT_STORE`, off by default): an object whose
+//! encoding is at least `UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD` bytes, sent to a rank of
+//! the same host (same kernel and pid namespace), is written once into a POSIX shared-memory
+//! segment by the rank holding it and sent as a small descriptor; the receiver maps it
+//! read-only and decodes from the mapping (one copy). Past the memory limit, or when a segment
+//! cannot be created, objects travel as bytes as before (logged once). See `shm.rs`.
+//!
 //! # Faults
 //!
 //! A panic in a task is that task's error value. A panic outside a task on any rank aborts the
@@ -91,7 +98,8 @@
 //! - `exec`: the task pool and the actor threads of a worker rank.
 //! - `process`: exit status, the panic hook, signals, `atexit`, and the one record of lost ranks.
 //! - `launch`: launch modes, the registry check and host discovery at init.
-//! - `ffi`: every `unsafe` block (raw MPI calls and process hooks).
+//! - `shm`: the per-host shared-memory object store (segments, descriptors, sweeps).
+//! - `ffi`: every `unsafe` block (raw MPI calls, process hooks, shared-memory mappings).
 //! - `log`: per-rank log files.
 //!
 //! # Limits
@@ -108,6 +116,7 @@ mod launch;
 mod log;
 mod node;
 mod process;
+mod shm;
 mod wire;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -200,6 +209,11 @@ pub fn start() -> Result<Arc<dyn Backend>> {
             .collect(),
     };
     let threshold = config::MpiPickleThreshold::get()?;
+    let store_cfg = shm::Config {
+        enabled: config::MpiSharedObjectStore::get()?,
+        limit: config::MpiSharedObjectStoreMemory::get()? as u64,
+        threshold: config::MpiSharedObjectStoreThreshold::get()?,
+    };
     let log_enabled = config::MpiLog::get()?;
     let (init_tx, init_rx) = crossbeam_channel::bounded(1);
     let (node_tx, node_rx) = crossbeam_channel::bounded::<Arc<Node>>(1);
@@ -230,6 +244,8 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     };
     log::init(info.rank, log_enabled);
     tracing::info!(rank = info.rank, size = info.size, mode = ?info.mode, "mpi backend started");
+    let store = shm::Store::new(store_cfg, info.rank, &info.pids);
+    store.sweep_stale();
     let lost = Arc::new(process::LostPeers::default());
     process::set_lost_peers(lost.clone());
     let node = Node::new(
@@ -239,6 +255,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         out_tx,
         threshold,
         lost,
+        store.clone(),
     );
     if info.rank != 0 {
         node.start_pool(1);
@@ -256,6 +273,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         tracing::error!(error = %e, "cannot install the worker's backend");
     }
     let _ = comm_thread.join();
+    store.sweep_job();
     tracing::info!(rank = info.rank, "worker exits");
     drop(runtime::take());
     process::exit_process(0)

@@ -14,6 +14,7 @@
 //! (source, tag) pair in order, and each rank has a single sending thread, so the segments of a
 //! batch are the next [`TAG_SEG`] messages from that source.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -236,6 +237,13 @@ pub enum NodeMsg {
     Free { ids: Vec<ObjectId> },
     /// The source registers (+1) or drops (-1) a reference to an object owned here.
     Borrow { id: ObjectId, delta: i32 },
+    /// The data of an object, in a shared-memory segment on the receiver's host: `Push` or
+    /// `Data` (as `push` says) for a receiver that can map it (see `shm.rs`).
+    Shared {
+        id: ObjectId,
+        push: bool,
+        seg: SegDesc,
+    },
 }
 
 /// The communication threads' own traffic.
@@ -285,6 +293,85 @@ impl Msg {
             })
             .sum::<usize>()
             + 64
+    }
+}
+
+/// Where an object's encoding lies in a shared-memory segment of the receiver's host: the
+/// small message a same-host rank gets instead of the bytes (see the backend's `shm.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegDesc {
+    /// The shared-memory object's name.
+    pub name: String,
+    /// The segment's size in bytes.
+    pub len: u64,
+    /// Length of the inline bytes (at offset 0).
+    pub inline: u64,
+    /// Each out-of-band buffer: element type, offset and length in bytes.
+    pub buffers: Vec<(ElemType, u64, u64)>,
+}
+
+/// The longest segment name accepted (POSIX `NAME_MAX`).
+const SEG_NAME_MAX: usize = 255;
+
+impl SegDesc {
+    /// The inline range and each buffer's element type and range, checked against the
+    /// `mapped` size of the segment: every field comes from a peer and is untrusted.
+    #[allow(clippy::type_complexity)]
+    pub fn ranges(
+        &self,
+        mapped: u64,
+    ) -> Result<(Range<usize>, Vec<(ElemType, Range<usize>)>), Error> {
+        self.check_name()?;
+        if self.len != mapped {
+            return Err(self.corrupt(&format!(
+                "it claims {} bytes, the segment has {mapped}",
+                self.len
+            )));
+        }
+        let range = |off: u64, len: u64| -> Option<Range<usize>> {
+            let end = off.checked_add(len)?;
+            if end > mapped {
+                return None;
+            }
+            Some(usize::try_from(off).ok()?..usize::try_from(end).ok()?)
+        };
+        let inline = range(0, self.inline)
+            .ok_or_else(|| self.corrupt("the inline bytes lie outside the segment"))?;
+        let mut buffers = Vec::with_capacity(self.buffers.len().min(1024));
+        for &(elem, off, len) in &self.buffers {
+            let r =
+                range(off, len).ok_or_else(|| self.corrupt("a buffer lies outside the segment"))?;
+            if r.len() % elem.size() != 0 {
+                return Err(self.corrupt("a buffer is not a whole number of elements"));
+            }
+            buffers.push((elem, r));
+        }
+        Ok((inline, buffers))
+    }
+
+    /// Checks that the name is one of this project's segment names (before it is opened).
+    pub fn check_name(&self) -> Result<(), Error> {
+        let valid = self
+            .name
+            .strip_prefix("/unidist-")
+            .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+            && self.name.len() <= SEG_NAME_MAX;
+        if valid {
+            Ok(())
+        } else {
+            Err(self.corrupt("the name is not one of this project's segments"))
+        }
+    }
+
+    /// The error of a descriptor that does not fit its segment.
+    pub fn corrupt(&self, what: &str) -> Error {
+        Error::backend(
+            "mpi",
+            format!(
+                "a shared-memory descriptor for {:?} is invalid: {what}",
+                self.name
+            ),
+        )
     }
 }
 

@@ -91,6 +91,31 @@ impl Storage for String {
     }
 }
 
+/// Bytes owned by something else (a shared-memory mapping, for instance) that an
+/// [`OobBuffer`] keeps alive; read-only, so decoding copies them once into the value.
+struct External {
+    owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    elem: ElemType,
+}
+
+impl Storage for External {
+    fn bytes(&self) -> &[u8] {
+        (*self.owner).as_ref()
+    }
+
+    fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        None
+    }
+
+    fn elem(&self) -> ElemType {
+        self.elem
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
 /// One buffer sent beside the inline bytes of an [`Encoded`] value.
 ///
 /// It shares storage with the [`Buffer`] it came from (cloning it is a reference-count increment),
@@ -138,6 +163,27 @@ impl OobBuffer {
             ElemType::I64 => zeroed_vec::<i64>(n).ok_or_else(failed)?.into(),
             ElemType::F32 => zeroed_vec::<f32>(n).ok_or_else(failed)?.into(),
             ElemType::F64 => zeroed_vec::<f64>(n).ok_or_else(failed)?.into(),
+        })
+    }
+
+    /// A buffer of `elem` elements over bytes that `owner` keeps alive (e.g. a read-only
+    /// shared-memory mapping): no copy until a value is decoded from it, which copies once.
+    ///
+    /// # Errors
+    /// [`SerializeError::BadBufferLength`] if the length is not a multiple of `elem.size()`.
+    pub fn from_owner(
+        elem: ElemType,
+        owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    ) -> Result<Self, SerializeError> {
+        let byte_len = (*owner).as_ref().len();
+        if byte_len % elem.size() != 0 {
+            return Err(SerializeError::BadBufferLength {
+                byte_len: byte_len as u64,
+                elem,
+            });
+        }
+        Ok(Self {
+            storage: Arc::new(External { owner, elem }),
         })
     }
 

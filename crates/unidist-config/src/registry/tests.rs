@@ -21,10 +21,22 @@ fn parameters_lists_every_parameter_in_order() {
             ("MpiLog", "UNIDIST_MPI_LOG"),
             ("Progress", "UNIDIST_PROGRESS"),
             ("Timeline", "UNIDIST_TIMELINE"),
+            ("MpiSharedObjectStore", "UNIDIST_MPI_SHARED_OBJECT_STORE"),
+            (
+                "MpiSharedObjectStoreMemory",
+                "UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY"
+            ),
+            (
+                "MpiSharedObjectStoreThreshold",
+                "UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD"
+            ),
         ]
     );
     let defaults: Vec<_> = infos.iter().map(|i| i.default.as_str()).collect();
     let cores = CpuCount::get().unwrap().to_string();
+    let shm_memory = crate::MpiSharedObjectStoreMemory::get()
+        .unwrap()
+        .to_string();
     assert_eq!(
         defaults,
         [
@@ -36,7 +48,10 @@ fn parameters_lists_every_parameter_in_order() {
             "0.0001",
             "false",
             "false",
-            "none"
+            "none",
+            "false",
+            shm_memory.as_str(),
+            "100000"
         ]
     );
     for info in &infos {
@@ -63,6 +78,9 @@ fn parameters_lists_every_parameter_in_order() {
             "UNIDIST_MPI_LOG",
             "UNIDIST_PROGRESS",
             "UNIDIST_TIMELINE",
+            "UNIDIST_MPI_SHARED_OBJECT_STORE",
+            "UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY",
+            "UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD",
         ]
     );
 }
@@ -96,11 +114,11 @@ fn render_table_is_aligned_and_reports_errors() {
     let table = render_table();
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("PARAMETER"), "{table}");
-    // Header plus nine rows, then one error line.
-    assert_eq!(lines.len(), 11, "{table}");
+    // Header plus twelve rows, then one error line.
+    assert_eq!(lines.len(), 14, "{table}");
     let column = lines[0].find("ENV VAR").unwrap();
     let value_column = lines[0].find("VALUE").unwrap();
-    for (line, var) in lines[1..10]
+    for (line, var) in lines[1..13]
         .iter()
         .zip(env_vars().into_iter().filter(|v| *v != "UNIDIST_MPI_SPAWN"))
     {
@@ -115,7 +133,7 @@ fn render_table_is_aligned_and_reports_errors() {
     assert!(lines[2][value_column..].starts_with("<invalid>"), "{table}");
     assert!(lines[3].contains("(alias UNIDIST_MPI_SPAWN)"), "{table}");
     assert!(
-        lines[10].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
+        lines[13].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
         "{table}"
     );
 }
@@ -312,7 +330,9 @@ fn user_set_env_round_trips_through_the_environment() {
         assert_eq!(Snapshot::get(), *snapshot, "forwarded {forwarded:?}");
         for info in parameters() {
             let unset = (info.name == "MpiHosts" && snapshot.hosts.is_none())
-                || (info.name == "Timeline" && snapshot.timeline.is_none());
+                || (info.name == "Timeline" && snapshot.timeline.is_none())
+                // The snapshots leave the shared store's parameters at their defaults.
+                || info.name.starts_with("MpiSharedObjectStore");
             let expect = if unset {
                 ValueSource::Default
             } else {

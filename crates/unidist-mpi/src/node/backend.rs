@@ -119,6 +119,8 @@ impl Backend for Node {
             return Ok(());
         }
         let r = self.shutdown_job();
+        // Segments of ranks that were killed are left only here, in the job's names.
+        self.store.sweep_job();
         crate::log::flush();
         r
     }

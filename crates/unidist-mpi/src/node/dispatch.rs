@@ -50,6 +50,7 @@ impl Node {
             }
             NodeMsg::Free { ids } => self.with(|s, e| self.free_here(s, e, &ids)),
             NodeMsg::Borrow { id, delta } => self.with(|s, e| self.borrow(s, e, id, delta)),
+            NodeMsg::Shared { id, push, seg } => self.shared_arrived(src, id, push, seg),
         }
     }
 }

@@ -141,6 +141,13 @@ impl Node {
                     push,
                 } => match self.encoded(id, &payload) {
                     Ok(e) => {
+                        if self.store.wants(dest, e.total_len()) {
+                            if let Some(s) = self.segment_of(id, &e) {
+                                let seg = s.desc.clone();
+                                self.send(dest, NodeMsg::Shared { id, push, seg });
+                                continue;
+                            }
+                        }
                         let value = Slot::Ready(e);
                         self.send(
                             dest,

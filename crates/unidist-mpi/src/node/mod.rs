@@ -34,6 +34,7 @@ use unidist_core::{DeadReason, Error, Result};
 use crate::comm::Out;
 use crate::exec::Pool;
 use crate::process::LostPeers;
+use crate::shm::Store;
 use crate::wire::NodeMsg;
 use state::{backend_err, ActorSlot, ReceivedCall, State};
 
@@ -72,6 +73,8 @@ pub struct Node {
     closed: AtomicBool,
     /// The ranks this process knows are lost (shared with the communication thread).
     lost: Arc<LostPeers>,
+    /// The shared-memory object store of this host (see `shm.rs`).
+    store: Arc<Store>,
     me: Weak<Node>,
 }
 
@@ -83,6 +86,7 @@ impl Node {
         out: Sender<Out>,
         threshold: usize,
         lost: Arc<LostPeers>,
+        store: Arc<Store>,
     ) -> Arc<Node> {
         Arc::new_cyclic(|me| Node {
             rank,
@@ -96,6 +100,7 @@ impl Node {
             pool: OnceLock::new(),
             closed: AtomicBool::new(false),
             lost,
+            store,
             me: me.clone(),
         })
     }

@@ -9,6 +9,7 @@ use unidist_serialize::Encoded;
 use super::effects::{Effects, Outgoing};
 use super::state::{object_gone, ObjectStatus, State};
 use super::Node;
+use crate::shm::{self, SegDesc, Segment};
 use crate::wire::{NodeMsg, Slot, WireError};
 
 impl Node {
@@ -32,6 +33,26 @@ impl Node {
             o.encoded = Some(e.clone());
         }
         Ok(e)
+    }
+
+    /// The shared-memory segment of object `id` (encoded as `e`), made now if it has none;
+    /// `None` when the store cannot take it or the object is gone.
+    pub(super) fn segment_of(&self, id: ObjectId, e: &Encoded) -> Option<Arc<Segment>> {
+        if let Some(s) = self
+            .state
+            .lock()
+            .objects
+            .get(&id)
+            .and_then(|o| o.shared.clone())
+        {
+            return Some(s);
+        }
+        // Written outside the lock: copying a large value takes a while.
+        let made = self.store.create(id, e)?;
+        let mut state = self.state.lock();
+        let o = state.objects.get_mut(&id)?;
+        // Another thread may have made one meanwhile; the loser's drop unlinks it.
+        Some(o.shared.get_or_insert(made).clone())
     }
 
     /// Encodes a value with this process's out-of-band threshold.
@@ -111,6 +132,34 @@ impl Node {
         let Some(e) = value.ready().cloned() else {
             return;
         };
+        self.encoding_arrived(src, id, e, push, None);
+    }
+
+    /// The value of `id` arrived from `src` as a shared-memory segment on this host.
+    pub(super) fn shared_arrived(&self, src: u32, id: ObjectId, push: bool, seg: SegDesc) {
+        match shm::open(seg) {
+            Ok((e, seg)) => self.encoding_arrived(src, id, Arc::new(e), push, Some(seg)),
+            Err(err) => {
+                tracing::warn!(%id, error = %err, "cannot read an object from shared memory");
+                // A push is only a head start: the call fetches what it lacks. A fetch that
+                // cannot be read fails the object, as a failed receive would.
+                if !push {
+                    let error = WireError::from(&err);
+                    self.with(|s, e| self.failure_arrived(s, e, id, error));
+                }
+            }
+        }
+    }
+
+    /// Stores an arriving encoding of `id` (with its segment, if it came through one).
+    fn encoding_arrived(
+        &self,
+        src: u32,
+        id: ObjectId,
+        e: Arc<Encoded>,
+        push: bool,
+        seg: Option<Arc<Segment>>,
+    ) {
         self.with(|state, effects| {
             // A push arrives ahead of the call that needs it, so there is usually no entry yet:
             // it makes one (the sender recorded this rank as a copy and frees it later, after
@@ -128,6 +177,9 @@ impl Node {
                 o.data = Some(Payload::Encoded(e.clone()));
                 o.size = e.total_len() as u64;
                 o.encoded = Some(e);
+                if o.shared.is_none() {
+                    o.shared = seg;
+                }
             }
             o.status = ObjectStatus::Ready;
             o.requested = false;

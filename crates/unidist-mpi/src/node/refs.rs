@@ -130,6 +130,11 @@ impl Node {
         if let Some(e) = o.encoded.take() {
             effects.drop_later(e);
         }
+        // The creator's segment is unlinked when this drops; a mapping is unmapped when the
+        // last value read from it goes too.
+        if let Some(seg) = o.shared.take() {
+            effects.drop_later(seg);
+        }
         for c in std::mem::take(&mut o.copies) {
             if c != self.rank {
                 effects.send(c, NodeMsg::Free { ids: vec![id] });

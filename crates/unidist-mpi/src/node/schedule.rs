@@ -90,7 +90,8 @@ impl Node {
         Ok(1)
     }
 
-    /// The size and the holders (location and copies) of each large argument that is a ref.
+    /// The size and the holders (location and copies, and with the shared store every worker
+    /// on the host of a holder on this host) of each large argument that is a ref.
     pub(super) fn holders(&self, state: &State, args: &[Arg]) -> Vec<(u64, Vec<u32>)> {
         args.iter()
             .filter_map(|a| match a {
@@ -102,6 +103,18 @@ impl Node {
             .map(|(o, _)| {
                 let mut ranks = o.copies.clone();
                 ranks.extend(o.location);
+                // With the shared store, a large object held on this host is read in place by
+                // every worker of this host: they are all local to it.
+                if self.store.holds(o.size)
+                    && ranks.iter().any(|r| self.store.both_here(*r, self.rank))
+                {
+                    ranks.extend(
+                        self.workers()
+                            .filter(|w| self.store.both_here(*w, self.rank)),
+                    );
+                    ranks.sort_unstable();
+                    ranks.dedup();
+                }
                 (o.size, ranks)
             })
             .collect()

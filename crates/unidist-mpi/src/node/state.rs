@@ -112,6 +112,8 @@ pub(super) struct Object {
     pub(super) data: Option<Payload>,
     /// Its encoding, once made.
     pub(super) encoded: Option<Arc<Encoded>>,
+    /// Its shared-memory segment on this host, if it has one (created here or mapped).
+    pub(super) shared: Option<Arc<crate::shm::Segment>>,
     /// Its encoded size in bytes, once known (for locality).
     pub(super) size: u64,
     /// Ranks this process sent the value to (freed with it).

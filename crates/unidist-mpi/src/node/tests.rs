@@ -23,7 +23,15 @@ fn node(rank: u32) -> (Arc<Node>, crossbeam_channel::Receiver<Out>) {
     let (tx, rx) = crossbeam_channel::unbounded();
     let lost = Arc::new(LostPeers::default());
     (
-        Node::new(rank, 3, vec![String::new(); 3], tx, 1024, lost),
+        Node::new(
+            rank,
+            3,
+            vec![String::new(); 3],
+            tx,
+            1024,
+            lost,
+            crate::shm::Store::disabled(),
+        ),
         rx,
     )
 }

@@ -410,3 +410,36 @@ fn error_messages_follow_house_style() {
     }
     assert_eq!(variants.len(), 8, "each case exercises another variant");
 }
+
+#[test]
+fn buffers_over_foreign_bytes_decode_with_one_copy_and_check_lengths() {
+    // Bytes owned elsewhere (as a shared-memory mapping would be), in an unaligned place.
+    let value = vec![1.5f64, -2.0, 3.25];
+    let e = encode_with_oob(&value, 8).unwrap();
+    assert_eq!(e.buffers.len(), 1);
+    let mut raw = vec![0u8; 1];
+    raw.extend_from_slice(e.buffers[0].as_bytes());
+    struct Tail(Vec<u8>);
+    impl AsRef<[u8]> for Tail {
+        fn as_ref(&self) -> &[u8] {
+            &self.0[1..]
+        }
+    }
+    use std::sync::Arc;
+    let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(Tail(raw));
+    let mut b = OobBuffer::from_owner(ElemType::F64, owner.clone()).unwrap();
+    assert!(b.as_bytes_mut().is_none(), "foreign bytes are read-only");
+    assert_eq!(b.elem(), ElemType::F64);
+    let back: Vec<f64> = decode_with_oob(&e.inline, vec![b]).unwrap();
+    assert_eq!(back, value);
+    let as_buffer = encode_with_oob(&Buffer::<f64>::from(value.clone()), 8).unwrap();
+    let b = OobBuffer::from_owner(ElemType::F64, owner.clone()).unwrap();
+    let back: Buffer<f64> = decode_with_oob(&as_buffer.inline, vec![b]).unwrap();
+    assert_eq!(back.as_slice(), &value[..]);
+    // A length that is not a whole number of elements is an error.
+    let odd: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(vec![0u8; 7]);
+    assert!(matches!(
+        OobBuffer::from_owner(ElemType::F64, odd),
+        Err(SerializeError::BadBufferLength { byte_len: 7, .. })
+    ));
+}
