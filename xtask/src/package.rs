@@ -265,9 +265,63 @@ fn target_dir() -> PathBuf {
     }
 }
 
+/// Removes what earlier runs extracted of these crates from the local registries that
+/// `cargo package` verifies against. Cargo extracts a `.crate` once per name and version and
+/// reuses that source afterwards, so without this a second run (same version, changed code)
+/// verifies against the first run's sources.
+fn forget_verified_sources(crates: &[&str]) {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let Some(src) = home.map(|h| h.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&src) else {
+        return;
+    };
+    // The local overlays cargo makes for `cargo package` have names starting with '-'; the
+    // crates.io index's sources are never touched.
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = crates.iter().any(|c| {
+                name.strip_prefix(c)
+                    .is_some_and(|v| v.starts_with("-0") || v.starts_with("-1"))
+            });
+            if ours {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+}
+
+/// Removes the build fingerprints of this project's crates from the target directory that
+/// verification builds in. Cargo takes a registry package of the same name and version to be
+/// unchanged, so without this it would link the previous run's build of a crate whose code has
+/// changed since; the workspace builds of these crates are simply rebuilt when next needed.
+fn forget_verified_builds() {
+    let fingerprints = target_dir().join("debug").join(".fingerprint");
+    let Ok(entries) = std::fs::read_dir(&fingerprints) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("unidist-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Runs `cargo package` on every published crate at once. Cargo's warnings are echoed and the
 /// unexpected ones returned as problems.
 fn cargo_package(crates: &[&str], verify: bool) -> Result<Vec<String>, String> {
+    forget_verified_sources(crates);
+    forget_verified_builds();
     let mut cmd = util::cargo();
     cmd.args(["package", "--allow-dirty"]);
     if !verify {
