@@ -23,10 +23,10 @@ use crate::measure::{check, ok, push, set_progress, Progress, Runs};
 use crate::workloads::{lanes_sum, Fields, Sizes, LARGE_BYTES};
 
 /// Bytes of the `String` of `string_round_trip`: 16 MiB.
-pub const STRING_BYTES: usize = 16 << 20;
+pub(crate) const STRING_BYTES: usize = 16 << 20;
 /// Bytes of the object of `big_object`: 2.5 GiB, past the 2 GiB where a single MPI message of
 /// `int` count ends.
-pub const BIG_OBJECT_BYTES: usize = 5 << 29;
+pub(crate) const BIG_OBJECT_BYTES: usize = 5 << 29;
 /// `big_object` runs only where this many times its size is available.
 const BIG_MEMORY_FACTOR: u64 = 3;
 
@@ -86,7 +86,7 @@ fn patterned_string(n: usize) -> String {
 
 // ---- the rows ------------------------------------------------------------------------------
 
-pub fn vec_f64_by_ref(repeats: usize, runs: &Runs) -> Result<Fields, String> {
+pub(crate) fn vec_f64_by_ref(repeats: usize, runs: &Runs) -> Result<Fields, String> {
     let v = large_vec();
     let expected = lanes_sum(&v);
     ok(unidist::get(&vec_sum::remote(unidist::put(
@@ -106,7 +106,7 @@ pub fn vec_f64_by_ref(repeats: usize, runs: &Runs) -> Result<Fields, String> {
     Ok(vec![("bytes", json!(LARGE_BYTES))])
 }
 
-pub fn buffer_f64_by_ref(repeats: usize, runs: &Runs) -> Result<Fields, String> {
+pub(crate) fn buffer_f64_by_ref(repeats: usize, runs: &Runs) -> Result<Fields, String> {
     let b: Buffer<f64> = large_vec().into();
     let expected = lanes_sum(&b);
     let head: Buffer<f64> = b[..1024].to_vec().into();
@@ -124,7 +124,7 @@ pub fn buffer_f64_by_ref(repeats: usize, runs: &Runs) -> Result<Fields, String> 
     Ok(vec![("bytes", json!(LARGE_BYTES))])
 }
 
-pub fn bytes_round_trip(repeats: usize, runs: &Runs) -> Result<Fields, String> {
+pub(crate) fn bytes_round_trip(repeats: usize, runs: &Runs) -> Result<Fields, String> {
     let data = patterned_bytes(LARGE_BYTES);
     ok(unidist::get(&echo_bytes::remote(data[..1024].to_vec())))?;
     for _ in 0..repeats {
@@ -141,7 +141,7 @@ pub fn bytes_round_trip(repeats: usize, runs: &Runs) -> Result<Fields, String> {
     Ok(vec![("bytes", json!(LARGE_BYTES))])
 }
 
-pub fn string_round_trip(repeats: usize, runs: &Runs) -> Result<Fields, String> {
+pub(crate) fn string_round_trip(repeats: usize, runs: &Runs) -> Result<Fields, String> {
     let data = patterned_string(STRING_BYTES);
     ok(unidist::get(&echo_string::remote(data[..1024].to_string())))?;
     for _ in 0..repeats {
@@ -159,7 +159,7 @@ pub fn string_round_trip(repeats: usize, runs: &Runs) -> Result<Fields, String> 
 
 /// Why `big_object` of `bytes` bytes cannot run here, if it cannot: quick mode, or less
 /// available memory than three times the object.
-pub fn skip_reason(quick: bool, bytes: usize) -> Option<String> {
+pub(crate) fn skip_reason(quick: bool, bytes: usize) -> Option<String> {
     if quick {
         return Some("full mode only (--quick given)".into());
     }
@@ -187,7 +187,7 @@ fn mem_available() -> Option<u64> {
     Some(kib * 1024)
 }
 
-pub fn big_object(
+pub(crate) fn big_object(
     sz: Sizes,
     repeats: usize,
     runs: &Runs,

@@ -7,7 +7,7 @@ use crate::measure::write_json;
 
 /// What a row must reach against its floor.
 #[derive(Clone, Copy)]
-pub enum Goal {
+pub(crate) enum Goal {
     /// floor time / our time must be at least this.
     ThroughputAtLeast(f64),
     /// our time / floor time must be at most this.
@@ -19,7 +19,7 @@ pub enum Goal {
 }
 
 /// One row of a floor benchmark.
-pub struct Row {
+pub(crate) struct Row {
     pub name: &'static str,
     pub unit: &'static str,
     pub ours: f64,
@@ -36,7 +36,7 @@ pub struct Row {
 impl Row {
     /// An informational row; [`floor`](Row::floor) and [`goal`](Row::goal) make it a checked one.
     /// Informational rows have the floor 1 (so the ratio is the value) and no target.
-    pub fn new(name: &'static str, unit: &'static str, ours: f64) -> Row {
+    pub(crate) fn new(name: &'static str, unit: &'static str, ours: f64) -> Row {
         Row {
             name,
             unit,
@@ -50,26 +50,26 @@ impl Row {
     }
 
     /// Sets the floor, in the row's unit, and what it is.
-    pub fn floor(mut self, value: f64, name: &'static str) -> Row {
+    pub(crate) fn floor(mut self, value: f64, name: &'static str) -> Row {
         self.floor = Some(value);
         self.floor_name = name;
         self
     }
 
     /// Removes the floor: the row is a floor itself, or is compared by its own ratio.
-    pub fn no_floor(mut self) -> Row {
+    pub(crate) fn no_floor(mut self) -> Row {
         self.floor = None;
         self
     }
 
     /// Sets a ratio computed by the benchmark, with how it reads.
-    pub fn ratio(mut self, ratio: f64, text: String) -> Row {
+    pub(crate) fn ratio(mut self, ratio: f64, text: String) -> Row {
         self.ratio = Some(ratio);
         self.ratio_text = text;
         self
     }
 
-    pub fn goal(mut self, goal: Goal) -> Row {
+    pub(crate) fn goal(mut self, goal: Goal) -> Row {
         self.goal = goal;
         self
     }
@@ -103,7 +103,7 @@ impl Row {
         }
     }
 
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         json!({
             "name": self.name,
             "unit": self.unit,
@@ -118,7 +118,7 @@ impl Row {
 }
 
 /// Prints the rows as a table.
-pub fn print_table(rows: &[Row]) {
+pub(crate) fn print_table(rows: &[Row]) {
     println!(
         "{:<50} {:>14} {:>14} {:<28} {:<30} {:>8} {:>5}",
         "row", "ours", "floor", "floor is", "ratio", "target", "ok"
@@ -152,7 +152,10 @@ pub fn print_table(rows: &[Row]) {
 }
 
 /// Parses `--out FILE [--rows A,B]` against the row names of a benchmark.
-pub fn parse(args: &[String], rows: &[&str]) -> Result<(String, Option<Vec<String>>), String> {
+pub(crate) fn parse(
+    args: &[String],
+    rows: &[&str],
+) -> Result<(String, Option<Vec<String>>), String> {
     let (mut out, mut only) = (None, None);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -177,12 +180,12 @@ pub fn parse(args: &[String], rows: &[&str]) -> Result<(String, Option<Vec<Strin
 }
 
 /// The running backend's name, for the report.
-pub fn backend_name() -> String {
+pub(crate) fn backend_name() -> String {
     unidist::config::Backend::get().map_or_else(|_| "unknown".into(), |b| b.to_string())
 }
 
 /// Resident set size of this process in bytes (Linux).
-pub fn rss_bytes() -> u64 {
+pub(crate) fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let pages: u64 = statm
         .split_whitespace()
@@ -193,7 +196,7 @@ pub fn rss_bytes() -> u64 {
 }
 
 /// Writes the report, shuts the runtime down; returns the exit code.
-pub fn finish(out: &str, doc: &Value) -> i32 {
+pub(crate) fn finish(out: &str, doc: &Value) -> i32 {
     let mut code = 0;
     match write_json(out, doc) {
         Ok(()) => println!("wrote {out}"),

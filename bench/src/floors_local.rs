@@ -52,7 +52,7 @@ fn work(rounds: u64) -> u64 {
 }
 
 /// A counter actor.
-pub struct Counter(u64);
+pub(crate) struct Counter(u64);
 
 impl Default for Counter {
     fn default() -> Self {
@@ -63,12 +63,12 @@ impl Default for Counter {
 #[unidist::actor]
 impl Counter {
     /// Starts at zero.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Counter(0)
     }
 
     /// Counts one call and returns the count.
-    pub fn inc(&mut self) -> u64 {
+    pub(crate) fn inc(&mut self) -> u64 {
         self.0 += 1;
         self.0
     }
@@ -107,12 +107,12 @@ mod bare_actix {
 
     use actix::prelude::*;
 
-    pub struct Inc;
+    pub(super) struct Inc;
     impl Message for Inc {
         type Result = u64;
     }
 
-    pub struct Counter(u64);
+    pub(super) struct Counter(u64);
     impl Actor for Counter {
         type Context = Context<Self>;
         fn started(&mut self, ctx: &mut Context<Self>) {
@@ -129,7 +129,7 @@ mod bare_actix {
     }
 
     /// An actix system on its own thread with one counter actor on its own arbiter.
-    pub struct Bare {
+    pub(super) struct Bare {
         addr: Addr<Counter>,
         system: System,
         join: std::thread::JoinHandle<()>,
@@ -137,7 +137,7 @@ mod bare_actix {
     }
 
     impl Bare {
-        pub fn start() -> Self {
+        pub(super) fn start() -> Self {
             let (tx, rx) = std::sync::mpsc::channel();
             let join = std::thread::spawn(move || {
                 let runner = System::new();
@@ -159,7 +159,7 @@ mod bare_actix {
         }
 
         /// `n` `Addr::send` requests created in a loop, then awaited.
-        pub fn send_loop(&self, n: usize) -> u64 {
+        pub(super) fn send_loop(&self, n: usize) -> u64 {
             self.rt.block_on(async {
                 let reqs: Vec<_> = (0..n).map(|_| self.addr.send(Inc)).collect();
                 let mut last = 0;
@@ -170,7 +170,7 @@ mod bare_actix {
             })
         }
 
-        pub fn stop(self) {
+        pub(super) fn stop(self) {
             self.system.stop();
             let _ = self.join.join();
         }
@@ -350,7 +350,7 @@ fn floor_values(rows: &[Row]) -> serde_json::Map<String, serde_json::Value> {
 }
 
 /// Runs the rows named in `--rows` (all by default); returns the exit code.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     const ROWS: [&str; 6] = [
         "tasks",
         "round_trip",
@@ -403,5 +403,5 @@ pub fn main(args: &[String]) -> i32 {
     floors::finish(&out, &doc)
 }
 
-pub const USAGE: &str = "unidist-bench floors-local --out FILE \
+pub(crate) const USAGE: &str = "unidist-bench floors-local --out FILE \
                          [--rows tasks,round_trip,actors,object,scaling,actor_cost]";

@@ -27,7 +27,7 @@ fn sum_buf(v: Buffer<f64>) -> f64 {
 }
 
 /// An actor with one async method that does nothing: the cost of a call alone.
-pub struct Idle;
+pub(crate) struct Idle;
 
 impl Default for Idle {
     fn default() -> Self {
@@ -38,12 +38,12 @@ impl Default for Idle {
 #[unidist::actor]
 impl Idle {
     /// The actor.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Idle
     }
 
     /// Does nothing.
-    pub async fn noop(&self) -> u8 {
+    pub(crate) async fn noop(&self) -> u8 {
         0
     }
 }
@@ -174,10 +174,10 @@ fn rows(m: &Measured) -> Vec<Row> {
     ]
 }
 
-pub const USAGE: &str = "unidist-bench floors-mpi --out FILE";
+pub(crate) const USAGE: &str = "unidist-bench floors-mpi --out FILE";
 
 /// Runs the MPI rows; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     let (out, _) = match floors::parse(args, &[]) {
         Ok(parsed) => parsed,
         Err(e) => {

@@ -7,20 +7,20 @@ use std::time::{Duration, Instant};
 use crate::workloads::{self, Fields, Sizes};
 
 /// Runs completed so far, shared with the thread that measures them, so a timeout keeps them.
-pub type Runs = Arc<Mutex<Vec<f64>>>;
+pub(crate) type Runs = Arc<Mutex<Vec<f64>>>;
 
 /// What a workload is doing while it goes: the step, since when, and the step's own limit.
-pub type Progress = Arc<Mutex<Option<(String, Instant, Option<f64>)>>>;
+pub(crate) type Progress = Arc<Mutex<Option<(String, Instant, Option<f64>)>>>;
 
-pub fn push(runs: &Runs, v: f64) {
+pub(crate) fn push(runs: &Runs, v: f64) {
     runs.lock().unwrap_or_else(|p| p.into_inner()).push(v);
 }
 
-pub fn set_progress(p: &Progress, label: String, limit: Option<f64>) {
+pub(crate) fn set_progress(p: &Progress, label: String, limit: Option<f64>) {
     *p.lock().unwrap_or_else(|e| e.into_inner()) = Some((label, Instant::now(), limit));
 }
 
-pub fn check(cond: bool, what: &str) -> Result<(), String> {
+pub(crate) fn check(cond: bool, what: &str) -> Result<(), String> {
     if cond {
         Ok(())
     } else {
@@ -28,12 +28,12 @@ pub fn check(cond: bool, what: &str) -> Result<(), String> {
     }
 }
 
-pub fn ok<T>(r: unidist::Result<T>) -> Result<T, String> {
+pub(crate) fn ok<T>(r: unidist::Result<T>) -> Result<T, String> {
     r.map_err(|e| e.to_string())
 }
 
 /// The median; the mean of the middle two for an even count.
-pub fn median_of(values: &[f64]) -> f64 {
+pub(crate) fn median_of(values: &[f64]) -> f64 {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
@@ -46,20 +46,20 @@ pub fn median_of(values: &[f64]) -> f64 {
 
 /// The upper median (the middle value, the higher one of the two for an even count), as the
 /// floor benchmarks report it.
-pub fn upper_median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn upper_median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
 /// Wall time of `f` in seconds.
-pub fn timed(f: impl FnOnce()) -> f64 {
+pub(crate) fn timed(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
     t.elapsed().as_secs_f64()
 }
 
 /// `repeats` runs of `k` timed calls of `once`; each run contributes its median in µs.
-pub fn latency_runs(
+pub(crate) fn latency_runs(
     repeats: usize,
     k: usize,
     runs: &Runs,
@@ -79,7 +79,7 @@ pub fn latency_runs(
 
 /// How a workload run under a limit ended: its status, runs, fields and, on a timeout, the
 /// step it was stuck in.
-pub struct Limited {
+pub(crate) struct Limited {
     pub status: String,
     pub runs: Vec<f64>,
     pub fields: Fields,
@@ -87,7 +87,12 @@ pub struct Limited {
 }
 
 /// Runs one workload on its own thread under `limit` seconds (a step may set a shorter limit).
-pub fn run_limited(workload: &'static str, sz: Sizes, repeats: usize, limit: f64) -> Limited {
+pub(crate) fn run_limited(
+    workload: &'static str,
+    sz: Sizes,
+    repeats: usize,
+    limit: f64,
+) -> Limited {
     let runs: Runs = Arc::default();
     let progress: Progress = Arc::default();
     let (tx, rx) = mpsc::channel();
@@ -148,7 +153,7 @@ pub fn run_limited(workload: &'static str, sz: Sizes, repeats: usize, limit: f64
 }
 
 /// Writes `doc` to `path` through a temporary file, so a reader never sees half a report.
-pub fn write_json(path: &str, doc: &serde_json::Value) -> Result<(), String> {
+pub(crate) fn write_json(path: &str, doc: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())? + "\n";
     let tmp = format!("{path}.tmp{}", std::process::id());
     std::fs::write(&tmp, text)

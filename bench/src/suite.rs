@@ -23,11 +23,11 @@ use crate::data_rows;
 use crate::measure::{median_of, run_limited, write_json};
 use crate::workloads::{self, is_param, unit, Fields, LARGE_BYTES, WORKLOADS};
 
-pub const USAGE: &str = "unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] \
+pub(crate) const USAGE: &str = "unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] \
                          [--repeats N] [--time-limit SECS] [--only W1,W2] [--big-object-bytes N]";
 
 /// The line that tells the caller the report is complete and the process may go.
-pub const DONE: &str = "unidist-bench: done";
+pub(crate) const DONE: &str = "unidist-bench: done";
 
 struct Options {
     out: Option<String>,
@@ -224,7 +224,7 @@ fn measure_floors() -> Fields {
 }
 
 /// Runs the workloads; returns the exit code.
-pub fn main(args: &[String]) -> i32 {
+pub(crate) fn main(args: &[String]) -> i32 {
     let options = match parse(args) {
         Ok(o) => o,
         Err(e) => {

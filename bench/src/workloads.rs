@@ -28,12 +28,12 @@ use crate::data_rows;
 use crate::measure::{check, latency_runs, median_of, ok, push, set_progress, Progress, Runs};
 
 /// Bytes of the large array: 64 MiB of `f64`.
-pub const LARGE_BYTES: usize = 64 << 20;
+pub(crate) const LARGE_BYTES: usize = 64 << 20;
 /// An 8-byte value, as in the Python workloads.
 const SMALL_VALUE: u64 = 0x0123_4567_89AB_CDEF;
 
 /// Every workload, in report order, with its unit.
-pub const WORKLOADS: [(&str, &str); 14] = [
+pub(crate) const WORKLOADS: [(&str, &str); 14] = [
     ("async_empty_tasks", "tasks/s"),
     ("sync_round_trip", "us"),
     ("put_get_small", "us"),
@@ -52,7 +52,7 @@ pub const WORKLOADS: [(&str, &str); 14] = [
 
 /// The time limit of `workload` when the others get `base` seconds: `big_object` moves 2.5 GiB
 /// several times per run and gets four times as long (it stops repeating before its budget).
-pub fn time_limit(workload: &str, base: f64) -> f64 {
+pub(crate) fn time_limit(workload: &str, base: f64) -> f64 {
     if workload == "big_object" {
         4.0 * base
     } else {
@@ -61,7 +61,7 @@ pub fn time_limit(workload: &str, base: f64) -> f64 {
 }
 
 /// The unit of a workload's values.
-pub fn unit(workload: &str) -> &'static str {
+pub(crate) fn unit(workload: &str) -> &'static str {
     WORKLOADS
         .iter()
         .find(|(w, _)| *w == workload)
@@ -69,10 +69,10 @@ pub fn unit(workload: &str) -> &'static str {
 }
 
 /// Parameters (sizes) and extra results of a row, by name.
-pub type Fields = Vec<(&'static str, Value)>;
+pub(crate) type Fields = Vec<(&'static str, Value)>;
 
 /// Which fields of a row are parameters (sizes); the rest are extra results.
-pub fn is_param(key: &str) -> bool {
+pub(crate) fn is_param(key: &str) -> bool {
     matches!(key, "n" | "k" | "value_bytes" | "bytes" | "tasks" | "iters")
 }
 
@@ -84,7 +84,7 @@ fn noop() {}
 /// The sum of the array with eight independent accumulators. A plain `iter().sum()` is one
 /// dependency chain of 8 Mi additions (about 4 ms here) where numpy's pairwise SIMD sum takes
 /// under 2 ms; the row measures moving the array to a task, so the body should be as fast.
-pub fn lanes_sum(v: &[f64]) -> f64 {
+pub(crate) fn lanes_sum(v: &[f64]) -> f64 {
     let mut acc = [0.0f64; 8];
     let chunks = v.chunks_exact(8);
     let rest: f64 = chunks.remainder().iter().sum();
@@ -137,7 +137,7 @@ fn fib(n: u64) -> u64 {
 }
 
 /// An actor whose method changes state, so lost, repeated or reordered calls are seen.
-pub struct BenchActor {
+pub(crate) struct BenchActor {
     count: u64,
 }
 
@@ -150,12 +150,12 @@ impl Default for BenchActor {
 #[unidist::actor]
 impl BenchActor {
     /// Starts at zero.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         BenchActor { count: 0 }
     }
 
     /// Counts one call and returns the count.
-    pub fn bump(&mut self) -> u64 {
+    pub(crate) fn bump(&mut self) -> u64 {
         self.count += 1;
         self.count
     }
@@ -166,7 +166,7 @@ impl BenchActor {
 /// Sizes per mode: the Python workloads' sizes, except the CPU work, which is a Rust loop sized
 /// so that one task takes 50 to 100 ms on a 2020s x86 core (measured: about 1 ns a step).
 #[derive(Clone, Copy)]
-pub struct Sizes {
+pub(crate) struct Sizes {
     async_n: usize,
     sync_k: usize,
     small_k: usize,
@@ -183,7 +183,7 @@ pub struct Sizes {
 
 impl Sizes {
     /// These sizes with the `big_object` row set to `bytes` within `budget_s` seconds.
-    pub fn with_big_object(self, bytes: usize, budget_s: f64) -> Sizes {
+    pub(crate) fn with_big_object(self, bytes: usize, budget_s: f64) -> Sizes {
         Sizes {
             big_bytes: bytes,
             big_budget_s: budget_s,
@@ -192,7 +192,7 @@ impl Sizes {
     }
 }
 
-pub const FULL: Sizes = Sizes {
+pub(crate) const FULL: Sizes = Sizes {
     async_n: 1000,
     sync_k: 200,
     small_k: 500,
@@ -206,7 +206,7 @@ pub const FULL: Sizes = Sizes {
     big_budget_s: 180.0,
 };
 
-pub const QUICK: Sizes = Sizes {
+pub(crate) const QUICK: Sizes = Sizes {
     async_n: 200,
     sync_k: 50,
     small_k: 100,
@@ -223,7 +223,7 @@ pub const QUICK: Sizes = Sizes {
 // ---- the workloads -------------------------------------------------------------------------
 
 /// Runs `workload` (a name of [`WORKLOADS`]) `repeats` times, adding each run's value to `runs`.
-pub fn run(
+pub(crate) fn run(
     workload: &str,
     sz: Sizes,
     repeats: usize,

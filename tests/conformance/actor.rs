@@ -9,7 +9,7 @@ use crate::harness::{
     cases, ensure, ensure_eq, ensure_mentions, expect_err, fetch, Case, Outcome, READ_LIMIT,
 };
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("actor":
         constructor,
         chaining,
@@ -65,7 +65,7 @@ fn address_space() -> Outcome {
 /// A handle captured in a value, the Rust form of upstream's global capture (functions cannot
 /// close over state here, and statics are per process under MPI).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Holder {
+pub(crate) struct Holder {
     actor: ActorHandle<TestActor>,
     label: String,
 }
@@ -194,18 +194,18 @@ fn method_panic_keeps_serving() -> Outcome {
 }
 
 /// An actor whose constructor panics.
-pub struct Fragile;
+pub(crate) struct Fragile;
 
 #[unidist::actor]
 impl Fragile {
     /// Panics unless `ok`.
-    pub fn new(ok: bool) -> Self {
+    pub(crate) fn new(ok: bool) -> Self {
         assert!(ok, "fragile constructor refused");
         Fragile
     }
 
     /// One.
-    pub fn ping(&self) -> i64 {
+    pub(crate) fn ping(&self) -> i64 {
         1
     }
 }

@@ -11,7 +11,7 @@ use crate::harness::{
     cases, ensure, ensure_eq, ensure_mentions, expect_err, fetch, Case, Outcome, READ_LIMIT,
 };
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("async_actor":
         constructor,
         chaining,
@@ -29,7 +29,7 @@ pub fn cases() -> Vec<Case> {
 }
 
 /// Upstream's `TestAsyncActor`: the methods are `async`.
-pub struct TestAsyncActor {
+pub(crate) struct TestAsyncActor {
     accumulator: i64,
 }
 
@@ -46,18 +46,18 @@ async fn a_moment() {
 #[unidist::actor]
 impl TestAsyncActor {
     /// Starts the accumulator at `init`.
-    pub fn new(init: i64) -> Self {
+    pub(crate) fn new(init: i64) -> Self {
         TestAsyncActor { accumulator: init }
     }
 
     /// The accumulator.
-    pub async fn get_accumulator(&self) -> i64 {
+    pub(crate) async fn get_accumulator(&self) -> i64 {
         a_moment().await;
         self.accumulator
     }
 
     /// Adds `x`, then one more.
-    pub async fn task(&mut self, x: i64) -> i64 {
+    pub(crate) async fn task(&mut self, x: i64) -> i64 {
         a_moment().await;
         self.accumulator += x;
         self.internal();
@@ -65,20 +65,20 @@ impl TestAsyncActor {
     }
 
     /// Returns nothing, as an object.
-    pub async fn task_return_none(&self) -> Option<i64> {
+    pub(crate) async fn task_return_none(&self) -> Option<i64> {
         a_moment().await;
         None
     }
 
     /// `x` and the accumulator, as two objects.
     #[remote(num_returns = 2)]
-    pub async fn multiple_returns(&self, x: i64) -> (i64, i64) {
+    pub(crate) async fn multiple_returns(&self, x: i64) -> (i64, i64) {
         a_moment().await;
         (x, self.accumulator)
     }
 
     /// Panics with `message` after an await.
-    pub async fn explode(&self, message: String) -> i64 {
+    pub(crate) async fn explode(&self, message: String) -> i64 {
         a_moment().await;
         panic!("{message}")
     }
@@ -118,7 +118,7 @@ fn address_space() -> Outcome {
 
 /// An async actor's handle inside a value passed to a task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AsyncHolder {
+pub(crate) struct AsyncHolder {
     actor: ActorHandle<TestAsyncActor>,
 }
 
@@ -154,17 +154,17 @@ fn return_none() -> Outcome {
 }
 
 /// Upstream's `SlowActor`.
-pub struct SlowActor;
+pub(crate) struct SlowActor;
 
 #[unidist::actor]
 impl SlowActor {
     /// No state.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         SlowActor
     }
 
     /// One, after a second of awaiting.
-    pub async fn slow_execute(&self) -> i64 {
+    pub(crate) async fn slow_execute(&self) -> i64 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         1
     }
@@ -183,27 +183,27 @@ fn pending_get() -> Outcome {
 }
 
 /// Upstream's `SignalActor`: events set by a sync method and awaited by an async one.
-pub struct SignalActor {
+pub(crate) struct SignalActor {
     events: Vec<watch::Sender<bool>>,
 }
 
 #[unidist::actor]
 impl SignalActor {
     /// `n` events, none set.
-    pub fn new(n: usize) -> Self {
+    pub(crate) fn new(n: usize) -> Self {
         SignalActor {
             events: (0..n).map(|_| watch::channel(false).0).collect(),
         }
     }
 
     /// Sets event `i`; returns `i`.
-    pub fn send(&self, i: usize) -> usize {
+    pub(crate) fn send(&self, i: usize) -> usize {
         self.events[i].send_replace(true);
         i
     }
 
     /// Returns `i` once event `i` is set.
-    pub async fn wait(&self, i: usize) -> usize {
+    pub(crate) async fn wait(&self, i: usize) -> usize {
         let mut events = self.events[i].subscribe();
         let set = events.wait_for(|set| *set).await.is_ok();
         assert!(set, "event {i} can no longer be set");
@@ -211,7 +211,7 @@ impl SignalActor {
     }
 
     /// Whether event `i` was set within `ms` milliseconds.
-    pub async fn wait_at_most(&self, i: usize, ms: u64) -> bool {
+    pub(crate) async fn wait_at_most(&self, i: usize, ms: u64) -> bool {
         let mut events = self.events[i].subscribe();
         let waited = tokio::time::timeout(Duration::from_millis(ms), events.wait_for(|set| *set));
         // Bound to a local so that the borrow of `events` in the result ends before `events`.

@@ -15,7 +15,7 @@ use crate::harness::{
 };
 use crate::probe;
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("bad_input":
         wait_num_returns_out_of_range,
         killed_actor_everywhere,

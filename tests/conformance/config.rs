@@ -11,7 +11,7 @@ use crate::harness::{
 };
 use crate::probe::{self, ProbeOutput};
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("config":
         backend_get_put_source,
         backend_names,

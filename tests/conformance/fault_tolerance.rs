@@ -12,7 +12,7 @@ use crate::harness::{
     cases, ensure, ensure_eq, ensure_mentions, expect_err, fetch, Case, Fail, Outcome,
 };
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("fault_tolerance":
         retry_on_panic_succeeds_on_third_run,
         retries_run_out_and_say_how_many,

@@ -14,7 +14,7 @@ use crate::harness::{
 };
 use crate::probe;
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("general":
         is_object_ref,
         upstream_wait,

@@ -12,7 +12,7 @@ use unidist::config::BackendName;
 use unidist::{Capabilities, Error, ErrorKind, ObjectRef, Value};
 
 /// One named check, run once per backend.
-pub struct Case {
+pub(crate) struct Case {
     /// `topic::name`, the topic being the module (`task`, `object`, `wait`, ...).
     pub name: &'static str,
     /// The check itself.
@@ -20,11 +20,11 @@ pub struct Case {
 }
 
 /// What a case returns: `Err` says what was wrong.
-pub type Outcome = Result<(), Fail>;
+pub(crate) type Outcome = Result<(), Fail>;
 
 /// Why a case failed.
 #[derive(Debug)]
-pub struct Fail(pub String);
+pub(crate) struct Fail(pub String);
 
 impl From<Error> for Fail {
     fn from(e: Error) -> Self {
@@ -80,7 +80,7 @@ pub(crate) use ensure_eq;
 
 /// A behaviour a backend cannot support, declared by what the backend lacks (its
 /// [`Capabilities`]), never by its name.
-pub struct ExpectedFailure {
+pub(crate) struct ExpectedFailure {
     /// The case, `topic::name`.
     pub case: &'static str,
     /// True for the backends that cannot pass it.
@@ -93,7 +93,7 @@ pub struct ExpectedFailure {
 ///
 /// Those cases still run and must fail; one that passes is reported as a failure ("unexpectedly
 /// passed"), so an entry cannot outlive the limitation it describes.
-pub const EXPECTED_FAILURES: &[ExpectedFailure] = &[
+pub(crate) const EXPECTED_FAILURES: &[ExpectedFailure] = &[
     ExpectedFailure {
         case: "object::get_timeout_slow_task",
         when: nothing_pending,
@@ -236,7 +236,7 @@ static RUNNING: Mutex<Option<Running>> = Mutex::new(None);
 
 /// Starts the thread that ends the run when a step exceeds its limit: a hang is a failure with
 /// a message and a summary line, never a stuck run.
-pub fn start_watchdog() {
+pub(crate) fn start_watchdog() {
     static START: Once = Once::new();
     START.call_once(|| {
         std::thread::Builder::new()
@@ -269,7 +269,7 @@ pub fn start_watchdog() {
 }
 
 /// Runs `f` under the watchdog, labelled for the timeout message.
-pub fn watched<T>(label: &str, limit: Duration, f: impl FnOnce() -> T) -> T {
+pub(crate) fn watched<T>(label: &str, limit: Duration, f: impl FnOnce() -> T) -> T {
     *RUNNING.lock().unwrap_or_else(PoisonError::into_inner) = Some(Running {
         label: label.to_string(),
         started: Instant::now(),
@@ -281,13 +281,13 @@ pub fn watched<T>(label: &str, limit: Duration, f: impl FnOnce() -> T) -> T {
 }
 
 /// Records a failure of something that is not a case (starting or stopping a backend).
-pub fn report_failure(label: &str, message: &str) {
+pub(crate) fn report_failure(label: &str, message: &str) {
     FAILED.fetch_add(1, Ordering::SeqCst);
     println!("{label} ... FAIL {message}");
 }
 
 /// Runs one case on `backend`, whose capabilities are `caps`, prints its line and counts it.
-pub fn run_case(backend: &str, caps: &Capabilities, case: &Case, limit: Duration) {
+pub(crate) fn run_case(backend: &str, caps: &Capabilities, case: &Case, limit: Duration) {
     let label = format!("[{backend}] {}", case.name);
     let outcome = watched(&label, limit, || {
         catch_unwind(AssertUnwindSafe(case.run)).unwrap_or_else(|payload| {
@@ -317,22 +317,25 @@ pub fn run_case(backend: &str, caps: &Capabilities, case: &Case, limit: Duration
 }
 
 /// `(passed, failed)` so far.
-pub fn totals() -> (usize, usize) {
+pub(crate) fn totals() -> (usize, usize) {
     (PASSED.load(Ordering::SeqCst), FAILED.load(Ordering::SeqCst))
 }
 
 /// The longest any single read in a case may block: reads use it so that a lost object fails
 /// the case with a message well before the watchdog ends the run.
-pub const READ_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const READ_LIMIT: Duration = Duration::from_secs(30);
 
 /// `get` bounded by [`READ_LIMIT`].
-pub fn fetch<T: Value>(r: &ObjectRef<T>) -> Result<T, Fail> {
+pub(crate) fn fetch<T: Value>(r: &ObjectRef<T>) -> Result<T, Fail> {
     unidist::get_timeout(r, READ_LIMIT)
         .map_err(|e| Fail(format!("reading {r:?} failed (kind {:?}): {e}", e.kind())))
 }
 
 /// The error of `result`, which must be an `Err` of `kind`.
-pub fn expect_err<T: Debug>(result: unidist::Result<T>, kind: ErrorKind) -> Result<Error, Fail> {
+pub(crate) fn expect_err<T: Debug>(
+    result: unidist::Result<T>,
+    kind: ErrorKind,
+) -> Result<Error, Fail> {
     match result {
         Ok(v) => Err(Fail(format!(
             "expected an error of kind {kind:?}, got Ok({v:?})"
@@ -347,7 +350,7 @@ pub fn expect_err<T: Debug>(result: unidist::Result<T>, kind: ErrorKind) -> Resu
 
 /// Checks that a message names each of `parts` (function names, panic messages, variables,
 /// values): the places where the API requires the text to say something specific.
-pub fn ensure_mentions(message: &str, parts: &[&str]) -> Outcome {
+pub(crate) fn ensure_mentions(message: &str, parts: &[&str]) -> Outcome {
     for part in parts {
         if !message.contains(part) {
             return Err(Fail(format!(
@@ -359,7 +362,10 @@ pub fn ensure_mentions(message: &str, parts: &[&str]) -> Outcome {
 }
 
 /// Polls `probe` until it returns true or `limit` runs out.
-pub fn eventually(limit: Duration, mut probe: impl FnMut() -> Result<bool, Fail>) -> Outcome {
+pub(crate) fn eventually(
+    limit: Duration,
+    mut probe: impl FnMut() -> Result<bool, Fail>,
+) -> Outcome {
     let deadline = Instant::now() + limit;
     loop {
         if probe()? {
@@ -373,19 +379,19 @@ pub fn eventually(limit: Duration, mut probe: impl FnMut() -> Result<bool, Fail>
 }
 
 /// The backend this run uses.
-pub fn backend() -> Result<BackendName, Fail> {
+pub(crate) fn backend() -> Result<BackendName, Fail> {
     Ok(unidist::config::Backend::get()?)
 }
 
 /// What the running backend supports.
-pub fn capabilities() -> Result<Capabilities, Fail> {
+pub(crate) fn capabilities() -> Result<Capabilities, Fail> {
     Ok(unidist::capabilities()?)
 }
 
 /// The backend a child process of a case uses: this run's backend when it runs inside one
 /// process, else the first built-in backend that does (a plain child process cannot join a job
 /// whose workers are other processes).
-pub fn child_backend() -> Result<BackendName, Fail> {
+pub(crate) fn child_backend() -> Result<BackendName, Fail> {
     let current = backend()?;
     if !capabilities()?.separate_processes {
         return Ok(current);

@@ -8,7 +8,7 @@ use unidist::{ErrorKind, ObjectRef};
 use crate::fixtures::{failed_ref, slow, square, SLOW_MS};
 use crate::harness::{cases, ensure, ensure_eq, expect_err, fetch, Case, Outcome};
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("object":
         put_get_types,
         get_returns_copy,
@@ -25,7 +25,7 @@ pub fn cases() -> Vec<Case> {
 
 /// A user type with nested, optional and float fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Record {
+pub(crate) struct Record {
     id: u32,
     name: String,
     tags: Vec<String>,

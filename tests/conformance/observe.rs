@@ -8,7 +8,7 @@ use unidist::{ErrorKind, Stats};
 use crate::fixtures::{failed_ref, square, TestActor};
 use crate::harness::{cases, ensure, ensure_eq, eventually, expect_err, Case, Outcome};
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("observe":
         stats_count_what_was_done,
     )

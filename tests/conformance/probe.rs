@@ -10,7 +10,7 @@ use crate::harness::Fail;
 
 /// `--init-probe`: only `unidist::init()`. On success prints every parameter as `VAR=value` and
 /// `source VAR=<ValueSource>`, and exits 0; on failure prints `kind=<ErrorKind>` to stdout and the error to stderr, exit 3.
-pub fn init_probe() -> ExitCode {
+pub(crate) fn init_probe() -> ExitCode {
     match unidist::init() {
         Ok(()) => {
             for p in unidist::config::parameters() {
@@ -36,7 +36,7 @@ pub fn init_probe() -> ExitCode {
 }
 
 /// `--lazy-probe`: a task and a `get` without `init`; prints `value=<v> initialized=<bool>`.
-pub fn lazy_probe() -> ExitCode {
+pub(crate) fn lazy_probe() -> ExitCode {
     let before = unidist::is_initialized();
     let r = square::remote(7);
     match unidist::get_timeout(&r, Duration::from_secs(30)) {
@@ -56,7 +56,7 @@ pub fn lazy_probe() -> ExitCode {
 }
 
 /// What a probe child did.
-pub struct ProbeOutput {
+pub(crate) struct ProbeOutput {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
@@ -69,7 +69,7 @@ const SCRUBBED_PREFIXES: [&str; 7] = [
 ];
 
 /// Runs this binary with `mode` and exactly the `UNIDIST_*` variables in `env`, for at most 30 s.
-pub fn run(mode: &str, env: &[(&str, &str)]) -> Result<ProbeOutput, Fail> {
+pub(crate) fn run(mode: &str, env: &[(&str, &str)]) -> Result<ProbeOutput, Fail> {
     let exe = std::env::current_exe()
         .map_err(|e| Fail(format!("cannot find the suite's own executable: {e}")))?;
     let mut cmd = Command::new(exe);

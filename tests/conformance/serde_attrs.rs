@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::harness::{cases, ensure, ensure_eq, fetch, Case, Outcome};
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("serde_attrs":
         put_get_each_shape,
         task_arguments_and_returns,
@@ -25,7 +25,7 @@ pub fn cases() -> Vec<Case> {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Point {
+pub(crate) struct Point {
     x: i32,
     y: i32,
 }
@@ -33,7 +33,7 @@ pub struct Point {
 /// Internally tagged: decoded through `deserialize_any`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
-pub enum Internal {
+pub(crate) enum Internal {
     Unit,
     Named { id: u64, label: String },
     Wrapped(Point),
@@ -42,7 +42,7 @@ pub enum Internal {
 /// Adjacently tagged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "t", content = "c")]
-pub enum Adjacent {
+pub(crate) enum Adjacent {
     Unit,
     Number(i64),
     Pair(u8, String),
@@ -52,7 +52,7 @@ pub enum Adjacent {
 /// sequence).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum Untagged {
+pub(crate) enum Untagged {
     List(Vec<u32>),
     Point(Point),
     Number(i64),
@@ -60,14 +60,14 @@ pub enum Untagged {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Inner {
+pub(crate) struct Inner {
     a: u8,
     b: String,
 }
 
 /// Flattened struct and map: written as one map of unknown length.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Flattened {
+pub(crate) struct Flattened {
     id: u64,
     #[serde(flatten)]
     inner: Inner,
@@ -85,7 +85,7 @@ fn is_seven(v: &u32) -> bool {
 
 /// Skipped, conditionally skipped and defaulted fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Skips {
+pub(crate) struct Skips {
     kept: u32,
     #[serde(skip)]
     cache: u64,
@@ -100,7 +100,7 @@ pub struct Skips {
 /// Renamed fields and variants, and borrowed-looking fields that come back owned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Renamed {
+pub(crate) struct Renamed {
     #[serde(rename = "ID")]
     id: u64,
     long_field_name: Cow<'static, str>,
@@ -110,7 +110,7 @@ pub struct Renamed {
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub enum Kind {
+pub(crate) enum Kind {
     #[default]
     #[serde(rename = "first-kind")]
     First,
@@ -119,7 +119,7 @@ pub enum Kind {
 
 /// Maps with non-string keys and nested options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Keys {
+pub(crate) struct Keys {
     by_pair: HashMap<(u32, String), Vec<u8>>,
     by_int: BTreeMap<i64, Option<Option<u32>>>,
     nested: Option<Option<Point>>,
@@ -127,7 +127,7 @@ pub struct Keys {
 
 /// Every shape in one value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Matrix {
+pub(crate) struct Matrix {
     internal: Vec<Internal>,
     adjacent: Vec<Adjacent>,
     untagged: Vec<Untagged>,
@@ -328,35 +328,35 @@ fn task_argument_by_reference() -> Outcome {
 }
 
 /// Keeps the last values it was given.
-pub struct Keeper {
+pub(crate) struct Keeper {
     skips: Vec<Skips>,
     last: Option<Internal>,
 }
 
 #[unidist::actor]
 impl Keeper {
-    pub fn new(first: Skips) -> Self {
+    pub(crate) fn new(first: Skips) -> Self {
         Keeper {
             skips: vec![first],
             last: None,
         }
     }
 
-    pub fn push(&mut self, value: Skips, tag: Internal) -> usize {
+    pub(crate) fn push(&mut self, value: Skips, tag: Internal) -> usize {
         self.skips.push(value);
         self.last = Some(tag);
         self.skips.len()
     }
 
-    pub fn all(&self) -> Vec<Skips> {
+    pub(crate) fn all(&self) -> Vec<Skips> {
         self.skips.clone()
     }
 
-    pub fn last(&self) -> Option<Internal> {
+    pub(crate) fn last(&self) -> Option<Internal> {
         self.last.clone()
     }
 
-    pub fn echo(&self, m: Matrix) -> Matrix {
+    pub(crate) fn echo(&self, m: Matrix) -> Matrix {
         m
     }
 }
@@ -379,7 +379,7 @@ fn actor_calls() -> Outcome {
 
 /// A type of its own whose first values have nothing skipped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Later {
+pub(crate) struct Later {
     a: u8,
     #[serde(skip_serializing_if = "Option::is_none")]
     b: Option<u8>,
@@ -413,7 +413,7 @@ fn field_skipped_only_in_a_later_value() -> Outcome {
 /// An untagged type of its own, first sent inside an empty vector.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum FirstEmpty {
+pub(crate) enum FirstEmpty {
     Number(u32),
     Text(String),
 }
@@ -496,7 +496,7 @@ fn natural_types_through_tasks() -> Outcome {
 
 /// A struct with a large vector field marked for the fast path.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Samples {
+pub(crate) struct Samples {
     name: String,
     #[serde(with = "unidist::serde_fast")]
     values: Vec<f32>,

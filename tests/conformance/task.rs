@@ -14,7 +14,7 @@ use crate::harness::{
     READ_LIMIT,
 };
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("task":
         remote_get,
         chaining_value,
@@ -94,7 +94,7 @@ fn options_invalid_num_cpus() -> Outcome {
 /// An operation as data: closures cannot be serialized in Rust, so upstream's
 /// `test_put_lambda` puts a value that says what to compute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Op {
+pub(crate) enum Op {
     Square,
     AddConst(i64),
     Then(Box<Op>, Box<Op>),
@@ -203,7 +203,7 @@ type TupleKey = (String, String, String, String);
 
 /// A value of upstream's heterogeneous dictionary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum Entry {
+pub(crate) enum Entry {
     List(Vec<i64>),
     Map(HashMap<TupleKey, String>),
 }

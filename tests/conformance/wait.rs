@@ -8,7 +8,7 @@ use unidist::{ErrorKind, ObjectRef};
 use crate::fixtures::{failed_ref, slow, square, SLOW_MS};
 use crate::harness::{cases, ensure, ensure_eq, ensure_mentions, expect_err, Case, Outcome};
 
-pub fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     cases!("wait":
         all_ready_input_order,
         pending_not_ready,

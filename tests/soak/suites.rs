@@ -12,7 +12,7 @@ const FLAT_LIMIT_MIB: f64 = 64.0;
 
 /// A field of `/proc/self/status` in KiB (`VmRSS`, `VmHWM`), or the thread count for `Threads`;
 /// 0 where it cannot be read.
-pub fn status_kib(field: &str) -> u64 {
+pub(crate) fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
@@ -22,7 +22,7 @@ pub fn status_kib(field: &str) -> u64 {
 }
 
 /// KiB as MiB.
-pub fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
@@ -148,7 +148,7 @@ fn step(x: u64, i: u64) -> u64 {
 /// `count` tasks as `count / 2` pairs `seed(i)` -> `step(seed(i), i)`, in waves of 10,000
 /// tasks. The ref of each `seed` is dropped right after its dependent is submitted, usually
 /// before it ran; every `step` result is read and checked, then dropped.
-pub fn tasks(args: &Args, report: &mut Report) -> Result<(), String> {
+pub(crate) fn tasks(args: &Args, report: &mut Report) -> Result<(), String> {
     const PAIRS_PER_WAVE: u64 = 5_000;
     let pairs = args.count / 2;
     let waves = pairs.div_ceil(PAIRS_PER_WAVE);
@@ -188,7 +188,7 @@ pub fn tasks(args: &Args, report: &mut Report) -> Result<(), String> {
 // ----- actors -----------------------------------------------------------------------------
 
 /// A small stateful actor.
-pub struct Tally {
+pub(crate) struct Tally {
     base: u64,
     acc: u64,
 }
@@ -196,18 +196,18 @@ pub struct Tally {
 #[unidist::actor]
 impl Tally {
     /// Starts at `base`.
-    pub fn new(base: u64) -> Self {
+    pub(crate) fn new(base: u64) -> Self {
         Tally { base, acc: base }
     }
 
     /// Adds `x` mixed with the base; returns the new total.
-    pub fn add(&mut self, x: u64) -> u64 {
+    pub(crate) fn add(&mut self, x: u64) -> u64 {
         self.acc = self.acc.wrapping_add(mix(x ^ self.base));
         self.acc
     }
 
     /// The base and the total.
-    pub fn state(&self) -> (u64, u64) {
+    pub(crate) fn state(&self) -> (u64, u64) {
         (self.base, self.acc)
     }
 }
@@ -221,7 +221,7 @@ fn tally_expected(i: u64) -> (u64, u64, u64) {
 
 /// `count` actors alive at once; each gets two `add` calls and a `state` call, all checked;
 /// then even ones are killed and odd ones dropped, and calls on killed ones must fail.
-pub fn actors(args: &Args, report: &mut Report) -> Result<(), String> {
+pub(crate) fn actors(args: &Args, report: &mut Report) -> Result<(), String> {
     let threads_before = status_kib("Threads");
     let started = Instant::now();
     let handles: Vec<ActorHandle<Tally>> = (0..args.count).map(Tally::remote).collect();
@@ -348,7 +348,7 @@ struct InFlight {
 /// Every object is put, verified and transformed by one task, verified and transformed again
 /// by a second task (which may run on another worker), and read back and verified here. At
 /// most 512 MiB of objects (and at most one 256 MiB object) are in flight at once.
-pub fn objects(args: &Args, report: &mut Report) -> Result<(), String> {
+pub(crate) fn objects(args: &Args, report: &mut Report) -> Result<(), String> {
     const IN_FLIGHT_BYTES: u64 = 512 << 20;
     let sizes = object_sizes(args.count, args.big);
     let mut watch = MemoryWatch::default();
@@ -437,7 +437,7 @@ fn square(x: i64) -> i64 {
 
 /// `count` cycles of init, work (tasks, an actor, put/get), shutdown; refs kept across a
 /// shutdown must be stale and calls after it must fail. Memory and threads must not grow.
-pub fn cycles(args: &Args, report: &mut Report) -> Result<(), String> {
+pub(crate) fn cycles(args: &Args, report: &mut Report) -> Result<(), String> {
     let mut watch = MemoryWatch::default();
     let threads_before = status_kib("Threads");
     let mut slowest = Duration::ZERO;
@@ -514,7 +514,7 @@ fn tree(n: u64, fan: u64) -> u64 {
 }
 
 /// One tree of `count` nested tasks; the count of nodes that ran must be exact.
-pub fn trees(args: &Args, report: &mut Report) -> Result<(), String> {
+pub(crate) fn trees(args: &Args, report: &mut Report) -> Result<(), String> {
     let got = unidist::get(&tree::remote(args.count, args.fan))
         .map_err(|e| format!("the tree failed: {e}"))?;
     report.add("cpus", unidist::num_cpus());

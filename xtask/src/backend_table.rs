@@ -4,7 +4,7 @@
 
 /// How the programs of a backend are started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Launch {
+pub(crate) enum Launch {
     /// The program alone, with `UNIDIST_BACKEND` set: everything runs in its process.
     InProcess,
     /// Built against each MPI implementation, started under `mpiexec` (SPMD) or alone with
@@ -14,7 +14,7 @@ pub enum Launch {
 
 /// Which floor benchmark of the benchmark program runs on a backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FloorSuite {
+pub(crate) enum FloorSuite {
     /// Bare rayon and actix floors beside the backend's own rows (`unidist-bench floors-local`).
     Local,
     /// Raw MPI floors beside the backend's own rows (`unidist-bench floors-mpi`); full mode only.
@@ -23,7 +23,7 @@ pub enum FloorSuite {
 
 /// What the soak suites run on a backend besides `tasks` and `trees`, which run everywhere.
 #[derive(Debug, Clone, Copy)]
-pub struct Soak {
+pub(crate) struct Soak {
     /// Actors alive at once in the `actors` suite; `None`: the suite does not run.
     pub actors: Option<u64>,
     /// Whether the `objects` suite (objects up to 64 MiB plus 256 MiB ones) runs.
@@ -35,7 +35,7 @@ pub struct Soak {
 
 /// One backend.
 #[derive(Debug, Clone, Copy)]
-pub struct BackendEntry {
+pub(crate) struct BackendEntry {
     /// The name, as in `UNIDIST_BACKEND`.
     pub name: &'static str,
     /// Cargo features of `unidist-tests` and `unidist-bench` that build the backend in, beyond
@@ -47,7 +47,7 @@ pub struct BackendEntry {
 }
 
 /// Every backend, in the order of tables and reports.
-pub const BACKENDS: [BackendEntry; 3] = [
+pub(crate) const BACKENDS: [BackendEntry; 3] = [
     BackendEntry {
         name: "pyseq",
         features: &[],
@@ -84,22 +84,22 @@ pub const BACKENDS: [BackendEntry; 3] = [
 ];
 
 /// The entry of `name`.
-pub fn entry(name: &str) -> Option<&'static BackendEntry> {
+pub(crate) fn entry(name: &str) -> Option<&'static BackendEntry> {
     BACKENDS.iter().find(|b| b.name == name)
 }
 
 /// The names of every backend, in table order.
-pub fn names() -> Vec<&'static str> {
+pub(crate) fn names() -> Vec<&'static str> {
     BACKENDS.iter().map(|b| b.name).collect()
 }
 
 /// The backends launched through MPI.
-pub fn mpi_backends() -> impl Iterator<Item = &'static BackendEntry> {
+pub(crate) fn mpi_backends() -> impl Iterator<Item = &'static BackendEntry> {
     BACKENDS.iter().filter(|b| b.launch == Launch::Mpi)
 }
 
 /// Parses a comma-separated `--backend` list against the table.
-pub fn parse_list(flag: &str, raw: &str) -> Result<Vec<String>, String> {
+pub(crate) fn parse_list(flag: &str, raw: &str) -> Result<Vec<String>, String> {
     let names: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).collect();
     match names.iter().find(|n| entry(n).is_none()) {
         Some(bad) => Err(format!(

@@ -16,36 +16,36 @@ use crate::util::{self, human, which};
 
 /// An MPI implementation as Debian installs it: `mpiexec.<name>` and `mpicc.<name>`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Impl {
+pub(crate) enum Impl {
     OpenMpi,
     Mpich,
 }
 
 impl Impl {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Impl::OpenMpi => "openmpi",
             Impl::Mpich => "mpich",
         }
     }
 
-    pub fn mpiexec(self) -> String {
+    pub(crate) fn mpiexec(self) -> String {
         format!("mpiexec.{}", self.name())
     }
 
-    pub fn mpicc(self) -> String {
+    pub(crate) fn mpicc(self) -> String {
         format!("mpicc.{}", self.name())
     }
 
     /// The target directory of builds against this implementation.
-    pub fn target_dir(self) -> PathBuf {
+    pub(crate) fn target_dir(self) -> PathBuf {
         util::root()
             .join("target")
             .join(format!("mpi-{}", self.name()))
     }
 
     /// What a missing tool of this implementation is, or `None` when it is installed.
-    pub fn missing(self) -> Option<String> {
+    pub(crate) fn missing(self) -> Option<String> {
         [self.mpiexec(), self.mpicc()]
             .into_iter()
             .find(|tool| which(tool).is_none())
@@ -54,7 +54,7 @@ impl Impl {
 
     /// Environment every run under this implementation needs. Open MPI refuses to run as root
     /// and to place more ranks than cores without these; CI machines have two cores.
-    pub fn env(self) -> &'static [(&'static str, &'static str)] {
+    pub(crate) fn env(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Impl::OpenMpi => &[
                 ("OMPI_ALLOW_RUN_AS_ROOT", "1"),
@@ -68,7 +68,7 @@ impl Impl {
 
 /// How the suite binary is started.
 #[derive(Debug, Clone, Copy)]
-pub enum Launch {
+pub(crate) enum Launch {
     /// `<bin> --backend <name>`: an in-process backend.
     Direct,
     /// `mpiexec -n <np> <bin> --backend <name>` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`.
@@ -79,7 +79,7 @@ pub enum Launch {
 
 /// One row of the matrix.
 #[derive(Debug, Clone, Copy)]
-pub struct Row {
+pub(crate) struct Row {
     pub backend: &'static str,
     /// The cargo features that build the backend in.
     pub features: &'static [&'static str],
@@ -88,7 +88,7 @@ pub struct Row {
 }
 
 impl Row {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match (self.mpi, self.launch) {
             (Some(i), Launch::Spmd { np }) => format!("{} spmd {} np={np}", self.backend, i.name()),
             (Some(i), Launch::Spawn { cpus }) => {
@@ -116,7 +116,7 @@ fn mpi_launches() -> Vec<(Impl, Launch)> {
 
 /// Every row: one per in-process backend, and each MPI-launched backend in every MPI launch
 /// mode, in backend table order.
-pub fn rows() -> Vec<Row> {
+pub(crate) fn rows() -> Vec<Row> {
     let mut rows = Vec::new();
     for b in &backend_table::BACKENDS {
         let row = |mpi, launch| Row {
@@ -138,7 +138,7 @@ pub fn rows() -> Vec<Row> {
 }
 
 /// Options of `test-backends`.
-pub struct Options {
+pub(crate) struct Options {
     pub backends: Option<Vec<String>>,
     pub mode: Option<String>,
     pub np: Option<u32>,
@@ -149,7 +149,7 @@ pub struct Options {
 }
 
 impl Options {
-    pub fn parse(args: &[String]) -> Result<Options, String> {
+    pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
             backends: None,
             mode: None,
@@ -408,7 +408,7 @@ fn run_row(row: &Row, bin: &PathBuf, timeout: Duration) -> Report {
 }
 
 /// Runs the selected rows and prints the table; returns `(passed, failed)` summed over rows.
-pub fn test_backends(options: &Options) -> (usize, usize) {
+pub(crate) fn test_backends(options: &Options) -> (usize, usize) {
     let selected: Vec<Row> = rows().into_iter().filter(|r| options.selects(r)).collect();
     if selected.is_empty() {
         println!("no row of the matrix matches the selection");

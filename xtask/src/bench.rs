@@ -28,7 +28,7 @@ use std::time::Instant;
 use crate::util::{self, human};
 
 /// What `bench` was asked to do.
-pub struct Options {
+pub(crate) struct Options {
     pub quick: bool,
     pub peers: bool,
 }
@@ -54,7 +54,7 @@ impl Options {
     }
 
     /// The command line that reproduces this run.
-    pub fn command(&self) -> String {
+    pub(crate) fn command(&self) -> String {
         let mut c = "cargo xtask bench".to_string();
         if self.quick {
             c.push_str(" --quick");
@@ -67,11 +67,11 @@ impl Options {
 }
 
 /// Where everything goes: `target/bench`.
-pub fn out_dir() -> PathBuf {
+pub(crate) fn out_dir() -> PathBuf {
     util::root().join("target").join("bench")
 }
 
-pub fn bench(args: &[String]) -> i32 {
+pub(crate) fn bench(args: &[String]) -> i32 {
     let options = match Options::parse(args) {
         Ok(o) => o,
         Err(e) => {

@@ -93,7 +93,7 @@ fn lint_steps() -> Vec<Step> {
 }
 
 /// Runs every step; returns the process exit code.
-pub fn ci() -> i32 {
+pub(crate) fn ci() -> i32 {
     let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
     let mut steps = lint_steps();
     steps.push(step("test", || run_step(util::cargo().arg("test"))));

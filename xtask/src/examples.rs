@@ -84,7 +84,7 @@ fn picture(target: &Path) -> PathBuf {
 
 /// Builds and runs every example and checks its output; with `mpi`, also under Open MPI SPMD
 /// on 3 ranks. Err names every failed run.
-pub fn run_examples(mpi: bool) -> Result<(), String> {
+pub(crate) fn run_examples(mpi: bool) -> Result<(), String> {
     let mut failures = Vec::new();
     let mut passed = 0;
     let target = util::root().join("target");

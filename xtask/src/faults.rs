@@ -81,7 +81,7 @@ const PROGRAMS: [&str; 2] = ["mpi_fault", "mpi_nested_refs"];
 
 /// Builds the scenario programs with `backend`'s features against `imp`; returns the path of
 /// `mpi_fault` (the other program sits beside it).
-pub fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
+pub(crate) fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
     cmd.args(["build", "--release", "-p", "unidist-tests"]);
     for f in backend.features {
@@ -98,7 +98,11 @@ pub fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
 }
 
 /// Runs every scenario for `imp` and `launch`; returns one (label, outcome) per scenario.
-pub fn run(imp: Impl, launch: Launch, bin: &Path) -> Vec<(String, Result<Duration, String>)> {
+pub(crate) fn run(
+    imp: Impl,
+    launch: Launch,
+    bin: &Path,
+) -> Vec<(String, Result<Duration, String>)> {
     scenarios(launch)
         .into_iter()
         .map(|s| {

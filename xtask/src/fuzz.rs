@@ -68,7 +68,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 /// Runs the fuzz targets; returns the process exit code.
-pub fn fuzz(args: &[String]) -> i32 {
+pub(crate) fn fuzz(args: &[String]) -> i32 {
     let options = match parse(args) {
         Ok(o) => o,
         Err(e) => {

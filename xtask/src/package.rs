@@ -24,7 +24,7 @@ use crate::util::{self, human};
 /// Locked packages allowed above the MSRV, with the reason. Every entry is debt: it means the
 /// MSRV in `[workspace.package]` is not true for a user of the crate named in the reason. Remove
 /// the entry when the reason is gone (or the MSRV is raised).
-pub const MSRV_EXCEPTIONS: &[(&str, &str)] = &[];
+pub(crate) const MSRV_EXCEPTIONS: &[(&str, &str)] = &[];
 
 /// Path prefixes a published package may contain: its sources, the example gallery, a build
 /// script, and the files cargo and crates.io need. Anything else (tests needing the unpublished
@@ -54,13 +54,13 @@ fn expected_warning(line: &str) -> bool {
 
 /// Options of `cargo xtask package`.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Options {
+pub(crate) struct Options {
     /// Skip the verification builds (`cargo package --no-verify`).
     pub no_verify: bool,
 }
 
 impl Options {
-    pub fn parse(args: &[String]) -> Result<Options, String> {
+    pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options::default();
         for arg in args {
             match arg.as_str() {
@@ -77,12 +77,12 @@ impl Options {
 }
 
 /// The workspace as `cargo metadata` reports it, with the lock file as it is.
-pub struct Metadata {
+pub(crate) struct Metadata {
     json: Value,
 }
 
 impl Metadata {
-    pub fn load() -> Result<Metadata, String> {
+    pub(crate) fn load() -> Result<Metadata, String> {
         let out = util::cargo()
             .args(["metadata", "--format-version", "1", "--locked"])
             .stderr(Stdio::inherit())
@@ -113,7 +113,7 @@ impl Metadata {
 
     /// The members that go to crates.io: `publish` is `null` (anywhere) unless the manifest
     /// says `publish = false` (an empty list).
-    pub fn published(&self) -> Vec<&Value> {
+    pub(crate) fn published(&self) -> Vec<&Value> {
         self.members().filter(|p| p["publish"].is_null()).collect()
     }
 
@@ -139,10 +139,10 @@ fn name(package: &Value) -> &str {
 
 /// A Rust version (`1.85` or `1.85.1`), compared numerically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version([u32; 3]);
+pub(crate) struct Version([u32; 3]);
 
 impl Version {
-    pub fn parse(text: &str) -> Result<Version, String> {
+    pub(crate) fn parse(text: &str) -> Result<Version, String> {
         let parts: Vec<&str> = text.split('.').collect();
         let mut out = [0; 3];
         if parts.is_empty() || parts.len() > 3 {
@@ -160,7 +160,7 @@ impl Version {
 }
 
 /// What is wrong with a published crate's manifest for crates.io and docs.rs.
-pub fn manifest_problems(package: &Value) -> Vec<String> {
+pub(crate) fn manifest_problems(package: &Value) -> Vec<String> {
     let crate_name = name(package);
     let mut problems = Vec::new();
     for field in [
@@ -205,7 +205,11 @@ pub fn manifest_problems(package: &Value) -> Vec<String> {
 }
 
 /// What is wrong with a package's file list (from `cargo package --list`).
-pub fn file_list_problems(crate_name: &str, files: &[String], has_readme: bool) -> Vec<String> {
+pub(crate) fn file_list_problems(
+    crate_name: &str,
+    files: &[String],
+    has_readme: bool,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for file in files {
         if let Some(bad) = FORBIDDEN_FRAGMENTS.iter().find(|f| file.contains(*f)) {
@@ -386,7 +390,7 @@ fn packaged_licence_problems(package: &Value) -> Vec<String> {
 }
 
 /// `cargo xtask package`: returns the process exit code.
-pub fn package(args: &[String]) -> i32 {
+pub(crate) fn package(args: &[String]) -> i32 {
     let options = match Options::parse(args) {
         Ok(o) => o,
         Err(e) => {
@@ -400,7 +404,7 @@ pub fn package(args: &[String]) -> i32 {
 }
 
 /// `cargo xtask msrv`: returns the process exit code.
-pub fn msrv() -> i32 {
+pub(crate) fn msrv() -> i32 {
     let started = Instant::now();
     let result = Metadata::load().map(|m| msrv_problems(&m, &util::root()));
     report("msrv", result, started)
@@ -469,7 +473,7 @@ fn run(options: &Options) -> Result<Vec<String>, String> {
 /// The MSRV checks: every locked package's `rust-version` is at most the workspace's, the
 /// resolver falls back to MSRV-compatible releases, and clippy's `incompatible_msrv` lint (which
 /// reads `rust-version` and flags standard library items stabilised later) is not turned off.
-pub fn msrv_problems(metadata: &Metadata, root: &Path) -> Vec<String> {
+pub(crate) fn msrv_problems(metadata: &Metadata, root: &Path) -> Vec<String> {
     let msrv = match metadata.msrv() {
         Ok(v) => v,
         Err(e) => return vec![e],

@@ -160,7 +160,7 @@ struct RowResult {
 }
 
 /// Runs the soak suites; returns the process exit code.
-pub fn soak(args: &[String]) -> i32 {
+pub(crate) fn soak(args: &[String]) -> i32 {
     let options = match parse(args) {
         Ok(o) => o,
         Err(e) if e.is_empty() => {

@@ -13,14 +13,14 @@ use crate::backend_table;
 use crate::util;
 
 /// The most lines a file in a crate's `src/` may have.
-pub const MAX_FILE_LINES: usize = 800;
+pub(crate) const MAX_FILE_LINES: usize = 800;
 /// The most lines a function in a crate's `src/` may have, from its `fn` line to its closing
 /// brace.
-pub const MAX_FN_LINES: usize = 100;
+pub(crate) const MAX_FN_LINES: usize = 100;
 
 /// Files (or `file::function`) allowed over the size limits, with the reason. Every entry is
 /// debt to pay: remove it when the file or function is split.
-pub const SIZE_ALLOWED: &[(&str, &str)] = &[
+pub(crate) const SIZE_ALLOWED: &[(&str, &str)] = &[
     (
         "crates/unidist-macros/src/actor.rs::generate",
         "one quote! block for every item of #[unidist::actor]; not split yet",
@@ -34,7 +34,7 @@ pub const SIZE_ALLOWED: &[(&str, &str)] = &[
 /// Where a backend may be named (path prefixes): its own crate, the `BackendName` table, the
 /// facade's registrations and the xtask backend table. Cargo manifests (members, features) are
 /// not `.rs` files and are not scanned.
-pub const NAMING_PLACES: &[&str] = &[
+pub(crate) const NAMING_PLACES: &[&str] = &[
     "crates/unidist-pyseq/",
     "crates/unidist-pymp/",
     "crates/unidist-mpi/",
@@ -44,7 +44,7 @@ pub const NAMING_PLACES: &[&str] = &[
 ];
 
 /// Other files that may name a backend, with the reason.
-pub const NAMES_ALLOWED: &[(&str, &str)] = &[
+pub(crate) const NAMES_ALLOWED: &[(&str, &str)] = &[
     (
         "fuzz/src/wire.rs",
         "the fuzz harness of the MPI receive path builds the MPI crate's errors",
@@ -59,7 +59,7 @@ pub const NAMES_ALLOWED: &[(&str, &str)] = &[
 const SKIPPED_DIRS: &[&str] = &["target", ".git", "corpus", "regressions", "artifacts"];
 
 /// Runs the checks on the repository; returns the process exit code.
-pub fn tidy() -> i32 {
+pub(crate) fn tidy() -> i32 {
     let problems = check(&util::root());
     for p in &problems {
         println!("{p}");
@@ -74,7 +74,7 @@ pub fn tidy() -> i32 {
 }
 
 /// Every problem found under `root`, as `path:line: what`.
-pub fn check(root: &Path) -> Vec<String> {
+pub(crate) fn check(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
     collect(root, &mut files);
     files.sort();

@@ -38,7 +38,7 @@ struct Chart {
 }
 
 /// Runs the command; arguments are the trace and the SVG to write.
-pub fn timeline_svg(args: &[String]) -> i32 {
+pub(crate) fn timeline_svg(args: &[String]) -> i32 {
     let [trace, out] = args else {
         eprintln!("usage: cargo xtask timeline-svg TRACE.json OUT.svg");
         return 2;

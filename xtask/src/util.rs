@@ -10,20 +10,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The workspace root (the parent of this crate).
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().unwrap_or(manifest).to_path_buf()
 }
 
 /// The cargo that runs us, so that the same toolchain builds everything.
-pub fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(root());
     cmd
 }
 
 /// The full path of `name` if an executable of that name is in `PATH`.
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -36,12 +36,12 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// True when running in CI (`CI` set to anything but empty, `0` or `false`).
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
 }
 
 /// `1.2s` / `3m04s`.
-pub fn human(d: Duration) -> String {
+pub(crate) fn human(d: Duration) -> String {
     let secs = d.as_secs_f64();
     if secs < 60.0 {
         format!("{secs:.1}s")
@@ -51,7 +51,7 @@ pub fn human(d: Duration) -> String {
 }
 
 /// How a bounded run ended.
-pub struct Finished {
+pub(crate) struct Finished {
     /// The exit status, unless the run was killed for its time limit.
     pub status: Option<ExitStatus>,
     /// True when the time limit ran out and the process group was killed.
@@ -64,19 +64,19 @@ pub struct Finished {
 /// When a bounded run must end: `limit` in all, and `grace` after a line that `last_line`
 /// recognises as the run's final line (so that a process that hangs after reporting, for
 /// example MPI ranks that never exit, costs seconds, not the whole limit).
-pub struct Bounds {
+pub(crate) struct Bounds {
     pub limit: Duration,
     pub last_line: Option<(LineTest, Duration)>,
 }
 
 /// Recognises a line of a command's output.
-pub type LineTest = fn(&str) -> bool;
+pub(crate) type LineTest = fn(&str) -> bool;
 
 /// Runs `cmd` in its own process group, echoing its stdout line by line (stderr goes straight
 /// through) and keeping the lines. When a bound runs out the whole group is killed: MPI
 /// launchers and spawned workers go with it, and a hang becomes a failure instead of a stuck
 /// run. The group is also killed after a normal exit, so that no stray process outlives a row.
-pub fn run_bounded(cmd: &mut Command, bounds: &Bounds) -> std::io::Result<Finished> {
+pub(crate) fn run_bounded(cmd: &mut Command, bounds: &Bounds) -> std::io::Result<Finished> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -135,7 +135,7 @@ pub fn run_bounded(cmd: &mut Command, bounds: &Bounds) -> std::io::Result<Finish
 }
 
 /// Kills process group `pgid` with SIGKILL.
-pub fn kill_group(pgid: u32) {
+pub(crate) fn kill_group(pgid: u32) {
     // std has no killpg; the `kill` utility does it without unsafe code.
     let _ = Command::new("kill")
         .args(["-KILL", "--", &format!("-{pgid}")])
@@ -145,7 +145,7 @@ pub fn kill_group(pgid: u32) {
 }
 
 /// Runs a command to completion with inherited output; Ok when it exits 0.
-pub fn run_step(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run_step(cmd: &mut Command) -> Result<(), String> {
     let shown = describe(cmd);
     match cmd.status() {
         Ok(s) if s.success() => Ok(()),
@@ -155,7 +155,7 @@ pub fn run_step(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// The command line as a user would type it (environment assignments first).
-pub fn describe(cmd: &Command) -> String {
+pub(crate) fn describe(cmd: &Command) -> String {
     let mut parts: Vec<String> = cmd
         .get_envs()
         .filter_map(|(k, v)| v.map(|v| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())))

@@ -33,7 +33,7 @@ struct Method {
 
 /// Expands `#[actor] impl T { .. }`. The impl block is always emitted with the `#[remote]`
 /// method attributes removed, so a misuse reports only the macro's own errors.
-pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let mut imp = match syn::parse2::<ItemImpl>(item.clone()) {
         Ok(imp) => imp,
         Err(_) => {

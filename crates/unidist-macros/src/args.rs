@@ -7,7 +7,7 @@ use syn::parse::Parser;
 use syn::{Attribute, Error, Expr, ExprLit, Lit, Meta, Result};
 
 /// Parsed `#[remote(..)]` arguments.
-pub struct RemoteArgs {
+pub(crate) struct RemoteArgs {
     /// How many objects a call produces; 1 unless given.
     pub num_returns: usize,
     given: bool,
@@ -24,14 +24,14 @@ impl Default for RemoteArgs {
 
 impl RemoteArgs {
     /// Parses the tokens inside the parentheses of `#[unidist::remote(..)]`.
-    pub fn parse_tokens(tokens: TokenStream) -> Result<Self> {
+    pub(crate) fn parse_tokens(tokens: TokenStream) -> Result<Self> {
         let mut args = RemoteArgs::default();
         syn::meta::parser(|meta| args.parse_meta(meta)).parse2(tokens)?;
         Ok(args)
     }
 
     /// Parses a `#[remote]` or `#[remote(..)]` attribute on an actor method.
-    pub fn parse_attr(attr: &Attribute) -> Result<Self> {
+    pub(crate) fn parse_attr(attr: &Attribute) -> Result<Self> {
         let mut args = RemoteArgs::default();
         match &attr.meta {
             Meta::Path(_) => {}
@@ -77,7 +77,7 @@ impl RemoteArgs {
 }
 
 /// True for `#[remote]`, `#[remote(..)]` and the same with the `unidist::` prefix.
-pub fn is_remote_attr(attr: &Attribute) -> bool {
+pub(crate) fn is_remote_attr(attr: &Attribute) -> bool {
     let path = attr.path();
     let names: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
     match names.as_slice() {

@@ -10,7 +10,7 @@ use crate::sig::{self, combine};
 
 /// Expands `#[remote(attr)] item`; on a misuse, the error plus the item unchanged (so the rest
 /// of the crate still sees the function and reports nothing else).
-pub fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func = match syn::parse2::<Item>(item.clone()) {
         Ok(Item::Fn(f)) => f,
         Ok(other) => {

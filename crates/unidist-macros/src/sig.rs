@@ -11,7 +11,7 @@ use syn::{Error, FnArg, Ident, Pat, Path, Result, ReturnType, Signature, Type, T
 use crate::args::RemoteArgs;
 
 /// One parameter of a remote function, method or constructor.
-pub struct Param {
+pub(crate) struct Param {
     /// The name in the generated `remote` signatures.
     pub name: Ident,
     /// The value type the call carries (`T` for both `T` and `&T`).
@@ -21,7 +21,7 @@ pub struct Param {
 }
 
 /// What a call produces, after checking it against `num_returns`.
-pub struct Returns {
+pub(crate) struct Returns {
     /// `num_returns`.
     pub num: usize,
     /// One type per returned object.
@@ -31,7 +31,7 @@ pub struct Returns {
 }
 
 /// Removes `Group` and `Paren` wrappers, which macro_rules input and `(T)` introduce.
-pub fn peel(ty: &Type) -> &Type {
+pub(crate) fn peel(ty: &Type) -> &Type {
     match ty {
         Type::Group(g) => peel(&g.elem),
         Type::Paren(p) => peel(&p.elem),
@@ -58,7 +58,7 @@ fn find_impl_trait(ty: &Type) -> Option<&TypeImplTrait> {
 
 /// Analyzes the typed parameters of `sig`; a receiver, if any, is skipped (the caller checks it).
 /// `what` names the item with its article (`a remote function`, `an actor method`, ..) in messages.
-pub fn params(sig: &Signature, what: &str) -> Result<Vec<Param>> {
+pub(crate) fn params(sig: &Signature, what: &str) -> Result<Vec<Param>> {
     let typed: Vec<&syn::PatType> = sig
         .inputs
         .iter()
@@ -146,7 +146,7 @@ fn param_type(ty: &Type, what: &str) -> Result<(Type, bool)> {
 }
 
 /// Checks the declared return type against `num_returns`.
-pub fn returns(sig: &Signature, args: &RemoteArgs, what: &str) -> Result<Returns> {
+pub(crate) fn returns(sig: &Signature, args: &RemoteArgs, what: &str) -> Result<Returns> {
     let declared: Option<&Type> = match &sig.output {
         ReturnType::Default => None,
         ReturnType::Type(_, t) => Some(peel(t)),
@@ -215,7 +215,7 @@ pub fn returns(sig: &Signature, args: &RemoteArgs, what: &str) -> Result<Returns
 }
 
 /// Replaces `Self` with the actor type, for code in nested items where `Self` does not resolve.
-pub struct ReplaceSelf<'a>(pub &'a Path);
+pub(crate) struct ReplaceSelf<'a>(pub &'a Path);
 
 impl VisitMut for ReplaceSelf<'_> {
     fn visit_path_mut(&mut self, p: &mut Path) {
@@ -229,7 +229,7 @@ impl VisitMut for ReplaceSelf<'_> {
 }
 
 /// Tokens as a person writes them (`Option<Self>`, not `Option < Self >`), for messages.
-pub fn pretty(tokens: &impl ToTokens) -> String {
+pub(crate) fn pretty(tokens: &impl ToTokens) -> String {
     let mut s = tokens.to_token_stream().to_string();
     for (from, to) in [
         (" < ", "<"),
@@ -253,12 +253,12 @@ pub fn pretty(tokens: &impl ToTokens) -> String {
 }
 
 /// The `#[cfg(..)]` attributes among `attrs`, to put on every item generated for them.
-pub fn cfg_attrs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
+pub(crate) fn cfg_attrs(attrs: &[syn::Attribute]) -> Vec<&syn::Attribute> {
     attrs.iter().filter(|a| a.path().is_ident("cfg")).collect()
 }
 
 /// Adds `e` to the accumulated errors.
-pub fn combine(errors: &mut Option<Error>, e: Error) {
+pub(crate) fn combine(errors: &mut Option<Error>, e: Error) {
     match errors {
         Some(all) => all.combine(e),
         None => *errors = Some(e),
@@ -267,7 +267,10 @@ pub fn combine(errors: &mut Option<Error>, e: Error) {
 
 /// `let __unidist_aN = arg::<T>(args, N)?;` per parameter, and the expressions that pass each
 /// argument to the body (by value, or borrowed in place for `&T`).
-pub fn read_args(params: &[Param], args: &TokenStream) -> (Vec<TokenStream>, Vec<TokenStream>) {
+pub(crate) fn read_args(
+    params: &[Param],
+    args: &TokenStream,
+) -> (Vec<TokenStream>, Vec<TokenStream>) {
     let mut lets = Vec::new();
     let mut pass = Vec::new();
     for (i, p) in params.iter().enumerate() {
@@ -286,7 +289,7 @@ pub fn read_args(params: &[Param], args: &TokenStream) -> (Vec<TokenStream>, Vec
 }
 
 /// Statements that run `call` and return its outputs as `Result<Outputs>`.
-pub fn outputs(returns: &Returns, call: TokenStream) -> TokenStream {
+pub(crate) fn outputs(returns: &Returns, call: TokenStream) -> TokenStream {
     let ok = quote!(
         ::core::result::Result::<::unidist::__private::Outputs, ::unidist::__private::Error>::Ok
     );
@@ -314,7 +317,7 @@ pub fn outputs(returns: &Returns, call: TokenStream) -> TokenStream {
 }
 
 /// `name: impl IntoArg<T>` per parameter.
-pub fn stub_params(params: &[Param]) -> Vec<TokenStream> {
+pub(crate) fn stub_params(params: &[Param]) -> Vec<TokenStream> {
     params
         .iter()
         .map(|p| {
@@ -325,7 +328,7 @@ pub fn stub_params(params: &[Param]) -> Vec<TokenStream> {
 }
 
 /// `vec![IntoArg::<T>::into_arg(name), ..]`.
-pub fn arg_vec(params: &[Param]) -> TokenStream {
+pub(crate) fn arg_vec(params: &[Param]) -> TokenStream {
     let items = params.iter().map(|p| {
         let (name, ty) = (&p.name, &p.ty);
         quote_spanned!(ty.span()=> ::unidist::__private::IntoArg::<#ty>::into_arg(#name))
@@ -334,7 +337,7 @@ pub fn arg_vec(params: &[Param]) -> TokenStream {
 }
 
 /// What a `remote` call returns: `()`, `ObjectRef<T>` or a tuple of refs.
-pub fn ret_type(returns: &Returns) -> TokenStream {
+pub(crate) fn ret_type(returns: &Returns) -> TokenStream {
     let refs = returns
         .tys
         .iter()
@@ -347,7 +350,7 @@ pub fn ret_type(returns: &Returns) -> TokenStream {
 }
 
 /// Turns the refs a submission returned (`refs`, a `Vec<AnyRef>`) into the typed result.
-pub fn typed_refs(returns: &Returns, refs: TokenStream) -> TokenStream {
+pub(crate) fn typed_refs(returns: &Returns, refs: TokenStream) -> TokenStream {
     let nexts = returns
         .tys
         .iter()

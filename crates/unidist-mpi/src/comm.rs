@@ -46,7 +46,7 @@ const SILENCE_LIMIT: Duration = Duration::from_secs(30);
 const LISTEN_GAP: Duration = Duration::from_secs(5);
 
 /// A request to the communication thread.
-pub enum Out {
+pub(crate) enum Out {
     /// Send a node message (to this rank itself: handled locally without MPI).
     Msg(u32, NodeMsg),
     /// Rank 0: shut every rank down, finalize, then answer.
@@ -61,7 +61,7 @@ pub enum Out {
 }
 
 /// Runs the thread: establishes MPI, reports `init`, waits for the node, serves until shutdown.
-pub fn run(
+pub(crate) fn run(
     settings: launch::Settings,
     init_tx: Sender<std::result::Result<InitInfo, (bool, Error)>>,
     node_rx: Receiver<Arc<Node>>,

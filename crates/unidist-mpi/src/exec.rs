@@ -25,10 +25,10 @@ const JOB_SPIN: Duration = Duration::from_micros(100);
 
 /// Arguments of a call once resolved: every payload, or the error that fails the call
 /// ([`unidist_core::call::resolve_args`]).
-pub type Args = Result<Vec<Payload>, TaskError>;
+pub(crate) type Args = Result<Vec<Payload>, TaskError>;
 
 /// A task ready to run.
-pub struct Job {
+pub(crate) struct Job {
     pub func: &'static RemoteFunction,
     pub args: Args,
     pub reply: Reply,
@@ -40,7 +40,7 @@ struct Counts {
 }
 
 /// The task pool of a worker rank.
-pub struct Pool {
+pub(crate) struct Pool {
     tx: Sender<Job>,
     rx: Receiver<Job>,
     counts: Mutex<Counts>,
@@ -54,7 +54,7 @@ thread_local! {
 
 impl Pool {
     /// Starts a pool of `target` threads.
-    pub fn start(target: usize, node: Weak<Node>) -> Arc<Pool> {
+    pub(crate) fn start(target: usize, node: Weak<Node>) -> Arc<Pool> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let pool = Arc::new(Pool {
             tx,
@@ -85,7 +85,7 @@ impl Pool {
     }
 
     /// Queues a task.
-    pub fn submit(&self, job: Job) {
+    pub(crate) fn submit(&self, job: Job) {
         let _ = self.tx.send(job);
     }
 
@@ -140,7 +140,7 @@ impl Pool {
 }
 
 /// Runs `f`, which may block for a long time; on a pool thread the slot is lent meanwhile.
-pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     let pool = CURRENT.with(|c| c.borrow().clone());
     match pool {
         Some(p) => {
@@ -174,7 +174,7 @@ fn run_job(node: &Node, job: Job) {
 /// [`Error::ActorDead`] with the actor's [`Fate`] when its hooks are dropped. Both report
 /// through the node, which locks its state, so the node never drops hooks (or a message or
 /// thread handle holding them) while it holds its lock: it defers the drop to its `Effects`.
-pub struct MpiHooks {
+pub(crate) struct MpiHooks {
     node: Weak<Node>,
     /// Taken when the call is answered.
     reply: Option<Reply>,
@@ -185,14 +185,14 @@ pub struct MpiHooks {
 
 /// Why an actor's thread stopped serving: set by the node when it kills, releases or stops
 /// the actor, read by the calls that never ran. Unset, the thread ended on its own.
-pub type Fate = Arc<OnceLock<DeadReason>>;
+pub(crate) type Fate = Arc<OnceLock<DeadReason>>;
 
 /// The node's end of an actor living on this rank.
-pub type ActorThread = unidist_core::actor::ActorThread<MpiHooks>;
+pub(crate) type ActorThread = unidist_core::actor::ActorThread<MpiHooks>;
 
 impl MpiHooks {
     /// The hooks of a call of actor `actor` (of type `class`) that reports to `reply`.
-    pub fn new(
+    pub(crate) fn new(
         node: Weak<Node>,
         reply: Reply,
         class: &'static str,
@@ -228,7 +228,7 @@ impl Drop for MpiHooks {
 }
 
 /// Starts the thread of actor `actor`; the node sends its constructor first.
-pub fn spawn_actor(actor: ActorId) -> std::io::Result<ActorThread> {
+pub(crate) fn spawn_actor(actor: ActorId) -> std::io::Result<ActorThread> {
     ActorThread::spawn(format!("unidist-actor-{actor}"), || {})
 }
 

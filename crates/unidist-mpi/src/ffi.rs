@@ -15,7 +15,7 @@ use mpi::topology::{InterCommunicator, SimpleCommunicator};
 use crate::wire::Segment;
 
 /// What a send request keeps alive until MPI is done with its bytes.
-pub enum Keep {
+pub(crate) enum Keep {
     /// An owned buffer (a batch).
     Owned(Vec<u8>),
     /// Part of a segment that shares storage with a value.
@@ -35,7 +35,7 @@ impl Keep {
 ///
 /// The bytes live on the heap (a `Vec` or an `Arc`), so moving a `SendReq` does not move them;
 /// they are released only after MPI reports the request complete.
-pub struct SendReq {
+pub(crate) struct SendReq {
     req: ffi::MPI_Request,
     keep: Option<Keep>,
     dest: i32,
@@ -43,7 +43,12 @@ pub struct SendReq {
 
 impl SendReq {
     /// Starts sending `keep`'s bytes to `dest` with `tag` on `comm`.
-    pub fn start(keep: Keep, dest: i32, tag: i32, comm: &SimpleCommunicator) -> Result<Self, i32> {
+    pub(crate) fn start(
+        keep: Keep,
+        dest: i32,
+        tag: i32,
+        comm: &SimpleCommunicator,
+    ) -> Result<Self, i32> {
         let bytes = keep.bytes();
         let count = c_int::try_from(bytes.len()).map_err(|_| -1)?;
         // SAFETY: RSMPI_REQUEST_NULL is a constant initialized by the C shim.
@@ -74,12 +79,12 @@ impl SendReq {
     }
 
     /// The rank the bytes go to.
-    pub fn dest(&self) -> u32 {
+    pub(crate) fn dest(&self) -> u32 {
         self.dest as u32
     }
 
     /// True once the send completed (the bytes are released then).
-    pub fn test(&mut self) -> bool {
+    pub(crate) fn test(&mut self) -> bool {
         if self.keep.is_none() {
             return true;
         }
@@ -96,7 +101,7 @@ impl SendReq {
 
     /// Gives up on a send that will never complete (its peer is gone): the bytes are leaked on
     /// purpose, since MPI may still read them.
-    pub fn abandon(mut self) {
+    pub(crate) fn abandon(mut self) {
         if let Some(keep) = self.keep.take() {
             std::mem::forget(keep);
         }
@@ -105,7 +110,7 @@ impl SendReq {
 
 /// Makes MPI errors on `comm` return codes instead of aborting, so that a failed spawn or a
 /// lost peer can be reported.
-pub fn errors_return(comm: &SimpleCommunicator) {
+pub(crate) fn errors_return(comm: &SimpleCommunicator) {
     // SAFETY: both handles are valid; the call changes only the error handler of `comm`.
     unsafe {
         ffi::MPI_Comm_set_errhandler(comm.as_raw(), ffi::RSMPI_ERRORS_RETURN);
@@ -113,7 +118,7 @@ pub fn errors_return(comm: &SimpleCommunicator) {
 }
 
 /// Aborts every process of the job (callable from any thread, also during a panic).
-pub fn abort_job(code: i32) -> ! {
+pub(crate) fn abort_job(code: i32) -> ! {
     // SAFETY: MPI_Abort on MPI_COMM_WORLD is valid whenever MPI is initialized; it does not
     // return on success.
     unsafe {
@@ -127,7 +132,7 @@ pub fn abort_job(code: i32) -> ! {
 /// Spawns `n` copies of `program` with `args`, collectively over `comm` (root 0), passing the
 /// info key/value pairs; returns the intercommunicator, or the MPI error and how many of the
 /// processes failed to start.
-pub fn spawn(
+pub(crate) fn spawn(
     comm: &SimpleCommunicator,
     program: &str,
     args: &[String],
@@ -204,7 +209,7 @@ extern "C" fn on_signal(sig: c_int) {
 
 /// Routes SIGINT and SIGTERM to `handler` (called on a dedicated thread with the signal
 /// number) instead of killing the process.
-pub fn on_termination_signals(handler: fn(i32)) -> std::io::Result<()> {
+pub(crate) fn on_termination_signals(handler: fn(i32)) -> std::io::Result<()> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -252,7 +257,7 @@ extern "C" fn run_at_exit() {
 }
 
 /// Runs `f` when the process exits normally (`main` returns or `std::process::exit`).
-pub fn at_exit(f: fn()) {
+pub(crate) fn at_exit(f: fn()) {
     if AT_EXIT.set(f).is_ok() {
         // SAFETY: registers a plain `extern "C"` function without arguments, as atexit(3) wants.
         unsafe {
@@ -263,7 +268,7 @@ pub fn at_exit(f: fn()) {
 
 /// Ends the process at once with `code`, without running `atexit` handlers (used by workers
 /// after MPI_Finalize, so that no user destructor or handler runs on a finalized MPI).
-pub fn exit_now(code: i32) -> ! {
+pub(crate) fn exit_now(code: i32) -> ! {
     // SAFETY: _exit(2) ends the process; nothing runs after it.
     unsafe { libc::_exit(code) }
 }
@@ -271,7 +276,7 @@ pub fn exit_now(code: i32) -> ! {
 /// Frees an intercommunicator with `MPI_Comm_free` instead of rsmpi's `MPI_Comm_disconnect`
 /// (Open MPI 4.1 crashes in the disconnect of spawned processes at finalize; freeing is local
 /// and `MPI_Finalize` still waits for the connected processes).
-pub fn free_intercomm(comm: InterCommunicator) {
+pub(crate) fn free_intercomm(comm: InterCommunicator) {
     let mut raw = comm.as_raw();
     std::mem::forget(comm);
     // SAFETY: `raw` is a valid intercommunicator handle whose rsmpi owner was forgotten above,
@@ -284,7 +289,7 @@ pub fn free_intercomm(comm: InterCommunicator) {
 /// Asks the kernel for transparent huge pages on a large, not yet touched receive buffer: the
 /// receive then takes a few hundred page faults instead of one per 4 KiB page, which otherwise
 /// costs more than the copy itself for a fresh 64 MiB buffer.
-pub fn prefer_huge_pages(buf: &mut [u8]) {
+pub(crate) fn prefer_huge_pages(buf: &mut [u8]) {
     const HUGE: usize = 2 << 20;
     if buf.len() < 2 * HUGE {
         return;
@@ -308,7 +313,7 @@ pub fn prefer_huge_pages(buf: &mut [u8]) {
 
 /// Whether process `pid` (in this pid namespace) still runs: it exists and is not a zombie
 /// waiting to be reaped by its launcher.
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(p) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -330,7 +335,7 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 /// A read-only mapping of a POSIX shared-memory object, unmapped when dropped.
-pub struct ShmMapping {
+pub(crate) struct ShmMapping {
     ptr: *mut libc::c_void,
     len: usize,
 }
@@ -344,7 +349,7 @@ unsafe impl Sync for ShmMapping {}
 
 impl ShmMapping {
     /// The mapped bytes.
-    pub fn bytes(&self) -> &[u8] {
+    pub(crate) fn bytes(&self) -> &[u8] {
         // SAFETY: `ptr` is a live mapping of `len` readable bytes until `drop`.
         unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
     }
@@ -368,7 +373,11 @@ fn shm_name(name: &str) -> std::io::Result<CString> {
 ///
 /// The space is reserved with `posix_fallocate` before the bytes are written: on a full
 /// `/dev/shm`, writing a merely truncated object would kill the process with `SIGBUS`.
-pub fn shm_create(name: &str, len: usize, fill: impl FnOnce(&mut [u8])) -> std::io::Result<()> {
+pub(crate) fn shm_create(
+    name: &str,
+    len: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> std::io::Result<()> {
     let c = shm_name(name)?;
     let err = std::io::Error::last_os_error;
     let off = libc::off_t::try_from(len)
@@ -423,7 +432,7 @@ pub fn shm_create(name: &str, len: usize, fill: impl FnOnce(&mut [u8])) -> std::
 }
 
 /// Maps shared-memory object `name` read-only, whole.
-pub fn shm_map(name: &str) -> std::io::Result<ShmMapping> {
+pub(crate) fn shm_map(name: &str) -> std::io::Result<ShmMapping> {
     let c = shm_name(name)?;
     let err = std::io::Error::last_os_error;
     // SAFETY: `c` is a valid C string; read-only open of an existing object.
@@ -464,7 +473,7 @@ pub fn shm_map(name: &str) -> std::io::Result<ShmMapping> {
 }
 
 /// Removes shared-memory object `name` (mappings of it stay valid until unmapped).
-pub fn shm_unlink(name: &str) -> std::io::Result<()> {
+pub(crate) fn shm_unlink(name: &str) -> std::io::Result<()> {
     let c = shm_name(name)?;
     // SAFETY: `c` is a valid C string.
     if unsafe { libc::shm_unlink(c.as_ptr()) } != 0 {

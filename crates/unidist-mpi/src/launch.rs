@@ -19,7 +19,7 @@ use crate::ffi;
 
 /// Configuration read by `start` on the caller's thread and handed to the communication thread.
 #[derive(Clone, Debug)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// `UNIDIST_IS_MPI_SPAWN_WORKERS`.
     pub spawn: bool,
     /// `UNIDIST_CPUS`: workers to spawn.
@@ -34,7 +34,7 @@ pub struct Settings {
 
 /// How this process joined the job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Started by `mpiexec -n N`.
     Spmd,
     /// Started alone; spawned the workers.
@@ -44,7 +44,7 @@ pub enum Mode {
 }
 
 /// MPI, initialized, with the communicator every message uses.
-pub struct Established {
+pub(crate) struct Established {
     /// Dropping it finalizes MPI.
     pub universe: Universe,
     /// World (SPMD) or the merged parent+children communicator (spawn).
@@ -57,7 +57,7 @@ pub struct Established {
 
 /// What `start` learns from the communication thread after init.
 #[derive(Clone, Debug)]
-pub struct InitInfo {
+pub(crate) struct InitInfo {
     /// This process's rank in the job communicator.
     pub rank: u32,
     /// Number of ranks (rank 0 + workers).
@@ -87,7 +87,7 @@ fn command_line() -> String {
 }
 
 /// Initializes MPI on this thread and establishes the job communicator for the launch mode.
-pub fn establish(s: &Settings) -> Result<Established> {
+pub(crate) fn establish(s: &Settings) -> Result<Established> {
     let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Funneled) else {
         return Err(unavailable(
             "MPI is already initialized in this process (the mpi backend cannot be started twice, \
@@ -188,7 +188,7 @@ pub fn establish(s: &Settings) -> Result<Established> {
 }
 
 /// The first line of the MPI library version string.
-pub fn library_name() -> String {
+pub(crate) fn library_name() -> String {
     mpi::environment::library_version()
         .map(|v| {
             v.trim_matches(char::from(0))
@@ -228,7 +228,7 @@ fn pid_namespace_key() -> u64 {
 /// Exchanges registry fingerprints, process ids and host IPs between all ranks; on a registry
 /// mismatch, every rank learns it and rank 0 gets the first difference from the first differing
 /// rank.
-pub fn handshake(est: &Established) -> Result<InitInfo> {
+pub(crate) fn handshake(est: &Established) -> Result<InitInfo> {
     let comm = &est.comm;
     let rank = comm.rank() as u32;
     let size = comm.size() as u32;

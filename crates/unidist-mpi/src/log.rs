@@ -9,7 +9,7 @@ use tracing_appender::non_blocking::WorkerGuard;
 static GUARD: Mutex<Option<WorkerGuard>> = Mutex::new(None);
 
 /// Starts logging for `rank` if enabled; a global subscriber set by the program wins.
-pub fn init(rank: u32, enabled: bool) {
+pub(crate) fn init(rank: u32, enabled: bool) {
     if !enabled {
         return;
     }
@@ -36,7 +36,7 @@ pub fn init(rank: u32, enabled: bool) {
 }
 
 /// Writes out everything logged so far (the log ends here).
-pub fn flush() {
+pub(crate) fn flush() {
     let guard = GUARD.lock().unwrap_or_else(|p| p.into_inner()).take();
     drop(guard);
 }

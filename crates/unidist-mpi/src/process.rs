@@ -17,7 +17,7 @@ use crate::node::Node;
 /// The communication thread stops sending to them, the node fails what only they could
 /// deliver and schedules around them, and the exit path reports them.
 #[derive(Default)]
-pub struct LostPeers {
+pub(crate) struct LostPeers {
     /// Set once any rank is lost, so that the hot paths check the list only after a loss.
     any: AtomicBool,
     ranks: Mutex<Vec<(u32, String)>>,
@@ -25,7 +25,7 @@ pub struct LostPeers {
 
 impl LostPeers {
     /// Records that `rank` is lost; false if it was known already.
-    pub fn mark(&self, rank: u32, why: &str) -> bool {
+    pub(crate) fn mark(&self, rank: u32, why: &str) -> bool {
         let mut ranks = self.ranks.lock().unwrap_or_else(|p| p.into_inner());
         if ranks.iter().any(|(r, _)| *r == rank) {
             return false;
@@ -36,17 +36,17 @@ impl LostPeers {
     }
 
     /// Whether any rank is lost.
-    pub fn any(&self) -> bool {
+    pub(crate) fn any(&self) -> bool {
         self.any.load(Ordering::Acquire)
     }
 
     /// Whether `rank` is lost.
-    pub fn contains(&self, rank: u32) -> bool {
+    pub(crate) fn contains(&self, rank: u32) -> bool {
         self.any() && self.reason(rank).is_some()
     }
 
     /// Why `rank` is lost, if it is.
-    pub fn reason(&self, rank: u32) -> Option<String> {
+    pub(crate) fn reason(&self, rank: u32) -> Option<String> {
         if !self.any() {
             return None;
         }
@@ -58,7 +58,7 @@ impl LostPeers {
     }
 
     /// Every lost rank with its reason, in the order they were learned.
-    pub fn all(&self) -> Vec<(u32, String)> {
+    pub(crate) fn all(&self) -> Vec<(u32, String)> {
         if !self.any() {
             return Vec::new();
         }
@@ -72,12 +72,12 @@ static LOST: OnceLock<Arc<LostPeers>> = OnceLock::new();
 static ROOT_NODE: OnceLock<Weak<Node>> = OnceLock::new();
 
 /// Makes `lost` the registry the exit path reports from.
-pub fn set_lost_peers(lost: Arc<LostPeers>) {
+pub(crate) fn set_lost_peers(lost: Arc<LostPeers>) {
     let _ = LOST.set(lost);
 }
 
 /// Rank 0: installs the panic hook, the `atexit` shutdown and the signal handlers.
-pub fn install_root(node: &Arc<Node>) {
+pub(crate) fn install_root(node: &Arc<Node>) {
     install_panic_hook();
     let _ = ROOT_NODE.set(Arc::downgrade(node));
     ffi::at_exit(shutdown_at_exit);
@@ -88,18 +88,18 @@ pub fn install_root(node: &Arc<Node>) {
 
 /// A worker: installs the panic hook and leaves signals to rank 0, which shuts every rank
 /// down; a worker whose rank 0 does not do so in time exits on its own.
-pub fn install_worker() {
+pub(crate) fn install_worker() {
     install_panic_hook();
     let _ = ffi::on_termination_signals(on_signal_worker);
 }
 
 /// Rank 0's node while the backend runs.
-pub fn root_node() -> Option<Arc<Node>> {
+pub(crate) fn root_node() -> Option<Arc<Node>> {
     ROOT_NODE.get().and_then(Weak::upgrade)
 }
 
 /// Flushes the log and the standard streams, then ends the process with `code`.
-pub fn exit_process(code: i32) -> ! {
+pub(crate) fn exit_process(code: i32) -> ! {
     use std::io::Write;
     log::flush();
     let _ = std::io::stdout().flush();
@@ -109,7 +109,7 @@ pub fn exit_process(code: i32) -> ! {
 
 /// A worker whose rank 0 is gone can never be shut down: it ends at once, so that no process
 /// of the job is left behind.
-pub fn exit_after_losing_root(why: &str) -> ! {
+pub(crate) fn exit_after_losing_root(why: &str) -> ! {
     tracing::error!(why, "rank 0 is lost: this worker exits");
     eprintln!("unidist: worker lost rank 0 ({why}); exiting");
     exit_process(1)
@@ -118,7 +118,7 @@ pub fn exit_after_losing_root(why: &str) -> ! {
 /// A worker whose initialization failed: rank 0 reports the cause in more detail (for a
 /// registry mismatch, the first differing function), and a launcher ends the whole job at the
 /// first non-zero exit, so a worker that exits at once can cut rank 0's report off.
-pub fn exit_after_failed_init(error: &unidist_core::Error) -> ! {
+pub(crate) fn exit_after_failed_init(error: &unidist_core::Error) -> ! {
     eprintln!("unidist mpi worker: {error}");
     std::thread::sleep(Duration::from_secs(3));
     exit_process(1)

@@ -20,10 +20,10 @@ use unidist_core::{Error, ObjectId, Result};
 use unidist_serialize::{Encoded, OobBuffer};
 
 use crate::ffi;
-pub use crate::wire::SegDesc;
+pub(crate) use crate::wire::SegDesc;
 
 /// Every segment name of this project starts with this.
-pub const PREFIX: &str = "/unidist-";
+pub(crate) const PREFIX: &str = "/unidist-";
 /// Buffers start at multiples of this many bytes inside a segment.
 const ALIGN: usize = 64;
 /// Where POSIX shared-memory objects are visible as files (Linux).
@@ -31,7 +31,7 @@ const SHM_DIR: &str = "/dev/shm";
 
 /// A segment as one rank holds it: its descriptor and, on the rank that created it, the
 /// duty to unlink it and give its bytes back to the memory limit when dropped.
-pub struct Segment {
+pub(crate) struct Segment {
     pub desc: SegDesc,
     creator: Option<Arc<Store>>,
 }
@@ -60,7 +60,7 @@ impl AsRef<[u8]> for View {
 }
 
 /// The store's settings and accounting in one process.
-pub struct Store {
+pub(crate) struct Store {
     enabled: bool,
     threshold: usize,
     limit: u64,
@@ -77,7 +77,7 @@ pub struct Store {
 
 /// The store's configuration.
 #[derive(Debug, Clone, Copy)]
-pub struct Config {
+pub(crate) struct Config {
     pub enabled: bool,
     pub limit: u64,
     pub threshold: usize,
@@ -85,7 +85,7 @@ pub struct Config {
 
 impl Store {
     /// The store of rank `rank`, given every rank's (pid, same host as this process).
-    pub fn new(cfg: Config, rank: u32, pids: &[(u32, bool)]) -> Arc<Store> {
+    pub(crate) fn new(cfg: Config, rank: u32, pids: &[(u32, bool)]) -> Arc<Store> {
         let mut same_host: Vec<bool> = pids.iter().map(|(_, same)| *same).collect();
         if let Some(me) = same_host.get_mut(rank as usize) {
             *me = true;
@@ -106,7 +106,7 @@ impl Store {
 
     /// A store that is off, for tests of the node.
     #[cfg(test)]
-    pub fn disabled() -> Arc<Store> {
+    pub(crate) fn disabled() -> Arc<Store> {
         let cfg = Config {
             enabled: false,
             limit: 0,
@@ -116,7 +116,7 @@ impl Store {
     }
 
     /// Whether a value of `len` encoded bytes goes to `dest` through shared memory.
-    pub fn wants(&self, dest: u32, len: usize) -> bool {
+    pub(crate) fn wants(&self, dest: u32, len: usize) -> bool {
         self.enabled
             && dest != self.rank
             && len > 0
@@ -125,19 +125,19 @@ impl Store {
     }
 
     /// Whether an object of `len` encoded bytes is kept in shared memory for same-host ranks.
-    pub fn holds(&self, len: u64) -> bool {
+    pub(crate) fn holds(&self, len: u64) -> bool {
         self.enabled && len > 0 && len >= self.threshold as u64
     }
 
     /// Whether ranks `a` and `b` are both on this process's host.
-    pub fn both_here(&self, a: u32, b: u32) -> bool {
+    pub(crate) fn both_here(&self, a: u32, b: u32) -> bool {
         let here = |r: u32| self.same_host.get(r as usize).copied().unwrap_or(false);
         here(a) && here(b)
     }
 
     /// Writes `e` into a new segment for object `id`; `None` (logged) when it cannot: the
     /// memory limit is reached or the system refuses.
-    pub fn create(self: &Arc<Self>, id: ObjectId, e: &Encoded) -> Option<Arc<Segment>> {
+    pub(crate) fn create(self: &Arc<Self>, id: ObjectId, e: &Encoded) -> Option<Arc<Segment>> {
         let name = format!("{PREFIX}{}-{}-{}.{}", self.job, self.pid, id.owner, id.seq);
         self.create_named(name, e)
     }
@@ -182,7 +182,7 @@ impl Store {
     }
 
     /// Removes every segment of this job left on this host, if this rank is the host's lowest.
-    pub fn sweep_job(&self) {
+    pub(crate) fn sweep_job(&self) {
         let lowest = self.same_host.iter().position(|s| *s) == Some(self.rank as usize);
         if !lowest {
             return;
@@ -192,7 +192,7 @@ impl Store {
     }
 
     /// Removes segments of jobs whose rank 0 and creator processes are both gone.
-    pub fn sweep_stale(&self) {
+    pub(crate) fn sweep_stale(&self) {
         if !self.enabled {
             return;
         }
@@ -247,7 +247,7 @@ fn layout(name: String, e: &Encoded) -> (SegDesc, Vec<std::ops::Range<usize>>) {
 /// Maps the segment `desc` names and rebuilds the encoding it holds: the inline bytes copied
 /// out (they are small), the buffers reading the mapping in place. Every length in `desc` is
 /// untrusted and checked against the mapped size.
-pub fn open(desc: SegDesc) -> Result<(Encoded, Arc<Segment>)> {
+pub(crate) fn open(desc: SegDesc) -> Result<(Encoded, Arc<Segment>)> {
     desc.check_name()?;
     let map = ffi::shm_map(&desc.name).map_err(|e| {
         Error::backend(

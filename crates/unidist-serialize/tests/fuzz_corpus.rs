@@ -5,6 +5,9 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+// The fuzz crate exports this module's items, so they stay `pub` although nothing outside this
+// test reaches them here.
+#[allow(unreachable_pub)]
 #[path = "../../../fuzz/src/codec.rs"]
 mod codec;
 

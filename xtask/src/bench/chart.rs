@@ -48,7 +48,7 @@ fn colours(c: &Combined) -> Vec<RGBColor> {
 }
 
 /// The chart as SVG text.
-pub fn svg(c: &Combined) -> Result<String, String> {
+pub(super) fn svg(c: &Combined) -> Result<String, String> {
     let mut text = String::new();
     draw(c, &mut text).map_err(|e| e.to_string())?;
     Ok(text)

@@ -30,7 +30,7 @@ fn run_limit(quick: bool) -> u64 {
 }
 
 /// Creates the environments (a no-op when they exist) and runs every peer that installed.
-pub fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
+pub(super) fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
     let root = util::root();
     let env_root = root.join("target").join("bench-venvs");
     let peers_dir = out_dir().join("peers");

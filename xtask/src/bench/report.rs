@@ -14,7 +14,7 @@ use super::Options;
 use crate::util::human;
 
 /// How much slower `value` is than `reference` (time-like: below 1 is better).
-pub fn slowdown(unit: &str, value: f64, reference: f64) -> f64 {
+pub(super) fn slowdown(unit: &str, value: f64, reference: f64) -> f64 {
     if higher_is_better(unit) {
         reference / value
     } else {
@@ -24,7 +24,7 @@ pub fn slowdown(unit: &str, value: f64, reference: f64) -> f64 {
 
 /// One workload of one system.
 #[derive(Clone)]
-pub struct Cell {
+pub(super) struct Cell {
     pub median: Option<f64>,
     pub min: Option<f64>,
     pub max: Option<f64>,
@@ -35,7 +35,7 @@ pub struct Cell {
 }
 
 /// One system's runs of the workloads.
-pub struct System {
+pub(super) struct System {
     /// The file name stem, e.g. `unidist-rs-pymp`, `unidist-pymp` (Python), `ray-native`.
     pub label: String,
     /// How the table names it, e.g. `rs pymp`, `py-unidist pymp`, `ray`.
@@ -162,7 +162,7 @@ impl System {
 }
 
 /// One line of the table.
-pub struct Line {
+pub(super) struct Line {
     pub workload: &'static str,
     pub unit: &'static str,
     pub system: usize,
@@ -178,7 +178,7 @@ pub struct Line {
     pub vs_same: Option<f64>,
 }
 
-pub struct Combined {
+pub(super) struct Combined {
     pub command: String,
     pub quick: bool,
     pub systems: Vec<System>,
@@ -220,7 +220,7 @@ fn ok_median(cell: &Cell) -> Option<f64> {
 }
 
 impl Combined {
-    pub fn new(
+    pub(super) fn new(
         options: &Options,
         runs: Vec<Run>,
         floors: Floors,
@@ -298,7 +298,7 @@ impl Combined {
 
     /// True when every run of this project finished every workload it was given (a row
     /// skipped by design, such as `big_object` in quick mode, counts as finished).
-    pub fn all_ours_ok(&self) -> bool {
+    pub(super) fn all_ours_ok(&self) -> bool {
         self.lines
             .iter()
             .filter(|l| self.systems[l.system].ours)
@@ -321,7 +321,7 @@ impl Combined {
 
     /// Rows of this project slower than the best peer, more than 3x from their floor, or short
     /// of a data-plane target.
-    pub fn flagged(&self) -> Vec<&Line> {
+    pub(super) fn flagged(&self) -> Vec<&Line> {
         self.lines
             .iter()
             .filter(|l| {
@@ -332,7 +332,7 @@ impl Combined {
             .collect()
     }
 
-    pub fn markdown(&self) -> String {
+    pub(super) fn markdown(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
             "## Benchmark results (`{}`)\n\nMachine: {}. Load average at the start: {}, at the end: {}.\n\
@@ -522,7 +522,7 @@ impl Combined {
         }
     }
 
-    pub fn json(&self) -> String {
+    pub(super) fn json(&self) -> String {
         let systems: Vec<Value> = self
             .systems
             .iter()
@@ -606,7 +606,7 @@ fn shorten(s: &str, n: usize) -> String {
 }
 
 /// Three significant digits, with k/M/G above ten thousand.
-pub fn fmt_num(v: f64) -> String {
+pub(super) fn fmt_num(v: f64) -> String {
     let a = v.abs();
     let (x, suffix) = if a >= 1e10 {
         (v / 1e9, "G")
@@ -634,7 +634,7 @@ pub fn fmt_num(v: f64) -> String {
 }
 
 /// `/proc/loadavg`'s three averages.
-pub fn load_average() -> String {
+pub(super) fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

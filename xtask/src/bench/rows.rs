@@ -6,7 +6,7 @@ use super::systems::Floors;
 
 /// The workloads, in table order, with their units: the nine shared with the peers from the
 /// start, then the data-plane rows of issue 11.
-pub const WORKLOADS: [(&str, &str); 14] = [
+pub(super) const WORKLOADS: [(&str, &str); 14] = [
     ("async_empty_tasks", "tasks/s"),
     ("sync_round_trip", "us"),
     ("put_get_small", "us"),
@@ -24,7 +24,7 @@ pub const WORKLOADS: [(&str, &str); 14] = [
 ];
 
 /// The rows that move large values, on which spawn mode must stay close to SPMD.
-pub const DATA_ROWS: [&str; 7] = [
+pub(super) const DATA_ROWS: [&str; 7] = [
     "put_get_large",
     "task_sum_large",
     "vec_f64_by_ref",
@@ -35,11 +35,11 @@ pub const DATA_ROWS: [&str; 7] = [
 ];
 
 /// The row that runs in full mode only and is left out of `--quick` runs.
-pub const FULL_ONLY: &str = "big_object";
+pub(super) const FULL_ONLY: &str = "big_object";
 
 /// The time limit of `workload` inside a run whose other workloads get `base` seconds, as
 /// `unidist-bench workloads` and `workloads.py` apply it: `big_object` gets four times as long.
-pub fn time_limit(workload: &str, base: u64) -> u64 {
+pub(super) fn time_limit(workload: &str, base: u64) -> u64 {
     if workload == FULL_ONLY {
         4 * base
     } else {
@@ -49,7 +49,7 @@ pub fn time_limit(workload: &str, base: u64) -> u64 {
 
 /// The sum of every workload's limit for a base of `base` seconds; in quick mode without the
 /// full-mode-only row.
-pub fn total_limit(base: u64, quick: bool) -> u64 {
+pub(super) fn total_limit(base: u64, quick: bool) -> u64 {
     WORKLOADS
         .iter()
         .filter(|(w, _)| !(quick && *w == FULL_ONLY))
@@ -58,17 +58,17 @@ pub fn total_limit(base: u64, quick: bool) -> u64 {
 }
 
 /// True when a larger value of `unit` is better.
-pub fn higher_is_better(unit: &str) -> bool {
+pub(super) fn higher_is_better(unit: &str) -> bool {
     unit.ends_with("/s")
 }
 
 /// True for a cell that did not run by design (`skipped: <why>`), which is not a failure.
-pub fn is_skipped(status: &str) -> bool {
+pub(super) fn is_skipped(status: &str) -> bool {
     status.starts_with("skipped")
 }
 
 /// A floor for one cell: its value in the cell's unit and what it is.
-pub struct Floor {
+pub(super) struct Floor {
     pub value: f64,
     pub name: String,
 }
@@ -76,7 +76,12 @@ pub struct Floor {
 /// The floor of `workload` on `system`: bare rayon (the floors-local suite) for the local
 /// backends, raw rsmpi (measured by the same MPI run) for MPI, one memcpy of the value for the
 /// rows that copy a large value, the ideal ratio for cpu_scaling.
-pub fn floor_of(system: &System, workload: &str, cell: &Cell, floors: &Floors) -> Option<Floor> {
+pub(super) fn floor_of(
+    system: &System,
+    workload: &str,
+    cell: &Cell,
+    floors: &Floors,
+) -> Option<Floor> {
     let f = |k: &str| {
         system
             .floors

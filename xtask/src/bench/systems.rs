@@ -69,7 +69,7 @@ fn ours() -> Vec<System> {
 }
 
 /// One run whose report the table is made of.
-pub struct Run {
+pub(super) struct Run {
     /// `<system>-<mode>`, e.g. `unidist-rs-pymp` or `ray-native`.
     pub label: String,
     /// True for this project's rows.
@@ -96,7 +96,7 @@ fn workload_limit(quick: bool) -> u64 {
     }
 }
 
-pub fn repeats(quick: bool) -> usize {
+pub(super) fn repeats(quick: bool) -> usize {
     if quick {
         3
     } else {
@@ -135,7 +135,7 @@ fn build(features: &[&str], mpi: Option<Impl>) -> Result<PathBuf, String> {
 }
 
 /// The benchmark program's builds, one per (features, MPI implementation).
-pub type Builds = BTreeMap<(&'static [&'static str], Option<Impl>), Result<PathBuf, String>>;
+pub(super) type Builds = BTreeMap<(&'static [&'static str], Option<Impl>), Result<PathBuf, String>>;
 
 fn built(
     builds: &mut Builds,
@@ -218,7 +218,11 @@ fn command(system: &System, bin: &Path) -> Command {
 }
 
 /// Builds and runs `unidist-bench workloads` on every system of this project.
-pub fn run_ours(options: &Options, builds: &mut Builds, notes: &mut Vec<String>) -> Vec<Run> {
+pub(super) fn run_ours(
+    options: &Options,
+    builds: &mut Builds,
+    notes: &mut Vec<String>,
+) -> Vec<Run> {
     let mut runs = Vec::new();
     for system in ours() {
         let label = format!("unidist-rs-{}", system.mode);
@@ -272,7 +276,7 @@ pub fn run_ours(options: &Options, builds: &mut Builds, notes: &mut Vec<String>)
 
 /// Floors and the floor benchmarks' own reports.
 #[derive(Default)]
-pub struct Floors {
+pub(super) struct Floors {
     /// `rayon_spawn_channel_tasks_per_s`, `rayon_round_trip_us`, `actix_send_calls_per_s`,
     /// `memcpy_64mib_gbs` from `floors-local`; the MPI rows of `floors-mpi` have no such values
     /// (every MPI workload run measures its own raw floors).
@@ -286,14 +290,18 @@ fn read_json(path: &Path) -> Option<Value> {
 }
 
 /// Where the floor benchmarks write their reports.
-pub fn floors_dir() -> PathBuf {
+pub(super) fn floors_dir() -> PathBuf {
     out_dir().join("floors")
 }
 
 /// Runs the floor benchmark of every backend the table names one for: `floors-local` (in quick
 /// mode only the rows that measure the floors) and, in full mode, `floors-mpi` on Open MPI with
 /// 3 ranks.
-pub fn run_floors(options: &Options, builds: &mut Builds, notes: &mut Vec<String>) -> Floors {
+pub(super) fn run_floors(
+    options: &Options,
+    builds: &mut Builds,
+    notes: &mut Vec<String>,
+) -> Floors {
     let mut floors = Floors::default();
     for backend in &backend_table::BACKENDS {
         match backend.floors {

@@ -26,7 +26,7 @@ const SPAWN_SUFFIX: &str = "-spawn";
 const SPMD_SUFFIX: &str = "-spmd";
 
 /// One target of one of this project's cells.
-pub struct TargetCheck {
+pub(super) struct TargetCheck {
     pub workload: &'static str,
     /// Index of the system in `Combined::systems`.
     pub system: usize,
@@ -41,12 +41,12 @@ pub struct TargetCheck {
 
 impl TargetCheck {
     /// Met, missed, or unknown (the cell or its reference has no value).
-    pub fn met(&self) -> Option<bool> {
+    pub(super) fn met(&self) -> Option<bool> {
         self.ratio.map(|r| r <= self.limit)
     }
 
     /// The reason a missed target gives in the flagged list.
-    pub fn why_missed(&self) -> Option<String> {
+    pub(super) fn why_missed(&self) -> Option<String> {
         (self.met() == Some(false)).then(|| {
             format!(
                 "{}x against {} (target {})",
@@ -57,7 +57,7 @@ impl TargetCheck {
         })
     }
 
-    pub fn json(&self, systems: &[System]) -> Value {
+    pub(super) fn json(&self, systems: &[System]) -> Value {
         json!({
             "workload": self.workload,
             "system": systems[self.system].label,
@@ -89,12 +89,12 @@ fn median_of(systems: &[System], label: &str, workload: &str) -> Option<f64> {
 
 /// True for a row whose target is set against its floor; the table's general rule (flag more
 /// than 3x the floor) gives way to that target.
-pub fn has_floor_target(workload: &str) -> bool {
+pub(super) fn has_floor_target(workload: &str) -> bool {
     workload == "bytes_round_trip"
 }
 
 /// Every target of this project's lines, in line order; a cell skipped by design has none.
-pub fn check(systems: &[System], lines: &[Line]) -> Vec<TargetCheck> {
+pub(super) fn check(systems: &[System], lines: &[Line]) -> Vec<TargetCheck> {
     let ray = median_of(systems, RAY_LABEL, RAY_ROW).map(|v| (format!("ray {RAY_ROW}"), v));
     let mut out = Vec::new();
     let checked = |l: &&Line| systems[l.system].ours && !is_skipped(&l.cell.status);
@@ -163,7 +163,7 @@ pub fn check(systems: &[System], lines: &[Line]) -> Vec<TargetCheck> {
 }
 
 /// The targets as a markdown section.
-pub fn markdown(checks: &[TargetCheck], systems: &[System], out: &mut String) {
+pub(super) fn markdown(checks: &[TargetCheck], systems: &[System], out: &mut String) {
     if checks.is_empty() {
         return;
     }

@@ -5,7 +5,7 @@ use crate::wire::NodeMsg;
 
 impl Node {
     /// Handles one message from rank `src` (on the communication thread).
-    pub fn handle(&self, src: u32, msg: NodeMsg) {
+    pub(crate) fn handle(&self, src: u32, msg: NodeMsg) {
         tracing::trace!(src, ?msg, "handle");
         match msg {
             NodeMsg::Task {

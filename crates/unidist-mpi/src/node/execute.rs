@@ -23,7 +23,7 @@ pub(super) type EncodedOutputs = Vec<(Arc<dyn ErasedValue>, Arc<Encoded>)>;
 /// Where a call received here reports: its outputs, the rank that sent it and the sequence
 /// number that rank gave it.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub outputs: Vec<ObjectId>,
     pub to: u32,
     pub seq: u64,
@@ -255,7 +255,7 @@ impl Node {
 
     /// Stores the result of a call that ran here and reports it; the values are encoded before
     /// the state is locked.
-    pub fn complete(&self, reply: &Reply, result: Result<unidist_core::Outputs>) {
+    pub(crate) fn complete(&self, reply: &Reply, result: Result<unidist_core::Outputs>) {
         // Encode outside the lock: it gives sizes for scheduling and lets fetches be served
         // without encoding on the communication thread.
         let result = result.and_then(|values| {

@@ -18,7 +18,7 @@ impl Node {
     /// Rank `rank` is gone: what only it could deliver fails (calls it ran, objects it held or
     /// owned without a known location elsewhere, actors living there), and no new work goes
     /// to it. Copies already received elsewhere stay usable.
-    pub fn peer_lost(&self, rank: u32, why: &str) {
+    pub(crate) fn peer_lost(&self, rank: u32, why: &str) {
         self.lost.mark(rank, why);
         self.with(|state, effects| {
             let err = rank_lost(rank, why);

@@ -54,10 +54,10 @@ mod state; // the state behind the mutex and its sub-structs
 mod tests;
 mod wait; // blocked threads: `block_until`, `get`, `wait`
 
-pub use execute::Reply;
+pub(crate) use execute::Reply;
 
 /// The runtime of one process; implements [`Backend`](unidist_core::Backend).
-pub struct Node {
+pub(crate) struct Node {
     pub rank: u32,
     pub size: u32,
     ips: Vec<String>,
@@ -79,7 +79,7 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn new(
+    pub(crate) fn new(
         rank: u32,
         size: u32,
         ips: Vec<String>,
@@ -106,12 +106,12 @@ impl Node {
     }
 
     /// Starts the task pool (worker ranks).
-    pub fn start_pool(&self, threads: usize) {
+    pub(crate) fn start_pool(&self, threads: usize) {
         let _ = self.pool.set(Pool::start(threads, self.me.clone()));
     }
 
     /// The lost-peer registry this node reports to and schedules by.
-    pub fn lost_peers(&self) -> Arc<LostPeers> {
+    pub(crate) fn lost_peers(&self) -> Arc<LostPeers> {
         self.lost.clone()
     }
 
@@ -124,12 +124,12 @@ impl Node {
     }
 
     /// Sends a message through the communication thread.
-    pub fn send(&self, dest: u32, msg: NodeMsg) {
+    pub(crate) fn send(&self, dest: u32, msg: NodeMsg) {
         let _ = self.out.send(Out::Msg(dest, msg));
     }
 
     /// Stops running new work (shutdown): queued calls are dropped, actors end.
-    pub fn stop_work(&self) {
+    pub(crate) fn stop_work(&self) {
         self.closed.store(true, Ordering::Release);
         self.with(|state, effects| {
             state.stopped = true;
@@ -148,7 +148,7 @@ impl Node {
     }
 
     /// Measures the raw rsmpi floors with rank 1 (rank 0 only).
-    pub fn raw_bench(&self, iters: u32, bytes: u64) -> Result<(f64, f64)> {
+    pub(crate) fn raw_bench(&self, iters: u32, bytes: u64) -> Result<(f64, f64)> {
         if self.rank != 0 || self.size < 2 {
             return Err(backend_err(
                 "the raw benchmark runs on rank 0 with at least 2 ranks",

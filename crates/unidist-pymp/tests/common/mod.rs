@@ -3,24 +3,24 @@
 #![allow(dead_code)]
 
 use unidist_pymp::PoolOptions;
-pub use unidist_testkit::*;
+pub(crate) use unidist_testkit::*;
 
 /// A pool backend of `threads` threads installed for this test (shut down on drop).
-pub fn runtime(threads: usize) -> Installed {
+pub(crate) fn runtime(threads: usize) -> Installed {
     runtime_with(PoolOptions::new(threads))
 }
 
 /// A pool backend with `options` installed for this test (shut down on drop).
-pub fn runtime_with(options: PoolOptions) -> Installed {
+pub(crate) fn runtime_with(options: PoolOptions) -> Installed {
     install(|| unidist_pymp::start_with(options).expect("the pool backend starts"))
 }
 
 /// Starts a pool backend and installs it; call it during a [`turn`].
-pub fn start_backend(options: PoolOptions) {
+pub(crate) fn start_backend(options: PoolOptions) {
     replace_installed(unidist_pymp::start_with(options).expect("the pool backend starts"));
 }
 
 /// Shuts the installed backend down and removes it; call it during a [`turn`].
-pub fn stop_backend() {
+pub(crate) fn stop_backend() {
     remove_installed();
 }
