@@ -128,7 +128,8 @@ pub(crate) fn ci() -> i32 {
             util::cargo()
                 .args(["doc", "--no-deps"])
                 .env("RUSTDOCFLAGS", "-D warnings"),
-        )
+        )?;
+        crate::docs_rs::docs_rs()
     }));
 
     // After the MPI builds: the verification builds reuse their dependencies.

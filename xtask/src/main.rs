@@ -5,13 +5,15 @@
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
 //! - `ci`: exactly what CI runs: fmt, tidy, msrv, clippy `-D warnings`, tests, fuzz (20 s a
-//!   target), test-backends, examples --mpi, soak --short, docs, package.
+//!   target), test-backends, examples --mpi, soak --short, docs (and as docs.rs builds them,
+//!   without MPI), package.
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
 //! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
 //!   side: table, JSON and chart.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 //! - `timeline-svg TRACE.json OUT.svg`: a Gantt chart of a `UNIDIST_TIMELINE` trace.
+//! - `docs-rs`: the docs as docs.rs builds them, without a system MPI.
 //! - `tidy`: the house rules a compiler does not check (purpose lines, sizes, backend names).
 //! - `package [--no-verify]`: the crates.io dry run of every published crate; `msrv`: the
 //!   locked dependencies and lints checked against the MSRV.
@@ -21,6 +23,7 @@ mod backend_table;
 mod backends;
 mod bench;
 mod ci;
+mod docs_rs;
 mod examples;
 mod faults;
 mod fuzz;
@@ -69,6 +72,9 @@ commands:
       crates.io dry run of every published crate: metadata, file lists (no tests, target/ or
       fuzz corpus; LICENSE present), the msrv checks, then `cargo package` of them all, each
       verified by building it from its .crate file (needs Open MPI for the MPI crate)
+  docs-rs
+      the docs as docs.rs builds them (every backend, the MPI crate without its bindings), with
+      -D warnings, after checking that the build needs no system MPI
   msrv
       every locked dependency's rust-version is at most the workspace's, the resolver falls
       back to MSRV-compatible releases, and clippy's incompatible_msrv lint is not allowed";
@@ -105,6 +111,13 @@ fn main() -> ExitCode {
         "timeline-svg" => timeline_svg::timeline_svg(rest),
         "package" => package::package(rest),
         "msrv" if rest.is_empty() => package::msrv(),
+        "docs-rs" if rest.is_empty() => match docs_rs::docs_rs() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("xtask docs-rs: {e}");
+                1
+            }
+        },
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             0

@@ -102,6 +102,13 @@
 //! - `ffi`: every `unsafe` block (raw MPI calls, process hooks, shared-memory mappings).
 //! - `log`: per-rank log files.
 //!
+//! # Features
+//!
+//! `link` (default): the MPI bindings (rsmpi), which need a system MPI and libclang to build.
+//! Without it the crate has only its documentation and entry points that report the backend
+//! unavailable: `is_usable` is false and `start` fails saying so. That is how docs.rs builds it,
+//! and what the facade's `mpi-docs` feature selects; the facade's `mpi` feature turns `link` on.
+//!
 //! # Limits
 //!
 //! MPI cannot be initialized twice in a process: after `shutdown`, `init` fails on this
@@ -109,24 +116,46 @@
 
 #![deny(unsafe_code)]
 
+#[cfg(feature = "link")]
 mod comm;
+#[cfg(feature = "link")]
 mod exec;
+#[cfg(feature = "link")]
 mod ffi;
+#[cfg(feature = "link")]
 mod launch;
+#[cfg(feature = "link")]
 mod log;
+#[cfg(feature = "link")]
 mod node;
+#[cfg(feature = "link")]
 mod process;
+#[cfg(feature = "link")]
 mod shm;
+#[cfg(feature = "link")]
 mod wire;
 
+// Without the `link` feature the crate has no MPI bindings: it documents the backend and reports
+// it unavailable (see `unlinked.rs`).
+#[cfg(not(feature = "link"))]
+mod unlinked;
+#[cfg(not(feature = "link"))]
+pub use unlinked::{is_usable, raw_floors, start};
+
+#[cfg(feature = "link")]
 use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "link")]
 use std::sync::{Arc, OnceLock};
 
+#[cfg(feature = "link")]
 use unidist_config as config;
+#[cfg(feature = "link")]
 use unidist_core::{runtime, Backend, Error, Result};
 
+#[cfg(feature = "link")]
 use crate::node::Node;
 
+#[cfg(feature = "link")]
 /// True when the MPI library this binary is linked to is usable: Open MPI 4.0 or newer, MPICH
 /// 3.3 or newer, or another implementation of MPI 3.1 or newer. Cheap and callable before MPI is
 /// initialized.
@@ -138,6 +167,7 @@ pub fn is_usable() -> bool {
     })
 }
 
+#[cfg(feature = "link")]
 /// The version check behind [`is_usable`], on a library version string and the MPI standard
 /// version.
 fn library_is_usable(lib: &str, standard: (i32, i32)) -> bool {
@@ -153,6 +183,7 @@ fn library_is_usable(lib: &str, standard: (i32, i32)) -> bool {
     }
 }
 
+#[cfg(feature = "link")]
 /// The first version number in `s`, padded to x.y.z, with a letter suffix (`rc1`, `a2`, `b1`)
 /// read as a pre-release: `"v4.1.4, ..."` -> 4.1.4, `"Version:\t4.0"` -> 4.0.0, `"5.0.0rc12"` ->
 /// 5.0.0-rc12.
@@ -182,8 +213,10 @@ fn lenient_version(s: &str) -> Option<semver::Version> {
     semver::Version::parse(&text).ok()
 }
 
+#[cfg(feature = "link")]
 static STARTED: AtomicBool = AtomicBool::new(false);
 
+#[cfg(feature = "link")]
 /// Starts the MPI backend.
 ///
 /// On rank 0 it returns the backend. On a worker rank it installs the backend in the runtime
@@ -279,6 +312,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     process::exit_process(0)
 }
 
+#[cfg(feature = "link")]
 /// Measures the raw rsmpi floors between rank 0 and rank 1 on the communication thread:
 /// `iters` 8-byte ping-pongs and 3 transfers of `bytes`. Returns (half round trip in seconds,
 /// bandwidth in bytes per second). For benchmarks; rank 0 only, after `unidist::init()`.
@@ -294,7 +328,7 @@ pub fn raw_floors(iters: u32, bytes: u64) -> Result<(f64, f64)> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "link"))]
 mod tests {
     use super::*;
 
