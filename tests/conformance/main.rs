@@ -23,6 +23,7 @@ mod probe;
 
 mod actor;
 mod async_actor;
+mod awaiting;
 mod bad_input;
 mod config;
 mod fault_tolerance;
@@ -57,6 +58,7 @@ fn all_cases() -> Vec<Case> {
     all.extend(wait::cases());
     all.extend(actor::cases());
     all.extend(async_actor::cases());
+    all.extend(awaiting::cases());
     all.extend(config::cases());
     all.extend(bad_input::cases());
     all.extend(fault_tolerance::cases());

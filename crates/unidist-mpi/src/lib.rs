@@ -92,6 +92,7 @@
 //!   - `node/execute.rs`: calls received from other ranks, until they complete;
 //!   - `node/actors.rs`: actors, and the one "actor is dead" error;
 //!   - `node/wait.rs`: blocked threads, `get` and `wait`;
+//!   - `node/ready.rs`: futures awaiting objects (`on_ready`), woken by the same events;
 //!   - `node/lost.rs`: what fails when a rank is lost;
 //!   - `node/dispatch.rs`: incoming messages, one delegating line per kind;
 //!   - `node/backend.rs`: `impl Backend`.

@@ -50,6 +50,10 @@ impl Backend for Node {
         self.wait_objects(ids, num_returns, timeout)
     }
 
+    fn on_ready(&self, subscription: unidist_core::ready::Subscription) {
+        self.subscribe_ready(subscription);
+    }
+
     fn release(&self, id: ObjectId) {
         self.release_ref(id);
     }

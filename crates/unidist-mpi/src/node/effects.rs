@@ -6,6 +6,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use parking_lot::Condvar;
+use unidist_core::ready::Subscription;
 use unidist_core::{ObjectId, Payload};
 
 use super::state::State;
@@ -41,6 +42,10 @@ pub(super) struct Effects {
     pub(super) wake: Vec<Arc<Condvar>>,
     /// A call finished: the submission throttle may go on.
     pub(super) progress: bool,
+    /// Readiness subscriptions to fire (`node/ready.rs`).
+    pub(super) fired: Vec<Subscription>,
+    /// Objects an awaiting future needs here, to request again.
+    pub(super) refetch: Vec<ObjectId>,
 }
 
 impl Effects {
@@ -54,7 +59,14 @@ impl Effects {
         self.touched.push(id);
     }
     /// Picks the waiters to wake for what changed (under the state lock).
-    pub(super) fn collect_wakeups(&mut self, state: &State) {
+    pub(super) fn collect_wakeups(&mut self, state: &mut State) {
+        let fired = state.watches.on_touched(
+            &state.objects,
+            &self.touched,
+            self.notify,
+            &mut self.refetch,
+        );
+        self.fired.extend(fired);
         if self.notify {
             for ws in state.waiters.by_object.values() {
                 self.wake.extend(ws.iter().map(|w| w.cv.clone()));
@@ -79,7 +91,7 @@ impl Node {
             let mut state = self.state.lock();
             let r = f(&mut state, &mut effects);
             if effects.notify || !effects.touched.is_empty() {
-                effects.collect_wakeups(&state);
+                effects.collect_wakeups(&mut state);
             }
             r
         };
@@ -97,6 +109,8 @@ impl Node {
             touched,
             wake,
             progress,
+            fired,
+            refetch,
         } = effects;
         self.send_all(sends);
         if !jobs.is_empty() {
@@ -116,6 +130,10 @@ impl Node {
         }
         for cv in &wake {
             cv.notify_one();
+        }
+        fired.into_iter().for_each(Subscription::fire);
+        if !refetch.is_empty() {
+            self.refetch(refetch);
         }
         if notify || progress || !touched.is_empty() {
             // The submission throttle waits on the shared condition variable.

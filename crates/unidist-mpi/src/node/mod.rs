@@ -47,6 +47,7 @@ mod effects; // work collected under the lock and done after it
 mod execute; // calls received here: arguments, start, completion
 mod lost; // ranks that were lost: what fails, what is not sent
 mod objects; // objects: fetch, push, subscriptions, outputs, failures
+mod ready; // futures awaiting objects: subscriptions fired by the events that wake threads
 mod refs; // reference counts: handles, borrowers, pins, freeing
 mod schedule; // choosing a worker: load, locality, throttling
 mod state; // the state behind the mutex and its sub-structs

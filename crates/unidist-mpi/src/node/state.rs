@@ -60,6 +60,8 @@ pub(super) struct State {
     pub(super) waiters: Waiters,
     /// Shutdown began: queued calls are dropped and no new work starts.
     pub(super) stopped: bool,
+    /// Futures awaiting objects (`Backend::on_ready`).
+    pub(super) watches: super::ready::Watches,
 }
 
 impl State {
