@@ -12,6 +12,7 @@ pub(crate) fn cases() -> Vec<Case> {
         ten_thousand_awaits_on_one_thread,
         every_executor,
         failed_refs,
+        inside_an_async_actor_method,
     )
 }
 
@@ -134,5 +135,56 @@ fn failed_refs() -> Outcome {
         "a ref read as the wrong type failed with {:?}: {e}",
         e.kind()
     );
+    Ok(())
+}
+
+/// Awaits refs inside its `async` methods (on MPI, on the worker rank that hosts it).
+pub(crate) struct Summer {
+    base: i64,
+}
+
+#[unidist::actor]
+impl Summer {
+    /// Starts every sum at `base`.
+    pub(crate) fn new(base: i64) -> Self {
+        Summer { base }
+    }
+
+    /// `base` plus the values of `refs`, each awaited; a failed ref counts as -1000.
+    pub(crate) async fn add_all(&self, refs: Vec<ObjectRef<i64>>) -> i64 {
+        let mut total = self.base;
+        for r in refs {
+            total += r.await.unwrap_or(-1000);
+        }
+        total
+    }
+
+    /// The first of `refs` to be ready, through `wait_async`.
+    pub(crate) async fn first(&self, refs: Vec<ObjectRef<i64>>) -> i64 {
+        match unidist::wait_async(&refs, 1).await {
+            Ok((ready, _)) => match ready.first() {
+                Some(r) => unidist::get_async(r).await.unwrap_or(-1),
+                None => -2,
+            },
+            Err(_) => -3,
+        }
+    }
+}
+
+/// An async actor method awaits pending refs (passed inside its argument) without blocking
+/// the actor's thread: a second call on the same actor finishes while the first awaits.
+fn inside_an_async_actor_method() -> Outcome {
+    let summer = Summer::remote(100);
+    let slow_refs = vec![slow::remote(300, 1), slow::remote(10, 2), failed_ref()];
+    let sum = summer.add_all(slow_refs);
+    let quick = summer.first(vec![slow::remote(2_000, 7), unidist::put(8i64)]);
+    ensure_eq!(crate::harness::fetch(&sum)?, 100 + 1 + 2 - 1000);
+    // Where nothing is ever pending both are ready, and the first in order is returned.
+    let expected = if unidist::capabilities()?.pending_objects {
+        8
+    } else {
+        7
+    };
+    ensure_eq!(crate::harness::fetch(&quick)?, expected);
     Ok(())
 }
