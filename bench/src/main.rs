@@ -5,6 +5,7 @@
 //! unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] [--repeats N] [--time-limit SECS] [--only W1,W2] [--big-object-bytes N]
 //! unidist-bench floors-local --out FILE [--rows tasks,round_trip,actors,object,scaling,actor_cost]
 //! unidist-bench floors-mpi --out FILE
+//! unidist-bench costs --out FILE [--tasks N] [--rounds R]
 //! ```
 //!
 //! - `workloads`: the workloads shared with the Python peers (see [`workloads`] and
@@ -12,9 +13,12 @@
 //! - `floors-local`: the local pool's rows against bare rayon and actix floors.
 //! - `floors-mpi`: the MPI backend's rows against raw MPI floors (build with `--features mpi`,
 //!   run under `mpiexec -n 3` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`).
+//! - `costs`: empty tasks with and without `max_retries(3)`, in a process with or without the
+//!   timeline recording (see [`costs`]).
 //!
 //! Each suite writes one JSON report (serde_json) that `cargo xtask bench` reads.
 
+mod costs;
 mod data_rows;
 mod floors;
 mod floors_local;
@@ -31,15 +35,17 @@ fn main() -> ExitCode {
         Some((command, rest)) if command == "workloads" => suite::main(rest),
         Some((command, rest)) if command == "floors-local" => floors_local::main(rest),
         Some((command, rest)) if command == "floors-mpi" => floors_mpi::main(rest),
+        Some((command, rest)) if command == "costs" => costs::main(rest),
         other => {
             if let Some((command, _)) = other {
                 eprintln!("unidist-bench: unknown suite {command:?}");
             }
             eprintln!(
-                "usage:\n  {}\n  {}\n  {}",
+                "usage:\n  {}\n  {}\n  {}\n  {}",
                 suite::USAGE,
                 floors_local::USAGE,
-                floors_mpi::USAGE
+                floors_mpi::USAGE,
+                costs::USAGE
             );
             2
         }

@@ -9,13 +9,16 @@
 //!    from the backend table);
 //! 3. run the floor benchmarks (`unidist-bench floors-local` for the bare rayon and actix
 //!    floors; `floors-mpi` against raw MPI in full mode);
-//! 4. create the Python environments under `target/bench-venvs` (`bench/peers/setup.sh`) and run
+//! 4. the cost rows (`costs`): empty tasks with `max_retries(3)` and with the timeline
+//!    recording, against without, on every system of this project;
+//! 5. create the Python environments under `target/bench-venvs` (`bench/peers/setup.sh`) and run
 //!    the peers (`bench/peers/run.sh`); without a network only this project's rows are shown;
-//! 5. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
+//! 6. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
 //!    `bench.svg` (the chart); every run's own report stays under `target/bench/runs` and
 //!    `target/bench/peers`.
 
 mod chart;
+mod costs;
 mod peers;
 mod report;
 mod rows;
@@ -83,10 +86,10 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     let load_start = report::load_average();
     let out = out_dir();
     // Reports of an earlier run would be mistaken for this run's.
-    for sub in ["runs", "floors", "peers"] {
+    for sub in ["runs", "floors", "peers", "costs"] {
         let _ = std::fs::remove_dir_all(out.join(sub));
     }
-    for file in ["bench.json", "bench.md", "bench.svg"] {
+    for file in ["bench.json", "bench.md", "bench.svg", "costs.json"] {
         let _ = std::fs::remove_file(out.join(file));
     }
     for dir in [out.join("runs"), systems::floors_dir()] {
@@ -100,6 +103,7 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     let mut builds = systems::Builds::new();
     let mut runs = systems::run_ours(&options, &mut builds, &mut notes);
     let floors = systems::run_floors(&options, &mut builds, &mut notes);
+    let costs = costs::run(&options, &mut builds, &mut notes);
     if options.peers {
         runs.extend(peers::run(&options, &mut notes));
     } else {
@@ -108,7 +112,7 @@ pub(crate) fn bench(args: &[String]) -> i32 {
 
     let wall = started.elapsed();
     let combined = report::Combined::new(&options, runs, floors, notes, wall, load_start);
-    let table = combined.markdown();
+    let table = combined.markdown() + &costs.markdown;
     println!();
     println!("{table}");
     let mut ok = true;
@@ -121,6 +125,7 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     };
     write("bench.md", table);
     write("bench.json", combined.json());
+    write("costs.json", costs.json.to_string());
     match chart::svg(&combined) {
         Ok(svg) => write("bench.svg", svg),
         Err(e) => {

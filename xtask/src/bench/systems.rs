@@ -28,17 +28,17 @@ enum Launch {
 /// One of this project's systems: a mode label, its backend, the MPI build it needs, and its
 /// launch.
 #[derive(Clone)]
-struct System {
-    mode: String,
-    backend: &'static BackendEntry,
-    mpi: Option<Impl>,
+pub(super) struct System {
+    pub(super) mode: String,
+    pub(super) backend: &'static BackendEntry,
+    pub(super) mpi: Option<Impl>,
     launch: Launch,
 }
 
 /// Every system of this project that the benchmark runs: each in-process backend, and each
 /// MPI-launched backend SPMD on Open MPI and MPICH (3 ranks) and spawning on Open MPI (2
 /// workers).
-fn ours() -> Vec<System> {
+pub(super) fn ours() -> Vec<System> {
     let mut systems = Vec::new();
     for backend in &backend_table::BACKENDS {
         match backend.launch {
@@ -137,7 +137,7 @@ fn build(features: &[&str], mpi: Option<Impl>) -> Result<PathBuf, String> {
 /// The benchmark program's builds, one per (features, MPI implementation).
 pub(super) type Builds = BTreeMap<(&'static [&'static str], Option<Impl>), Result<PathBuf, String>>;
 
-fn built(
+pub(super) fn built(
     builds: &mut Builds,
     features: &'static [&'static str],
     mpi: Option<Impl>,
@@ -156,7 +156,7 @@ fn is_done_line(line: &str) -> bool {
 const EXIT_GRACE: Duration = Duration::from_secs(20);
 
 /// Runs `cmd` bounded by `limit`; `Some(description)` when it did not end cleanly.
-fn run_limited(
+pub(super) fn run_limited(
     cmd: &mut Command,
     limit: Duration,
     last_line: bool,
@@ -190,7 +190,7 @@ fn run_limited(
     }
 }
 
-fn command(system: &System, bin: &Path) -> Command {
+pub(super) fn command(system: &System, bin: &Path) -> Command {
     let mut cmd = match system.launch {
         Launch::Direct => Command::new(bin),
         Launch::Spmd { np } => {
