@@ -1,6 +1,8 @@
 //! The MPI trace rows of `cargo xtask test-backends`: a 3-rank job (`tests/mpi/trace.rs`, the
 //! `mpi_trace` binary of the tests crate) runs with `UNIDIST_TIMELINE` set and checks its own
-//! trace file and stats from rank 0; the row passes when the job exits 0 within a bound.
+//! trace file and stats from rank 0; the row passes when the job exits 0 within a bound. Two more
+//! jobs check bad input: a trace path in a missing directory fails `init`, and a trace that
+//! cannot be written at the end fails `shutdown` while the job still ends.
 //! One row per MPI implementation and launch mode the fault rows cover: SPMD on Open MPI and
 //! MPICH, spawn on Open MPI.
 
@@ -48,7 +50,11 @@ pub(crate) fn run(selects: &dyn Fn(&Row) -> bool) -> Vec<(String, Outcome)> {
             }
             println!("==> trace: {label}");
             let started = Instant::now();
-            let r = build(backend, imp).and_then(|bin| run_one(imp, launch, &bin));
+            let r = build(backend, imp).and_then(|bin| {
+                ["", "bad-path", "lost-file"]
+                    .into_iter()
+                    .try_for_each(|mode| run_one(backend, imp, launch, &bin, mode))
+            });
             let r = r.map(|()| started.elapsed());
             match &r {
                 Ok(t) => println!("==> trace: {label} passed in {}", util::human(*t)),
@@ -63,7 +69,14 @@ pub(crate) fn run(selects: &dyn Fn(&Row) -> bool) -> Vec<(String, Outcome)> {
 /// Builds the program with `backend`'s features against `imp`; returns its path.
 fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
-    cmd.args(["build", "--release", "-p", "unidist-tests", "--bin", PROGRAM]);
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "unidist-tests",
+        "--bin",
+        PROGRAM,
+    ]);
     for f in backend.features {
         cmd.args(["--features", f]);
     }
@@ -74,11 +87,31 @@ fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     Ok(imp.target_dir().join("release").join(PROGRAM))
 }
 
-/// Runs the job with its trace file in a fresh directory; Ok when it exits 0 in time.
-fn run_one(imp: Impl, launch: Launch, bin: &Path) -> Result<(), String> {
+/// Runs the job in `mode` (empty: the full check) with its trace file in a fresh directory
+/// (a missing one for `bad-path`); Ok when it exits 0 in time.
+fn run_one(
+    backend: &BackendEntry,
+    imp: Impl,
+    launch: Launch,
+    bin: &Path,
+    mode: &str,
+) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("unidist-trace-row-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let trace = dir.join(format!("{}-{launch:?}.json", imp.name()).replace([' ', '{', '}', ':'], ""));
+    let sub = if mode == "bad-path" {
+        "missing"
+    } else {
+        "trace"
+    };
+    let trace = dir.join(sub).join("trace.json");
+    if mode != "bad-path" {
+        std::fs::create_dir_all(dir.join(sub))
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    println!(
+        "==> trace: job {:?}",
+        if mode.is_empty() { "check" } else { mode }
+    );
     let mut cmd = match launch {
         Launch::Spmd { np } => {
             let mut c = Command::new(imp.mpiexec());
@@ -94,8 +127,11 @@ fn run_one(imp: Impl, launch: Launch, bin: &Path) -> Result<(), String> {
         }
         Launch::Direct => return Err("the trace row needs an MPI launch".into()),
     };
+    if !mode.is_empty() {
+        cmd.arg(mode);
+    }
     cmd.envs(imp.env().iter().copied())
-        .env("UNIDIST_BACKEND", "mpi")
+        .env("UNIDIST_BACKEND", backend.name)
         .env("UNIDIST_TIMELINE", &trace)
         .current_dir(util::root())
         .stdin(Stdio::null());
@@ -107,10 +143,15 @@ fn run_one(imp: Impl, launch: Launch, bin: &Path) -> Result<(), String> {
     let finished = util::run_bounded(&mut cmd, &bounds)
         .map_err(|e| format!("cannot start {}: {e}", util::describe(&cmd)))?;
     let _ = std::fs::remove_dir_all(&dir);
-    let passed = finished.lines.iter().any(|l| l == "trace: every check passed");
+    let passed = finished
+        .lines
+        .iter()
+        .any(|l| l == "trace: every check passed");
     match finished.status {
         Some(s) if s.success() && passed => Ok(()),
-        Some(s) => Err(format!("the job ended with {s} (its checks are on stderr above)")),
+        Some(s) => Err(format!(
+            "job {mode:?} ended with {s} (its checks are on stderr above)"
+        )),
         None if passed => Err(format!(
             "the checks passed but the job did not end within {GRACE:?} after them"
         )),

@@ -38,7 +38,10 @@ const LOST_CHECK: Duration = Duration::from_millis(100);
 /// What a worker answered to one of rank 0's requests.
 enum Answer {
     /// Its clock when the ping arrived, and rank 0's clock when the pong arrived.
-    Pong { at_ns: u64, back_ns: u64 },
+    Pong {
+        at_ns: u64,
+        back_ns: u64,
+    },
     Stats(WorkerStats),
     Trace(Box<ProcessTrace>),
 }
@@ -255,7 +258,10 @@ impl Node {
             }
             let now = Instant::now();
             if now >= deadline {
-                tracing::warn!(?missing, "workers did not answer within {within:?}; skipped");
+                tracing::warn!(
+                    ?missing,
+                    "workers did not answer within {within:?}; skipped"
+                );
                 break;
             }
             let wait = (deadline - now).min(LOST_CHECK);
