@@ -388,3 +388,38 @@ impl Drop for Span {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flows_of_a_rank_start_at_its_base_and_transfers_carry_their_detail() {
+        start();
+        set_flow_base(3);
+        let flow = {
+            let _scope = submission("task", "m::f");
+            current_flow()
+        };
+        assert!(flow >= (3 << 40) + 1, "flow {flow} is below rank 3's base");
+        transfer("push", 1024, 0, 3);
+        peer_lost(2, "its process 9 ended");
+        let events = snapshot().events;
+        let transfer = events
+            .iter()
+            .find(|e| e.category == "transfer" && e.phase == Phase::Instant)
+            .expect("the transfer was recorded");
+        assert_eq!(
+            transfer.detail,
+            Some(Detail::Transfer {
+                bytes: 1024,
+                from: 0,
+                to: 3
+            })
+        );
+        assert!(events.iter().any(|e| matches!(
+            &e.detail,
+            Some(Detail::PeerLost { rank: 2, why }) if why.contains("ended")
+        )));
+    }
+}
