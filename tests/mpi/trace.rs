@@ -35,6 +35,8 @@ fn work(ms: u64) -> u32 {
     std::process::id()
 }
 
+// The argument is the stored `Vec<u8>` object, read in place: a slice is not a stored type.
+#[allow(clippy::ptr_arg)]
 #[unidist::remote]
 fn measure(data: &Vec<u8>) -> usize {
     data.len()
@@ -212,7 +214,7 @@ fn check_trace(trace: &Json, stats: &unidist::Stats, pids: &BTreeSet<u32>) -> Re
         check(dur > 0.0, || {
             format!("trace: task {name} has duration {dur}")
         })?;
-        check(pid >= 1 && pid <= 2, || {
+        check((1..=2).contains(&pid), || {
             format!("trace: task {name} ran on pid {pid}, not a worker rank")
         })?;
         *by_name.entry(name).or_default() += 1;
