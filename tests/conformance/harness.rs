@@ -120,12 +120,6 @@ pub(crate) const EXPECTED_FAILURES: &[ExpectedFailure] = &[
         reason: NO_OVERTAKING,
     },
     ExpectedFailure {
-        case: "observe::stats_count_what_was_done",
-        when: separate_processes,
-        reason: "stats() reports the driver's counters only: gathering every rank's counters \
-                 (Backend::stats) is not written for backends with several processes yet",
-    },
-    ExpectedFailure {
         case: "fault_tolerance::retry_on_panic_succeeds_on_third_run",
         when: no_retries,
         reason: NOT_YET,
@@ -181,10 +175,6 @@ pub(crate) const EXPECTED_FAILURES: &[ExpectedFailure] = &[
         reason: NOT_YET,
     },
 ];
-
-fn separate_processes(c: &Capabilities) -> bool {
-    c.separate_processes
-}
 
 fn no_retries(c: &Capabilities) -> bool {
     !c.retries

@@ -445,6 +445,21 @@ pub(crate) fn test_backends(options: &Options) -> (usize, usize) {
     if options.faults {
         fault_rows(options, &mut reports);
     }
+    // The MPI trace rows (`trace_row.rs`): a 3-rank job checks its timeline file and stats.
+    for (label, outcome) in crate::trace_row::run(&|row: &Row| options.selects(row)) {
+        let (verdict, passed, failed, elapsed) = match outcome {
+            Err(reason) => (Verdict::Skipped(reason), 0, 0, None),
+            Ok(Ok(took)) => (Verdict::Passed, 1, 0, Some(took)),
+            Ok(Err(e)) => (Verdict::Failed(e), 0, 1, None),
+        };
+        reports.push(Report {
+            label,
+            verdict,
+            passed,
+            failed,
+            elapsed,
+        });
+    }
     print_table(&reports)
 }
 

@@ -31,6 +31,7 @@ mod package;
 mod soak;
 mod tidy;
 mod timeline_svg;
+mod trace_row;
 mod util;
 
 use std::process::ExitCode;

@@ -156,6 +156,7 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
 fn run_job(node: &Node, job: Job) {
     let result = match job.args {
         Ok(args) => {
+            let _flow = crate::node::call_flow(node, &job.reply);
             let outputs = task::run_function(job.func, &args);
             // The arguments go before the completion is reported: they may hold refs.
             drop(args);
@@ -163,6 +164,7 @@ fn run_job(node: &Node, job: Job) {
         }
         Err(e) => Err(e),
     };
+    unidist_core::observe::stats::task_settled(&result);
     let result = result.map_err(Error::from);
     node.complete(&job.reply, result);
 }
@@ -210,6 +212,11 @@ impl MpiHooks {
 }
 
 impl CallHooks for MpiHooks {
+    fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        let _flow = crate::node::actor_call_flow(&self.node, self.reply.as_ref());
+        f()
+    }
+
     fn finish(mut self, result: CallResult) {
         if let (Some(reply), Some(node)) = (self.reply.take(), self.node.upgrade()) {
             node.complete(&reply, result.map_err(Error::from));

@@ -297,6 +297,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     if info.rank == 0 {
         process::install_root(&node);
         let _ = node_tx.send(node.clone());
+        node.sync_clocks();
         return Ok(node);
     }
     process::install_worker();

@@ -247,6 +247,26 @@ pub enum NodeMsg {
         push: bool,
         seg: SegDesc,
     },
+    /// The call with sequence number `seq` that follows from the source continues timeline
+    /// flow `flow` (sent just before the call, only while the timeline records).
+    Flow { seq: u64, flow: u64 },
+    /// Rank 0 to a worker, at init while the timeline records: answer with the time on your
+    /// clock now (the ping of the clock alignment); start recording if not yet.
+    ClockPing { ask: u64 },
+    /// Answer to `ClockPing`: the worker's clock (nanoseconds since its time origin).
+    ClockPong { ask: u64, at_ns: u64 },
+    /// Rank 0 to a worker: send your counters (`unidist::stats()`).
+    StatsAsk { ask: u64 },
+    /// Answer to `StatsAsk`.
+    StatsReply {
+        ask: u64,
+        stats: unidist_core::observe::WorkerStats,
+    },
+    /// Rank 0 to a worker: send your timeline recording.
+    TraceAsk { ask: u64 },
+    /// Answer to `TraceAsk`: the encoded `ProcessTrace`, as a value so that a long recording
+    /// travels as a segment, not inside the batch.
+    TraceReply { ask: u64, trace: Slot },
 }
 
 /// The communication threads' own traffic.
@@ -282,6 +302,7 @@ impl Msg {
             | Msg::Node(NodeMsg::ActorCreate { args: a, .. })
             | Msg::Node(NodeMsg::ActorCall { args: a, .. }) => args(a),
             Msg::Node(NodeMsg::Push { value, .. } | NodeMsg::Data { value, .. }) => vec![value],
+            Msg::Node(NodeMsg::TraceReply { trace, .. }) => vec![trace],
             _ => Vec::new(),
         }
     }

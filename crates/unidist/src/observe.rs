@@ -155,9 +155,19 @@ pub(crate) fn trace_json(traces: &[ProcessTrace]) -> Json {
                     "id": e.flow, "ts": ts, "pid": pid, "tid": e.thread, "args": {"call": name}}),
                 Phase::FlowEnd => json!({"ph": "f", "bp": "e", "cat": "flow", "name": "submit",
                     "id": e.flow, "ts": ts, "pid": pid, "tid": e.thread}),
+                Phase::Instant => json!({"ph": "i", "s": "t", "cat": cat, "name": name,
+                    "ts": ts, "pid": pid, "tid": e.thread, "args": detail_json(e.detail.as_ref())}),
             });
         }
     }
+    // Each process's clock alignment to rank 0: the offset added and its residual error.
+    let clocks: Vec<Json> = traces
+        .iter()
+        .map(|t| {
+            json!({"rank": t.rank, "host": t.host, "offset_us": t.offset_ns as f64 / 1000.0,
+                "error_us": t.offset_error_ns as f64 / 1000.0})
+        })
+        .collect();
     json!({
         "traceEvents": events,
         "displayTimeUnit": "ms",
@@ -165,8 +175,20 @@ pub(crate) fn trace_json(traces: &[ProcessTrace]) -> Json {
             "generator": "unidist",
             "processes": traces.len(),
             "clock_offset_error_us": max_error_ns as f64 / 1000.0,
+            "clocks": clocks,
         },
     })
+}
+
+/// The `args` of an instant event: a transfer's bytes and ranks, or a lost peer and why.
+fn detail_json(detail: Option<&timeline::Detail>) -> Json {
+    match detail {
+        Some(timeline::Detail::Transfer { bytes, from, to }) => {
+            json!({"bytes": bytes, "from": from, "to": to})
+        }
+        Some(timeline::Detail::PeerLost { rank, why }) => json!({"rank": rank, "why": why}),
+        None => json!({}),
+    }
 }
 
 /// Runs `wait_for` (a backend `get` or `wait` on `ids` that needs `need` of them), showing a

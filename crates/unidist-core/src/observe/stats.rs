@@ -106,7 +106,9 @@ pub struct Stats {
     /// types (`Vec` of numbers, `String`, `Buffer`) on local backends, every encoded object on
     /// MPI. Other values stay in memory as they are and add 0.
     pub bytes_stored: u64,
-    /// Bytes sent between processes (0 on local backends).
+    /// Bytes of values sent between processes (call arguments given as values, objects pushed
+    /// to or fetched by another process), counted once, by the process that sends them; 0 on
+    /// local backends.
     pub bytes_moved: u64,
     /// The same counters per worker process (one entry on local backends).
     pub workers: Vec<WorkerStats>,

@@ -86,6 +86,30 @@ pub enum Phase {
     FlowStart,
     /// The work of flow `flow` started running (inside the span that starts at `ts_ns`).
     FlowEnd,
+    /// A moment: an object transfer or a lost peer (see [`Event::detail`]).
+    Instant,
+}
+
+/// What an event carries beyond its name: who sent how many bytes to whom, or which peer was
+/// lost and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Detail {
+    /// An object's bytes went from rank `from` to rank `to`.
+    Transfer {
+        /// The encoded size of the object.
+        bytes: u64,
+        /// The sending rank.
+        from: u32,
+        /// The receiving rank.
+        to: u32,
+    },
+    /// This process learned that rank `rank` is lost.
+    PeerLost {
+        /// The lost rank.
+        rank: u32,
+        /// Why it is taken for lost.
+        why: String,
+    },
 }
 
 /// One recorded event.
@@ -93,7 +117,7 @@ pub enum Phase {
 pub struct Event {
     /// What kind of event.
     pub phase: Phase,
-    /// `task`, `actor_call`, `actor_create`, `get` or `wait`.
+    /// `task`, `actor_call`, `actor_create`, `get`, `wait`, `transfer` or `peer_lost`.
     pub category: Cow<'static, str>,
     /// The function, method or actor type, or `get`/`wait`.
     pub name: Cow<'static, str>,
@@ -103,6 +127,9 @@ pub struct Event {
     pub thread: u32,
     /// The flow it starts or ends; 0 for none.
     pub flow: u64,
+    /// What it carries beyond its name (transfers and lost peers); `None` for the others.
+    #[serde(default)]
+    pub detail: Option<Detail>,
 }
 
 /// Everything one process recorded.
@@ -193,6 +220,42 @@ pub fn name_thread(name: impl FnOnce() -> String) {
     }
 }
 
+/// Makes the flow ids of this process unique in a job of several processes: process `rank`
+/// numbers its flows from `rank << 40` on (each process has room for 2^40 submissions).
+pub fn set_flow_base(rank: u32) {
+    let base = (u64::from(rank) << 40) + 1;
+    NEXT_FLOW.fetch_max(base, Ordering::Relaxed);
+}
+
+/// Records that an object of `bytes` bytes went from rank `from` to rank `to` (`name` says
+/// how: `push`, `data` or `shared`); no-op when off.
+#[inline]
+pub fn transfer(name: &'static str, bytes: u64, from: u32, to: u32) {
+    if is_on() {
+        instant("transfer", name, Detail::Transfer { bytes, from, to });
+    }
+}
+
+/// Records that rank `rank` was lost (`why`); no-op when off.
+pub fn peer_lost(rank: u32, why: &str) {
+    if is_on() {
+        let why = why.to_string();
+        instant("peer_lost", "peer lost", Detail::PeerLost { rank, why });
+    }
+}
+
+fn instant(category: &'static str, name: &'static str, detail: Detail) {
+    push(Event {
+        phase: Phase::Instant,
+        category: Cow::Borrowed(category),
+        name: Cow::Borrowed(name),
+        ts_ns: now_ns(),
+        thread: thread_id(),
+        flow: 0,
+        detail: Some(detail),
+    });
+}
+
 /// Restores this thread's previous current flow when dropped.
 #[must_use = "the flow is current only while the guard lives"]
 pub struct FlowScope {
@@ -222,6 +285,7 @@ pub fn submission(category: &'static str, name: &'static str) -> FlowScope {
         ts_ns: now_ns(),
         thread: thread_id(),
         flow,
+        detail: None,
     });
     flow_scope(flow)
 }
@@ -310,6 +374,7 @@ impl Drop for Span {
                 ts_ns: s.start,
                 thread: s.thread,
                 flow: s.flow,
+                detail: None,
             });
         }
         b.events.push(Event {
@@ -319,6 +384,42 @@ impl Drop for Span {
             ts_ns: s.start,
             thread: s.thread,
             flow: 0,
+            detail: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flows_of_a_rank_start_at_its_base_and_transfers_carry_their_detail() {
+        start();
+        set_flow_base(3);
+        let flow = {
+            let _scope = submission("task", "m::f");
+            current_flow()
+        };
+        assert!(flow > (3 << 40), "flow {flow} is below rank 3's base");
+        transfer("push", 1024, 0, 3);
+        peer_lost(2, "its process 9 ended");
+        let events = snapshot().events;
+        let transfer = events
+            .iter()
+            .find(|e| e.category == "transfer" && e.phase == Phase::Instant)
+            .expect("the transfer was recorded");
+        assert_eq!(
+            transfer.detail,
+            Some(Detail::Transfer {
+                bytes: 1024,
+                from: 0,
+                to: 3
+            })
+        );
+        assert!(events.iter().any(|e| matches!(
+            &e.detail,
+            Some(Detail::PeerLost { rank: 2, why }) if why.contains("ended")
+        )));
     }
 }

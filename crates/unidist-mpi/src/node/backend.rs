@@ -114,6 +114,14 @@ impl Backend for Node {
             .unwrap_or_else(unidist_core::runtime::local_ip)
     }
 
+    fn stats(&self) -> Result<unidist_core::observe::Stats> {
+        Ok(self.gathered_stats())
+    }
+
+    fn timeline(&self) -> Result<Vec<unidist_core::observe::timeline::ProcessTrace>> {
+        Ok(self.gathered_timeline())
+    }
+
     fn shutdown(&self) -> Result<()> {
         if self.rank != 0 {
             // Workers end when rank 0 shuts the job down.
@@ -122,6 +130,7 @@ impl Backend for Node {
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
+        self.gather_before_shutdown();
         let r = self.shutdown_job();
         // Segments of ranks that were killed are left only here, in the job's names.
         self.store.sweep_job();

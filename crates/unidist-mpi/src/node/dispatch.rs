@@ -7,6 +7,7 @@ impl Node {
     /// Handles one message from rank `src` (on the communication thread).
     pub(crate) fn handle(&self, src: u32, msg: NodeMsg) {
         tracing::trace!(src, ?msg, "handle");
+        self.observe_receive(src, &msg);
         match msg {
             NodeMsg::Task {
                 seq,
@@ -51,6 +52,13 @@ impl Node {
             NodeMsg::Free { ids } => self.with(|s, e| self.free_here(s, e, &ids)),
             NodeMsg::Borrow { id, delta } => self.with(|s, e| self.borrow(s, e, id, delta)),
             NodeMsg::Shared { id, push, seg } => self.shared_arrived(src, id, push, seg),
+            m @ (NodeMsg::Flow { .. }
+            | NodeMsg::ClockPing { .. }
+            | NodeMsg::ClockPong { .. }
+            | NodeMsg::StatsAsk { .. }
+            | NodeMsg::StatsReply { .. }
+            | NodeMsg::TraceAsk { .. }
+            | NodeMsg::TraceReply { .. }) => self.observe_message(src, m),
         }
     }
 }

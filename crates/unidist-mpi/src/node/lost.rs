@@ -19,6 +19,7 @@ impl Node {
     /// owned without a known location elsewhere, actors living there), and no new work goes
     /// to it. Copies already received elsewhere stay usable.
     pub(crate) fn peer_lost(&self, rank: u32, why: &str) {
+        unidist_core::observe::timeline::peer_lost(rank, why);
         self.lost.mark(rank, why);
         self.with(|state, effects| {
             let err = rank_lost(rank, why);

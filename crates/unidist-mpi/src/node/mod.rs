@@ -47,6 +47,7 @@ mod effects; // work collected under the lock and done after it
 mod execute; // calls received here: arguments, start, completion
 mod lost; // ranks that were lost: what fails, what is not sent
 mod objects; // objects: fetch, push, subscriptions, outputs, failures
+mod observe; // stats and timeline of every rank, clocks, flows, transfers
 mod ready; // futures awaiting objects: subscriptions fired by the events that wake threads
 mod refs; // reference counts: handles, borrowers, pins, freeing
 mod schedule; // choosing a worker: load, locality, throttling
@@ -56,6 +57,7 @@ mod tests;
 mod wait; // blocked threads: `block_until`, `get`, `wait`
 
 pub(crate) use execute::Reply;
+pub(crate) use observe::{actor_call_flow, call_flow};
 
 /// The runtime of one process; implements [`Backend`](unidist_core::Backend).
 pub(crate) struct Node {
@@ -77,6 +79,8 @@ pub(crate) struct Node {
     /// The shared-memory object store of this host (see `shm.rs`).
     store: Arc<Store>,
     me: Weak<Node>,
+    /// Stats and timeline gathering, clock offsets and flows (see `observe.rs`).
+    observer: observe::Observer,
 }
 
 impl Node {
@@ -103,6 +107,7 @@ impl Node {
             lost,
             store,
             me: me.clone(),
+            observer: observe::Observer::default(),
         })
     }
 
@@ -126,6 +131,7 @@ impl Node {
 
     /// Sends a message through the communication thread.
     pub(crate) fn send(&self, dest: u32, msg: NodeMsg) {
+        self.observe_send(dest, &msg);
         let _ = self.out.send(Out::Msg(dest, msg));
     }
 
