@@ -247,6 +247,30 @@ pub enum NodeMsg {
         push: bool,
         seg: SegDesc,
     },
+    /// [`NodeMsg::Task`] with fault-tolerance options (retries, a time limit): sent instead of
+    /// `Task` when any is set, so a task without options travels as before.
+    TaskWith {
+        seq: u64,
+        func: u32,
+        args: Vec<ArgWire>,
+        outputs: Vec<ObjectId>,
+        options: WireOptions,
+    },
+    /// Cancel the call numbered `seq` that the source sent here (`unidist::cancel`).
+    Cancel { seq: u64 },
+    /// Cancel the call that produces `id` (to its owner, which routes it to the call's rank).
+    CancelRef { id: ObjectId },
+}
+
+/// The fault-tolerance options of a task on the wire (see `TaskOptions` in core).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireOptions {
+    /// Runs after the first one.
+    pub max_retries: u32,
+    /// Re-run a body that panicked.
+    pub retry_exceptions: bool,
+    /// The time limit of one run, in nanoseconds.
+    pub timeout_nanos: Option<u64>,
 }
 
 /// The communication threads' own traffic.
@@ -281,6 +305,7 @@ impl Msg {
             Msg::Node(NodeMsg::Task { args: a, .. })
             | Msg::Node(NodeMsg::ActorCreate { args: a, .. })
             | Msg::Node(NodeMsg::ActorCall { args: a, .. }) => args(a),
+            Msg::Node(NodeMsg::TaskWith { args: a, .. }) => args(a),
             Msg::Node(NodeMsg::Push { value, .. } | NodeMsg::Data { value, .. }) => vec![value],
             _ => Vec::new(),
         }

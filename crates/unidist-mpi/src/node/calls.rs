@@ -6,6 +6,7 @@ use std::sync::Arc;
 use unidist_core::{AnyRef, Arg, Error, ObjectId, Result, TaskSpec};
 use unidist_serialize::Encoded;
 
+use super::control::wire_options;
 use super::effects::{Effects, Outgoing};
 use super::state::{wire_index, Object, ObjectStatus, SentCall, State};
 use super::Node;
@@ -46,11 +47,20 @@ impl Node {
             let w = self.choose(state, &holders, false)?;
             let outputs = self.new_outputs(state, task.function.num_returns, w);
             let (seq, args) = self.record_call(state, effects, w, &task.args, encoded, &outputs);
-            let msg = NodeMsg::Task {
-                seq,
-                func,
-                args,
-                outputs: outputs.clone(),
+            let msg = match wire_options(&task.options) {
+                None => NodeMsg::Task {
+                    seq,
+                    func,
+                    args,
+                    outputs: outputs.clone(),
+                },
+                Some(options) => NodeMsg::TaskWith {
+                    seq,
+                    func,
+                    args,
+                    outputs: outputs.clone(),
+                    options,
+                },
             };
             effects.send(w, msg);
             Ok(outputs)
@@ -232,6 +242,7 @@ impl Node {
             }
             if err.is_some() {
                 self.wake_waiting_calls(state, effects, *id);
+                self.failure_known(state, effects);
             }
         }
         effects.touched.extend(call.outputs.iter().copied());

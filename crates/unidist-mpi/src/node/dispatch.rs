@@ -51,6 +51,18 @@ impl Node {
             NodeMsg::Free { ids } => self.with(|s, e| self.free_here(s, e, &ids)),
             NodeMsg::Borrow { id, delta } => self.with(|s, e| self.borrow(s, e, id, delta)),
             NodeMsg::Shared { id, push, seg } => self.shared_arrived(src, id, push, seg),
+            NodeMsg::TaskWith {
+                seq,
+                func,
+                args,
+                outputs,
+                options,
+            } => {
+                let options = super::control::task_options(&options);
+                self.receive_task_with(src, seq, func, args, outputs, options)
+            }
+            NodeMsg::Cancel { seq } => self.with(|s, e| self.cancel_here(s, e, src, seq)),
+            NodeMsg::CancelRef { id } => self.with(|s, e| self.cancel_owned(s, e, id)),
         }
     }
 }

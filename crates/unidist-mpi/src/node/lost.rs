@@ -139,7 +139,9 @@ impl Node {
                 state.actors.located.insert(actor, Err(reason));
                 effects.notify = true;
             }
-            NodeMsg::Task { seq, outputs, .. } | NodeMsg::ActorCall { seq, outputs, .. } => {
+            NodeMsg::Task { seq, outputs, .. }
+            | NodeMsg::TaskWith { seq, outputs, .. }
+            | NodeMsg::ActorCall { seq, outputs, .. } => {
                 let e = WireError::from(&err);
                 self.call_done(state, effects, dest, seq, vec![Err(e); outputs.len()]);
             }

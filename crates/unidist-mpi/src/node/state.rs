@@ -60,6 +60,11 @@ pub(super) struct State {
     pub(super) waiters: Waiters,
     /// Shutdown began: queued calls are dropped and no new work starts.
     pub(super) stopped: bool,
+    /// Tasks received here that were handed to the pool and are not settled, by the rank that
+    /// sent them and its sequence number (for `cancel`).
+    pub(super) running: HashMap<(u32, u64), Arc<super::control::Ticket>>,
+    /// Bumped whenever a call this process sent fails: `get` of several refs looks again.
+    pub(super) failures: u64,
 }
 
 impl State {
@@ -192,6 +197,8 @@ pub(super) struct ReceivedCall {
     /// Arguments still [`ArgState::Pending`].
     pub(super) missing: usize,
     pub(super) reply: Reply,
+    /// A task's fault-tolerance options (the default for other calls).
+    pub(super) options: unidist_core::TaskOptions,
 }
 
 impl ReceivedCall {
