@@ -238,9 +238,9 @@ fn get_all_returns_an_error_at_once() -> Outcome {
         let slow_one = slow::remote(SLEEP_MS, 1);
         let failed = failed_ref();
         let refs = if failed_first {
-            vec![failed, slow_one]
+            vec![failed, slow_one.clone()]
         } else {
-            vec![slow_one, failed]
+            vec![slow_one.clone(), failed]
         };
         let started = Instant::now();
         expect_err(unidist::get_all(&refs), ErrorKind::TaskFailed)?;
@@ -249,6 +249,9 @@ fn get_all_returns_an_error_at_once() -> Outcome {
             took < Duration::from_millis(SLEEP_MS / 2),
             "get_all returned the failure after {took:?} (failed first: {failed_first})"
         );
+        // The slow body still runs: cancelling it gives its worker back, so that the failing
+        // task of the next round does not queue behind it where workers have one thread each.
+        unidist::cancel(&slow_one)?;
     }
     Ok(())
 }
