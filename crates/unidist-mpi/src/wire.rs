@@ -271,6 +271,8 @@ pub struct WireOptions {
     pub retry_exceptions: bool,
     /// The time limit of one run, in nanoseconds.
     pub timeout_nanos: Option<u64>,
+    /// Runs already made on workers that were lost (they count against `max_retries`).
+    pub runs: u32,
 }
 
 /// The communication threads' own traffic.

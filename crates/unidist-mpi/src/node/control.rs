@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use unidist_core::registry::RemoteFunction;
-use unidist_core::{retry, ObjectId, Payload, Result, TaskOptions};
+use unidist_core::{retry, Arg, ObjectId, Payload, Result, TaskOptions};
+use unidist_serialize::Encoded;
 
+use super::calls::EncodedArgs;
 use super::effects::Effects;
 use super::state::{CallKind, State};
 use super::{Node, Reply};
@@ -26,6 +28,7 @@ use crate::wire::{NodeMsg, WireOptions};
 /// a plain `Task`).
 pub(super) fn wire_options(options: &TaskOptions) -> Option<WireOptions> {
     let w = WireOptions {
+        runs: 0,
         max_retries: options.max_retries,
         retry_exceptions: options.retry_exceptions,
         timeout_nanos: options
@@ -82,14 +85,15 @@ pub(crate) enum CancelOutcome {
 }
 
 impl Ticket {
-    /// The ticket of task `func` received with `options`, reporting to `reply`; `args` are kept
-    /// only when a run that times out can be re-run.
+    /// The ticket of task `func` received with `wire` options, reporting to `reply`; `args` are
+    /// kept only when a run that times out can be re-run.
     pub(crate) fn new(
         func: &'static RemoteFunction,
-        options: TaskOptions,
+        wire: &WireOptions,
         reply: Reply,
         args: &Result<Vec<Payload>, unidist_core::TaskError>,
     ) -> Arc<Ticket> {
+        let options = task_options(wire);
         let retry_args = match args {
             Ok(a) if options.timeout.is_some() && options.max_retries > 0 => Some(a.clone()),
             _ => None,
@@ -99,7 +103,10 @@ impl Ticket {
             func,
             reply,
             retry_args,
-            state: Mutex::new(TicketState::default()),
+            state: Mutex::new(TicketState {
+                runs: wire.runs,
+                ..TicketState::default()
+            }),
         })
     }
 
@@ -344,6 +351,108 @@ impl Node {
                 let error = retry::cancelled(ticket.func.name);
                 self.finish_call(state, effects, &ticket.reply, Err(error));
             }
+        }
+    }
+}
+
+/// What a task sent with `max_retries` keeps until its `Done`, to be sent again to another
+/// worker when its worker is lost.
+pub(super) struct Resend {
+    /// The function's wire index and entry.
+    pub(super) func: u32,
+    pub(super) function: &'static RemoteFunction,
+    /// Its arguments (refs are also held by the sent call) and their encoded values.
+    pub(super) args: Vec<Arg>,
+    pub(super) values: Vec<Option<Arc<Encoded>>>,
+    pub(super) options: TaskOptions,
+    /// How many times it was sent so far (the runs a lost worker made are counted as one).
+    pub(super) runs: u32,
+}
+
+impl Node {
+    /// The tasks this process sent to lost `rank` that may run again (`max_retries` left, and
+    /// a live worker to take them) are sent again; the others are left to fail with `err`.
+    ///
+    /// Their outputs keep their ids and now live on the new worker, so they are not failed as
+    /// objects only `rank` held. An argument that was lost with `rank` fails the new run, with
+    /// an error naming the argument and the rank. Calls go out in the order they were first
+    /// sent, so that a retried task's retried argument is placed before it.
+    pub(super) fn resend_calls_sent_to(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        rank: u32,
+        err: &unidist_core::Error,
+    ) {
+        let mut seqs: Vec<u64> = state
+            .sent
+            .iter()
+            .filter(|(_, c)| {
+                c.worker == rank
+                    && c.retry
+                        .as_ref()
+                        .is_some_and(|r| retry::may_retry(&r.options, r.runs, err))
+            })
+            .map(|(s, _)| *s)
+            .collect();
+        seqs.sort_unstable();
+        for seq in seqs {
+            let Some(args) = state.sent.get(&seq).and_then(|c| c.retry.as_ref()) else {
+                continue;
+            };
+            let holders = self.holders(state, &args.args);
+            let Ok(w) = self.choose(state, &holders, false) else {
+                // No live worker is left: the call fails with the others.
+                return;
+            };
+            let Some(mut call) = state.sent.remove(&seq) else {
+                continue;
+            };
+            let Some(mut resend) = call.retry.take() else {
+                continue;
+            };
+            let load = &mut state.workers.calls[rank as usize];
+            *load = load.saturating_sub(1);
+            state.workers.inflight = state.workers.inflight.saturating_sub(1);
+            for id in &call.outputs {
+                if let Some(o) = state.objects.get_mut(id) {
+                    o.location = Some(w);
+                    o.requested = false;
+                }
+            }
+            effects.touched.extend(call.outputs.iter().copied());
+            let hold = std::mem::take(&mut call._hold);
+            let nested = std::mem::take(&mut call.nested);
+            let encoded = EncodedArgs::again(resend.values.clone(), hold, nested);
+            let outputs = std::mem::take(&mut call.outputs);
+            let (new_seq, args) =
+                self.record_call(state, effects, w, &resend.args, encoded, &outputs);
+            let mut options = wire_options(&resend.options).unwrap_or_default();
+            options.runs = resend.runs;
+            resend.runs += 1;
+            unidist_core::observe::stats::count(
+                unidist_core::observe::stats::Counter::TasksRetried,
+            );
+            tracing::debug!(
+                function = resend.function.name,
+                lost = rank,
+                worker = w,
+                "retrying a task whose worker was lost"
+            );
+            let func = resend.func;
+            if let Some(c) = state.sent.get_mut(&new_seq) {
+                c.retry = Some(resend);
+            }
+            effects.send(
+                w,
+                NodeMsg::TaskWith {
+                    seq: new_seq,
+                    func,
+                    args,
+                    outputs,
+                    options,
+                },
+            );
         }
     }
 }

@@ -57,10 +57,7 @@ impl Node {
                 args,
                 outputs,
                 options,
-            } => {
-                let options = super::control::task_options(&options);
-                self.receive_task_with(src, seq, func, args, outputs, options)
-            }
+            } => self.receive_task_with(src, seq, func, args, outputs, options),
             NodeMsg::Cancel { seq } => self.with(|s, e| self.cancel_here(s, e, src, seq)),
             NodeMsg::CancelRef { id } => self.with(|s, e| self.cancel_owned(s, e, id)),
         }

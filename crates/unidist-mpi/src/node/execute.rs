@@ -5,14 +5,14 @@
 use std::sync::Arc;
 
 use unidist_core::call::ArgState;
-use unidist_core::{ActorId, ErasedValue, ObjectId, Payload, Result, TaskOptions};
+use unidist_core::{ActorId, ErasedValue, ObjectId, Payload, Result};
 use unidist_serialize::Encoded;
 
 use super::effects::Effects;
 use super::state::{backend_err, CallKind, ObjectStatus, ReceivedCall, State};
 use super::{Node, Ticket};
 use crate::exec::Job;
-use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
+use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError, WireOptions};
 
 /// Results up to this size travel to their owner with the call's completion.
 const INLINE_RESULT_MAX: usize = 16 * 1024;
@@ -39,7 +39,7 @@ impl Node {
         args: Vec<ArgWire>,
         outputs: Vec<ObjectId>,
     ) {
-        self.receive_task_with(src, seq, func, args, outputs, TaskOptions::default());
+        self.receive_task_with(src, seq, func, args, outputs, WireOptions::default());
     }
 
     /// A task with fault-tolerance options arrived from `src`.
@@ -50,7 +50,7 @@ impl Node {
         func: u32,
         args: Vec<ArgWire>,
         outputs: Vec<ObjectId>,
-        options: TaskOptions,
+        options: WireOptions,
     ) {
         let reply = Reply {
             outputs,
@@ -82,7 +82,7 @@ impl Node {
             return self.reject(&reply, "actor class index out of range");
         };
         let kind = CallKind::Create(c);
-        let options = TaskOptions::default();
+        let options = WireOptions::default();
         self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply, options));
     }
 
@@ -105,7 +105,7 @@ impl Node {
             return self.reject(&reply, "actor method index out of range");
         };
         let kind = CallKind::Method(m);
-        let options = TaskOptions::default();
+        let options = WireOptions::default();
         self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply, options));
     }
 
@@ -134,7 +134,7 @@ impl Node {
         actor: Option<ActorId>,
         args: Vec<ArgWire>,
         reply: Reply,
-        options: TaskOptions,
+        options: WireOptions,
     ) {
         let call_id = state.next_seq();
         for id in &reply.outputs {
@@ -265,7 +265,7 @@ impl Node {
             return;
         }
         let args = call.take_args();
-        let ticket = Ticket::new(func, call.options, call.reply.clone(), &args);
+        let ticket = Ticket::new(func, &call.options, call.reply.clone(), &args);
         state
             .running
             .insert((call.reply.to, call.reply.seq), ticket.clone());

@@ -156,6 +156,8 @@ pub(super) struct SentCall {
     /// decodes them registers as a borrower before it reports the call done (one ordered
     /// channel to this process), so the pin can end then.
     pub(super) nested: Vec<ObjectId>,
+    /// A task with `max_retries`: what it takes to send it again if its worker is lost.
+    pub(super) retry: Option<Box<super::control::Resend>>,
 }
 
 /// Rank 0's view of each worker, for scheduling.
@@ -197,8 +199,8 @@ pub(super) struct ReceivedCall {
     /// Arguments still [`ArgState::Pending`].
     pub(super) missing: usize,
     pub(super) reply: Reply,
-    /// A task's fault-tolerance options (the default for other calls).
-    pub(super) options: unidist_core::TaskOptions,
+    /// A task's fault-tolerance options (none for other calls).
+    pub(super) options: crate::wire::WireOptions,
 }
 
 impl ReceivedCall {
