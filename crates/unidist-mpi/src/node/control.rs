@@ -456,3 +456,82 @@ impl Node {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unidist_core::value::output;
+    use unidist_core::Outputs;
+
+    fn nothing(_: &[Payload]) -> Result<Outputs> {
+        Ok(vec![output(0u8)])
+    }
+    static NOTHING: RemoteFunction = RemoteFunction {
+        name: "tests::nothing",
+        num_returns: 1,
+        invoke: nothing,
+    };
+
+    fn ticket(wire: &WireOptions) -> Arc<Ticket> {
+        let reply = Reply {
+            outputs: vec![ObjectId::new(0, 1)],
+            to: 0,
+            seq: 1,
+        };
+        Ticket::new(&NOTHING, wire, reply, &Ok(Vec::new()))
+    }
+
+    #[test]
+    fn options_travel_only_when_set_and_come_back_unchanged() {
+        assert_eq!(wire_options(&TaskOptions::default()), None);
+        let options = TaskOptions::default()
+            .max_retries(3)
+            .retry_exceptions(true)
+            .timeout(Duration::from_millis(250));
+        let wire = wire_options(&options).expect("options are set");
+        assert_eq!(task_options(&wire), options);
+    }
+
+    #[test]
+    fn a_cancel_settles_once_and_the_abandoned_run_gives_nothing() {
+        let t = ticket(&WireOptions::default());
+        let mut mine = None;
+        assert_eq!(t.begin_run(&mut mine), Some(1));
+        assert!(matches!(t.cancel(), CancelOutcome::Running));
+        assert!(matches!(t.cancel(), CancelOutcome::Settled));
+        assert!(!t.finish(mine), "the cancelled run's result is dropped");
+        assert!(t.was_abandoned(mine), "its slot was given back");
+        // A task cancelled before it started never runs.
+        let t = ticket(&WireOptions::default());
+        assert!(matches!(t.cancel(), CancelOutcome::Queued));
+        let mut mine = None;
+        assert_eq!(t.begin_run(&mut mine), None);
+        assert!(!t.was_abandoned(mine));
+    }
+
+    #[test]
+    fn a_timed_out_run_is_abandoned_and_retried_while_retries_are_left() {
+        let wire = WireOptions {
+            max_retries: 1,
+            timeout_nanos: Some(1_000_000),
+            ..WireOptions::default()
+        };
+        let t = ticket(&wire);
+        let mut first = None;
+        assert_eq!(t.begin_run(&mut first), Some(1));
+        let later = Instant::now() + Duration::from_millis(5);
+        assert_eq!(t.time_out(later), Some((1, true)));
+        assert!(!t.finish(first), "the first run lost its outputs");
+        let mut second = None;
+        assert_eq!(t.begin_run(&mut second), Some(2));
+        let later = Instant::now() + Duration::from_millis(5);
+        assert_eq!(t.time_out(later), Some((2, false)), "no retry is left");
+        assert!(t.is_settled());
+        // Runs made on a lost worker count against the retries.
+        let t = ticket(&WireOptions { runs: 1, ..wire });
+        let mut mine = None;
+        assert_eq!(t.begin_run(&mut mine), Some(2));
+        let later = Instant::now() + Duration::from_millis(5);
+        assert_eq!(t.time_out(later), Some((2, false)));
+    }
+}

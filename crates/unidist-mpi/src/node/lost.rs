@@ -16,7 +16,7 @@ impl Node {
         let host = self.ips.get(rank as usize).map_or("?", String::as_str);
         Error::WorkerLost {
             what: "a call or object".into(),
-            reason: format!("rank {rank} (host {host}) was lost ({why})"),
+            reason: format!("rank {rank} was lost ({why}), on host {host}"),
         }
     }
 
