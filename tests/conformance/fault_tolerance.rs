@@ -235,8 +235,10 @@ fn cancel_finished() -> Outcome {
 /// slow one, whatever their order.
 fn get_all_returns_an_error_at_once() -> Outcome {
     for failed_first in [false, true] {
-        let slow_one = slow::remote(SLEEP_MS, 1);
+        // The failing task is submitted first: on a single worker with one thread it would
+        // otherwise queue behind the slow one, and its failure could not be known earlier.
         let failed = failed_ref();
+        let slow_one = slow::remote(SLEEP_MS, 1);
         let refs = if failed_first {
             vec![failed, slow_one.clone()]
         } else {
