@@ -337,7 +337,7 @@ fn check(
             }
         }
         Scenario::KillWorkerRetry => {
-            let both = status.code() == Some(4)
+            let both = output.contains("kill-worker-retry held")
                 && output.contains("the retried task gave Ok(2)")
                 && output.contains("WorkerLost");
             if !both {
