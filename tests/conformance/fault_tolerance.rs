@@ -235,12 +235,14 @@ fn cancel_finished() -> Outcome {
 /// slow one, whatever their order.
 fn get_all_returns_an_error_at_once() -> Outcome {
     for failed_first in [false, true] {
-        let slow_one = slow::remote(SLEEP_MS, 1);
+        // The failing task is submitted first: on a single worker with one thread it would
+        // otherwise queue behind the slow one, and its failure could not be known earlier.
         let failed = failed_ref();
+        let slow_one = slow::remote(SLEEP_MS, 1);
         let refs = if failed_first {
-            vec![failed, slow_one]
+            vec![failed, slow_one.clone()]
         } else {
-            vec![slow_one, failed]
+            vec![slow_one.clone(), failed]
         };
         let started = Instant::now();
         expect_err(unidist::get_all(&refs), ErrorKind::TaskFailed)?;
@@ -249,6 +251,9 @@ fn get_all_returns_an_error_at_once() -> Outcome {
             took < Duration::from_millis(SLEEP_MS / 2),
             "get_all returned the failure after {took:?} (failed first: {failed_first})"
         );
+        // The slow body still runs: cancelling it gives its worker back, so that the failing
+        // task of the next round does not queue behind it where workers have one thread each.
+        unidist::cancel(&slow_one)?;
     }
     Ok(())
 }

@@ -12,6 +12,11 @@
 //!   object store, in a segment the worker created), then that worker is killed; after
 //!   `shutdown` no segment of the job may be left in `/dev/shm` (exit status 4, else 6).
 //! - `exit`: rank 0 calls `std::process::exit(0)` with a task in flight; every rank must end.
+//! - `kill-worker-retry` (spawn mode, two workers): a task with `max_retries(2)` kills its worker
+//!   on its first run; rank 0's `get` must give the second run's value. Then a task without
+//!   retries kills the other worker; its `get` must fail with `WorkerLost` naming the rank and
+//!   the host. It prints `kill-worker-retry held` if both hold (rank 0 then exits with status 1,
+//!   as after any lost worker).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -24,6 +29,7 @@ fn main() -> unidist::Result<()> {
         "kill-worker" => kill_worker(),
         "kill-worker-shared" => kill_worker_shared(),
         "hold" => hold(),
+        "kill-worker-retry" => kill_worker_retry(),
         "panic" => panic!("deliberate panic on rank 0"),
         "exit" => {
             let _pending = sleep_ms::remote(2000);
@@ -36,7 +42,7 @@ fn main() -> unidist::Result<()> {
         other => {
             eprintln!(
                 "fault: unknown mode {other:?} (accepted: kill-worker, kill-worker-shared, hold, panic, exit, \
-                 no-shutdown)"
+                 no-shutdown, kill-worker-retry)"
             );
             std::process::exit(2);
         }
@@ -56,6 +62,57 @@ fn kill_worker() -> ! {
             std::process::exit(4);
         }
     }
+}
+
+fn kill_worker_retry() -> ! {
+    let path = std::env::temp_dir().join(format!("unidist-fault-runs-{}", std::process::id()));
+    let path = path.to_string_lossy().into_owned();
+    let _ = std::fs::remove_file(&path);
+    let started = Instant::now();
+    let r = die_on_first_run::options()
+        .max_retries(2)
+        .remote(path.clone());
+    let retried = unidist::get(&r);
+    eprintln!(
+        "fault: the retried task gave {retried:?} after {:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_file(&path);
+    let started = Instant::now();
+    let lost = unidist::get(&die::remote(()));
+    match &lost {
+        Ok(()) => eprintln!("fault: the killed worker's task returned a value"),
+        Err(e) => eprintln!(
+            "fault: without retries, get failed after {:?}: {:?}: {e}",
+            started.elapsed(),
+            e.kind()
+        ),
+    }
+    let lost_ok = lost.is_err_and(|e| {
+        e.kind() == unidist::ErrorKind::WorkerLost && e.to_string().contains("host")
+    });
+    // Rank 0 exits with status 1 whatever this says, because it lost workers: the verdict is
+    // this line.
+    if matches!(retried, Ok(2)) && lost_ok {
+        eprintln!("fault: kill-worker-retry held");
+        std::process::exit(4);
+    }
+    std::process::exit(3);
+}
+
+/// Kills its worker on its first run (counted in the file `path`); returns the run's number.
+#[unidist::remote]
+fn die_on_first_run(path: String) -> u32 {
+    let n = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    std::fs::write(&path, n.to_string()).expect("the run counter file must be writable");
+    if n == 1 {
+        die(());
+    }
+    n
 }
 
 fn kill_worker_shared() -> ! {

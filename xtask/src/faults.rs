@@ -39,6 +39,9 @@ enum Scenario {
     /// Not a fault: refs passed inside argument values are freed (`mpi_nested_refs`), which
     /// needs every rank's memory, so it runs here beside the other whole-job scenarios.
     NestedRefs,
+    /// (Spawn mode) a task with `max_retries(2)` kills its worker and is re-run on the other;
+    /// then a task without retries kills that one and fails with `WorkerLost`.
+    KillWorkerRetry,
 }
 
 impl Scenario {
@@ -51,6 +54,7 @@ impl Scenario {
             Scenario::Panic => "rank 0 panics".into(),
             Scenario::NoShutdown => "no shutdown".into(),
             Scenario::ExitInFlight => "exit with work in flight".into(),
+            Scenario::KillWorkerRetry => "worker SIGKILL, task retried".into(),
         }
     }
 }
@@ -72,6 +76,10 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
         Launch::Spawn { .. } => s.push(Scenario::SignalRoot("KILL")),
         Launch::Spmd { .. } => s.push(Scenario::Mismatch),
         Launch::Direct => {}
+    }
+    // Only in spawn mode does rank 0 outlive a worker (an SPMD launcher ends the job).
+    if matches!(launch, Launch::Spawn { .. }) {
+        s.push(Scenario::KillWorkerRetry);
     }
     s
 }
@@ -124,6 +132,7 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         Scenario::Panic => "panic",
         Scenario::NoShutdown => "no-shutdown",
         Scenario::ExitInFlight => "exit",
+        Scenario::KillWorkerRetry => "kill-worker-retry",
         // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
         Scenario::NestedRefs => "500",
     };
@@ -325,6 +334,17 @@ fn check(
             }
             if output.contains("returned a value") {
                 return Err("a killed worker's task returned a value".into());
+            }
+        }
+        Scenario::KillWorkerRetry => {
+            let both = output.contains("kill-worker-retry held")
+                && output.contains("the retried task gave Ok(2)")
+                && output.contains("WorkerLost");
+            if !both {
+                return Err(format!(
+                    "the retried task did not succeed, or the task without retries did not fail \
+                     with WorkerLost naming the host ({status})"
+                ));
             }
         }
         Scenario::SignalRoot("KILL")

@@ -55,6 +55,10 @@ pub fn last_error(options: &TaskOptions, runs: u32, error: Error) -> Error {
             t.message = format!("{}{}", t.message, runs_note(runs, options));
             Error::from(t)
         }
+        Error::WorkerLost { what, reason } if options.max_retries > 0 => Error::WorkerLost {
+            what: format!("{what}{}", runs_note(runs, options)),
+            reason,
+        },
         other => other,
     }
 }

@@ -16,9 +16,9 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use unidist_core::actor::{CallHooks, CallResult};
 use unidist_core::registry::RemoteFunction;
-use unidist_core::{task, ActorId, DeadReason, Error, Payload, TaskError};
+use unidist_core::{retry, ActorId, DeadReason, Error, Payload, TaskError};
 
-use crate::node::{Node, Reply};
+use crate::node::{Node, Reply, Ticket, Timer};
 
 /// How long a task thread polls for the next task before it sleeps.
 const JOB_SPIN: Duration = Duration::from_micros(100);
@@ -32,6 +32,8 @@ pub(crate) struct Job {
     pub func: &'static RemoteFunction,
     pub args: Args,
     pub reply: Reply,
+    /// Who settles its outputs: its runs, the timer or a cancel (`node/control.rs`).
+    pub ticket: Arc<Ticket>,
 }
 
 struct Counts {
@@ -46,6 +48,8 @@ pub(crate) struct Pool {
     counts: Mutex<Counts>,
     target: usize,
     node: Weak<Node>,
+    /// Watches tasks with a time limit; started with the first such task.
+    timer: OnceLock<Timer>,
 }
 
 thread_local! {
@@ -65,6 +69,7 @@ impl Pool {
             }),
             target: target.max(1),
             node,
+            timer: OnceLock::new(),
         });
         for _ in 0..pool.target {
             pool.counts.lock().total += 1;
@@ -84,9 +89,26 @@ impl Pool {
         }
     }
 
-    /// Queues a task.
-    pub(crate) fn submit(&self, job: Job) {
+    /// Queues a task; one with a time limit is watched by the timer.
+    pub(crate) fn submit(self: &Arc<Self>, job: Job) {
+        if job.ticket.options.timeout.is_some() {
+            let timer = self
+                .timer
+                .get_or_init(|| Timer::start(Arc::downgrade(self), self.node.clone()));
+            timer.watch(job.ticket.clone());
+        }
+        self.requeue(job);
+    }
+
+    /// Queues a task again (a retry after a timeout: the timer already watches it).
+    pub(crate) fn requeue(&self, job: Job) {
         let _ = self.tx.send(job);
+    }
+
+    /// A running task's thread was abandoned (its task timed out or was cancelled): its slot
+    /// is given back as if it blocked, and it calls [`Pool::block_end`] when its body returns.
+    pub(crate) fn lend(self: &Arc<Self>) {
+        self.block_begin();
     }
 
     /// The next task: a thread that just finished one polls (yielding the CPU) for a short
@@ -113,7 +135,7 @@ impl Pool {
             let Some(node) = self.node.upgrade() else {
                 break;
             };
-            run_job(&node, job);
+            run_job(&self, &node, job);
             drop(node);
             let mut c = self.counts.lock();
             if c.total - c.blocked > self.target {
@@ -153,20 +175,41 @@ pub(crate) fn blocking<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
-fn run_job(node: &Node, job: Job) {
-    let result = match job.args {
+/// Runs a task, again while its options allow (core's retry rule), and reports the result
+/// unless its outputs were settled without it (timed out or cancelled): then the result is
+/// dropped and, if its slot had been given back, the thread takes its blocked count back.
+fn run_job(pool: &Pool, node: &Node, job: Job) {
+    let Job {
+        func,
+        args,
+        reply,
+        ticket,
+    } = job;
+    let mut mine = None;
+    let result = match args {
         Ok(args) => {
-            let _flow = crate::node::call_flow(node, &job.reply);
-            let outputs = task::run_function(job.func, &args);
+            let _flow = crate::node::call_flow(node, &reply);
+            let outputs = retry::run_with_retries(func, &args, &ticket.options, || {
+                ticket.begin_run(&mut mine)
+            });
             // The arguments go before the completion is reported: they may hold refs.
             drop(args);
             outputs
         }
-        Err(e) => Err(e),
+        Err(e) => Some(Err(Error::from(e))),
     };
-    unidist_core::observe::stats::task_settled(&result);
-    let result = result.map_err(Error::from);
-    node.complete(&job.reply, result);
+    match result {
+        Some(result) if ticket.finish(mine) => {
+            unidist_core::observe::stats::task_settled(&result);
+            node.complete(&reply, result);
+        }
+        lost => {
+            if ticket.was_abandoned(mine) {
+                pool.block_end();
+            }
+            drop(lost);
+        }
+    }
 }
 
 /// What a call handed to an actor's [`ActorThread`] carries: where its result goes.

@@ -267,6 +267,32 @@ pub enum NodeMsg {
     /// Answer to `TraceAsk`: the encoded `ProcessTrace`, as a value so that a long recording
     /// travels as a segment, not inside the batch.
     TraceReply { ask: u64, trace: Slot },
+    /// [`NodeMsg::Task`] with fault-tolerance options (retries, a time limit): sent instead of
+    /// `Task` when any is set, so a task without options travels as before.
+    TaskWith {
+        seq: u64,
+        func: u32,
+        args: Vec<ArgWire>,
+        outputs: Vec<ObjectId>,
+        options: WireOptions,
+    },
+    /// Cancel the call numbered `seq` that the source sent here (`unidist::cancel`).
+    Cancel { seq: u64 },
+    /// Cancel the call that produces `id` (to its owner, which routes it to the call's rank).
+    CancelRef { id: ObjectId },
+}
+
+/// The fault-tolerance options of a task on the wire (see `TaskOptions` in core).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireOptions {
+    /// Runs after the first one.
+    pub max_retries: u32,
+    /// Re-run a body that panicked.
+    pub retry_exceptions: bool,
+    /// The time limit of one run, in nanoseconds.
+    pub timeout_nanos: Option<u64>,
+    /// Runs already made on workers that were lost (they count against `max_retries`).
+    pub runs: u32,
 }
 
 /// The communication threads' own traffic.
@@ -301,6 +327,7 @@ impl Msg {
             Msg::Node(NodeMsg::Task { args: a, .. })
             | Msg::Node(NodeMsg::ActorCreate { args: a, .. })
             | Msg::Node(NodeMsg::ActorCall { args: a, .. }) => args(a),
+            Msg::Node(NodeMsg::TaskWith { args: a, .. }) => args(a),
             Msg::Node(NodeMsg::Push { value, .. } | NodeMsg::Data { value, .. }) => vec![value],
             Msg::Node(NodeMsg::TraceReply { trace, .. }) => vec![trace],
             _ => Vec::new(),

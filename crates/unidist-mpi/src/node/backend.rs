@@ -23,6 +23,7 @@ impl Backend for Node {
         unidist_core::Capabilities::new()
             .separate_processes(true)
             .restartable(false)
+            .fault_tolerance(true)
     }
 
     fn put(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
@@ -75,6 +76,11 @@ impl Backend for Node {
     fn call_actor(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
         self.check_open()?;
         self.send_actor_call(call)
+    }
+
+    fn cancel(&self, id: ObjectId) -> Result<()> {
+        self.check_open()?;
+        self.cancel_object(id)
     }
 
     fn kill_actor(&self, actor: ActorId) -> Result<()> {

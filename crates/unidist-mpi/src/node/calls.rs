@@ -6,6 +6,7 @@ use std::sync::Arc;
 use unidist_core::{AnyRef, Arg, Error, ObjectId, Result, TaskSpec};
 use unidist_serialize::Encoded;
 
+use super::control::{wire_options, Resend};
 use super::effects::{Effects, Outgoing};
 use super::state::{wire_index, Object, ObjectStatus, SentCall, State};
 use super::Node;
@@ -17,6 +18,22 @@ pub(super) struct EncodedArgs {
     values: Vec<Option<Arc<Encoded>>>,
     hold: Vec<AnyRef>,
     nested: Vec<ObjectId>,
+}
+
+impl EncodedArgs {
+    /// The encoded arguments of a call sent again (a retry): the values encoded the first
+    /// time, and the refs and pins the first call held.
+    pub(super) fn again(
+        values: Vec<Option<Arc<Encoded>>>,
+        hold: Vec<AnyRef>,
+        nested: Vec<ObjectId>,
+    ) -> EncodedArgs {
+        EncodedArgs {
+            values,
+            hold,
+            nested,
+        }
+    }
 }
 
 thread_local! {
@@ -45,12 +62,33 @@ impl Node {
             let holders = self.holders(state, &task.args);
             let w = self.choose(state, &holders, false)?;
             let outputs = self.new_outputs(state, task.function.num_returns, w);
-            let (seq, args) = self.record_call(state, effects, w, &task.args, encoded, &outputs);
-            let msg = NodeMsg::Task {
-                seq,
+            // A task that may run again when its worker is lost keeps what it takes to send it.
+            let resend = (task.options.max_retries > 0).then(|| Resend {
                 func,
-                args,
-                outputs: outputs.clone(),
+                function: task.function,
+                args: task.args.clone(),
+                values: encoded.values.clone(),
+                options: task.options.clone(),
+                runs: 1,
+            });
+            let (seq, args) = self.record_call(state, effects, w, &task.args, encoded, &outputs);
+            if let (Some(r), Some(c)) = (resend, state.sent.get_mut(&seq)) {
+                c.retry = Some(Box::new(r));
+            }
+            let msg = match wire_options(&task.options) {
+                None => NodeMsg::Task {
+                    seq,
+                    func,
+                    args,
+                    outputs: outputs.clone(),
+                },
+                Some(options) => NodeMsg::TaskWith {
+                    seq,
+                    func,
+                    args,
+                    outputs: outputs.clone(),
+                    options,
+                },
             };
             effects.send(w, msg);
             Ok(outputs)
@@ -114,6 +152,7 @@ impl Node {
             outputs: outputs.to_vec(),
             _hold: hold,
             nested,
+            retry: None,
         };
         state.sent.insert(seq, call);
         state.workers.calls[w as usize] += 1;
@@ -232,6 +271,7 @@ impl Node {
             }
             if err.is_some() {
                 self.wake_waiting_calls(state, effects, *id);
+                self.failure_known(state, effects);
             }
         }
         effects.touched.extend(call.outputs.iter().copied());

@@ -59,6 +59,15 @@ impl Node {
             | NodeMsg::StatsReply { .. }
             | NodeMsg::TraceAsk { .. }
             | NodeMsg::TraceReply { .. }) => self.observe_message(src, m),
+            NodeMsg::TaskWith {
+                seq,
+                func,
+                args,
+                outputs,
+                options,
+            } => self.receive_task_with(src, seq, func, args, outputs, options),
+            NodeMsg::Cancel { seq } => self.with(|s, e| self.cancel_here(s, e, src, seq)),
+            NodeMsg::CancelRef { id } => self.with(|s, e| self.cancel_owned(s, e, id)),
         }
     }
 }

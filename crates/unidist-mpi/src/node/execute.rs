@@ -10,9 +10,9 @@ use unidist_serialize::Encoded;
 
 use super::effects::Effects;
 use super::state::{backend_err, CallKind, ObjectStatus, ReceivedCall, State};
-use super::Node;
+use super::{Node, Ticket};
 use crate::exec::Job;
-use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
+use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError, WireOptions};
 
 /// Results up to this size travel to their owner with the call's completion.
 const INLINE_RESULT_MAX: usize = 16 * 1024;
@@ -39,6 +39,19 @@ impl Node {
         args: Vec<ArgWire>,
         outputs: Vec<ObjectId>,
     ) {
+        self.receive_task_with(src, seq, func, args, outputs, WireOptions::default());
+    }
+
+    /// A task with fault-tolerance options arrived from `src`.
+    pub(super) fn receive_task_with(
+        &self,
+        src: u32,
+        seq: u64,
+        func: u32,
+        args: Vec<ArgWire>,
+        outputs: Vec<ObjectId>,
+        options: WireOptions,
+    ) {
         let reply = Reply {
             outputs,
             to: src,
@@ -47,7 +60,8 @@ impl Node {
         let Some(f) = self.registry.functions().get(func) else {
             return self.reject(&reply, "function index out of range");
         };
-        self.with(|s, e| self.receive_call(s, e, CallKind::Task(f), None, args, reply));
+        let kind = CallKind::Task(f);
+        self.with(|s, e| self.receive_call(s, e, kind, None, args, reply, options));
     }
 
     /// An actor creation arrived from `src`.
@@ -68,7 +82,8 @@ impl Node {
             return self.reject(&reply, "actor class index out of range");
         };
         let kind = CallKind::Create(c);
-        self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply));
+        let options = WireOptions::default();
+        self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply, options));
     }
 
     /// An actor method call arrived from `src`.
@@ -90,7 +105,8 @@ impl Node {
             return self.reject(&reply, "actor method index out of range");
         };
         let kind = CallKind::Method(m);
-        self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply));
+        let options = WireOptions::default();
+        self.with(|s, e| self.receive_call(s, e, kind, Some(actor), args, reply, options));
     }
 
     /// Fails a call that names an index this binary does not have.
@@ -109,6 +125,7 @@ impl Node {
     }
 
     /// Records a received call; it starts now if every argument is here, else once they are.
+    #[allow(clippy::too_many_arguments)]
     fn receive_call(
         &self,
         state: &mut State,
@@ -117,6 +134,7 @@ impl Node {
         actor: Option<ActorId>,
         args: Vec<ArgWire>,
         reply: Reply,
+        options: WireOptions,
     ) {
         let call_id = state.next_seq();
         for id in &reply.outputs {
@@ -148,6 +166,7 @@ impl Node {
             args,
             missing,
             reply,
+            options,
         };
         state.received.calls.insert(call_id, call);
         if missing == 0 {
@@ -246,10 +265,15 @@ impl Node {
             return;
         }
         let args = call.take_args();
+        let ticket = Ticket::new(func, &call.options, call.reply.clone(), &args);
+        state
+            .running
+            .insert((call.reply.to, call.reply.seq), ticket.clone());
         effects.jobs.push(Job {
             func,
             args,
             reply: call.reply,
+            ticket,
         });
     }
 
@@ -279,6 +303,7 @@ impl Node {
         reply: &Reply,
         result: Result<EncodedOutputs>,
     ) {
+        state.running.remove(&(reply.to, reply.seq));
         let results = match result {
             Ok(values) => self.store_values(state, effects, reply, values),
             Err(e) => {

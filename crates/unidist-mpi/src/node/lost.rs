@@ -2,19 +2,24 @@
 //! to lost ranks are settled here instead of sent. Which ranks are lost is recorded once, in
 //! [`LostPeers`](crate::process::LostPeers).
 
-use unidist_core::{DeadReason, Error, ObjectId};
+use unidist_core::{retry, DeadReason, Error, ObjectId};
 
 use super::effects::{Effects, Outgoing};
-use super::state::{backend_err, ObjectStatus, State};
+use super::state::{ObjectStatus, State};
 use super::Node;
 use crate::wire::{NodeMsg, WireError};
 
-/// The error of everything that only a lost rank could deliver.
-fn rank_lost(rank: u32, why: &str) -> Error {
-    backend_err(format!("rank {rank} was lost ({why})"))
-}
-
 impl Node {
+    /// The error of everything that only lost rank `rank` could deliver: `WorkerLost`, naming
+    /// the rank, its host and how it was lost.
+    fn rank_lost(&self, rank: u32, why: &str) -> Error {
+        let host = self.ips.get(rank as usize).map_or("?", String::as_str);
+        Error::WorkerLost {
+            what: "a call or object".into(),
+            reason: format!("rank {rank} was lost ({why}), on host {host}"),
+        }
+    }
+
     /// Rank `rank` is gone: what only it could deliver fails (calls it ran, objects it held or
     /// owned without a known location elsewhere, actors living there), and no new work goes
     /// to it. Copies already received elsewhere stay usable.
@@ -22,7 +27,8 @@ impl Node {
         unidist_core::observe::timeline::peer_lost(rank, why);
         self.lost.mark(rank, why);
         self.with(|state, effects| {
-            let err = rank_lost(rank, why);
+            let err = self.rank_lost(rank, why);
+            self.resend_calls_sent_to(state, effects, rank, &err);
             self.fail_calls_sent_to(state, effects, rank, &err);
             self.fail_objects_only_at(state, effects, rank, &err);
             let reason = DeadReason::WorkerLost {
@@ -43,9 +49,9 @@ impl Node {
         });
     }
 
-    /// Every call this process sent to `rank` is done, with `err` for each output.
+    /// Every call this process sent to `rank` is done, with `err` for each output (saying how
+    /// many runs were made, for a task that could be retried).
     fn fail_calls_sent_to(&self, state: &mut State, effects: &mut Effects, rank: u32, err: &Error) {
-        let wire = WireError::from(err);
         let seqs: Vec<u64> = state
             .sent
             .iter()
@@ -53,8 +59,25 @@ impl Node {
             .map(|(s, _)| *s)
             .collect();
         for seq in seqs {
-            let n = state.sent.get(&seq).map_or(0, |c| c.outputs.len());
-            self.call_done(state, effects, rank, seq, vec![Err(wire.clone()); n]);
+            let Some(c) = state.sent.get(&seq) else {
+                continue;
+            };
+            let e = match &c.retry {
+                Some(r) => {
+                    let named = Error::WorkerLost {
+                        what: format!("task {}", r.function.name),
+                        reason: match err {
+                            Error::WorkerLost { reason, .. } => reason.clone(),
+                            other => other.to_string(),
+                        },
+                    };
+                    retry::last_error(&r.options, r.runs, named)
+                }
+                None => err.clone(),
+            };
+            let wire = WireError::from(&e);
+            let n = c.outputs.len();
+            self.call_done(state, effects, rank, seq, vec![Err(wire); n]);
         }
     }
 
@@ -68,6 +91,7 @@ impl Node {
         err: &Error,
     ) {
         let me = self.rank;
+        self.ask_owners_again(state, effects, rank);
         let ids: Vec<ObjectId> = state
             .objects
             .iter()
@@ -88,6 +112,38 @@ impl Node {
             o.fetchers.retain(|r| *r != rank);
             o.subscribers.retain(|r| *r != rank);
             o.copies.retain(|r| *r != rank);
+        }
+    }
+
+    /// Objects owned by a live process other than this one and located on lost `rank` are
+    /// asked of their owner again instead of failing: the owner may have re-run the task that
+    /// makes them elsewhere (`max_retries`), and otherwise answers with their failure.
+    fn ask_owners_again(&self, state: &mut State, effects: &mut Effects, rank: u32) {
+        let me = self.rank;
+        let ids: Vec<ObjectId> = state
+            .objects
+            .iter()
+            .filter(|(id, o)| {
+                o.data.is_none()
+                    && !o.producing
+                    && !matches!(o.status, ObjectStatus::Failed(_))
+                    && o.location == Some(rank)
+                    && id.owner != rank
+                    && id.owner != me
+                    && !self.lost.contains(id.owner)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let Some(o) = state.objects.get_mut(&id) else {
+                continue;
+            };
+            o.location = None;
+            let wanted = o.requested || !o.waiting_calls.is_empty();
+            o.requested = false;
+            if wanted {
+                self.request(state, effects, id);
+            }
         }
     }
 
@@ -125,7 +181,7 @@ impl Node {
         why: String,
         msg: NodeMsg,
     ) {
-        let err = rank_lost(dest, &why);
+        let err = self.rank_lost(dest, &why);
         match msg {
             NodeMsg::Fetch { id, requester } if requester == self.rank => {
                 self.fail_object(state, effects, id, &err)
@@ -140,7 +196,9 @@ impl Node {
                 state.actors.located.insert(actor, Err(reason));
                 effects.notify = true;
             }
-            NodeMsg::Task { seq, outputs, .. } | NodeMsg::ActorCall { seq, outputs, .. } => {
+            NodeMsg::Task { seq, outputs, .. }
+            | NodeMsg::TaskWith { seq, outputs, .. }
+            | NodeMsg::ActorCall { seq, outputs, .. } => {
                 let e = WireError::from(&err);
                 self.call_done(state, effects, dest, seq, vec![Err(e); outputs.len()]);
             }

@@ -42,6 +42,7 @@ use state::{backend_err, ActorSlot, ReceivedCall, State};
 mod actors; // actors: placement, lookup, their calls here, kill and release
 mod backend; // `impl Backend for Node`: delegates to the concerns
 mod calls; // calls this process sends: arguments, outputs, completion
+mod control;
 mod dispatch; // incoming messages: one delegating line per kind
 mod effects; // work collected under the lock and done after it
 mod execute; // calls received here: arguments, start, completion
@@ -54,8 +55,9 @@ mod schedule; // choosing a worker: load, locality, throttling
 mod state; // the state behind the mutex and its sub-structs
 #[cfg(test)]
 mod tests;
-mod wait; // blocked threads: `block_until`, `get`, `wait`
+mod wait; // blocked threads: `block_until`, `get`, `wait` // fault tolerance: retries, time limits, cancel
 
+pub(crate) use control::{Ticket, Timer};
 pub(crate) use execute::Reply;
 pub(crate) use observe::{actor_call_flow, call_flow};
 

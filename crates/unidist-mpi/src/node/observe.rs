@@ -140,6 +140,7 @@ impl Node {
             timeline::transfer(name, bytes, self.rank, dest);
         }
         if let NodeMsg::Task { seq, .. }
+        | NodeMsg::TaskWith { seq, .. }
         | NodeMsg::ActorCall { seq, .. }
         | NodeMsg::ActorCreate { seq, .. } = msg
         {

@@ -62,6 +62,11 @@ pub(super) struct State {
     pub(super) stopped: bool,
     /// Futures awaiting objects (`Backend::on_ready`).
     pub(super) watches: super::ready::Watches,
+    /// Tasks received here that were handed to the pool and are not settled, by the rank that
+    /// sent them and its sequence number (for `cancel`).
+    pub(super) running: HashMap<(u32, u64), Arc<super::control::Ticket>>,
+    /// Bumped whenever a call this process sent fails: `get` of several refs looks again.
+    pub(super) failures: u64,
 }
 
 impl State {
@@ -153,6 +158,8 @@ pub(super) struct SentCall {
     /// decodes them registers as a borrower before it reports the call done (one ordered
     /// channel to this process), so the pin can end then.
     pub(super) nested: Vec<ObjectId>,
+    /// A task with `max_retries`: what it takes to send it again if its worker is lost.
+    pub(super) retry: Option<Box<super::control::Resend>>,
 }
 
 /// Rank 0's view of each worker, for scheduling.
@@ -194,6 +201,8 @@ pub(super) struct ReceivedCall {
     /// Arguments still [`ArgState::Pending`].
     pub(super) missing: usize,
     pub(super) reply: Reply,
+    /// A task's fault-tolerance options (none for other calls).
+    pub(super) options: crate::wire::WireOptions,
 }
 
 impl ReceivedCall {

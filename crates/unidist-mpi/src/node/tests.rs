@@ -191,6 +191,7 @@ fn a_received_call_fails_on_a_failed_or_unreachable_argument() {
         ],
         missing: 1,
         reply,
+        options: Default::default(),
     };
     // A call that must start while an argument is still pending fails naming it.
     let e = call

@@ -35,6 +35,9 @@ pub(super) enum WaitKeys {
     Objects(Vec<ObjectId>),
     /// Anything (a broad wake-up).
     Anything,
+    /// These objects changing, or a call this process sent failing (`get` of several objects
+    /// returns the first failure at once).
+    ObjectsOrFailure(Vec<ObjectId>),
 }
 
 /// The blocked threads, by what they wait on.
@@ -44,6 +47,8 @@ pub(super) struct Waiters {
     pub(super) by_object: HashMap<ObjectId, Vec<Waiter>>,
     /// Threads blocked until anything changes (actor lookups).
     pub(super) anything: Vec<Waiter>,
+    /// Threads blocked in `get` of several objects, also woken when a call fails.
+    pub(super) failures: Vec<Waiter>,
 }
 
 impl Waiters {
@@ -54,6 +59,10 @@ impl Waiters {
                 for id in ids {
                     self.by_object.entry(*id).or_default().push(w.clone());
                 }
+            }
+            WaitKeys::ObjectsOrFailure(ids) => {
+                self.failures.push(w.clone());
+                self.register(w, &WaitKeys::Objects(ids.clone()));
             }
         }
     }
@@ -73,11 +82,28 @@ impl Waiters {
                     }
                 }
             }
+            WaitKeys::ObjectsOrFailure(ids) => {
+                self.failures.retain(|x| x.key != w.key);
+                self.unregister(w, &WaitKeys::Objects(ids.clone()));
+            }
         }
     }
 }
 
+/// A thread in `get` of several objects looks at all of them for a failure at least this often,
+/// also for failures that arrived without waking it (objects owned by other processes).
+const FAIL_FAST_RESCAN: Duration = Duration::from_millis(100);
+
 impl Node {
+    /// A call this process sent failed: the threads in `get` of several objects look whether
+    /// one of theirs did.
+    pub(super) fn failure_known(&self, state: &mut State, effects: &mut Effects) {
+        state.failures += 1;
+        effects
+            .wake
+            .extend(state.waiters.failures.iter().map(|w| w.cv.clone()));
+    }
+
     /// Blocks (lending a pool slot) until `ready` holds or the deadline passes; `kick` runs under
     /// the lock first and on every wake-up, to send requests.
     ///
@@ -163,6 +189,10 @@ impl Node {
         // a `get_all` of many refs costs time in proportion to what arrived, not to the list.
         let done = std::cell::Cell::new(0usize);
         let mut first = true;
+        // Fail fast: the failure count last seen and when every id was last looked at.
+        let seen = std::cell::Cell::new(None::<u64>);
+        let scanned = std::cell::Cell::new(Instant::now());
+        let several = ids.len() > 1;
         let ok = self.block_until(
             deadline,
             |state, effects| {
@@ -178,14 +208,38 @@ impl Node {
                 }
             },
             |state| {
+                let failed = |o: &Object| matches!(o.status, ObjectStatus::Failed(_));
                 let mut i = done.get();
-                while i < ids.len() && state.objects.get(&ids[i]).is_some_and(Object::resolved) {
+                let mut failure = false;
+                while let Some(o) = ids.get(i).and_then(|id| state.objects.get(id)) {
+                    if !o.resolved() {
+                        break;
+                    }
+                    failure |= failed(o);
                     i += 1;
                 }
                 done.set(i);
-                i == ids.len()
+                if i == ids.len() || failure {
+                    return true;
+                }
+                let rescan = scanned.get().elapsed() >= FAIL_FAST_RESCAN;
+                if several && (seen.get() != Some(state.failures) || rescan) {
+                    seen.set(Some(state.failures));
+                    scanned.set(Instant::now());
+                    return ids[i..]
+                        .iter()
+                        .any(|id| state.objects.get(id).is_some_and(failed));
+                }
+                false
             },
-            |_| WaitKeys::Objects(ids.get(done.get()).copied().into_iter().collect()),
+            |_| {
+                let next = ids.get(done.get()).copied().into_iter().collect();
+                if several {
+                    WaitKeys::ObjectsOrFailure(next)
+                } else {
+                    WaitKeys::Objects(next)
+                }
+            },
         );
         let state = self.state.lock();
         if !ok {
@@ -200,16 +254,22 @@ impl Node {
                 after: timeout.unwrap_or_default(),
             });
         }
-        ids.iter()
-            .map(|id| match state.objects.get(id) {
+        // Every id is resolved, or one failed while others are still pending (fail fast):
+        // then the first failure is the answer.
+        let all = done.get() == ids.len();
+        let mut values = Vec::with_capacity(ids.len());
+        for id in ids {
+            match state.objects.get(id) {
                 Some(o) => match (&o.data, &o.status) {
-                    (_, ObjectStatus::Failed(e)) => Err(e.clone()),
-                    (Some(d), _) => Ok(d.clone()),
-                    (None, _) => Err(object_gone(*id)),
+                    (_, ObjectStatus::Failed(e)) => return Err(e.clone()),
+                    (Some(d), _) => values.push(d.clone()),
+                    (None, _) if !all => {}
+                    (None, _) => return Err(object_gone(*id)),
                 },
-                None => Err(object_gone(*id)),
-            })
-            .collect()
+                None => return Err(object_gone(*id)),
+            }
+        }
+        Ok(values)
     }
 
     /// `Backend::wait`: which of `ids` are ready, once `num_returns` are or the time is up.
