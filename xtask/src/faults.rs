@@ -39,6 +39,9 @@ enum Scenario {
     /// Not a fault: refs passed inside argument values are freed (`mpi_nested_refs`), which
     /// needs every rank's memory, so it runs here beside the other whole-job scenarios.
     NestedRefs,
+    /// With the shared object store on, a worker holding a segment is killed: no segment of
+    /// the job is left in `/dev/shm` once the job has ended.
+    KillWorkerShared,
 }
 
 impl Scenario {
@@ -51,6 +54,7 @@ impl Scenario {
             Scenario::Panic => "rank 0 panics".into(),
             Scenario::NoShutdown => "no shutdown".into(),
             Scenario::ExitInFlight => "exit with work in flight".into(),
+            Scenario::KillWorkerShared => "worker SIGKILL, shared store".into(),
         }
     }
 }
@@ -67,6 +71,7 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
         Scenario::Panic,
         Scenario::NoShutdown,
         Scenario::ExitInFlight,
+        Scenario::KillWorkerShared,
     ];
     match launch {
         Launch::Spawn { .. } => s.push(Scenario::SignalRoot("KILL")),
@@ -126,6 +131,7 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         Scenario::ExitInFlight => "exit",
         // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
         Scenario::NestedRefs => "500",
+        Scenario::KillWorkerShared => "kill-worker-shared",
     };
     let bin = if matches!(s, Scenario::NestedRefs) {
         bin.with_file_name(PROGRAMS[1])
@@ -163,6 +169,9 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         .envs(imp.env().iter().copied())
         .env_remove("UNIDIST_BACKEND")
         .current_dir(util::root());
+    if matches!(s, Scenario::KillWorkerShared) {
+        cmd.env("UNIDIST_MPI_SHARED_OBJECT_STORE", "true");
+    }
     cmd
 }
 
@@ -327,6 +336,7 @@ fn check(
                 return Err("a killed worker's task returned a value".into());
             }
         }
+        Scenario::KillWorkerShared => check_no_segments(output)?,
         Scenario::SignalRoot("KILL")
         | Scenario::NestedRefs
         | Scenario::NoShutdown
@@ -346,6 +356,42 @@ fn check(
                 return Err(format!("rank 0 did not report SIG{sig}"));
             }
         }
+    }
+    Ok(())
+}
+
+/// The shared-store scenario: the killed worker had a segment, rank 0 saw none left after
+/// `shutdown`, and none of the job (named by rank 0's pid, which it prints) is in `/dev/shm`
+/// now that every process of the job has ended.
+fn check_no_segments(output: &str) -> Result<(), String> {
+    if output.contains("the shared object store is off") {
+        return Err("no shared-memory segment was made: the store did not take the object".into());
+    }
+    if !output.contains("segments of the job before the kill: [\"") {
+        return Err("rank 0 did not list the killed worker's segment".into());
+    }
+    if !output.contains("segments left after shutdown: []") {
+        return Err("rank 0 found segments of the job left after shutdown".into());
+    }
+    let job = output
+        .lines()
+        .find_map(|l| l.strip_prefix("job "))
+        .map(str::trim)
+        .ok_or("rank 0 did not print its pid (`job <pid>`)")?;
+    let prefix = format!("unidist-{job}-");
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !left.is_empty() {
+        for name in &left {
+            let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+        }
+        return Err(format!("segments of the job left in /dev/shm: {left:?}"));
     }
     Ok(())
 }
