@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use unidist_core::{Error, ObjectId, Result};
-use unidist_serialize::{Encoded, OobBuffer};
+use unidist_serialize::Encoded;
 
 use crate::ffi;
 pub(crate) use crate::wire::SegDesc;
@@ -49,15 +49,9 @@ impl Drop for Segment {
     }
 }
 
-/// One byte range of a mapping, kept alive by the buffers decoded from it.
-struct View {
-    map: Arc<ffi::ShmMapping>,
-    range: std::ops::Range<usize>,
-}
-
-impl AsRef<[u8]> for View {
+impl AsRef<[u8]> for ffi::ShmMapping {
     fn as_ref(&self) -> &[u8] {
-        &self.map.bytes()[self.range.clone()]
+        self.bytes()
     }
 }
 
@@ -306,24 +300,12 @@ pub(crate) fn open(desc: SegDesc) -> Result<(Encoded, Arc<Segment>)> {
             format!("cannot map shared-memory segment {:?}: {e}", desc.name),
         )
     })?;
-    let (inline, ranges) = desc.ranges(map.bytes().len() as u64)?;
-    let map = Arc::new(map);
-    let inline = map.bytes()[inline].to_vec();
-    let mut buffers = Vec::with_capacity(ranges.len());
-    for (elem, range) in ranges {
-        let view = Arc::new(View {
-            map: map.clone(),
-            range,
-        });
-        let b = OobBuffer::from_owner(elem, view)
-            .map_err(|e| desc.corrupt(&format!("a buffer is invalid: {e}")))?;
-        buffers.push(b);
-    }
+    let e = desc.encoding(Arc::new(map))?;
     let seg = Arc::new(Segment {
         desc,
         creator: None,
     });
-    Ok((Encoded { inline, buffers }, seg))
+    Ok((e, seg))
 }
 
 #[cfg(test)]

@@ -176,3 +176,54 @@ fn sweeps_remove_this_jobs_segments_and_dead_jobs_segments() {
     assert!(exists(&live));
     ffi::shm_unlink(&live).unwrap();
 }
+
+/// A segment's bytes laid out as `layout` does, with every buffer `skew` bytes further on.
+fn segment_bytes(e: &Encoded, skew: u64) -> (SegDesc, Vec<u8>) {
+    let (mut desc, _) = layout("/unidist-test".into(), e);
+    let mut bytes = vec![0u8; desc.len as usize + skew as usize];
+    bytes[..e.inline.len()].copy_from_slice(&e.inline);
+    for (b, d) in e.buffers.iter().zip(&mut desc.buffers) {
+        d.1 += skew;
+        bytes[d.1 as usize..(d.1 + d.2) as usize].copy_from_slice(b.as_bytes());
+    }
+    desc.len = bytes.len() as u64;
+    (desc, bytes)
+}
+
+#[test]
+fn segment_contents_are_untrusted_and_buffers_read_them_in_place_when_aligned() {
+    let v = value();
+    let e = encode_with_oob(&v, 1024).unwrap();
+    type Value = (String, Buffer<f64>, Buffer<u8>);
+
+    let (desc, bytes) = segment_bytes(&e, 0);
+    let map = Arc::new(bytes);
+    let got = desc.encoding(map.clone()).unwrap();
+    let back: Value = decode_with_oob(&got.inline, got.buffers).unwrap();
+    assert_eq!(back, v);
+    let at = map.as_ptr() as usize + desc.buffers[0].1 as usize;
+    assert_eq!(back.1.as_ptr() as usize, at, "read in place");
+
+    // Buffers off alignment are copied once, and read back the same.
+    let (desc, bytes) = segment_bytes(&e, 1);
+    let got = desc.encoding(Arc::new(bytes)).unwrap();
+    let back: Value = decode_with_oob(&got.inline, got.buffers).unwrap();
+    assert_eq!(back, v);
+
+    // Corrupted contents under a valid descriptor are decode errors, not panics: the inline
+    // bytes overwritten, and a buffer shorter than the placeholder in the inline bytes says.
+    let (desc, mut bytes) = segment_bytes(&e, 0);
+    let inline = desc.inline as usize;
+    for b in &mut bytes[unidist_serialize::HEADER_LEN..inline] {
+        *b = 0xff;
+    }
+    let got = desc.encoding(Arc::new(bytes)).unwrap();
+    assert!(decode_with_oob::<Value>(&got.inline, got.buffers).is_err());
+    let (mut desc, bytes) = segment_bytes(&e, 0);
+    desc.buffers[0].2 -= 8;
+    let got = desc.encoding(Arc::new(bytes)).unwrap();
+    assert!(matches!(
+        decode_with_oob::<Value>(&got.inline, got.buffers),
+        Err(unidist_serialize::SerializeError::BufferLength { index: 0, .. })
+    ));
+}
