@@ -9,7 +9,10 @@
 //! the control bytes are the body only and get the header of `Vec<Msg>` in front (the header
 //! names the type by its path, which differs between this crate and the backend, so seeds are
 //! written in this form to replay in both). Segments are served from the stream in order, as
-//! MPI would deliver them; a stream that runs dry is a receive error.
+//! MPI would deliver them; a stream that runs dry is a receive error. What is left of the
+//! stream after the batch is the content of the shared-memory segment its descriptors name:
+//! rebuilt into an encoding with the backend's own code (`SegDesc::encoding`, whose buffers a
+//! `Buffer<T>` reads in place) and decoded, as a rank of the segment's host would.
 
 #[allow(dead_code, unreachable_pub, missing_docs)]
 #[path = "../../crates/unidist-mpi/src/wire.rs"]
@@ -20,7 +23,7 @@ pub use mpi_wire::{
 };
 
 use unidist_core::Error;
-use unidist_serialize::{decode_with_oob, encode, Buffer, HEADER_LEN};
+use unidist_serialize::{decode_with_oob, encode, Buffer, Encoded, HEADER_LEN};
 
 /// Splits an input into its control bytes (framed if asked) and its segment stream.
 pub fn split(data: &[u8]) -> Option<(Vec<u8>, &[u8])> {
@@ -55,6 +58,7 @@ pub fn run(data: &[u8]) -> bool {
     let Ok(mut batch) = received else {
         return false;
     };
+    let segment = std::sync::Arc::new(stream.to_vec());
     // A shared-memory descriptor is checked against the size of the segment it names before
     // anything is read: against its own claim and against a small segment.
     for msg in &batch {
@@ -64,6 +68,14 @@ pub fn run(data: &[u8]) -> bool {
                 assert!(inline.end <= size && buffers.iter().all(|(_, r)| r.end <= size));
             }
             let _ = seg.ranges(4096);
+            // The segment's bytes, as claimed and as sized to the descriptor's own length.
+            let mut sized = seg.clone();
+            sized.len = segment.len() as u64;
+            for desc in [seg, &sized] {
+                if let Ok(e) = desc.encoding(segment.clone()) {
+                    decode_as_receiver(&e);
+                }
+            }
         }
     }
     // The values inside travel on to `get` and task arguments: decode them as a value with
@@ -71,16 +83,33 @@ pub fn run(data: &[u8]) -> bool {
     for msg in &mut batch {
         for slot in msg.slots_mut() {
             let encoded = slot.ready().expect("a decoded batch has every segment");
-            let _ = decode_with_oob::<(String, Buffer<f32>, Buffer<u8>)>(
-                &encoded.inline,
-                encoded.buffers.clone(),
-            );
-            let _ = decode_with_oob::<Vec<u64>>(&encoded.inline, encoded.buffers.clone());
+            decode_as_receiver(encoded);
         }
     }
     // What was received re-encodes (the sender side of a forwarded value).
     encode_batch(&mut batch).expect("a received batch encodes again");
     true
+}
+
+/// Decodes `encoded` as a few types, with its buffers, as a receiver of a value would; every
+/// `Buffer` read in place is read through once.
+fn decode_as_receiver(encoded: &Encoded) {
+    let decoded = decode_with_oob::<(String, Buffer<f64>, Buffer<u8>)>(
+        &encoded.inline,
+        encoded.buffers.clone(),
+    );
+    if let Ok((_, floats, bytes)) = decoded {
+        let _ = floats.iter().sum::<f64>();
+        let _ = bytes.iter().map(|b| u64::from(*b)).sum::<u64>();
+    }
+    let _ = decode_with_oob::<(String, Buffer<f32>, Buffer<u8>)>(
+        &encoded.inline,
+        encoded.buffers.clone(),
+    );
+    let _ = decode_with_oob::<Vec<u64>>(&encoded.inline, encoded.buffers.clone());
+    if let Ok(b) = decode_with_oob::<Buffer<u64>>(&encoded.inline, encoded.buffers.clone()) {
+        let _ = b.iter().sum::<u64>();
+    }
 }
 
 /// Seed inputs: batches with every message kind, values inline, as segments and out of band.
@@ -179,7 +208,50 @@ pub fn seeds() -> Vec<Vec<u8>> {
         ],
         shared_batch(id(11)),
     ];
-    frame_batches(batches)
+    let mut seeds = frame_batches(batches);
+    seeds.extend(shared_seeds(id(12)));
+    seeds
+}
+
+/// Inputs whose stream is a segment laid out as the backend writes one (inline bytes at 0,
+/// each buffer at the next multiple of 64) under a descriptor of it: a value of buffers, a
+/// natural `Buffer<u64>`, and the first again with its buffers one byte off alignment.
+fn shared_seeds(id: unidist_core::ObjectId) -> Vec<Vec<u8>> {
+    use unidist_serialize::encode_with_oob;
+    let pair = (
+        String::from("w"),
+        Buffer::from(vec![0.25f64; 40]),
+        Buffer::from(vec![3u8; 100]),
+    );
+    let natural = Buffer::from((0..50u64).collect::<Vec<_>>());
+    let encodings = [
+        (encode_with_oob(&pair, 16).expect("encodes"), 0),
+        (encode_with_oob(&natural, 16).expect("encodes"), 0),
+        (encode_with_oob(&pair, 16).expect("encodes"), 1),
+    ];
+    encodings
+        .into_iter()
+        .map(|(e, skew)| {
+            let mut bytes = e.inline.clone();
+            let mut buffers = Vec::new();
+            for b in &e.buffers {
+                let at = bytes.len().next_multiple_of(64) + skew;
+                bytes.resize(at, 0);
+                buffers.push((b.elem(), at as u64, b.len() as u64));
+                bytes.extend_from_slice(b.as_bytes());
+            }
+            let seg = SegDesc {
+                name: format!("/unidist-100-101-1.{}", id.seq),
+                len: bytes.len() as u64,
+                inline: e.inline.len() as u64,
+                buffers,
+            };
+            let batch = vec![NodeMsg::Shared { id, push: false, seg }.into()];
+            let mut seed = frame_batches(vec![batch]).remove(0);
+            seed.extend_from_slice(&bytes);
+            seed
+        })
+        .collect()
 }
 
 /// A batch with a shared-memory descriptor whose ranges fill a 4096-byte segment exactly.

@@ -10,7 +10,9 @@
 //! - `no-shutdown`: rank 0 returns from `main` without `shutdown`; every rank must still end.
 //! - `kill-worker-shared`: a worker makes a 1 MiB result, rank 0 reads it (through the shared
 //!   object store, in a segment the worker created), then that worker is killed; after
-//!   `shutdown` no segment of the job may be left in `/dev/shm` (exit status 4, else 6).
+//!   `shutdown` no segment of the job may be left in `/dev/shm` (exit status 4, else 6; 5 if no
+//!   segment was made, i.e. the store is off). It prints `job <pid>` first, so that a caller
+//!   can look for the job's segments itself when the launcher ends rank 0 too (SPMD).
 //! - `exit`: rank 0 calls `std::process::exit(0)` with a task in flight; every rank must end.
 //! - `kill-worker-retry` (spawn mode, two workers): a task with `max_retries(2)` kills its worker
 //!   on its first run; rank 0's `get` must give the second run's value. Then a task without
@@ -116,6 +118,8 @@ fn die_on_first_run(path: String) -> u32 {
 }
 
 fn kill_worker_shared() -> ! {
+    println!("job {}", std::process::id());
+    let _ = std::io::stdout().flush();
     let big = make_bytes::remote(1 << 20);
     let got = unidist::get(&big).map(|v| v.len());
     eprintln!("fault: read the worker's 1 MiB result: {got:?}");
@@ -123,6 +127,10 @@ fn kill_worker_shared() -> ! {
     // its segment exists.
     let before = segments();
     eprintln!("fault: segments of the job before the kill: {before:?}");
+    if before.is_empty() {
+        eprintln!("fault: no segment was made: the shared object store is off");
+        std::process::exit(5);
+    }
     let r = die_after::remote(&big);
     let failed = unidist::get(&r).is_err();
     let _ = unidist::shutdown();

@@ -42,6 +42,9 @@ enum Scenario {
     /// (Spawn mode) a task with `max_retries(2)` kills its worker and is re-run on the other;
     /// then a task without retries kills that one and fails with `WorkerLost`.
     KillWorkerRetry,
+    /// With the shared object store on, a worker holding a segment is killed: no segment of
+    /// the job is left in `/dev/shm` once the job has ended.
+    KillWorkerShared,
 }
 
 impl Scenario {
@@ -55,6 +58,7 @@ impl Scenario {
             Scenario::NoShutdown => "no shutdown".into(),
             Scenario::ExitInFlight => "exit with work in flight".into(),
             Scenario::KillWorkerRetry => "worker SIGKILL, task retried".into(),
+            Scenario::KillWorkerShared => "worker SIGKILL, shared store".into(),
         }
     }
 }
@@ -71,6 +75,7 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
         Scenario::Panic,
         Scenario::NoShutdown,
         Scenario::ExitInFlight,
+        Scenario::KillWorkerShared,
     ];
     match launch {
         Launch::Spawn { .. } => s.push(Scenario::SignalRoot("KILL")),
@@ -135,6 +140,7 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         Scenario::KillWorkerRetry => "kill-worker-retry",
         // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
         Scenario::NestedRefs => "500",
+        Scenario::KillWorkerShared => "kill-worker-shared",
     };
     let bin = if matches!(s, Scenario::NestedRefs) {
         bin.with_file_name(PROGRAMS[1])
@@ -172,6 +178,9 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         .envs(imp.env().iter().copied())
         .env_remove("UNIDIST_BACKEND")
         .current_dir(util::root());
+    if matches!(s, Scenario::KillWorkerShared) {
+        cmd.env("UNIDIST_MPI_SHARED_OBJECT_STORE", "true");
+    }
     cmd
 }
 
@@ -347,6 +356,7 @@ fn check(
                 ));
             }
         }
+        Scenario::KillWorkerShared => check_no_segments(output)?,
         Scenario::SignalRoot("KILL")
         | Scenario::NestedRefs
         | Scenario::NoShutdown
@@ -366,6 +376,42 @@ fn check(
                 return Err(format!("rank 0 did not report SIG{sig}"));
             }
         }
+    }
+    Ok(())
+}
+
+/// The shared-store scenario: the killed worker had a segment, rank 0 saw none left after
+/// `shutdown`, and none of the job (named by rank 0's pid, which it prints) is in `/dev/shm`
+/// now that every process of the job has ended.
+fn check_no_segments(output: &str) -> Result<(), String> {
+    if output.contains("the shared object store is off") {
+        return Err("no shared-memory segment was made: the store did not take the object".into());
+    }
+    if !output.contains("segments of the job before the kill: [\"") {
+        return Err("rank 0 did not list the killed worker's segment".into());
+    }
+    if !output.contains("segments left after shutdown: []") {
+        return Err("rank 0 found segments of the job left after shutdown".into());
+    }
+    let job = output
+        .lines()
+        .find_map(|l| l.strip_prefix("job "))
+        .map(str::trim)
+        .ok_or("rank 0 did not print its pid (`job <pid>`)")?;
+    let prefix = format!("unidist-{job}-");
+    let left: Vec<String> = std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with(&prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !left.is_empty() {
+        for name in &left {
+            let _ = std::fs::remove_file(Path::new("/dev/shm").join(name));
+        }
+        return Err(format!("segments of the job left in /dev/shm: {left:?}"));
     }
     Ok(())
 }

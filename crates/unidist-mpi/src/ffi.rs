@@ -368,69 +368,6 @@ fn shm_name(name: &str) -> std::io::Result<CString> {
     CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
 }
 
-/// Creates shared-memory object `name` (it must not exist) of `len` bytes, reserves its
-/// memory, lets `fill` write it, and unmaps it. On any failure the object is removed again.
-///
-/// The space is reserved with `posix_fallocate` before the bytes are written: on a full
-/// `/dev/shm`, writing a merely truncated object would kill the process with `SIGBUS`.
-pub(crate) fn shm_create(
-    name: &str,
-    len: usize,
-    fill: impl FnOnce(&mut [u8]),
-) -> std::io::Result<()> {
-    let c = shm_name(name)?;
-    let err = std::io::Error::last_os_error;
-    let off = libc::off_t::try_from(len)
-        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
-    if len == 0 {
-        return Err(std::io::ErrorKind::InvalidInput.into());
-    }
-    // SAFETY: `c` is a valid C string; the flags create a new object readable and writable
-    // by this user only.
-    let fd = unsafe {
-        libc::shm_open(
-            c.as_ptr(),
-            libc::O_CREAT | libc::O_EXCL | libc::O_RDWR,
-            0o600,
-        )
-    };
-    if fd < 0 {
-        return Err(err());
-    }
-    let result = (|| {
-        // SAFETY: `fd` is the descriptor just opened; posix_fallocate returns an errno.
-        let rc = unsafe { libc::posix_fallocate(fd, 0, off) };
-        if rc != 0 {
-            return Err(std::io::Error::from_raw_os_error(rc));
-        }
-        // SAFETY: a fresh shared read-write mapping of the `len` bytes just reserved.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(err());
-        }
-        // SAFETY: the mapping is `len` writable bytes, borrowed only inside this block.
-        fill(unsafe { std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len) });
-        // SAFETY: unmaps exactly the mapping made above; the slice borrow ended.
-        unsafe { libc::munmap(ptr, len) };
-        Ok(())
-    })();
-    // SAFETY: `fd` is open and closed once; the mapping (if any) stays valid without it.
-    unsafe { libc::close(fd) };
-    if result.is_err() {
-        let _ = shm_unlink(name);
-    }
-    result
-}
-
 /// Maps shared-memory object `name` read-only, whole.
 pub(crate) fn shm_map(name: &str) -> std::io::Result<ShmMapping> {
     let c = shm_name(name)?;

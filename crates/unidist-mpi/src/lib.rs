@@ -53,9 +53,11 @@
 //! Shared object store (`UNIDIST_MPI_SHARED_OBJECT_STORE`, off by default): an object whose
 //! encoding is at least `UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD` bytes, sent to a rank of
 //! the same host (same kernel and pid namespace), is written once into a POSIX shared-memory
-//! segment by the rank holding it and sent as a small descriptor; the receiver maps it
-//! read-only and decodes from the mapping (one copy). Past the memory limit, or when a segment
-//! cannot be created, objects travel as bytes as before (logged once). See `shm.rs`.
+//! segment by the rank holding it (one copy, straight from the value's memory) and sent as a
+//! small descriptor; the receiver maps it read-only and decodes from the mapping: a `Buffer<T>`
+//! reads the mapping in place (no copy; the mapping lives as long as such a buffer), a `Vec`,
+//! `Box<[T]>` or `String` is copied out once. Past the memory limit, or when a segment cannot
+//! be created, objects travel as bytes as before (logged once). See `shm.rs`.
 //!
 //! # Faults
 //!

@@ -426,6 +426,43 @@ impl SegDesc {
     }
 }
 
+impl SegDesc {
+    /// The encoding held by the segment this descriptor names, whose bytes `map` keeps alive:
+    /// the inline bytes copied out (they are small), each buffer a view of `map` that a
+    /// `Buffer<T>` reads in place. Every field of the descriptor is checked against the size
+    /// of `map` first, and the bytes themselves are as untrusted as received ones.
+    pub fn encoding<M: AsRef<[u8]> + Send + Sync + 'static>(
+        &self,
+        map: Arc<M>,
+    ) -> Result<Encoded, Error> {
+        let (inline, ranges) = self.ranges((*map).as_ref().len() as u64)?;
+        let inline = (*map).as_ref()[inline].to_vec();
+        let mut buffers = Vec::with_capacity(ranges.len());
+        for (elem, range) in ranges {
+            let view = Arc::new(SegView {
+                map: map.clone(),
+                range,
+            });
+            let b = OobBuffer::from_owner(elem, view)
+                .map_err(|e| self.corrupt(&format!("a buffer is invalid: {e}")))?;
+            buffers.push(b);
+        }
+        Ok(Encoded { inline, buffers })
+    }
+}
+
+/// One byte range of a segment's bytes, keeping them alive for the buffers read from it.
+struct SegView<M> {
+    map: Arc<M>,
+    range: Range<usize>,
+}
+
+impl<M: AsRef<[u8]>> AsRef<[u8]> for SegView<M> {
+    fn as_ref(&self) -> &[u8] {
+        &(*self.map).as_ref()[self.range.clone()]
+    }
+}
+
 /// Bytes to send after a batch, sharing storage with the message's values (no copy).
 #[derive(Clone)]
 pub enum Segment {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde::de::{Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::oob::{self, OobBuffer};
+use crate::oob::{self, OobBuffer, Storage};
 
 mod sealed {
     /// Seals [`Element`](super::Element) and carries the bytemuck bound privately, so that
@@ -125,69 +125,115 @@ elements!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u6
 /// # Ok::<(), unidist_serialize::SerializeError>(())
 /// ```
 pub struct Buffer<T: Element = u8> {
-    data: Arc<Vec<T>>,
+    data: Data<T>,
+}
+
+/// Where a [`Buffer`]'s elements live.
+enum Data<T: Element> {
+    /// In a `Vec<T>` of this process.
+    Owned(Arc<Vec<T>>),
+    /// In bytes another owner keeps alive and never changes while shared (a shared-memory
+    /// mapping, or a received buffer of another element type), read in place. Checked at
+    /// construction to be aligned for `T` and a whole number of `T`s.
+    InPlace(Arc<dyn Storage>),
+}
+
+/// The elements of in-place bytes, checked when the buffer was made.
+fn view<T: Element>(storage: &dyn Storage) -> &[T] {
+    // The owner returns the same bytes on every call (see `OobBuffer::from_owner`), so the
+    // check made in `Buffer::in_place` still holds.
+    bytemuck::try_cast_slice(storage.bytes())
+        .expect("in-place bytes were checked aligned and whole at construction")
 }
 
 impl<T: Element> Buffer<T> {
     /// Wraps `data` without copying it.
     pub fn new(data: Vec<T>) -> Self {
-        Self {
-            data: Arc::new(data),
-        }
+        Self::from_arc(Arc::new(data))
     }
 
     /// Wraps storage that is already shared, e.g. one taken from an out-of-band buffer.
     pub(crate) fn from_arc(data: Arc<Vec<T>>) -> Self {
-        Self { data }
+        Self {
+            data: Data::Owned(data),
+        }
     }
 
-    /// The shared storage, for handing it out of band without a copy.
-    pub(crate) fn arc(&self) -> &Arc<Vec<T>> {
-        &self.data
+    /// Reads `storage`'s bytes in place when they are aligned for `T` and a whole number of
+    /// `T`s; gives `storage` back otherwise.
+    pub(crate) fn in_place(storage: Arc<dyn Storage>) -> Result<Self, Arc<dyn Storage>> {
+        if bytemuck::try_cast_slice::<u8, T>(storage.bytes()).is_ok() {
+            Ok(Self {
+                data: Data::InPlace(storage),
+            })
+        } else {
+            Err(storage)
+        }
+    }
+
+    /// The storage, for handing it out of band without a copy.
+    pub(crate) fn storage(&self) -> Arc<dyn Storage> {
+        match &self.data {
+            Data::Owned(v) => Arc::clone(v) as Arc<dyn Storage>,
+            Data::InPlace(s) => Arc::clone(s),
+        }
     }
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.as_slice().len()
     }
 
     /// Whether there are no elements.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.as_slice().is_empty()
     }
 
     /// Size of the data in bytes (`len() * size_of::<T>()`).
     pub fn byte_len(&self) -> usize {
-        std::mem::size_of_val(self.data.as_slice())
+        std::mem::size_of_val(self.as_slice())
     }
 
     /// The elements.
     pub fn as_slice(&self) -> &[T] {
-        &self.data
+        match &self.data {
+            Data::Owned(v) => v,
+            Data::InPlace(s) => view(&**s),
+        }
     }
 
     /// The elements as raw bytes in native byte order.
     pub fn as_bytes(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.data)
+        bytemuck::cast_slice(self.as_slice())
     }
 
     /// The elements as a `Vec`: moved out without a copy if this is the only handle to the
-    /// storage, copied otherwise.
+    /// storage and the storage is a `Vec<T>`, copied otherwise (a buffer decoded from a
+    /// shared-memory segment reads the segment in place until then).
     pub fn into_vec(self) -> Vec<T> {
-        Arc::unwrap_or_clone(self.data)
+        match self.data {
+            Data::Owned(v) => Arc::unwrap_or_clone(v),
+            Data::InPlace(s) => view(&*s).to_vec(),
+        }
     }
 
     /// Whether `a` and `b` share the same storage (clones of one another).
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
-        Arc::ptr_eq(&a.data, &b.data)
+        match (&a.data, &b.data) {
+            (Data::Owned(x), Data::Owned(y)) => Arc::ptr_eq(x, y),
+            (Data::InPlace(x), Data::InPlace(y)) => Arc::ptr_eq(x, y),
+            _ => false,
+        }
     }
 }
 
 impl<T: Element> Clone for Buffer<T> {
     fn clone(&self) -> Self {
-        Self {
-            data: Arc::clone(&self.data),
-        }
+        let data = match &self.data {
+            Data::Owned(v) => Data::Owned(Arc::clone(v)),
+            Data::InPlace(s) => Data::InPlace(Arc::clone(s)),
+        };
+        Self { data }
     }
 }
 
@@ -201,13 +247,13 @@ impl<T: Element> Deref for Buffer<T> {
     type Target = [T];
 
     fn deref(&self) -> &[T] {
-        &self.data
+        self.as_slice()
     }
 }
 
 impl<T: Element> AsRef<[T]> for Buffer<T> {
     fn as_ref(&self) -> &[T] {
-        &self.data
+        self.as_slice()
     }
 }
 
@@ -242,7 +288,7 @@ impl<T: Element> fmt::Debug for Buffer<T> {
         const SHOWN: usize = 16;
         write!(f, "Buffer<{}>", T::ELEM)?;
         let mut list = f.debug_list();
-        list.entries(self.data.iter().take(SHOWN));
+        list.entries(self.as_slice().iter().take(SHOWN));
         if self.len() > SHOWN {
             list.finish_non_exhaustive()
         } else {
@@ -340,7 +386,7 @@ impl<'de, T: Element> Deserialize<'de> for Buffer<T> {
             Wire::Inline(InlineData(data)) => Ok(Self::new(data)),
             Wire::OutOfBand { index, byte_len } => check_multiple::<T>(byte_len)
                 .and_then(|()| oob::claim(index, byte_len))
-                .map(|buffer| Self::from_arc(buffer.into_arc_vec()))
+                .map(OobBuffer::into_buffer)
                 .map_err(oob::report::<D::Error>),
         }
     }

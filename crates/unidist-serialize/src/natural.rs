@@ -337,12 +337,13 @@ fn build<T: 'static, E: Element>(
         Container::Vec => cast(source.into_vec::<E>()),
         Container::Boxed => cast(source.into_vec::<E>().into_boxed_slice()),
         Container::Buffer => {
-            let data = match source {
-                Source::Inline(bytes) => Arc::new(bytemuck::pod_collect_to_vec(bytes)),
-                // The storage is shared, not copied, even while the encoding holds it too.
-                Source::OutOfBand(buffer) => buffer.into_arc_vec(),
+            let buffer = match source {
+                Source::Inline(bytes) => Buffer::new(bytemuck::pod_collect_to_vec(bytes)),
+                // The storage is shared, or read in place, not copied, even while the encoding
+                // holds it too.
+                Source::OutOfBand(buffer) => buffer.into_buffer::<E>(),
             };
-            cast(Buffer::<E>::from_arc(data))
+            cast(buffer)
         }
         Container::Text => {
             let text = match source {

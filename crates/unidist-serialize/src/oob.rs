@@ -92,7 +92,8 @@ impl Storage for String {
 }
 
 /// Bytes owned by something else (a shared-memory mapping, for instance) that an
-/// [`OobBuffer`] keeps alive; read-only, so decoding copies them once into the value.
+/// [`OobBuffer`] keeps alive; read-only, so a `Buffer` reads them in place and other values
+/// copy them once.
 struct External {
     owner: Arc<dyn AsRef<[u8]> + Send + Sync>,
     elem: ElemType,
@@ -167,7 +168,12 @@ impl OobBuffer {
     }
 
     /// A buffer of `elem` elements over bytes that `owner` keeps alive (e.g. a read-only
-    /// shared-memory mapping): no copy until a value is decoded from it, which copies once.
+    /// shared-memory mapping). Decoding a [`Buffer`] from it reads the bytes in place when they
+    /// are aligned for the buffer's element type (the buffer keeps `owner` alive), and copies
+    /// them once otherwise; a `Vec`, `Box<[T]>` or `String` is copied out once.
+    ///
+    /// `owner` must return the same bytes from every `as_ref` call for as long as it lives (a
+    /// mapping does): a `Buffer` reading them in place checks their alignment once.
     ///
     /// # Errors
     /// [`SerializeError::BadBufferLength`] if the length is not a multiple of `elem.size()`.
@@ -218,11 +224,16 @@ impl OobBuffer {
         Self { storage }
     }
 
-    /// Storage for a `Buffer<T>`: the same allocation when it is a `Vec<T>`, else a copy.
-    pub(crate) fn into_arc_vec<T: Element>(self) -> Arc<Vec<T>> {
+    /// The data as a `Buffer<T>`: the same allocation when the storage is a `Vec<T>`, the
+    /// storage's bytes read in place when they are aligned for `T` (a shared-memory mapping,
+    /// a received buffer of another element type), else one copy. The length is a whole
+    /// number of `T`s (checked by the caller; a remainder would be dropped by the copy).
+    pub(crate) fn into_buffer<T: Element>(self) -> Buffer<T> {
         match Arc::clone(&self.storage).into_any().downcast::<Vec<T>>() {
-            Ok(same) => same,
-            Err(_) => Arc::new(bytemuck::pod_collect_to_vec(self.as_bytes())),
+            Ok(same) => Buffer::from_arc(same),
+            Err(_) => Buffer::in_place(self.storage).unwrap_or_else(|storage| {
+                Buffer::new(bytemuck::pod_collect_to_vec(storage.bytes()))
+            }),
         }
     }
 
@@ -288,7 +299,7 @@ impl<T: Element> From<Buffer<T>> for OobBuffer {
     /// Shares the buffer's storage; no copy.
     fn from(buffer: Buffer<T>) -> Self {
         Self {
-            storage: Arc::clone(buffer.arc()) as Arc<dyn Storage>,
+            storage: buffer.storage(),
         }
     }
 }

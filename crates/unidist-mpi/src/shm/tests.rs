@@ -45,9 +45,16 @@ fn a_segment_is_written_mapped_and_unlinked_when_its_creator_drops_it() {
     assert!(seg.desc.buffers.iter().all(|b| b.1 % ALIGN as u64 == 0));
 
     let (got, mapped) = open(seg.desc.clone()).unwrap();
+    let in_mapping: Vec<*const u8> = got.buffers.iter().map(|b| b.as_bytes().as_ptr()).collect();
     let back: (String, Buffer<f64>, Buffer<u8>) =
         decode_with_oob(&got.inline, got.buffers).unwrap();
     assert_eq!(back, v);
+    // The buffers read the mapping in place, and keep it mapped after the encoding is gone.
+    assert_eq!(back.1.as_bytes().as_ptr(), in_mapping[0]);
+    assert_eq!(back.2.as_bytes().as_ptr(), in_mapping[1]);
+    drop(mapped);
+    assert_eq!(back, v);
+    let mapped = open(seg.desc.clone()).unwrap().1;
     // Dropping a receiver's segment does not unlink; the creator's does, and gives the bytes
     // back to the limit.
     drop(mapped);
@@ -75,6 +82,12 @@ fn creation_falls_back_when_the_limit_or_the_system_refuses() {
     let s = store(1 << 30, 16);
     assert!(s.create_named("/unidist-x/y".into(), &e).is_none());
     assert_eq!(s.used.load(Ordering::Acquire), 0);
+    // A part past the segment's end fails the write, which leaves no segment behind.
+    let name = format!("{PREFIX}part-{}", std::process::id());
+    assert!(write_segment(&name, 8, &[(4, &[0; 8])]).is_err());
+    assert!(!exists(&name));
+    assert!(write_segment(&name, 0, &[]).is_err());
+    assert!(!exists(&name));
 }
 
 #[test]
@@ -153,13 +166,64 @@ fn sweeps_remove_this_jobs_segments_and_dead_jobs_segments() {
 
     // A segment whose job and creator processes are gone (no such pids) is stale.
     let dead = format!("{PREFIX}4000000000-4000000001-0.1");
-    ffi::shm_create(&dead, 8, |b| b.fill(1)).unwrap();
+    write_segment(&dead, 8, &[(0, &[1; 8])]).unwrap();
     lowest.sweep_stale();
     assert!(!exists(&dead));
     // One whose creator runs (this process) is not.
     let live = format!("{PREFIX}4000000000-{me}-0.2");
-    ffi::shm_create(&live, 8, |b| b.fill(1)).unwrap();
+    write_segment(&live, 8, &[(0, &[1; 8])]).unwrap();
     lowest.sweep_stale();
     assert!(exists(&live));
     ffi::shm_unlink(&live).unwrap();
+}
+
+/// A segment's bytes laid out as `layout` does, with every buffer `skew` bytes further on.
+fn segment_bytes(e: &Encoded, skew: u64) -> (SegDesc, Vec<u8>) {
+    let (mut desc, _) = layout("/unidist-test".into(), e);
+    let mut bytes = vec![0u8; desc.len as usize + skew as usize];
+    bytes[..e.inline.len()].copy_from_slice(&e.inline);
+    for (b, d) in e.buffers.iter().zip(&mut desc.buffers) {
+        d.1 += skew;
+        bytes[d.1 as usize..(d.1 + d.2) as usize].copy_from_slice(b.as_bytes());
+    }
+    desc.len = bytes.len() as u64;
+    (desc, bytes)
+}
+
+#[test]
+fn segment_contents_are_untrusted_and_buffers_read_them_in_place_when_aligned() {
+    let v = value();
+    let e = encode_with_oob(&v, 1024).unwrap();
+    type Value = (String, Buffer<f64>, Buffer<u8>);
+
+    let (desc, bytes) = segment_bytes(&e, 0);
+    let map = Arc::new(bytes);
+    let got = desc.encoding(map.clone()).unwrap();
+    let back: Value = decode_with_oob(&got.inline, got.buffers).unwrap();
+    assert_eq!(back, v);
+    let at = map.as_ptr() as usize + desc.buffers[0].1 as usize;
+    assert_eq!(back.1.as_ptr() as usize, at, "read in place");
+
+    // Buffers off alignment are copied once, and read back the same.
+    let (desc, bytes) = segment_bytes(&e, 1);
+    let got = desc.encoding(Arc::new(bytes)).unwrap();
+    let back: Value = decode_with_oob(&got.inline, got.buffers).unwrap();
+    assert_eq!(back, v);
+
+    // Corrupted contents under a valid descriptor are decode errors, not panics: the inline
+    // bytes overwritten, and a buffer shorter than the placeholder in the inline bytes says.
+    let (desc, mut bytes) = segment_bytes(&e, 0);
+    let inline = desc.inline as usize;
+    for b in &mut bytes[unidist_serialize::HEADER_LEN..inline] {
+        *b = 0xff;
+    }
+    let got = desc.encoding(Arc::new(bytes)).unwrap();
+    assert!(decode_with_oob::<Value>(&got.inline, got.buffers).is_err());
+    let (mut desc, bytes) = segment_bytes(&e, 0);
+    desc.buffers[0].2 -= 8;
+    let got = desc.encoding(Arc::new(bytes)).unwrap();
+    assert!(matches!(
+        decode_with_oob::<Value>(&got.inline, got.buffers),
+        Err(unidist_serialize::SerializeError::BufferLength { index: 0, .. })
+    ));
 }

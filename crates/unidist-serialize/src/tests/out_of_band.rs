@@ -2,6 +2,7 @@
 //! panicking encodes and decodes, per-thread contexts.
 
 use super::*;
+use std::sync::Arc;
 
 const THRESHOLD: usize = 4096;
 
@@ -441,5 +442,99 @@ fn buffers_over_foreign_bytes_decode_with_one_copy_and_check_lengths() {
     assert!(matches!(
         OobBuffer::from_owner(ElemType::F64, odd),
         Err(SerializeError::BadBufferLength { byte_len: 7, .. })
+    ));
+}
+
+/// Bytes owned elsewhere (as a shared-memory mapping is), starting `skip` bytes into an
+/// allocation aligned for `u64`, so a test can choose aligned or misaligned bytes.
+struct Owned {
+    words: Vec<u64>,
+    skip: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for Owned {
+    fn as_ref(&self) -> &[u8] {
+        let bytes: &[u8] = bytemuck::cast_slice(&self.words);
+        &bytes[self.skip..self.skip + self.len]
+    }
+}
+
+fn owned(data: &[f64], skip: usize) -> Arc<Owned> {
+    let len = std::mem::size_of_val(data);
+    let mut words = vec![0u64; (skip + len).div_ceil(8)];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut words)[skip..skip + len]
+        .copy_from_slice(bytemuck::cast_slice(data));
+    Arc::new(Owned { words, skip, len })
+}
+
+#[test]
+fn buffers_over_an_owners_aligned_bytes_read_them_in_place() {
+    let data: Vec<f64> = (0..5000).map(f64::from).collect();
+    let value: Buffer<f64> = data.clone().into();
+    let encoded = encode_with_oob(&value, 1024).expect("encodable");
+    let framed = encode_with_oob(&(7u8, value.clone()), 1024).expect("encodable");
+    let owner = owned(&data, 0);
+    let at = owner.as_ref().as_ref().as_ptr();
+    let mapped = || OobBuffer::from_owner(ElemType::F64, owner.clone()).expect("whole");
+
+    // Whole (the raw layout) and as a field (the serde placeholder): no copy either way, and
+    // the owner stays alive while a buffer reads it.
+    let whole: Buffer<f64> = decode_with_oob(&encoded.inline, [mapped()]).expect("decodes");
+    let (_, field): (u8, Buffer<f64>) =
+        decode_with_oob(&framed.inline, [mapped()]).expect("decodes");
+    for b in [&whole, &field] {
+        assert_eq!(b.as_bytes().as_ptr(), at, "read in place");
+        assert_eq!(*b, value);
+    }
+    assert!(Buffer::ptr_eq(&whole, &whole.clone()) && !Buffer::ptr_eq(&whole, &value));
+    assert_eq!(Arc::strong_count(&owner), 3);
+    // Sending it again shares the owner's bytes too.
+    let again = encode_with_oob(&whole, 1024).expect("encodable");
+    assert_eq!(again.buffers[0].as_bytes().as_ptr(), at);
+    drop(again);
+    // Taking the elements out copies them once; the owner is let go.
+    let v = whole.into_vec();
+    assert_ne!(v.as_ptr().cast::<u8>(), at);
+    assert_eq!(v, data);
+    drop(field);
+    assert_eq!(Arc::strong_count(&owner), 1);
+
+    // Natural types other than `Buffer` are copied once out of the owner's bytes.
+    let vec: Vec<f64> = decode_with_oob(&encoded_vec(&data).inline, [mapped()]).expect("decodes");
+    assert_eq!(vec, data);
+    assert_ne!(vec.as_ptr().cast::<u8>(), at);
+}
+
+fn encoded_vec(data: &[f64]) -> Encoded {
+    encode_with_oob(&data.to_vec(), 1024).expect("encodable")
+}
+
+#[test]
+fn buffers_over_misaligned_bytes_are_copied_once_into_aligned_memory() {
+    let data: Vec<f64> = (0..300).map(|i| f64::from(i) * 0.5).collect();
+    let encoded = encode_with_oob(&Buffer::from(data.clone()), 8).expect("encodable");
+    let owner = owned(&data, 4);
+    let at = owner.as_ref().as_ref().as_ptr();
+    let mapped = OobBuffer::from_owner(ElemType::F64, owner.clone()).expect("whole");
+    let back: Buffer<f64> = decode_with_oob(&encoded.inline, [mapped]).expect("decodes");
+    assert_eq!(back.as_slice(), &data[..]);
+    assert_ne!(back.as_bytes().as_ptr(), at, "copied");
+    assert_eq!(back.as_ptr().align_offset(std::mem::align_of::<f64>()), 0);
+    assert_eq!(
+        Arc::strong_count(&owner),
+        1,
+        "the copy does not keep the owner"
+    );
+
+    // An owner's byte count that is not whole elements is refused up front.
+    let odd = Arc::new(Owned {
+        words: vec![0; 4],
+        skip: 0,
+        len: 13,
+    });
+    assert!(matches!(
+        OobBuffer::from_owner(ElemType::F64, odd),
+        Err(SerializeError::BadBufferLength { byte_len: 13, .. })
     ));
 }
