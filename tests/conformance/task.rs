@@ -34,6 +34,7 @@ pub(crate) fn cases() -> Vec<Case> {
         local_call,
         nested_calls,
         nested_fib,
+        helpers_of_a_task_run_elsewhere,
         dependents_fail_without_running,
         refs_inside_values,
         many_tasks,
@@ -313,6 +314,43 @@ fn fib(n: u64) -> u64 {
 /// however few workers there are.
 fn nested_fib() -> Outcome {
     ensure_eq!(fetch(&fib::remote(12))?, 144);
+    Ok(())
+}
+
+/// A task that starts two helper threads, each of which submits a task and waits for it,
+/// while the task's own thread waits for the helpers (not in `get`, so its worker slot stays
+/// taken): the helpers' tasks run on the other slots. A pattern from Ray's tests.
+#[unidist::remote]
+fn with_helpers(x: i64) -> i64 {
+    let helpers: Vec<_> = (0..2)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let r = square::remote(x + i);
+                unidist::get(&r).expect("a helper's task failed")
+            })
+        })
+        .collect();
+    helpers
+        .into_iter()
+        .map(|h| h.join().expect("a helper thread panicked"))
+        .sum()
+}
+
+/// The helpers' tasks of a task that holds its slot are placed on free slots instead of
+/// queueing behind it. Needs two slots in all (as on Ray: with one CPU the pattern waits
+/// forever there too).
+fn helpers_of_a_task_run_elsewhere() -> Outcome {
+    let cpus: f64 = unidist::cluster_resources()?
+        .values()
+        .filter_map(|host| host.get("CPU"))
+        .sum();
+    if cpus < 2.0 {
+        return Ok(());
+    }
+    // One at a time: two such tasks at once on two slots would both wait, on Ray too.
+    for (x, expected) in [(0, 1), (1, 5), (2, 13)] {
+        ensure_eq!(fetch(&with_helpers::remote(x))?, expected);
+    }
     Ok(())
 }
 

@@ -85,32 +85,44 @@ pub(crate) struct Row {
     pub features: &'static [&'static str],
     pub mpi: Option<Impl>,
     pub launch: Launch,
+    /// The MPI shared object store (`UNIDIST_MPI_SHARED_OBJECT_STORE`): on by default; a few
+    /// rows run with it off, so that both transports stay covered.
+    pub shared_store: bool,
 }
 
 impl Row {
     pub(crate) fn label(&self) -> String {
-        match (self.mpi, self.launch) {
+        let label = match (self.mpi, self.launch) {
             (Some(i), Launch::Spmd { np }) => format!("{} spmd {} np={np}", self.backend, i.name()),
             (Some(i), Launch::Spawn { cpus }) => {
                 format!("{} spawn {} cpus={cpus}", self.backend, i.name())
             }
             _ => self.backend.to_string(),
+        };
+        if self.shared_store {
+            label
+        } else {
+            format!("{label} store off")
         }
     }
 }
 
-/// The MPI launch modes of the matrix: SPMD with 2, 3 and 4 ranks on both implementations, and
-/// spawn with 1, 2 and 3 workers on Open MPI (Debian's MPICH cannot spawn).
-fn mpi_launches() -> Vec<(Impl, Launch)> {
+/// The MPI launch modes of the matrix, with the shared object store on: SPMD with 2, 3 and 4
+/// ranks on both implementations, and spawn with 1, 2 and 3 workers on Open MPI (Debian's MPICH
+/// cannot spawn). Then one row of each mode with the store off.
+fn mpi_launches() -> Vec<(Impl, Launch, bool)> {
     let mut launches = Vec::new();
     for imp in [Impl::OpenMpi, Impl::Mpich] {
         for np in [2, 3, 4] {
-            launches.push((imp, Launch::Spmd { np }));
+            launches.push((imp, Launch::Spmd { np }, true));
         }
     }
     for cpus in [1, 2, 3] {
-        launches.push((Impl::OpenMpi, Launch::Spawn { cpus }));
+        launches.push((Impl::OpenMpi, Launch::Spawn { cpus }, true));
     }
+    launches.push((Impl::OpenMpi, Launch::Spmd { np: 3 }, false));
+    launches.push((Impl::Mpich, Launch::Spmd { np: 2 }, false));
+    launches.push((Impl::OpenMpi, Launch::Spawn { cpus: 2 }, false));
     launches
 }
 
@@ -119,17 +131,18 @@ fn mpi_launches() -> Vec<(Impl, Launch)> {
 pub(crate) fn rows() -> Vec<Row> {
     let mut rows = Vec::new();
     for b in &backend_table::BACKENDS {
-        let row = |mpi, launch| Row {
+        let row = |mpi, launch, shared_store| Row {
             backend: b.name,
             features: b.features,
             mpi,
             launch,
+            shared_store,
         };
         match b.launch {
-            backend_table::Launch::InProcess => rows.push(row(None, Launch::Direct)),
+            backend_table::Launch::InProcess => rows.push(row(None, Launch::Direct, true)),
             backend_table::Launch::Mpi => {
-                for (imp, launch) in mpi_launches() {
-                    rows.push(row(Some(imp), launch));
+                for (imp, launch, store) in mpi_launches() {
+                    rows.push(row(Some(imp), launch, store));
                 }
             }
         }
@@ -315,7 +328,11 @@ fn command(row: &Row, bin: &PathBuf) -> Command {
         .env_remove("UNIDIST_MPI_SPAWN");
     if let Some(imp) = row.mpi {
         cmd.env("UNIDIST_BACKEND", row.backend)
-            .envs(imp.env().iter().copied());
+            .envs(imp.env().iter().copied())
+            .env(
+                "UNIDIST_MPI_SHARED_OBJECT_STORE",
+                if row.shared_store { "true" } else { "false" },
+            );
     }
     cmd
 }
@@ -492,6 +509,7 @@ fn fault_row(
         features: backend.features,
         mpi: Some(imp),
         launch,
+        shared_store: true,
     };
     if !options.selects(&row) {
         return;

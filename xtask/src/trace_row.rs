@@ -39,6 +39,7 @@ pub(crate) fn run(selects: &dyn Fn(&Row) -> bool) -> Vec<(String, Outcome)> {
                 features: backend.features,
                 mpi: Some(imp),
                 launch,
+                shared_store: true,
             };
             if !selects(&row) {
                 continue;

@@ -39,6 +39,8 @@ pub(crate) struct Job {
 struct Counts {
     total: usize,
     blocked: usize,
+    /// Threads inside a task (blocked ones included).
+    running: usize,
 }
 
 /// The task pool of a worker rank.
@@ -66,6 +68,7 @@ impl Pool {
             counts: Mutex::new(Counts {
                 total: 0,
                 blocked: 0,
+                running: 0,
             }),
             target: target.max(1),
             node,
@@ -105,6 +108,14 @@ impl Pool {
         let _ = self.tx.send(job);
     }
 
+    /// The work this rank has taken on: tasks running and not blocked in `get`, and tasks
+    /// queued. Placement from this rank counts it (its own view of other ranks counts only the
+    /// calls it sent them), so that a task does not queue its helpers' work behind itself.
+    pub(crate) fn load(&self) -> usize {
+        let c = self.counts.lock();
+        c.running.saturating_sub(c.blocked) + self.rx.len()
+    }
+
     /// A running task's thread was abandoned (its task timed out or was cancelled): its slot
     /// is given back as if it blocked, and it calls [`Pool::block_end`] when its body returns.
     pub(crate) fn lend(self: &Arc<Self>) {
@@ -135,9 +146,11 @@ impl Pool {
             let Some(node) = self.node.upgrade() else {
                 break;
             };
+            self.counts.lock().running += 1;
             run_job(&self, &node, job);
             drop(node);
             let mut c = self.counts.lock();
+            c.running -= 1;
             if c.total - c.blocked > self.target {
                 c.total -= 1;
                 break;
@@ -200,8 +213,9 @@ fn run_job(pool: &Pool, node: &Node, job: Job) {
     };
     match result {
         Some(result) if ticket.finish(mine) => {
-            unidist_core::observe::stats::task_settled(&result);
+            let succeeded = result.is_ok();
             node.complete(&reply, result);
+            unidist_core::observe::stats::task_settled(succeeded);
         }
         lost => {
             if ticket.was_abandoned(mine) {

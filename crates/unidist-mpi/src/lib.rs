@@ -50,7 +50,7 @@
 //! is done, then counted like any other; refs serialized in other ways (inside `put` values or
 //! task results, or by a process that does not own them) pin their object until shutdown.
 //!
-//! Shared object store (`UNIDIST_MPI_SHARED_OBJECT_STORE`, off by default): an object whose
+//! Shared object store (`UNIDIST_MPI_SHARED_OBJECT_STORE`, on by default): an object whose
 //! encoding is at least `UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD` bytes, sent to a rank of
 //! the same host (same kernel and pid namespace), is written once into a POSIX shared-memory
 //! segment by the rank holding it (one copy, straight from the value's memory) and sent as a

@@ -259,8 +259,9 @@ fn watch(rx: Receiver<Expiry>, shared: Weak<Shared>) {
 /// Settles a task's outputs: every task passes here exactly once, whether it ran, failed to
 /// run, timed out or was cancelled, so this is where it is counted.
 fn finish_task(done: Completion, shared: &Arc<Shared>, result: Result<Outputs>) {
-    unidist_core::observe::stats::task_settled(&result);
+    let succeeded = result.is_ok();
     done.finish(shared, result);
+    unidist_core::observe::stats::task_settled(succeeded);
 }
 
 pub(crate) fn needs_control(options: &TaskOptions) -> bool {

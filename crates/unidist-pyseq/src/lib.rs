@@ -194,8 +194,9 @@ impl Backend for Pyseq {
             }
             Err(e) => Err(task_failed(e)),
         };
-        unidist_core::observe::stats::task_settled(&result);
+        let succeeded = result.is_ok();
         let ids = self.store_results(function.name, function.num_returns, result);
+        unidist_core::observe::stats::task_settled(succeeded);
         // `task.args` (refs that kept the arguments alive) are dropped here, after the store lock
         // was released.
         drop(task);

@@ -182,7 +182,7 @@
 //! | `UNIDIST_MPI_LOG` | bool | false | MPI: one log file per rank |
 //! | `UNIDIST_PROGRESS` | bool | false | a progress bar on stderr (when it is a terminal) for a `get_all`/`wait` on many refs that lasts over a second |
 //! | `UNIDIST_TIMELINE` | file path | none | record every task, actor call and `get`/`wait`, and write a Chrome/Perfetto trace there at [`shutdown`] (see [`timeline`]) |
-//! | `UNIDIST_MPI_SHARED_OBJECT_STORE` | bool | false | MPI: keep objects at least the threshold once per host in shared memory (`/dev/shm`), mapped by the ranks of that host; opt-in for now |
+//! | `UNIDIST_MPI_SHARED_OBJECT_STORE` | bool | true | MPI: keep objects at least the threshold once per host in shared memory (`/dev/shm`), mapped by the ranks of that host; a `&Buffer<T>` parameter reads it in place |
 //! | `UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY` | bytes | 30% of memory | MPI: the most shared memory a rank's segments may use; past it objects stay private |
 //! | `UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD` | bytes | 100000 | MPI: the encoded size from which an object goes to the shared store |
 //!

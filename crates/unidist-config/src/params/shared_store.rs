@@ -10,9 +10,9 @@ use super::{check_usize, decode_bool, decode_usize};
 const BYTES_MAX: u64 = 1 << 50;
 
 /// Whether the MPI backend keeps large objects once per host in shared memory:
-/// `UNIDIST_MPI_SHARED_OBJECT_STORE`, a bool. Default: `false` for now, as upstream: on one host
-/// the store does not yet beat MPI's own shared-memory transport (a `&Buffer<T>` parameter
-/// still copies out of the mapping), so it is opt-in until reading the mapping in place lands.
+/// `UNIDIST_MPI_SHARED_OBJECT_STORE`, a bool. Default: `true`: a large object is written once
+/// per host, a `&Buffer<T>` parameter reads the shared mapping in place, and a natural type
+/// (`Vec`, `String`) is copied out of it once. `false` sends every object as bytes over MPI.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MpiSharedObjectStore;
 
@@ -25,7 +25,7 @@ impl Parameter for MpiSharedObjectStore {
     const HELP: &'static str = "mpi: keep large objects once per host in shared memory";
 
     fn default_value() -> bool {
-        false
+        true
     }
 
     fn decode(variable: &str, raw: &str) -> Result<bool> {
@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn defaults() {
         let _env = isolate();
-        assert_eq!(MpiSharedObjectStore::get(), Ok(false));
+        assert_eq!(MpiSharedObjectStore::get(), Ok(true));
         assert_eq!(MpiSharedObjectStoreThreshold::get(), Ok(100_000));
         assert!(MpiSharedObjectStoreMemory::get().unwrap() >= 1);
         assert_eq!(

@@ -49,7 +49,7 @@ fn parameters_lists_every_parameter_in_order() {
             "false",
             "false",
             "none",
-            "false",
+            "true",
             shm_memory.as_str(),
             "100000"
         ]

@@ -48,12 +48,13 @@ pub fn add(counter: Counter, n: u64) {
     VALUES[counter as usize].fetch_add(n, Ordering::Relaxed);
 }
 
-/// Counts the outcome of a task whose outputs are being stored: finished when it produced its
+/// Counts the outcome of a task whose outputs were stored: finished when it produced its
 /// outputs, failed when they hold an error (a panic, a wrong number of outputs, a failed
-/// argument, a shutdown before it ran).
+/// argument, a timeout, a shutdown before it ran). Called after the outputs are stored, so that
+/// a reader who sees every task settled also sees every output counted.
 #[inline]
-pub fn task_settled<T, E>(result: &Result<T, E>) {
-    count(if result.is_ok() {
+pub fn task_settled(succeeded: bool) {
+    count(if succeeded {
         Counter::TasksFinished
     } else {
         Counter::TasksFailed

@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use parking_lot::Mutex;
 use unidist_core::observe::stats::{self, Counter};
 use unidist_core::registry::RemoteFunction;
-use unidist_core::{retry, Arg, ObjectId, Outputs, Payload, Result, TaskOptions};
+use unidist_core::{retry, Arg, ObjectId, Payload, Result, TaskOptions};
 use unidist_serialize::Encoded;
 
 use super::calls::EncodedArgs;
@@ -274,9 +274,9 @@ fn expired(pool: &Pool, node: &Node, ticket: &Arc<Ticket>, runs: u32, again: boo
             ticket: ticket.clone(),
         });
     } else {
-        let error: Result<Outputs> = Err(retry::timed_out(name, limit, runs, &ticket.options));
-        stats::task_settled(&error);
-        node.complete(&ticket.reply, error);
+        let error = retry::timed_out(name, limit, runs, &ticket.options);
+        node.complete(&ticket.reply, Err(error));
+        stats::task_settled(false);
     }
 }
 
@@ -325,15 +325,15 @@ impl Node {
                 return;
             }
             let error = retry::cancelled(call.kind.name());
-            if matches!(call.kind, CallKind::Task(_)) {
-                count_cancelled();
-            }
             if let Some(actor) = call.actor {
                 if let Some(q) = state.received.actor_queues.get_mut(&actor) {
                     q.retain(|c| *c != call_id);
                 }
             }
             self.finish_call(state, effects, &call.reply, Err(error));
+            if matches!(call.kind, CallKind::Task(_)) {
+                count_cancelled();
+            }
             let actor = call.actor;
             effects.drop_later(call);
             if let Some(actor) = actor {
@@ -354,14 +354,14 @@ impl Node {
                     }
                 }
                 let error = retry::cancelled(ticket.func.name);
-                count_cancelled();
                 self.finish_call(state, effects, &ticket.reply, Err(error));
+                count_cancelled();
             }
         }
     }
 }
 
-/// Counts a task cancelled before it settled: a cancelled task is also a failed one.
+/// Counts a cancelled task (after its outputs were settled): it is also a failed one.
 fn count_cancelled() {
     stats::count(Counter::TasksCancelled);
     stats::count(Counter::TasksFailed);

@@ -24,6 +24,11 @@ impl Node {
 
     /// Picks a worker: the one holding the largest big argument if it is not overloaded, else
     /// the least loaded (round robin among equals). Rank 0 never runs work.
+    ///
+    /// The load of a worker is the number of unfinished calls this process sent it; a worker
+    /// placing a nested task adds its own running and queued tasks to its own load, and among
+    /// equally loaded workers leaves the task to another: a task that waits for helpers it
+    /// started (not in `get`) holds its slot, so the helpers' tasks must run elsewhere.
     pub(super) fn choose(
         &self,
         state: &mut State,
@@ -37,6 +42,7 @@ impl Node {
                 "no worker is left to run work: every worker was lost (rank {r}: {why})"
             )));
         }
+        let own = self.own_load();
         let key = |state: &State, w: u32| {
             if self.lost.contains(w) {
                 return (u32::MAX, u32::MAX);
@@ -46,7 +52,11 @@ impl Node {
             } else {
                 0
             };
-            (a, state.workers.calls[w as usize])
+            let mut calls = state.workers.calls[w as usize];
+            if w == self.rank {
+                calls = calls.saturating_add(own);
+            }
+            (a, calls)
         };
         let min = self
             .workers()
@@ -76,7 +86,13 @@ impl Node {
             // keeps one worker busy while the others go idle and stop polling, which on a
             // machine with fewer cores than ranks roughly halves the round trip. Load still
             // spreads tasks as soon as several are in flight.
-            if let Some(w) = self.workers().find(|w| key(state, *w) == min) {
+            let equal = |w: &u32| key(state, *w) == min;
+            if let Some(w) = self
+                .workers()
+                .filter(|w| *w != self.rank)
+                .find(equal)
+                .or_else(|| self.workers().find(equal))
+            {
                 return Ok(w);
             }
         }
@@ -88,6 +104,14 @@ impl Node {
             }
         }
         Ok(1)
+    }
+
+    /// The tasks running (not blocked in `get`) and queued on this rank, if it is a worker.
+    fn own_load(&self) -> u32 {
+        match self.pool.get() {
+            Some(pool) if self.rank != 0 => u32::try_from(pool.load()).unwrap_or(u32::MAX),
+            _ => 0,
+        }
     }
 
     /// The size and the holders (location and copies, and with the shared store every worker
