@@ -314,6 +314,17 @@ pub enum DeadReason {
         /// How it was lost.
         why: String,
     },
+    /// The process that ran it is lost, and it had been created again (`max_restarts`) as
+    /// many times as it may be.
+    #[error("its worker rank {rank} was lost ({why}) and its restarts ran out (max_restarts {restarts})")]
+    RestartsExhausted {
+        /// The rank of the lost process.
+        rank: u32,
+        /// How it was lost.
+        why: String,
+        /// The restarts it was allowed, all used.
+        restarts: u32,
+    },
     /// It does not exist on the process its calls went to.
     #[error("it was never created on its worker ({why})")]
     NotCreated {

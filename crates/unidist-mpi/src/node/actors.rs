@@ -11,6 +11,7 @@ use unidist_core::{ActorCall, ActorId, ActorSpec, DeadReason, Error, ObjectId, R
 
 use super::effects::Effects;
 use super::execute::Reply;
+use super::restart::Restart;
 use super::state::{backend_err, wire_index, ActorSlot, CallKind, OwnedActor, ReceivedCall, State};
 use super::wait::WaitKeys;
 use super::Node;
@@ -25,6 +26,17 @@ impl Node {
     pub(super) fn create_actor_on_worker(&self, spec: ActorSpec) -> Result<ActorId> {
         let class = wire_index(self.registry.classes(), "actor type", spec.class)?;
         let encoded = self.encode_args(&spec.args)?;
+        // An actor that may be restarted keeps its constructor's arguments at its owner.
+        let restart = (spec.options.max_restarts > 0).then(|| {
+            Box::new(Restart {
+                class,
+                entry: spec.class,
+                args: spec.args.clone(),
+                values: encoded.values().to_vec(),
+                max: spec.options.max_restarts,
+                made: 0,
+            })
+        });
         self.with(|state, effects| {
             let w = self.choose(state, &[], true)?;
             let actor = ActorId {
@@ -36,6 +48,7 @@ impl Node {
                 handles: 1,
                 pinned: false,
                 dead: None,
+                restart,
             };
             state.actors.owned.insert(actor, owned);
             state.workers.actors[w as usize] += 1;

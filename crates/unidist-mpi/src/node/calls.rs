@@ -34,6 +34,11 @@ impl EncodedArgs {
             nested,
         }
     }
+
+    /// The encoded values (`None` for refs), in argument order.
+    pub(super) fn values(&self) -> &[Option<Arc<Encoded>>] {
+        &self.values
+    }
 }
 
 thread_local! {

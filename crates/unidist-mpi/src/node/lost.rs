@@ -31,20 +31,13 @@ impl Node {
             self.resend_calls_sent_to(state, effects, rank, &err);
             self.fail_calls_sent_to(state, effects, rank, &err);
             self.fail_objects_only_at(state, effects, rank, &err);
-            let reason = DeadReason::WorkerLost {
-                rank,
-                why: why.to_string(),
-            };
-            for a in state.actors.owned.values_mut() {
-                if a.worker == rank && a.dead.is_none() {
-                    a.dead = Some(reason.clone());
-                }
-            }
-            for w in state.actors.located.values_mut() {
-                if matches!(w, Ok(r) if *r == rank) {
-                    *w = Err(reason.clone());
-                }
-            }
+            self.restart_actors_of(state, effects, rank, why);
+            // Actors owned elsewhere that lived there may have been restarted by their owner:
+            // their next call asks the owner again where they live.
+            state
+                .actors
+                .located
+                .retain(|_, w| !matches!(w, Ok(r) if *r == rank));
             effects.notify = true;
         });
     }

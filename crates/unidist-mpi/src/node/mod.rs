@@ -51,6 +51,7 @@ mod objects; // objects: fetch, push, subscriptions, outputs, failures
 mod observe; // stats and timeline of every rank, clocks, flows, transfers
 mod ready; // futures awaiting objects: subscriptions fired by the events that wake threads
 mod refs; // reference counts: handles, borrowers, pins, freeing
+mod restart; // actor restarts: the kept creation, sent again when the actor's rank is lost
 mod schedule; // choosing a worker: load, locality, throttling
 mod state; // the state behind the mutex and its sub-structs
 #[cfg(test)]

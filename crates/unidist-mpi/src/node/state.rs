@@ -252,6 +252,8 @@ pub(super) struct OwnedActor {
     /// A handle reached another process: it never ends on release.
     pub(super) pinned: bool,
     pub(super) dead: Option<DeadReason>,
+    /// Created with `max_restarts > 0`: what it takes to create it again.
+    pub(super) restart: Option<Box<super::restart::Restart>>,
 }
 
 /// The actors this process hosts, owns, or has looked up.

@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use unidist_core::call::ArgState;
-use unidist_core::registry::RemoteFunction;
+use unidist_core::registry::{ActorClassEntry, Registration, RemoteFunction};
 use unidist_core::{
-    ActorId, AnyRef, Arg, Backend, DeadReason, Error, ErrorKind, ObjectId, Outputs, Payload,
-    TaskFailure,
+    ActorId, ActorSpec, AnyRef, Arg, Backend, DeadReason, Error, ErrorKind, ObjectId, Outputs,
+    Payload, TaskFailure, TaskOptions,
 };
 use unidist_serialize::{encode_with_oob, Buffer};
 
@@ -203,4 +203,108 @@ fn a_received_call_fails_on_a_failed_or_unreachable_argument() {
         e.message.contains("argument 1") && e.message.contains("2:4"),
         "{e}"
     );
+}
+
+fn tally_new(_: &[Payload]) -> unidist_core::Result<unidist_core::actor::ActorState> {
+    Ok(Box::new(0i64))
+}
+
+static TALLY: ActorClassEntry = ActorClassEntry {
+    name: "tests::Tally",
+    construct: tally_new,
+};
+unidist_core::inventory::submit! { Registration::Class(&TALLY) }
+
+/// The actor creations sent so far: the rank each went to, the actor, its argument count.
+fn creations(out: &crossbeam_channel::Receiver<Out>) -> Vec<(u32, ActorId, usize)> {
+    out.try_iter()
+        .filter_map(|o| match o {
+            Out::Msg(w, NodeMsg::ActorCreate { actor, args, .. }) => Some((w, actor, args.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Creates a `tests::Tally` with one constructor argument and `restarts` restarts.
+fn create(n: &Node, restarts: u32) -> ActorId {
+    let spec = ActorSpec {
+        class: &TALLY,
+        args: vec![Arg::Value(Arc::new(5i64))],
+        options: TaskOptions::default().max_restarts(restarts),
+    };
+    n.create_actor_on_worker(spec)
+        .expect("a registered actor type can be created")
+}
+
+#[test]
+fn an_actor_with_restarts_is_created_again_on_a_live_worker_until_they_run_out() {
+    let (n, out) = node(0);
+    let restartable = create(&n, 1);
+    let plain = create(&n, 0);
+    // Two workers (ranks 1 and 2): the actors are spread over them.
+    let first = creations(&out);
+    let ranks: Vec<u32> = first.iter().map(|c| c.0).collect();
+    assert_eq!(ranks, [1, 2], "{first:?}");
+
+    n.peer_lost(1, "its process 41 ended");
+    assert_eq!(
+        creations(&out),
+        [(2, restartable, 1)],
+        "the creation, with its argument, goes again to the live worker"
+    );
+    {
+        let state = n.state.lock();
+        let a = &state.actors.owned[&restartable];
+        assert_eq!((a.worker, &a.dead), (2, &None), "it now lives on rank 2");
+        assert_eq!(state.workers.actors, [0, 0, 2]);
+        assert!(state.actors.owned[&plain].dead.is_none(), "rank 2 is alive");
+    }
+
+    n.peer_lost(2, "its process 42 ended");
+    assert!(
+        creations(&out).is_empty(),
+        "no restart is left, no worker either"
+    );
+    let state = n.state.lock();
+    let exhausted = state.actors.owned[&restartable].dead.clone();
+    assert_eq!(
+        exhausted,
+        Some(DeadReason::RestartsExhausted {
+            rank: 2,
+            why: "its process 42 ended".into(),
+            restarts: 1,
+        })
+    );
+    let e = Error::actor_dead(
+        TALLY.name,
+        restartable,
+        exhausted.unwrap_or(DeadReason::Killed),
+    );
+    assert_eq!(e.kind(), ErrorKind::ActorDead);
+    assert!(e.to_string().contains("restarts ran out"), "{e}");
+    assert_eq!(
+        state.actors.owned[&plain].dead,
+        Some(DeadReason::WorkerLost {
+            rank: 2,
+            why: "its process 42 ended".into(),
+        }),
+        "an actor without restarts is dead with its worker"
+    );
+}
+
+#[test]
+fn an_actor_located_on_a_lost_rank_is_asked_of_its_owner_again() {
+    // The owner may have restarted it elsewhere, so a worker forgets where it lived.
+    let (n, _out) = node(1);
+    let actor = ActorId { owner: 0, seq: 9 };
+    n.handle(
+        0,
+        NodeMsg::ActorWhere {
+            actor,
+            worker: Ok(2),
+        },
+    );
+    assert!(n.state.lock().actors.located.contains_key(&actor));
+    n.peer_lost(2, "its process 42 ended");
+    assert!(!n.state.lock().actors.located.contains_key(&actor));
 }
