@@ -19,6 +19,12 @@
 //!   retries kills the other worker; its `get` must fail with `WorkerLost` naming the rank and
 //!   the host. It prints `kill-worker-retry held` if both hold (rank 0 then exits with status 1,
 //!   as after any lost worker).
+//! - `kill-actor-restart` (spawn mode, two workers): an actor with `max_restarts(1)` counts from
+//!   10; a call kills its worker and fails with `WorkerLost`; the next calls run on the actor
+//!   created again on the other worker, whose count starts from 10 again. An actor without
+//!   restarts is then placed on that worker too, and the restarted actor kills it: both fail
+//!   with `ActorDead`, the first saying that its restarts ran out. It prints
+//!   `kill-actor-restart held` if all of this holds.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -32,6 +38,7 @@ fn main() -> unidist::Result<()> {
         "kill-worker-shared" => kill_worker_shared(),
         "hold" => hold(),
         "kill-worker-retry" => kill_worker_retry(),
+        "kill-actor-restart" => kill_actor_restart(),
         "panic" => panic!("deliberate panic on rank 0"),
         "exit" => {
             let _pending = sleep_ms::remote(2000);
@@ -44,7 +51,7 @@ fn main() -> unidist::Result<()> {
         other => {
             eprintln!(
                 "fault: unknown mode {other:?} (accepted: kill-worker, kill-worker-shared, hold, panic, exit, \
-                 no-shutdown, kill-worker-retry)"
+                 no-shutdown, kill-worker-retry, kill-actor-restart)"
             );
             std::process::exit(2);
         }
@@ -97,6 +104,71 @@ fn kill_worker_retry() -> ! {
     // this line.
     if matches!(retried, Ok(2)) && lost_ok {
         eprintln!("fault: kill-worker-retry held");
+        std::process::exit(4);
+    }
+    std::process::exit(3);
+}
+
+/// A count that a call can end together with its worker process.
+struct Tally {
+    count: i64,
+}
+
+#[unidist::actor]
+impl Tally {
+    fn new(start: i64) -> Self {
+        Tally { count: start }
+    }
+
+    /// Adds `n`; returns the new count.
+    fn add(&mut self, n: i64) -> i64 {
+        self.count += n;
+        self.count
+    }
+
+    /// Kills the worker process this actor lives in.
+    fn kill_worker(&self) {
+        die(());
+    }
+}
+
+fn kill_actor_restart() -> ! {
+    let started = Instant::now();
+    let kind = |r: &unidist::Result<i64>| r.as_ref().err().map(|e| e.kind());
+    let a = Tally::options().max_restarts(1).remote(10);
+    let before = (unidist::get(&a.add(1)), unidist::get(&a.add(1)));
+    eprintln!("fault: before the kill: {before:?}");
+    let killed = unidist::get(&a.kill_worker());
+    eprintln!("fault: the killing call gave {killed:?}");
+    let killed_ok = killed.is_err_and(|e| {
+        e.kind() == unidist::ErrorKind::WorkerLost && e.to_string().contains("host")
+    });
+    let after = (unidist::get(&a.add(5)), unidist::get(&a.add(1)));
+    eprintln!(
+        "fault: after the restart: {after:?} ({:?} in)",
+        started.elapsed()
+    );
+    // Only the restarted actor's worker is left: this one lives there too.
+    let b = Tally::remote(100);
+    let b_before = unidist::get(&b.add(1));
+    let killed_again = unidist::get(&a.kill_worker()).is_err();
+    let exhausted = unidist::get(&a.add(1));
+    let b_after = unidist::get(&b.add(1));
+    eprintln!(
+        "fault: second kill: failed {killed_again}; restarted actor: {exhausted:?}; \
+         actor without restarts: {b_before:?} then {b_after:?}"
+    );
+    let exhausted_ok = kind(&exhausted) == Some(unidist::ErrorKind::ActorDead)
+        && exhausted.is_err_and(|e| e.to_string().contains("restarts ran out"));
+    let held = matches!(before, (Ok(11), Ok(12)))
+        && killed_ok
+        && matches!(after, (Ok(15), Ok(16)))
+        && matches!(b_before, Ok(101))
+        && killed_again
+        && exhausted_ok
+        && kind(&b_after) == Some(unidist::ErrorKind::ActorDead);
+    if held {
+        eprintln!("fault: kill-actor-restart held");
         std::process::exit(4);
     }
     std::process::exit(3);

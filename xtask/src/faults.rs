@@ -42,6 +42,10 @@ enum Scenario {
     /// (Spawn mode) a task with `max_retries(2)` kills its worker and is re-run on the other;
     /// then a task without retries kills that one and fails with `WorkerLost`.
     KillWorkerRetry,
+    /// (Spawn mode) an actor with `max_restarts(1)` kills its worker and is created again on
+    /// the other one; its calls after the loss run there, from a fresh state. Once that worker
+    /// is killed too, its calls and those of an actor without restarts fail with `ActorDead`.
+    KillActorRestart,
     /// With the shared object store on, a worker holding a segment is killed: no segment of
     /// the job is left in `/dev/shm` once the job has ended, or, where the launcher ends rank 0
     /// with the worker (MPICH), once the next job on the host has started.
@@ -59,6 +63,7 @@ impl Scenario {
             Scenario::NoShutdown => "no shutdown".into(),
             Scenario::ExitInFlight => "exit with work in flight".into(),
             Scenario::KillWorkerRetry => "worker SIGKILL, task retried".into(),
+            Scenario::KillActorRestart => "worker SIGKILL, actor restarted".into(),
             Scenario::KillWorkerShared => "worker SIGKILL, shared store".into(),
         }
     }
@@ -86,6 +91,7 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
     // Only in spawn mode does rank 0 outlive a worker (an SPMD launcher ends the job).
     if matches!(launch, Launch::Spawn { .. }) {
         s.push(Scenario::KillWorkerRetry);
+        s.push(Scenario::KillActorRestart);
     }
     s
 }
@@ -139,6 +145,7 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         Scenario::NoShutdown => "no-shutdown",
         Scenario::ExitInFlight => "exit",
         Scenario::KillWorkerRetry => "kill-worker-retry",
+        Scenario::KillActorRestart => "kill-actor-restart",
         // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
         Scenario::NestedRefs => "500",
         Scenario::KillWorkerShared => "kill-worker-shared",
@@ -390,6 +397,16 @@ fn check(
                 return Err(format!(
                     "the retried task did not succeed, or the task without retries did not fail \
                      with WorkerLost naming the host ({status})"
+                ));
+            }
+        }
+        Scenario::KillActorRestart => {
+            let held = output.contains("kill-actor-restart held")
+                && output.contains("after the restart: (Ok(15), Ok(16))");
+            if !held {
+                return Err(format!(
+                    "the restarted actor did not run its later calls from a fresh state, or the \
+                     calls after its last restart did not fail with ActorDead ({status})"
                 ));
             }
         }
