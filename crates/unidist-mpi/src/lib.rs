@@ -77,6 +77,9 @@
 //! left behind. In SPMD mode the launchers (Open MPI's and MPICH's) usually end the whole job
 //! as soon as one process dies, naming it; rank 0's own report may or may not come first.
 //! Objects whose owner was the lost worker may stay allocated where they live until shutdown.
+//! Where rank 0 outlives the worker (spawn mode), tasks with `max_retries` left are sent again
+//! to a live worker, and actors created with `max_restarts` left are created again there by
+//! their owner (calls sent to the lost worker still fail; later calls run on the new instance).
 //!
 //! # Modules
 //!
@@ -96,6 +99,7 @@
 //!   - `node/wait.rs`: blocked threads, `get` and `wait`;
 //!   - `node/ready.rs`: futures awaiting objects (`on_ready`), woken by the same events;
 //!   - `node/lost.rs`: what fails when a rank is lost;
+//!   - `node/restart.rs`: actor restarts, the kept creation sent again to a live worker;
 //!   - `node/dispatch.rs`: incoming messages, one delegating line per kind;
 //!   - `node/backend.rs`: `impl Backend`.
 //! - `exec`: the task pool and the actor threads of a worker rank.
