@@ -591,9 +591,9 @@ mod tests {
         let in_process = backend_table::BACKENDS.len() - backend_table::mpi_backends().count();
         assert_eq!(
             labels.len(),
-            in_process + 9 * backend_table::mpi_backends().count()
+            in_process + 12 * backend_table::mpi_backends().count()
         );
-        assert_eq!(labels.len(), 11);
+        assert_eq!(labels.len(), 14);
         let mpi = backend_table::mpi_backends().next().unwrap().name;
         assert!(labels.contains(&backend_table::BACKENDS[0].name.to_string()));
         assert!(labels.contains(&format!("{mpi} spmd mpich np=4")));
@@ -621,13 +621,14 @@ mod tests {
             picked,
             [
                 format!("{mpi} spmd openmpi np=3"),
-                format!("{mpi} spmd mpich np=3")
+                format!("{mpi} spmd mpich np=3"),
+                format!("{mpi} spmd openmpi np=3 store off"),
             ]
         );
         let o = Options::parse(&args(&["--impl", "mpich"])).unwrap();
         assert_eq!(
             rows().iter().filter(|r| o.selects(r)).count(),
-            local.len() + 3
+            local.len() + 4
         );
         assert!(Options::parse(&args(&["--backend", "ray"])).is_err());
         assert!(Options::parse(&args(&["--np", "1"])).is_err());
