@@ -283,6 +283,9 @@ pub(crate) enum Verdict {
     Passed,
     Failed(String),
     Skipped(String),
+    /// Skipped for a reason that is not a failure even in CI: the machine cannot host the row
+    /// (the cluster rows without root or `ip netns`).
+    NotHere(String),
 }
 
 pub(crate) struct Report {
@@ -607,6 +610,7 @@ fn print_table(reports: &[Report]) -> (usize, usize) {
             Verdict::Failed(why) => ("FAIL", why.clone(), 0),
             Verdict::Skipped(why) if ci => ("SKIPPED", format!("{why} (a failure in CI)"), 1),
             Verdict::Skipped(why) => ("SKIPPED", why.clone(), 0),
+            Verdict::NotHere(why) => ("SKIPPED", why.clone(), 0),
         };
         passed += r.passed;
         failed += r.failed + extra_failure;
