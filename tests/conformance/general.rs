@@ -83,18 +83,51 @@ fn num_cpus() -> Outcome {
     Ok(())
 }
 
-/// Upstream `test_cluster_resources`: `{get_ip(): {"CPU": num_cpus()}}` on one host.
+/// Upstream `test_cluster_resources`: `{get_ip(): {"CPU": num_cpus()}}` on one host. Where the
+/// workers are separate processes they may run on other hosts (`cluster_resources()` lists the
+/// workers' hosts only): there the CPU counts are whole, positive, keyed by IP addresses and add
+/// up to `num_cpus()`, and every IP a task reports from its worker is listed.
 fn cluster_resources() -> Outcome {
-    let expected: BTreeMap<String, BTreeMap<String, f64>> = [(
-        unidist::get_ip(),
-        [("CPU".to_string(), unidist::num_cpus() as f64)]
-            .into_iter()
-            .collect(),
-    )]
-    .into_iter()
-    .collect();
-    ensure_eq!(unidist::cluster_resources()?, expected);
+    let res = unidist::cluster_resources()?;
+    let n = unidist::num_cpus();
+    if !capabilities()?.separate_processes {
+        let expected: BTreeMap<String, BTreeMap<String, f64>> = [(
+            unidist::get_ip(),
+            [("CPU".to_string(), n as f64)].into_iter().collect(),
+        )]
+        .into_iter()
+        .collect();
+        ensure_eq!(res, expected);
+        return Ok(());
+    }
+    let mut total = 0.0;
+    for (ip, resources) in &res {
+        ensure!(
+            ip.parse::<IpAddr>().is_ok(),
+            "host key {ip:?} is not an IP address"
+        );
+        let cpus = resources.get("CPU").copied().unwrap_or(0.0);
+        ensure!(
+            cpus >= 1.0 && cpus.fract() == 0.0,
+            "{ip} has {cpus} CPUs, expected a whole count of at least 1"
+        );
+        total += cpus;
+    }
+    ensure_eq!(total, n as f64);
+    let refs: Vec<_> = (0..2 * n).map(|_| worker_ip::remote()).collect();
+    for ip in unidist::get_all(&refs)? {
+        ensure!(
+            res.contains_key(&ip),
+            "a task ran on {ip}, which cluster_resources() {res:?} does not list"
+        );
+    }
     Ok(())
+}
+
+/// The IP of the worker that runs it.
+#[unidist::remote]
+fn worker_ip() -> String {
+    unidist::get_ip()
 }
 
 fn is_initialized() -> Outcome {

@@ -150,6 +150,17 @@ pub(crate) fn rows() -> Vec<Row> {
     rows
 }
 
+/// Whether the cluster rows (`cluster_rows.rs`) run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ClusterRows {
+    /// With the other rows (the default).
+    Include,
+    /// Left out (`--no-cluster`).
+    Exclude,
+    /// Only they run (`--cluster-only`).
+    Only,
+}
+
 /// Options of `test-backends`.
 pub(crate) struct Options {
     pub backends: Option<Vec<String>>,
@@ -159,6 +170,7 @@ pub(crate) struct Options {
     pub timeout: Duration,
     /// Run the MPI fault rows (killed worker, signals to rank 0) too.
     pub faults: bool,
+    pub cluster: ClusterRows,
 }
 
 impl Options {
@@ -170,6 +182,7 @@ impl Options {
             mpi_impl: None,
             timeout: Duration::from_secs(600),
             faults: true,
+            cluster: ClusterRows::Include,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -216,13 +229,33 @@ impl Options {
                     o.timeout = Duration::from_secs(secs);
                 }
                 "--no-faults" => o.faults = false,
+                "--no-cluster" if o.cluster != ClusterRows::Only => {
+                    o.cluster = ClusterRows::Exclude
+                }
+                "--cluster-only" if o.cluster != ClusterRows::Exclude => {
+                    o.cluster = ClusterRows::Only
+                }
+                "--no-cluster" | "--cluster-only" => {
+                    return Err("--no-cluster and --cluster-only exclude each other".into())
+                }
                 other => return Err(format!("unknown option {other:?}")),
             }
         }
         Ok(o)
     }
 
-    fn selects(&self, row: &Row) -> bool {
+    /// Whether a row other than a cluster row runs (fault and trace rows ask too).
+    pub(crate) fn selects(&self, row: &Row) -> bool {
+        self.cluster != ClusterRows::Only && self.matches(row)
+    }
+
+    /// Whether the cluster row that runs `row`'s launch across hosts runs.
+    pub(crate) fn selects_cluster(&self, row: &Row) -> bool {
+        self.cluster != ClusterRows::Exclude && self.matches(row)
+    }
+
+    /// Whether `row` passes the backend, implementation, rank count and mode filters.
+    fn matches(&self, row: &Row) -> bool {
         let backend_ok = self
             .backends
             .as_ref()
@@ -246,25 +279,28 @@ impl Options {
 }
 
 /// How one row ended.
-enum Verdict {
+pub(crate) enum Verdict {
     Passed,
     Failed(String),
     Skipped(String),
+    /// Skipped for a reason that is not a failure even in CI: the machine cannot host the row
+    /// (the cluster rows without root or `ip netns`).
+    NotHere(String),
 }
 
-struct Report {
-    label: String,
-    verdict: Verdict,
-    passed: usize,
-    failed: usize,
-    elapsed: Option<Duration>,
+pub(crate) struct Report {
+    pub label: String,
+    pub verdict: Verdict,
+    pub passed: usize,
+    pub failed: usize,
+    pub elapsed: Option<Duration>,
 }
 
 /// Which build a row needs: its features, and the MPI implementation (`None`: no MPI).
-type Flavour = (&'static [&'static str], Option<Impl>);
+pub(crate) type Flavour = (&'static [&'static str], Option<Impl>);
 
 /// Builds the conformance binary for a flavour; returns its path.
-fn build((features, mpi): Flavour) -> Result<PathBuf, String> {
+pub(crate) fn build((features, mpi): Flavour) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
     cmd.args([
         "test",
@@ -305,12 +341,13 @@ fn build((features, mpi): Flavour) -> Result<PathBuf, String> {
     executable.ok_or_else(|| "cargo reported no conformance executable".to_string())
 }
 
-/// The command that runs the suite binary `bin` for `row`.
-fn command(row: &Row, bin: &PathBuf) -> Command {
+/// The command that runs the suite binary `bin` for `row`; `launcher` goes to `mpiexec`
+/// before the binary (hosts, launcher agent).
+pub(crate) fn command(row: &Row, bin: &PathBuf, launcher: &[String]) -> Command {
     let mut cmd = match (row.mpi, row.launch) {
         (Some(imp), Launch::Spmd { np }) => {
             let mut cmd = Command::new(imp.mpiexec());
-            cmd.args(["-n", &np.to_string()]).arg(bin);
+            cmd.args(["-n", &np.to_string()]).args(launcher).arg(bin);
             cmd.env("UNIDIST_IS_MPI_SPAWN_WORKERS", "false");
             cmd
         }
@@ -357,14 +394,17 @@ fn summary(lines: &[String]) -> Option<(usize, usize)> {
 }
 
 fn run_row(row: &Row, bin: &PathBuf, timeout: Duration) -> Report {
-    let label = row.label();
-    let mut cmd = command(row, bin);
-    println!("==> {label}: {}", util::describe(&cmd));
+    run_labelled(row.label(), &mut command(row, bin, &[]), timeout)
+}
+
+/// Runs one row's command bounded in time and judges it by its summary line and exit status.
+pub(crate) fn run_labelled(label: String, cmd: &mut Command, timeout: Duration) -> Report {
+    println!("==> {label}: {}", util::describe(cmd));
     let bounds = util::Bounds {
         limit: timeout,
         last_line: Some((is_summary, EXIT_GRACE)),
     };
-    let finished = match util::run_bounded(&mut cmd, &bounds) {
+    let finished = match util::run_bounded(cmd, &bounds) {
         Ok(f) => f,
         Err(e) => {
             return Report {
@@ -427,7 +467,7 @@ fn run_row(row: &Row, bin: &PathBuf, timeout: Duration) -> Report {
 /// Runs the selected rows and prints the table; returns `(passed, failed)` summed over rows.
 pub(crate) fn test_backends(options: &Options) -> (usize, usize) {
     let selected: Vec<Row> = rows().into_iter().filter(|r| options.selects(r)).collect();
-    if selected.is_empty() {
+    if selected.is_empty() && !crate::cluster_rows::selects_any(options) {
         println!("no row of the matrix matches the selection");
         println!("0 passed, 1 failed");
         return (0, 1);
@@ -458,6 +498,9 @@ pub(crate) fn test_backends(options: &Options) -> (usize, usize) {
             },
         };
         reports.push(report);
+    }
+    if options.cluster != ClusterRows::Exclude {
+        crate::cluster_rows::run(options, &mut builds, &mut reports);
     }
     if options.faults {
         fault_rows(options, &mut reports);
@@ -567,6 +610,7 @@ fn print_table(reports: &[Report]) -> (usize, usize) {
             Verdict::Failed(why) => ("FAIL", why.clone(), 0),
             Verdict::Skipped(why) if ci => ("SKIPPED", format!("{why} (a failure in CI)"), 1),
             Verdict::Skipped(why) => ("SKIPPED", why.clone(), 0),
+            Verdict::NotHere(why) => ("SKIPPED", why.clone(), 0),
         };
         passed += r.passed;
         failed += r.failed + extra_failure;
@@ -591,9 +635,9 @@ mod tests {
         let in_process = backend_table::BACKENDS.len() - backend_table::mpi_backends().count();
         assert_eq!(
             labels.len(),
-            in_process + 9 * backend_table::mpi_backends().count()
+            in_process + 12 * backend_table::mpi_backends().count()
         );
-        assert_eq!(labels.len(), 11);
+        assert_eq!(labels.len(), 14);
         let mpi = backend_table::mpi_backends().next().unwrap().name;
         assert!(labels.contains(&backend_table::BACKENDS[0].name.to_string()));
         assert!(labels.contains(&format!("{mpi} spmd mpich np=4")));
@@ -621,13 +665,14 @@ mod tests {
             picked,
             [
                 format!("{mpi} spmd openmpi np=3"),
-                format!("{mpi} spmd mpich np=3")
+                format!("{mpi} spmd mpich np=3"),
+                format!("{mpi} spmd openmpi np=3 store off"),
             ]
         );
         let o = Options::parse(&args(&["--impl", "mpich"])).unwrap();
         assert_eq!(
             rows().iter().filter(|r| o.selects(r)).count(),
-            local.len() + 3
+            local.len() + 4
         );
         assert!(Options::parse(&args(&["--backend", "ray"])).is_err());
         assert!(Options::parse(&args(&["--np", "1"])).is_err());

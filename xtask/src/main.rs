@@ -1,12 +1,15 @@
 //! Project automation for unidist, run as `cargo xtask <command>`.
 //!
 //! - `test-backends [--backend B[,B..]] [--mode spmd|spawn] [--np N] [--impl openmpi|mpich]
-//!   [--timeout SECS]`: the conformance suite on every backend and MPI launch mode, as a
+//!   [--timeout SECS] [--no-faults] [--no-cluster | --cluster-only]`: the conformance suite
+//!   on every backend and MPI launch mode (also across 3 simulated hosts), as a
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
 //!   A missing MPI is SKIPPED, which is a failure when `CI` is set.
 //! - `ci`: exactly what CI runs: fmt, tidy, msrv, clippy `-D warnings`, tests, fuzz (20 s a
 //!   target), test-backends, examples --mpi, soak --short, docs (and as docs.rs builds them,
 //!   without MPI), package.
+//! - `cluster up [--hosts N] | down | run [--hosts N] -- CMD...`: a simulated cluster of
+//!   network namespaces on this machine, for running MPI jobs across hosts (root only).
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
 //! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
 //!   side: table, JSON and chart.
@@ -23,6 +26,8 @@ mod backend_table;
 mod backends;
 mod bench;
 mod ci;
+mod cluster;
+mod cluster_rows;
 mod docs_rs;
 mod examples;
 mod faults;
@@ -41,15 +46,25 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test-backends [--backend pyseq,pymp,mpi] [--mode spmd|spawn] [--np N]
                 [--impl openmpi|mpich] [--timeout SECS] [--no-faults]
+                [--no-cluster | --cluster-only]
       run the conformance suite on each backend and MPI launch mode (SPMD with 2, 3 and 4 ranks
       on Open MPI and MPICH; spawn with UNIDIST_CPUS 1, 2 and 3 on Open MPI); --np selects the
       SPMD rank count, --timeout bounds each row (default 600 s; a run that does not exit
       within 30 s of its summary line is killed and fails); then the MPI fault rows (a worker
       killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
-      --no-faults
+      --no-faults; and the cluster rows: the suite across 3 simulated hosts (see `cluster`),
+      Open MPI SPMD and spawn, MPICH SPMD, skipped without root or `ip netns`; --no-cluster
+      leaves them out, --cluster-only runs only them (the other filters apply)
   ci
       fmt, tidy, msrv, clippy -D warnings, cargo test, fuzz 20 s a target, test-backends,
       examples --mpi, soak --short, docs, package: what CI runs
+  cluster up [--hosts N] | down | run [--hosts N] -- CMD...
+      a simulated cluster on this machine (root, `ip netns`): N hosts (default 3) named
+      unidist-h1.. on 10.77.0.0/24, each a network namespace with its own host name and
+      /etc/hosts line, joined by a bridge; the launcher agent for Open MPI (plm_rsh_agent) and
+      MPICH (-launcher-exec) at target/cluster/agent; `run` runs CMD inside unidist-h1 with the
+      MPI environment for the cluster set and always takes the cluster down; `down` removes
+      its namespaces, its processes and its /etc/hosts lines (only its own)
   bench [--quick] [--no-peers]
       the workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
       floors and the Python peers (unidist, Ray, Dask; environments made under target/), in one
@@ -98,6 +113,7 @@ fn main() -> ExitCode {
             }
         },
         "ci" if rest.is_empty() => ci::ci(),
+        "cluster" => cluster::cluster(rest),
         "bench" => bench::bench(rest),
         "soak" => soak::soak(rest),
         "fuzz" => fuzz::fuzz(rest),
