@@ -163,6 +163,20 @@ use unidist_core::{runtime, Backend, Error, Result};
 use crate::node::Node;
 
 #[cfg(feature = "link")]
+/// Every rank's pid, and whether it shares this rank's shared memory: the same kernel and pid
+/// namespace and the same IP. Ranks of other hosts have other IPs; the IP check also keeps
+/// hosts simulated by network namespaces on one kernel (`cargo xtask cluster`) apart, so that
+/// objects between them cross the network as between real hosts.
+fn shared_memory_peers(info: &launch::InitInfo) -> Vec<(u32, bool)> {
+    let mine = info.ips.get(info.rank as usize);
+    info.pids
+        .iter()
+        .zip(&info.ips)
+        .map(|((pid, same_kernel), ip)| (*pid, *same_kernel && Some(ip) == mine))
+        .collect()
+}
+
+#[cfg(feature = "link")]
 /// True when the MPI library this binary is linked to is usable: Open MPI 4.0 or newer, MPICH
 /// 3.3 or newer, or another implementation of MPI 3.1 or newer. Cheap and callable before MPI is
 /// initialized.
@@ -284,7 +298,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     };
     log::init(info.rank, log_enabled);
     tracing::info!(rank = info.rank, size = info.size, mode = ?info.mode, "mpi backend started");
-    let store = shm::Store::new(store_cfg, info.rank, &info.pids);
+    let store = shm::Store::new(store_cfg, info.rank, &shared_memory_peers(&info));
     store.sweep_stale();
     let lost = Arc::new(process::LostPeers::default());
     process::set_lost_peers(lost.clone());
