@@ -101,8 +101,21 @@ impl Node {
             })
             .map(|(id, _)| *id)
             .collect();
+        // What the lost rank owned (its `put` values, the outputs of calls it submitted) has
+        // no owner left to run anything again.
+        let orphaned = match err {
+            Error::WorkerLost { what, reason } => Error::WorkerLost {
+                what: what.clone(),
+                reason: format!(
+                    "{reason}; it cannot be rebuilt: its owner was that rank (it was put there, \
+                     or made by a call submitted there)"
+                ),
+            },
+            other => other.clone(),
+        };
         for id in ids {
-            self.fail_object(state, effects, id, err);
+            let e = if id.owner == rank { &orphaned } else { err };
+            self.fail_object(state, effects, id, e);
         }
         for o in state.objects.values_mut() {
             o.fetchers.retain(|r| *r != rank);

@@ -452,3 +452,20 @@ fn finished_objects_lost_with_their_worker_are_rebuilt_from_lineage() {
     drop(ra);
     assert!(n.state.lock().lineage.is_empty());
 }
+
+#[test]
+fn an_object_whose_owner_is_lost_fails_saying_it_cannot_be_rebuilt() {
+    // Worker 1 holds a ref to a value rank 2 put: nobody is left to make it again.
+    let (n, _out) = node(1);
+    let id = ObjectId::new(2, 5);
+    n.handle_deserialized(id)
+        .expect("a ref owned elsewhere is registered");
+    n.peer_lost(2, "its process 42 ended");
+    let e = failure_of(&n, id);
+    assert_eq!(e.kind(), ErrorKind::WorkerLost);
+    let e = e.to_string();
+    assert!(
+        e.contains("rank 2 was lost") && e.contains("cannot be rebuilt: its owner was that rank"),
+        "{e}"
+    );
+}
