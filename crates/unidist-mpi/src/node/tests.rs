@@ -469,3 +469,25 @@ fn an_object_whose_owner_is_lost_fails_saying_it_cannot_be_rebuilt() {
         "{e}"
     );
 }
+
+#[test]
+fn a_task_sent_again_after_a_loss_fetches_its_rebuilt_argument_where_it_is_now() {
+    let (n, out) = node(0);
+    let backend: Arc<dyn Backend> = n.clone();
+    let a = submit_one(&n, Arg::Value(Arc::new(5i64)), 1);
+    finish_sent(&n, &out);
+    let ra = AnyRef::live(a, &backend);
+    // Still running on rank 1, beside its finished argument, when rank 1 is lost.
+    let b = submit_one(&n, Arg::Ref(ra), 1);
+    let running: Vec<u32> = sent_tasks(&out).iter().map(|t| t.0).collect();
+    assert_eq!(running, [1]);
+    n.peer_lost(1, "its process 41 ended");
+    let again = sent_tasks(&out);
+    let order: Vec<(u32, ObjectId)> = again.iter().map(|t| (t.0, t.2[0])).collect();
+    assert_eq!(order, [(2, a), (2, b)], "the argument is rebuilt first");
+    assert!(
+        matches!(again[1].3[..], [ArgWire::Ref { id, from: 2 }] if id == a),
+        "{:?}",
+        again[1].3
+    );
+}
