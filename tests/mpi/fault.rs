@@ -25,6 +25,13 @@
 //!   restarts is then placed on that worker too, and the restarted actor kills it: both fail
 //!   with `ActorDead`, the first saying that its restarts ran out. It prints
 //!   `kill-actor-restart held` if all of this holds.
+//! - `kill-worker-lineage` (spawn mode, two workers): a chain of five tasks with
+//!   `max_retries(2)`, each taking the previous output, finishes on one worker (rank 0 only
+//!   waits, so no value leaves it), beside an object made there by a task without retries.
+//!   A task without retries kills that worker. `get` of the chain's last object must give the
+//!   right value, made again on the other worker (five rebuilds counted as retries), and `get`
+//!   of the other object must fail with `WorkerLost` saying it cannot be rebuilt. It prints
+//!   `kill-worker-lineage held` if all of this holds.
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -39,6 +46,7 @@ fn main() -> unidist::Result<()> {
         "hold" => hold(),
         "kill-worker-retry" => kill_worker_retry(),
         "kill-actor-restart" => kill_actor_restart(),
+        "kill-worker-lineage" => kill_worker_lineage(),
         "panic" => panic!("deliberate panic on rank 0"),
         "exit" => {
             let _pending = sleep_ms::remote(2000);
@@ -51,7 +59,7 @@ fn main() -> unidist::Result<()> {
         other => {
             eprintln!(
                 "fault: unknown mode {other:?} (accepted: kill-worker, kill-worker-shared, hold, panic, exit, \
-                 no-shutdown, kill-worker-retry, kill-actor-restart)"
+                 no-shutdown, kill-worker-retry, kill-actor-restart, kill-worker-lineage)"
             );
             std::process::exit(2);
         }
@@ -169,6 +177,97 @@ fn kill_actor_restart() -> ! {
         && kind(&b_after) == Some(unidist::ErrorKind::ActorDead);
     if held {
         eprintln!("fault: kill-actor-restart held");
+        std::process::exit(4);
+    }
+    std::process::exit(3);
+}
+
+/// One link of a chain: its value, the process that made it, whether every link so far was
+/// made in the same process, and padding. The padding keeps the link on its worker: a result
+/// of at most 16 KiB also goes to its owner with the completion, and one of 64 KiB or more
+/// draws the next task to the worker that holds it.
+type Link = (i64, u32, bool, Vec<u8>);
+
+/// The padding of a link.
+const LINK_PAD: usize = 64 * 1024;
+
+#[unidist::remote]
+fn link_start(n: i64) -> Link {
+    (n, std::process::id(), true, vec![0; LINK_PAD])
+}
+
+#[unidist::remote]
+fn link_next(prev: &Link) -> Link {
+    let me = std::process::id();
+    (prev.0 + 1, me, prev.2 && prev.1 == me, vec![0; LINK_PAD])
+}
+
+/// True if `link` and every link before it were made in this process.
+#[unidist::remote]
+fn all_here(link: &Link) -> bool {
+    link.2 && link.1 == std::process::id()
+}
+
+/// Kills this worker if `link` was made in it; returns otherwise.
+#[unidist::remote]
+fn die_if_made_here(link: &Link) {
+    if link.1 == std::process::id() {
+        die(());
+    }
+}
+
+/// Blocks until `r` is ready without fetching its value (it stays on its worker only).
+fn ready<T>(r: &unidist::ObjectRef<T>) -> bool {
+    matches!(unidist::wait(std::slice::from_ref(r), 1), Ok((done, _)) if done.len() == 1)
+}
+
+fn kill_worker_lineage() -> ! {
+    let started = Instant::now();
+    let retried = || unidist::stats().map_or(0, |s| s.tasks_retried);
+    // Each task is sent once the one before it finished, to the worker holding its large
+    // argument (the first, with no work in flight, to the lowest rank): the whole chain lives
+    // on one worker (checked below).
+    let mut link = link_start::options().max_retries(2).remote(10);
+    let mut chained = ready(&link);
+    for _ in 0..4 {
+        link = link_next::options().max_retries(2).remote(&link);
+        chained &= ready(&link);
+    }
+    // Made beside the chain's last link (drawn by it), by a task without retries.
+    let plain = link_next::remote(&link);
+    chained &= ready(&plain);
+    let one_worker = unidist::get(&all_here::remote(&plain));
+    let before = retried();
+    let killed = unidist::get(&die_if_made_here::remote(&link));
+    eprintln!(
+        "fault: chain ready {chained}, on one worker: {one_worker:?}; the killing task gave \
+         {killed:?} after {:?}",
+        started.elapsed()
+    );
+    let rebuilt = unidist::get(&link);
+    let rebuilds = retried().saturating_sub(before);
+    eprintln!(
+        "fault: the chain's last object: {:?} ({rebuilds} rebuilds, {:?} in)",
+        rebuilt.as_ref().map(|l| (l.0, l.2)),
+        started.elapsed()
+    );
+    let lost = unidist::get(&plain);
+    match &lost {
+        Ok(v) => eprintln!("fault: the object without retries gave {}", v.0),
+        Err(e) => eprintln!("fault: the object without retries: {:?}: {e}", e.kind()),
+    }
+    let lost_ok = lost.is_err_and(|e| {
+        e.kind() == unidist::ErrorKind::WorkerLost && e.to_string().contains("cannot be rebuilt")
+    });
+    let killed_ok = killed.is_err_and(|e| e.kind() == unidist::ErrorKind::WorkerLost);
+    let held = chained
+        && matches!(one_worker, Ok(true))
+        && killed_ok
+        && matches!(rebuilt, Ok((14, _, true, _)))
+        && rebuilds >= 5
+        && lost_ok;
+    if held {
+        eprintln!("fault: kill-worker-lineage held");
         std::process::exit(4);
     }
     std::process::exit(3);

@@ -46,6 +46,10 @@ enum Scenario {
     /// the other one; its calls after the loss run there, from a fresh state. Once that worker
     /// is killed too, its calls and those of an actor without restarts fail with `ActorDead`.
     KillActorRestart,
+    /// (Spawn mode) a chain of tasks with `max_retries(2)` finished on a worker that is then
+    /// killed: its last object is rebuilt on the other worker; an object made there by a task
+    /// without retries fails with `WorkerLost` saying it cannot be rebuilt.
+    KillWorkerLineage,
     /// With the shared object store on, a worker holding a segment is killed: no segment of
     /// the job is left in `/dev/shm` once the job has ended, or, where the launcher ends rank 0
     /// with the worker (MPICH), once the next job on the host has started.
@@ -64,6 +68,7 @@ impl Scenario {
             Scenario::ExitInFlight => "exit with work in flight".into(),
             Scenario::KillWorkerRetry => "worker SIGKILL, task retried".into(),
             Scenario::KillActorRestart => "worker SIGKILL, actor restarted".into(),
+            Scenario::KillWorkerLineage => "worker SIGKILL, objects rebuilt".into(),
             Scenario::KillWorkerShared => "worker SIGKILL, shared store".into(),
         }
     }
@@ -92,6 +97,7 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
     if matches!(launch, Launch::Spawn { .. }) {
         s.push(Scenario::KillWorkerRetry);
         s.push(Scenario::KillActorRestart);
+        s.push(Scenario::KillWorkerLineage);
     }
     s
 }
@@ -146,6 +152,7 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         Scenario::ExitInFlight => "exit",
         Scenario::KillWorkerRetry => "kill-worker-retry",
         Scenario::KillActorRestart => "kill-actor-restart",
+        Scenario::KillWorkerLineage => "kill-worker-lineage",
         // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
         Scenario::NestedRefs => "500",
         Scenario::KillWorkerShared => "kill-worker-shared",
@@ -407,6 +414,17 @@ fn check(
                 return Err(format!(
                     "the restarted actor did not run its later calls from a fresh state, or the \
                      calls after its last restart did not fail with ActorDead ({status})"
+                ));
+            }
+        }
+        Scenario::KillWorkerLineage => {
+            let held =
+                output.contains("kill-worker-lineage held") && output.contains("cannot be rebuilt");
+            if !held {
+                return Err(format!(
+                    "the chain lost with its worker was not rebuilt with the right value, or the \
+                     object without retries did not fail with WorkerLost saying it cannot be \
+                     rebuilt ({status})"
                 ));
             }
         }

@@ -100,6 +100,7 @@
 //!   - `node/ready.rs`: futures awaiting objects (`on_ready`), woken by the same events;
 //!   - `node/lost.rs`: what fails when a rank is lost;
 //!   - `node/restart.rs`: actor restarts, the kept creation sent again to a live worker;
+//!   - `node/lineage.rs`: lost objects rebuilt by running their task again on a live worker;
 //!   - `node/dispatch.rs`: incoming messages, one delegating line per kind;
 //!   - `node/backend.rs`: `impl Backend`.
 //! - `exec`: the task pool and the actor threads of a worker rank.

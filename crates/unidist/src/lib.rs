@@ -159,7 +159,8 @@
 //!
 //! Which of these a backend implements is in [`capabilities`] (`retries`, `timeouts`, `cancel`,
 //! `fail_fast`). On MPI, where a worker process can be lost, `max_retries` also sends a task
-//! again to a live worker, and an actor created with `T::options().max_restarts(n)` is created
+//! again to a live worker, and rebuilds a finished output of it that was lost with its worker by
+//! running the task again; an actor created with `T::options().max_restarts(n)` is created
 //! again (its `new` runs again) on a live worker; see `RELIABILITY.md`.
 //!
 //! # Feature flags

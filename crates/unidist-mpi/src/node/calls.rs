@@ -239,9 +239,10 @@ impl Node {
         seq: u64,
         results: Vec<OutResult>,
     ) {
-        let Some(call) = state.sent.remove(&seq) else {
+        let Some(mut call) = state.sent.remove(&seq) else {
             return;
         };
+        let all_ready = results.iter().all(Result::is_ok);
         let load = &mut state.workers.calls[call.worker as usize];
         *load = load.saturating_sub(1);
         state.workers.inflight = state.workers.inflight.saturating_sub(1);
@@ -281,6 +282,10 @@ impl Node {
         }
         effects.touched.extend(call.outputs.iter().copied());
         effects.progress = true;
+        if all_ready {
+            // A task with `max_retries` keeps its record (and its pins) to rebuild its outputs.
+            self.keep_lineage(state, effects, &mut call);
+        }
         self.unpin_locked(state, effects, &call.nested);
         effects.drop_later(call);
         self.end_released_actors(state, effects);

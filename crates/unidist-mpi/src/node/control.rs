@@ -386,7 +386,8 @@ impl Node {
     /// a live worker to take them) are sent again; the others are left to fail with `err`.
     ///
     /// Their outputs keep their ids and now live on the new worker, so they are not failed as
-    /// objects only `rank` held. An argument that was lost with `rank` fails the new run, with
+    /// objects only `rank` held. An argument that was lost with `rank` was rebuilt before this
+    /// (see `lineage.rs`) when its task had retries left; otherwise it fails the new run, with
     /// an error naming the argument and the rank. Calls go out in the order they were first
     /// sent, so that a retried task's retried argument is placed before it.
     pub(super) fn resend_calls_sent_to(

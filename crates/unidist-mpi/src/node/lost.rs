@@ -12,7 +12,7 @@ use crate::wire::{NodeMsg, WireError};
 impl Node {
     /// The error of everything that only lost rank `rank` could deliver: `WorkerLost`, naming
     /// the rank, its host and how it was lost.
-    fn rank_lost(&self, rank: u32, why: &str) -> Error {
+    pub(super) fn rank_lost(&self, rank: u32, why: &str) -> Error {
         let host = self.ips.get(rank as usize).map_or("?", String::as_str);
         Error::WorkerLost {
             what: "a call or object".into(),
@@ -28,6 +28,9 @@ impl Node {
         self.lost.mark(rank, why);
         self.with(|state, effects| {
             let err = self.rank_lost(rank, why);
+            // Rebuilt objects first: a task sent again below that takes one as an argument
+            // then fetches it from its new location.
+            self.rebuild_objects_at(state, effects, rank, &err);
             self.resend_calls_sent_to(state, effects, rank, &err);
             self.fail_calls_sent_to(state, effects, rank, &err);
             self.fail_objects_only_at(state, effects, rank, &err);
@@ -98,8 +101,21 @@ impl Node {
             })
             .map(|(id, _)| *id)
             .collect();
+        // What the lost rank owned (its `put` values, the outputs of calls it submitted) has
+        // no owner left to run anything again.
+        let orphaned = match err {
+            Error::WorkerLost { what, reason } => Error::WorkerLost {
+                what: what.clone(),
+                reason: format!(
+                    "{reason}; it cannot be rebuilt: its owner was that rank (it was put there, \
+                     or made by a call submitted there)"
+                ),
+            },
+            other => other.clone(),
+        };
         for id in ids {
-            self.fail_object(state, effects, id, err);
+            let e = if id.owner == rank { &orphaned } else { err };
+            self.fail_object(state, effects, id, e);
         }
         for o in state.objects.values_mut() {
             o.fetchers.retain(|r| *r != rank);

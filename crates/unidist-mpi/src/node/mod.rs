@@ -46,6 +46,7 @@ mod control;
 mod dispatch; // incoming messages: one delegating line per kind
 mod effects; // work collected under the lock and done after it
 mod execute; // calls received here: arguments, start, completion
+mod lineage; // lost objects made again by running their task again
 mod lost; // ranks that were lost: what fails, what is not sent
 mod objects; // objects: fetch, push, subscriptions, outputs, failures
 mod observe; // stats and timeline of every rank, clocks, flows, transfers

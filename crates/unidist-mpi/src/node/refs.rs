@@ -158,6 +158,7 @@ impl Node {
                 return;
             }
             let loc = o.location;
+            let lineage = o.lineage.take();
             if let Some(d) = o.data.take() {
                 effects.drop_later(d);
             }
@@ -176,6 +177,9 @@ impl Node {
                 o.freed = true;
             } else {
                 state.objects.remove(&id);
+            }
+            if let Some(key) = lineage {
+                self.release_lineage(state, effects, key, id);
             }
         } else {
             if o.borrowing {

@@ -67,6 +67,9 @@ pub(super) struct State {
     pub(super) running: HashMap<(u32, u64), Arc<super::control::Ticket>>,
     /// Bumped whenever a call this process sent fails: `get` of several refs looks again.
     pub(super) failures: u64,
+    /// Finished tasks with `max_retries` whose outputs are still referenced, by their first
+    /// output: what it takes to run them again if their outputs are lost.
+    pub(super) lineage: HashMap<ObjectId, super::lineage::Lineage>,
 }
 
 impl State {
@@ -139,6 +142,9 @@ pub(super) struct Object {
     pub(super) freed: bool,
     /// Calls received here that wait for it as an argument.
     pub(super) waiting_calls: Vec<u64>,
+    /// Owner: made by a task with `max_retries` whose lineage is kept (the key of
+    /// [`State::lineage`]), so that it can be made again if its worker is lost.
+    pub(super) lineage: Option<ObjectId>,
 }
 
 impl Object {

@@ -7,7 +7,7 @@ use unidist_core::call::ArgState;
 use unidist_core::registry::{ActorClassEntry, Registration, RemoteFunction};
 use unidist_core::{
     ActorId, ActorSpec, AnyRef, Arg, Backend, DeadReason, Error, ErrorKind, ObjectId, Outputs,
-    Payload, TaskFailure, TaskOptions,
+    Payload, TaskFailure, TaskOptions, TaskSpec,
 };
 use unidist_serialize::{encode_with_oob, Buffer};
 
@@ -307,4 +307,187 @@ fn an_actor_located_on_a_lost_rank_is_asked_of_its_owner_again() {
     assert!(n.state.lock().actors.located.contains_key(&actor));
     n.peer_lost(2, "its process 42 ended");
     assert!(!n.state.lock().actors.located.contains_key(&actor));
+}
+
+fn one(_: &[Payload]) -> unidist_core::Result<Outputs> {
+    Ok(vec![unidist_core::value::output(1u8)])
+}
+
+static ONE: RemoteFunction = RemoteFunction {
+    name: "tests::one",
+    num_returns: 1,
+    invoke: one,
+};
+unidist_core::inventory::submit! { Registration::Function(&ONE) }
+
+/// Submits `tests::one` on `arg` with `retries` retries; returns its output.
+fn submit_one(n: &Node, arg: Arg, retries: u32) -> ObjectId {
+    let task = TaskSpec {
+        function: &ONE,
+        args: vec![arg],
+        options: TaskOptions::default().max_retries(retries),
+    };
+    n.submit_task(task)
+        .expect("a registered function is submitted")[0]
+}
+
+/// A task sent so far: the rank it went to, its number, outputs, arguments and runs made.
+type Sent = (u32, u64, Vec<ObjectId>, Vec<ArgWire>, u32);
+
+fn sent_tasks(out: &crossbeam_channel::Receiver<Out>) -> Vec<Sent> {
+    out.try_iter()
+        .filter_map(|o| match o {
+            Out::Msg(
+                w,
+                NodeMsg::Task {
+                    seq, outputs, args, ..
+                },
+            ) => Some((w, seq, outputs, args, 0)),
+            Out::Msg(
+                w,
+                NodeMsg::TaskWith {
+                    seq,
+                    outputs,
+                    args,
+                    options,
+                    ..
+                },
+            ) => Some((w, seq, outputs, args, options.runs)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every task sent so far finished on the rank it was sent to.
+fn finish_sent(n: &Node, out: &crossbeam_channel::Receiver<Out>) -> Vec<Sent> {
+    let sent = sent_tasks(out);
+    for (w, seq, ..) in &sent {
+        let results = vec![Ok(8)];
+        n.handle(*w, NodeMsg::Done { seq: *seq, results });
+    }
+    sent
+}
+
+/// The error of `id` on the node, which must have failed.
+fn failure_of(n: &Node, id: ObjectId) -> Error {
+    match n.get(&[id], Some(Duration::from_secs(5))) {
+        Ok(_) => panic!("{id} must have failed"),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn finished_objects_lost_with_their_worker_are_rebuilt_from_lineage() {
+    let (n, out) = node(0);
+    let backend: Arc<dyn Backend> = n.clone();
+    // One after the other, each finished before the next is sent: all run on rank 1.
+    let a = submit_one(&n, Arg::Value(Arc::new(5i64)), 2);
+    finish_sent(&n, &out);
+    let ra = AnyRef::live(a, &backend);
+    let b = submit_one(&n, Arg::Ref(ra.clone()), 2);
+    finish_sent(&n, &out);
+    let plain = submit_one(&n, Arg::Value(Arc::new(6i64)), 0);
+    let mut first = finish_sent(&n, &out);
+    let once = submit_one(&n, Arg::Value(Arc::new(7i64)), 1);
+    first.extend(finish_sent(&n, &out));
+    assert!(first.iter().all(|t| t.0 == 1), "{first:?}");
+    assert_eq!(
+        n.state.lock().lineage.len(),
+        3,
+        "tasks without retries keep nothing"
+    );
+
+    n.peer_lost(1, "its process 41 ended");
+    let again = sent_tasks(&out);
+    let rebuilt: Vec<(u32, ObjectId, u32)> = again.iter().map(|t| (t.0, t.2[0], t.4)).collect();
+    assert_eq!(
+        rebuilt,
+        [(2, a, 1), (2, b, 1), (2, once, 1)],
+        "each rebuild goes to the live worker, an argument before the task taking it"
+    );
+    assert!(
+        matches!(again[1].3[..], [ArgWire::Ref { id, from: 2 }] if id == a),
+        "the rebuilt argument is fetched from its new location: {:?}",
+        again[1].3
+    );
+    let e = failure_of(&n, plain);
+    assert_eq!(e.kind(), ErrorKind::WorkerLost);
+    assert!(e.to_string().contains("cannot be rebuilt"), "{e}");
+    for (w, seq, ..) in &again {
+        n.handle(
+            *w,
+            NodeMsg::Done {
+                seq: *seq,
+                results: vec![Ok(8)],
+            },
+        );
+    }
+    {
+        let state = n.state.lock();
+        let o = &state.objects[&b];
+        assert_eq!(o.location, Some(2));
+        assert!(matches!(o.status, super::state::ObjectStatus::Ready));
+        assert_eq!(
+            state.lineage.len(),
+            3,
+            "the rebuilt tasks keep their records again"
+        );
+    }
+
+    n.peer_lost(2, "its process 42 ended");
+    assert!(sent_tasks(&out).is_empty(), "no worker is left");
+    let e = failure_of(&n, once);
+    assert!(e.to_string().contains("after 2 runs"), "{e}");
+    let e = failure_of(&n, a);
+    assert!(e.to_string().contains("no worker is left"), "{e}");
+    let e = failure_of(&n, b);
+    let lost_arg = format!("its argument {a} was lost too");
+    assert!(e.to_string().contains(&lost_arg), "{e}");
+
+    // The records go with the last refs to their outputs; `a`'s lives while `b`'s holds it.
+    for id in [b, plain, once] {
+        n.release_ref(id);
+    }
+    assert_eq!(n.state.lock().lineage.len(), 1);
+    drop(ra);
+    assert!(n.state.lock().lineage.is_empty());
+}
+
+#[test]
+fn an_object_whose_owner_is_lost_fails_saying_it_cannot_be_rebuilt() {
+    // Worker 1 holds a ref to a value rank 2 put: nobody is left to make it again.
+    let (n, _out) = node(1);
+    let id = ObjectId::new(2, 5);
+    n.handle_deserialized(id)
+        .expect("a ref owned elsewhere is registered");
+    n.peer_lost(2, "its process 42 ended");
+    let e = failure_of(&n, id);
+    assert_eq!(e.kind(), ErrorKind::WorkerLost);
+    let e = e.to_string();
+    assert!(
+        e.contains("rank 2 was lost") && e.contains("cannot be rebuilt: its owner was that rank"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_task_sent_again_after_a_loss_fetches_its_rebuilt_argument_where_it_is_now() {
+    let (n, out) = node(0);
+    let backend: Arc<dyn Backend> = n.clone();
+    let a = submit_one(&n, Arg::Value(Arc::new(5i64)), 1);
+    finish_sent(&n, &out);
+    let ra = AnyRef::live(a, &backend);
+    // Still running on rank 1, beside its finished argument, when rank 1 is lost.
+    let b = submit_one(&n, Arg::Ref(ra), 1);
+    let running: Vec<u32> = sent_tasks(&out).iter().map(|t| t.0).collect();
+    assert_eq!(running, [1]);
+    n.peer_lost(1, "its process 41 ended");
+    let again = sent_tasks(&out);
+    let order: Vec<(u32, ObjectId)> = again.iter().map(|t| (t.0, t.2[0])).collect();
+    assert_eq!(order, [(2, a), (2, b)], "the argument is rebuilt first");
+    assert!(
+        matches!(again[1].3[..], [ArgWire::Ref { id, from: 2 }] if id == a),
+        "{:?}",
+        again[1].3
+    );
 }
