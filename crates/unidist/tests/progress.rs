@@ -58,22 +58,48 @@ fn child_command(program: &str, test: &str) -> (String, Vec<String>) {
     (program.to_string(), args)
 }
 
-/// Waits for `child` at most [`LIMIT`], killing it when it takes longer.
+/// Reads a child's stream to its end on a thread of its own, so that a child writing more than
+/// a pipe holds never blocks on it while [`bounded`] waits.
+fn drain(stream: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut s) = stream {
+            let _ = s.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// Waits for `child` at most [`LIMIT`], killing it when it takes longer; its output is read
+/// meanwhile and shown in the failure.
 fn bounded(mut child: Child) -> Output {
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let started = Instant::now();
-    loop {
-        if child.try_wait().expect("polling the child").is_some() {
-            return child.wait_with_output().expect("the child's output");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("polling the child") {
+            break Some(status);
         }
         if started.elapsed() > LIMIT {
             let _ = child.kill();
-            let out = child.wait_with_output().expect("the child's output");
-            panic!(
-                "the child did not finish within {LIMIT:?}; stdout {:?}",
-                String::from_utf8_lossy(&out.stdout)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "the child did not finish within {LIMIT:?}; stdout {:?}, stderr {:?}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
     }
 }
 
