@@ -318,6 +318,10 @@ impl Shared {
         for (i, &id) in ids.iter().enumerate() {
             let mut registered = registered_from.is_some_and(|from| i >= from);
             loop {
+                // Read before the lookup: an object registered on `signal` that settles between
+                // the lookup and the block raises the count past this, so the block returns.
+                // (Read after the lookup, that settlement was counted in `seen` and lost.)
+                let seen = signal.as_ref().map_or(0, |s| s.hits());
                 match self.store.lookup(id) {
                     Lookup::Ready(v) => {
                         out.push(Payload::Local(v));
@@ -329,8 +333,8 @@ impl Shared {
                         if self.run_producer(producer) {
                             continue;
                         }
+                        // A new signal counts from zero, which `seen` already is.
                         let signal = signal.get_or_insert_with(Signal::for_current_thread);
-                        let seen = signal.hits();
                         if !registered {
                             // Not registered means it settled in between: look again.
                             if !self.store.register(id, Waiter::Thread(signal.clone())) {
