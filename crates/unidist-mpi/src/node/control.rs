@@ -421,7 +421,7 @@ impl Node {
             let Some(mut call) = state.sent.remove(&seq) else {
                 continue;
             };
-            let Some(mut resend) = call.retry.take() else {
+            let Some(resend) = call.retry.take() else {
                 continue;
             };
             let load = &mut state.workers.calls[rank as usize];
@@ -438,33 +438,47 @@ impl Node {
             let nested = std::mem::take(&mut call.nested);
             let encoded = EncodedArgs::again(resend.values.clone(), hold, nested);
             let outputs = std::mem::take(&mut call.outputs);
-            let (new_seq, args) =
-                self.record_call(state, effects, w, &resend.args, encoded, &outputs);
-            let mut options = wire_options(&resend.options).unwrap_or_default();
-            options.runs = resend.runs;
-            resend.runs += 1;
-            stats::count(Counter::TasksRetried);
             tracing::debug!(
                 function = resend.function.name,
                 lost = rank,
                 worker = w,
                 "retrying a task whose worker was lost"
             );
-            let func = resend.func;
-            if let Some(c) = state.sent.get_mut(&new_seq) {
-                c.retry = Some(resend);
-            }
-            effects.send(
-                w,
-                NodeMsg::TaskWith {
-                    seq: new_seq,
-                    func,
-                    args,
-                    outputs,
-                    options,
-                },
-            );
+            self.send_again(state, effects, w, resend, encoded, outputs);
         }
+    }
+
+    /// Sends the task kept in `resend` to worker `w` as one more run producing `outputs` (a
+    /// retry after a lost worker, or the rebuild of a lost object); the new call keeps the
+    /// record for a later loss.
+    pub(super) fn send_again(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        w: u32,
+        mut resend: Box<Resend>,
+        encoded: EncodedArgs,
+        outputs: Vec<ObjectId>,
+    ) {
+        let (seq, args) = self.record_call(state, effects, w, &resend.args, encoded, &outputs);
+        let mut options = wire_options(&resend.options).unwrap_or_default();
+        options.runs = resend.runs;
+        resend.runs += 1;
+        stats::count(Counter::TasksRetried);
+        let func = resend.func;
+        if let Some(c) = state.sent.get_mut(&seq) {
+            c.retry = Some(resend);
+        }
+        effects.send(
+            w,
+            NodeMsg::TaskWith {
+                seq,
+                func,
+                args,
+                outputs,
+                options,
+            },
+        );
     }
 }
 

@@ -10,15 +10,13 @@
 //! actor call or by a task without retries left, or taking an argument that cannot be rebuilt)
 //! fails with `WorkerLost` saying so. Tasks without `max_retries` keep nothing.
 
-use unidist_core::observe::stats::{self, Counter};
 use unidist_core::{retry, AnyRef, Arg, Error, ObjectId};
 
 use super::calls::EncodedArgs;
-use super::control::{wire_options, Resend};
+use super::control::Resend;
 use super::effects::Effects;
 use super::state::{Object, ObjectStatus, SentCall, State};
 use super::Node;
-use crate::wire::NodeMsg;
 
 /// A finished task with `max_retries` whose outputs are still referenced.
 pub(super) struct Lineage {
@@ -175,7 +173,7 @@ impl Node {
             .choose(state, &holders, false)
             .map_err(|e| cannot(what, &e.to_string()))?;
         let Some(Lineage {
-            mut resend,
+            resend,
             outputs,
             nested,
         }) = key.and_then(|k| state.lineage.remove(&k))
@@ -202,32 +200,16 @@ impl Node {
             })
             .collect();
         let encoded = EncodedArgs::again(resend.values.clone(), hold, nested);
-        let (seq, args) = self.record_call(state, effects, w, &resend.args, encoded, &outputs);
-        let mut options = wire_options(&resend.options).unwrap_or_default();
-        options.runs = resend.runs;
-        resend.runs += 1;
-        stats::count(Counter::TasksRetried);
         tracing::debug!(
             function = resend.function.name,
             %id,
             lost = rank,
             worker = w,
-            run = resend.runs,
+            run = resend.runs + 1,
             "rebuilding an object lost with its worker"
         );
-        let func = resend.func;
-        if let Some(c) = state.sent.get_mut(&seq) {
-            c.retry = Some(resend);
-        }
         effects.touched.extend(outputs.iter().copied());
-        let msg = NodeMsg::TaskWith {
-            seq,
-            func,
-            args,
-            outputs,
-            options,
-        };
-        effects.send(w, msg);
+        self.send_again(state, effects, w, resend, encoded, outputs);
         // A fetch sent to the lost rank is sent again, to the new location.
         for out in wanted {
             self.request(state, effects, out);
