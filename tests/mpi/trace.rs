@@ -12,7 +12,8 @@
 //! Bad input, by the first argument:
 //! - `bad-path`: `UNIDIST_TIMELINE` names a file in a directory that does not exist; `init`
 //!   must fail on every rank, naming the variable and the path.
-//! - `lost-file`: the trace's directory is removed while the job runs; `shutdown` must fail
+//! - `lost-file`: the trace's directory is removed while the job runs (once a task has run on every
+//!   worker, since each rank checks it in its `init`); `shutdown` must fail
 //!   naming the path, and the job must still end.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,8 @@ const MEASURE: usize = 2;
 /// Calls of `Acc::add`.
 const CALLS: usize = 3;
 const BLOB: usize = 1 << 20;
+/// Workers of the job: the trace rows run 3 SPMD ranks, or rank 0 spawning 2.
+const WORKERS: usize = 2;
 
 #[unidist::remote]
 fn work(ms: u64) -> u32 {
@@ -123,10 +126,7 @@ fn bad_path(path: &str) -> Result<(), String> {
 /// the job still ends (the caller bounds it).
 fn lost_file(path: &str) -> Result<(), String> {
     unidist::init().map_err(|e| format!("init failed: {e}"))?;
-    let pid = unidist::get(&work::remote(1)).map_err(|e| format!("a task failed: {e}"))?;
-    check(pid != std::process::id(), || {
-        "the task ran on rank 0".to_string()
-    })?;
+    every_worker_started()?;
     let dir = std::path::Path::new(path)
         .parent()
         .ok_or_else(|| format!("{path} has no directory"))?;
@@ -137,6 +137,29 @@ fn lost_file(path: &str) -> Result<(), String> {
             format!("shutdown's error does not name {path}: {e}")
         }),
     }
+}
+
+/// Returns once a task has run on each of the job's [`WORKERS`] workers: every rank checks the
+/// trace's directory in its own `init`, so the directory may only be removed after that.
+fn every_worker_started() -> Result<(), String> {
+    let mut pids = BTreeSet::new();
+    for _ in 0..100 {
+        let refs: Vec<_> = (0..2 * WORKERS).map(|_| work::remote(5)).collect();
+        let got = unidist::get_all(&refs).map_err(|e| format!("a task failed: {e}"))?;
+        pids.extend(got);
+        if pids.len() >= WORKERS {
+            break;
+        }
+    }
+    check(!pids.contains(&std::process::id()), || {
+        "a task ran on rank 0".to_string()
+    })?;
+    check(pids.len() == WORKERS, || {
+        format!(
+            "tasks ran in {} processes, not on each of the {WORKERS} workers: {pids:?}",
+            pids.len()
+        )
+    })
 }
 
 /// Runs the work; returns the process ids the `work` tasks ran in.
