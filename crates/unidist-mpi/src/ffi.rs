@@ -368,7 +368,9 @@ fn shm_name(name: &str) -> std::io::Result<CString> {
     CString::new(name).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))
 }
 
-/// Maps shared-memory object `name` read-only, whole.
+/// Maps shared-memory object `name` read-only, whole, with its page table filled at once
+/// (`MAP_POPULATE`): the reader touches every page of an object anyway, and one call instead of
+/// a fault per few pages made mapping and summing 64 MiB several ms faster on the development VM.
 pub(crate) fn shm_map(name: &str) -> std::io::Result<ShmMapping> {
     let c = shm_name(name)?;
     let err = std::io::Error::last_os_error;
@@ -394,7 +396,7 @@ pub(crate) fn shm_map(name: &str) -> std::io::Result<ShmMapping> {
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ,
-                libc::MAP_SHARED,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
                 fd,
                 0,
             )
@@ -417,4 +419,22 @@ pub(crate) fn shm_unlink(name: &str) -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Asks the kernel for transparent huge pages in the `len` bytes at `addr` (an allocation a
+/// decode is about to fill; see `unidist_serialize::set_fresh_memory_advice`). Only the whole
+/// pages inside the range are advised; the contents are untouched, and a kernel without the
+/// feature or a failure leaves the memory as it was.
+pub(crate) fn advise_huge_pages(addr: usize, len: usize) {
+    const PAGE: usize = 4096;
+    let start = addr.next_multiple_of(PAGE);
+    let end = addr.saturating_add(len) / PAGE * PAGE;
+    if end <= start {
+        return;
+    }
+    // SAFETY: MADV_HUGEPAGE changes how the range's pages are backed, never their contents,
+    // and an unmapped range is an error return (ignored), not undefined behaviour.
+    unsafe {
+        libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
+    }
 }

@@ -253,6 +253,8 @@ pub fn start() -> Result<Arc<dyn Backend>> {
                 .into(),
         });
     }
+    // Values decoded from other ranks fill fresh memory: huge pages where the kernel offers them.
+    unidist_serialize::set_fresh_memory_advice(ffi::advise_huge_pages);
     let settings = launch::Settings {
         spawn: config::IsMpiSpawnWorkers::get()?,
         cpus: config::CpuCount::get()?,

@@ -5,7 +5,9 @@
 //! A segment holds one object's encoding: its inline bytes at offset 0, then each
 //! out-of-band buffer at the next multiple of [`ALIGN`], written with one copy straight from
 //! the value's memory (a natural value's or a `Buffer`'s own storage), and read in place by a
-//! `Buffer<T>` on the receiving rank. Its name is
+//! `Buffer<T>` on the receiving rank. A large value `put` on a rank that shares its host with
+//! another rank is written at the `put` (as into Ray's store); any other object when it is first
+//! sent to a rank of its host. Its name is
 //! `/unidist-<job>-<creator pid>-<owner>.<seq>`, where `<job>` is rank 0's process id, so that
 //! every segment of a job shares one prefix. The rank that creates a segment counts it against
 //! `UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY` (per creating rank) and unlinks it when the object
@@ -123,6 +125,18 @@ impl Store {
     /// Whether an object of `len` encoded bytes is kept in shared memory for same-host ranks.
     pub(crate) fn holds(&self, len: u64) -> bool {
         self.enabled && len > 0 && len >= self.threshold as u64
+    }
+
+    /// Whether a value of `len` encoded bytes put here goes into shared memory at once: it is
+    /// large enough and another rank shares this host, so a task there reads it without this
+    /// rank writing it then (what `put` into Ray's store does).
+    pub(crate) fn at_put(&self, len: usize) -> bool {
+        self.holds(len as u64)
+            && self
+                .same_host
+                .iter()
+                .enumerate()
+                .any(|(r, same)| *same && r != self.rank as usize)
     }
 
     /// Whether ranks `a` and `b` are both on this process's host.

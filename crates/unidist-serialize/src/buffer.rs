@@ -213,7 +213,7 @@ impl<T: Element> Buffer<T> {
     pub fn into_vec(self) -> Vec<T> {
         match self.data {
             Data::Owned(v) => Arc::unwrap_or_clone(v),
-            Data::InPlace(s) => view(&*s).to_vec(),
+            Data::InPlace(s) => crate::fresh::copy_to_vec(s.bytes()),
         }
     }
 

@@ -137,6 +137,7 @@ mod buffer;
 mod choice;
 mod codec;
 mod error;
+mod fresh;
 mod guard;
 mod header;
 mod natural;
@@ -150,6 +151,7 @@ use serde::Serialize;
 
 pub use buffer::{Buffer, ElemType, Element};
 pub use error::SerializeError;
+pub use fresh::set_fresh_memory_advice;
 pub use header::{fingerprint, FORMAT_VERSION, HEADER_LEN};
 pub use oob::{decode_with_oob, encode_shared, encode_with_oob, zeroed_bytes, Encoded, OobBuffer};
 

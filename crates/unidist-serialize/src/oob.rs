@@ -22,6 +22,7 @@ use serde::Serialize;
 use crate::buffer::{Buffer, ElemType, Element};
 use crate::codec::{self, DecodeFailure};
 use crate::error::BoxError;
+use crate::fresh::{self, zeroed_vec};
 use crate::header::Layout;
 use crate::{choice, header, natural, SerializeError};
 
@@ -231,9 +232,8 @@ impl OobBuffer {
     pub(crate) fn into_buffer<T: Element>(self) -> Buffer<T> {
         match Arc::clone(&self.storage).into_any().downcast::<Vec<T>>() {
             Ok(same) => Buffer::from_arc(same),
-            Err(_) => Buffer::in_place(self.storage).unwrap_or_else(|storage| {
-                Buffer::new(bytemuck::pod_collect_to_vec(storage.bytes()))
-            }),
+            Err(_) => Buffer::in_place(self.storage)
+                .unwrap_or_else(|storage| Buffer::new(fresh::copy_to_vec(storage.bytes()))),
         }
     }
 
@@ -246,7 +246,7 @@ impl OobBuffer {
                 drop(self);
                 Arc::unwrap_or_clone(same)
             }
-            Err(_) => bytemuck::pod_collect_to_vec(self.as_bytes()),
+            Err(_) => fresh::copy_to_vec(self.as_bytes()),
         }
     }
 
@@ -265,17 +265,6 @@ impl OobBuffer {
             }
         }
     }
-}
-
-/// A vector of `n` zeroed elements, or `None` if the memory cannot be allocated.
-///
-/// The allocation asks the allocator for zeroed memory (calloc: fresh pages come already zero,
-/// no memset, which matters for receive buffers of hundreds of MiB) and reports failure instead
-/// of aborting, so a corrupted length becomes an error. Trying the size with a separate
-/// allocation first is not enough: with overcommit the probe can succeed while the zeroed
-/// allocation that follows fails and aborts.
-pub(crate) fn zeroed_vec<T: Element>(n: usize) -> Option<Vec<T>> {
-    bytemuck::allocation::try_zeroed_vec(n).ok()
 }
 
 /// `len` zeroed bytes to receive into, or [`SerializeError::AllocationFailed`] when the memory

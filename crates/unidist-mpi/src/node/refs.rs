@@ -16,8 +16,15 @@ impl Node {
     pub(super) fn put_value(&self, value: Arc<dyn ErasedValue>) -> Result<ObjectId> {
         // Encoded at once: it is the snapshot pushed to workers and gives the size.
         let e = self.encode_value(&value)?;
+        let id = self.with(|state, _| ObjectId::new(self.rank, state.next_seq()));
+        // A large value goes into the host's shared store now, outside the lock (it is one copy
+        // of the whole value), rather than when the first task needs it.
+        let shared = if self.store.at_put(e.total_len()) {
+            self.store.create(id, &e)
+        } else {
+            None
+        };
         Ok(self.with(|state, _| {
-            let id = ObjectId::new(self.rank, state.next_seq());
             let object = Object {
                 local: 1,
                 location: Some(self.rank),
@@ -25,6 +32,7 @@ impl Node {
                 size: e.total_len() as u64,
                 data: Some(Payload::Local(value)),
                 encoded: Some(e),
+                shared,
                 ..Default::default()
             };
             state.objects.insert(id, object);
