@@ -163,6 +163,15 @@
 //! running the task again; an actor created with `T::options().max_restarts(n)` is created
 //! again (its `new` runs again) on a live worker; see `RELIABILITY.md`.
 //!
+//! # Large data
+//!
+//! Whole values of `Vec<T>` and `Box<[T]>` of primitive numbers, `Vec<u8>`, `String` and
+//! [`Buffer<T>`] cross processes as a length and their bytes, with no work per element. Inside a
+//! struct, use a [`Buffer<T>`] field or `#[serde(with = "unidist::serde_fast")]` (see
+//! [`serde_fast`]) on a `Vec<T>` field for the same speed. On MPI, large objects are written once
+//! into shared memory on their host and a `&Buffer<T>` parameter reads them there without a copy
+//! (the `UNIDIST_MPI_SHARED_OBJECT_STORE*` settings below).
+//!
 //! # Feature flags
 //!
 //! - `pyseq` (default): the sequential backend.
