@@ -19,6 +19,7 @@
 
 mod chart;
 mod costs;
+mod lamellar;
 mod peers;
 mod report;
 mod rows;
@@ -106,6 +107,7 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     let costs = costs::run(&options, &mut builds, &mut notes);
     if options.peers {
         runs.extend(peers::run(&options, &mut notes));
+        runs.extend(lamellar::run(&options, &mut notes));
     } else {
         notes.push("peers not run (--no-peers): the table holds this project's rows only".into());
     }
