@@ -60,9 +60,11 @@ impl Options {
                         ))
                     }
                 },
-                other => return Err(format!(
+                other => {
+                    return Err(format!(
                     "unknown option {other:?}: accepted are --quick, --no-peers and --only costs"
-                )),
+                ))
+                }
             }
         }
         Ok(o)
