@@ -13,8 +13,9 @@
 //!
 //! `--toggle-timeline` (with `UNIDIST_TIMELINE` set, on a backend that runs in this process
 //! alone): each round also makes a plain submission with the recorder on, while the other two
-//! run with it off, so that on and off are compared in the same process, round by round. Each
-//! recording round starts the recorder afresh: the trace written at `shutdown` holds the last.
+//! run with it off, so that on and off are compared in the same process, round by round. The
+//! recording grows over the rounds as it would in a program that records throughout, and the
+//! trace written at `shutdown` holds every recorded round.
 //!
 //! Under MPI SPMD only rank 0 returns from `init` and measures; the other ranks serve.
 
@@ -122,8 +123,7 @@ fn measure(args: &Args) -> Result<Rates, String> {
         for i in 0..kinds.len() {
             let kind = kinds[(round + i) % kinds.len()];
             if kind == Kind::Recorded {
-                // Afresh each time: the recording of one round is what a round costs.
-                timeline::start();
+                timeline::resume();
             }
             let r = rate(args.tasks, kind == Kind::Retries);
             if kind == Kind::Recorded {

@@ -28,8 +28,9 @@ use crate::util::human;
 const PAIRS: usize = 3;
 /// Tasks per submission on the in-process backends, which run a million or more a second: a
 /// round of the default 20,000 would last about 10 ms, shorter than the machine's hiccups.
-const LOCAL_TASKS: usize = 100_000;
-/// Rounds per process on the in-process backends.
+const LOCAL_TASKS: usize = 50_000;
+/// Rounds per process on the in-process backends (the recording, and the trace written at
+/// `shutdown`, hold the recorded rounds: about a million events).
 const LOCAL_ROUNDS: usize = 7;
 /// Target: retries cost at most this factor in task throughput.
 const RETRIES_TARGET: f64 = 1.1;
