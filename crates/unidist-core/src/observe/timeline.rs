@@ -32,6 +32,47 @@ static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     // The flow that work started on this thread continues; 0 for none.
     static FLOW: Cell<u64> = const { Cell::new(0) };
+    // The flow start of the submission in progress on this thread, timed but not yet recorded:
+    // a backend that runs the work in the submitting thread records it with the work's span,
+    // under one lock; otherwise it is recorded when the flow is handed on or the submission ends.
+    static SUBMITTED: Cell<Option<Submitted>> = const { Cell::new(None) };
+}
+
+/// A flow start waiting in [`SUBMITTED`].
+#[derive(Clone, Copy)]
+struct Submitted {
+    category: &'static str,
+    name: &'static str,
+    ts_ns: u64,
+    flow: u64,
+}
+
+impl Submitted {
+    fn entry(self) -> Entry {
+        Entry {
+            phase: Phase::FlowStart,
+            category: self.category,
+            name: self.name,
+            ts_ns: self.ts_ns,
+            flow: self.flow,
+            detail: None,
+        }
+    }
+}
+
+/// Takes this thread's waiting flow start if it starts `flow` (any, for `None`).
+fn take_submitted(flow: Option<u64>) -> Option<Submitted> {
+    SUBMITTED.with(|s| match s.get() {
+        Some(p) if flow.is_none_or(|f| f == p.flow) => s.take(),
+        _ => None,
+    })
+}
+
+/// Records this thread's waiting flow start if it starts `flow` (any, for `None`).
+fn record_submitted(flow: Option<u64>) {
+    if let Some(p) = take_submitted(flow) {
+        buffers::record([p.entry()]);
+    }
 }
 
 /// The process's time origin, with the wall clock at that instant (for aligning processes).
@@ -220,24 +261,30 @@ pub fn peer_lost(rank: u32, why: &str) {
 }
 
 fn instant(category: &'static str, name: &'static str, detail: Detail) {
-    buffers::record(Entry {
+    buffers::record([Entry {
         phase: Phase::Instant,
         category,
         name,
         ts_ns: now_ns(),
         flow: 0,
         detail: Some(detail),
-    });
+    }]);
 }
 
 /// Restores this thread's previous current flow when dropped.
 #[must_use = "the flow is current only while the guard lives"]
 pub struct FlowScope {
     previous: Option<u64>,
+    /// The flow this scope's submission started (0 for a scope that only carries a flow).
+    submitted: u64,
 }
 
 impl Drop for FlowScope {
     fn drop(&mut self) {
+        if self.submitted != 0 {
+            // Nothing on this thread ran the work: its submission ends here.
+            record_submitted(Some(self.submitted));
+        }
         if let Some(p) = self.previous {
             FLOW.with(|f| f.set(p));
         }
@@ -249,39 +296,56 @@ impl Drop for FlowScope {
 /// `create_actor` and `call_actor` in.
 pub fn submission(category: &'static str, name: &'static str) -> FlowScope {
     if !is_on() {
-        return FlowScope { previous: None };
+        return FlowScope {
+            previous: None,
+            submitted: 0,
+        };
     }
+    // An enclosing submission's start, still waiting, goes first.
+    record_submitted(None);
     let flow = NEXT_FLOW.fetch_add(1, Ordering::Relaxed);
-    buffers::record(Entry {
-        phase: Phase::FlowStart,
-        category,
-        name,
-        ts_ns: now_ns(),
-        flow,
-        detail: None,
+    let ts_ns = now_ns();
+    SUBMITTED.with(|s| {
+        s.set(Some(Submitted {
+            category,
+            name,
+            ts_ns,
+            flow,
+        }))
     });
-    flow_scope(flow)
+    FlowScope {
+        previous: Some(FLOW.with(|f| f.replace(flow))),
+        submitted: flow,
+    }
 }
 
 /// The flow of the work being submitted on this thread (0 when none or when off): what a
 /// backend keeps with work that runs on another thread.
 #[inline]
 pub fn current_flow() -> u64 {
-    if is_on() {
-        FLOW.with(Cell::get)
-    } else {
-        0
+    if !is_on() {
+        return 0;
     }
+    let flow = FLOW.with(Cell::get);
+    if flow != 0 {
+        // The work leaves this thread: its flow start is recorded now.
+        record_submitted(Some(flow));
+    }
+    flow
 }
 
 /// Makes `flow` current on this thread until the guard drops: the next execution span here
 /// ends it.
 pub fn flow_scope(flow: u64) -> FlowScope {
     if flow == 0 && !is_on() {
-        return FlowScope { previous: None };
+        return FlowScope {
+            previous: None,
+            submitted: 0,
+        };
     }
     FlowScope {
         previous: Some(FLOW.with(|f| f.replace(flow))),
+        submitted: 0,
     }
 }
 
@@ -296,6 +360,8 @@ struct OpenSpan {
     name: &'static str,
     start: u64,
     flow: u64,
+    /// The flow start of `flow`, when it was submitted on this thread and is still waiting.
+    submitted: Option<Submitted>,
 }
 
 impl Span {
@@ -320,12 +386,14 @@ impl Span {
         } else {
             0
         };
+        let submitted = (flow != 0).then(|| take_submitted(Some(flow))).flatten();
         Span {
             open: Some(OpenSpan {
                 category,
                 name,
                 start: now_ns(),
                 flow,
+                submitted,
             }),
         }
     }
@@ -337,14 +405,18 @@ impl Drop for Span {
         // At least 1 ns, so that every span has a positive length even on a coarse clock.
         let dur_ns = now_ns().saturating_sub(s.start).max(1);
         // One entry: the flow it ends (if any) is kept with it, and ends where the span starts.
-        buffers::record(Entry {
+        let complete = Entry {
             phase: Phase::Complete { dur_ns },
             category: s.category,
             name: s.name,
             ts_ns: s.start,
             flow: s.flow,
             detail: None,
-        });
+        };
+        match s.submitted {
+            Some(p) => buffers::record([p.entry(), complete]),
+            None => buffers::record([complete]),
+        }
     }
 }
 
@@ -445,6 +517,52 @@ mod tests {
         assert!(
             cleared.threads.iter().all(|t| t.0 != runner),
             "the buffer of an ended thread goes at the next start"
+        );
+    }
+
+    #[test]
+    fn a_flow_start_is_recorded_once_whether_the_work_runs_here_elsewhere_or_not_at_all() {
+        let _turn = TURN.lock().unwrap_or_else(|p| p.into_inner());
+        start();
+        // Run here, as pyseq does: the start waits and is recorded with the span.
+        let here = {
+            let _scope = submission("task", "m::here");
+            let flow = FLOW.with(Cell::get);
+            let _span = Span::execution("task", "m::here");
+            flow
+        };
+        // Handed on, as pymp does: recorded when the backend takes the flow.
+        let handed = {
+            let _scope = submission("task", "m::handed");
+            current_flow()
+        };
+        // Submitted inside another submission that is never run here.
+        let (outer, inner) = {
+            let _outer = submission("actor_create", "m::outer");
+            let outer = FLOW.with(Cell::get);
+            let _inner = submission("task", "m::inner");
+            (outer, FLOW.with(Cell::get))
+        };
+        let events = snapshot().events;
+        stop();
+        for flow in [here, handed, outer, inner] {
+            let starts: Vec<&Event> = events
+                .iter()
+                .filter(|e| e.phase == Phase::FlowStart && e.flow == flow)
+                .collect();
+            assert_eq!(starts.len(), 1, "flow {flow}: {events:?}");
+        }
+        let end = events
+            .iter()
+            .find(|e| e.phase == Phase::FlowEnd && e.flow == here)
+            .expect("the work run here ends its flow");
+        let start = events
+            .iter()
+            .find(|e| e.phase == Phase::FlowStart && e.flow == here);
+        assert!(start.is_some_and(|s| s.ts_ns <= end.ts_ns && s.thread == end.thread));
+        assert!(
+            SUBMITTED.with(Cell::get).is_none(),
+            "nothing waits after the submissions end"
         );
     }
 }

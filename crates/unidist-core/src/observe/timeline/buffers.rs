@@ -186,10 +186,15 @@ impl Inner {
     }
 }
 
-/// Records `entry` on this thread. A thread that is ending (its buffer's slot already
-/// destroyed) records nothing.
-pub(super) fn record(entry: Entry) {
-    let _ = MINE.try_with(|b| lock(&b.inner).push(entry));
+/// Records `entries` on this thread, in order, under one lock. A thread that is ending (its
+/// buffer's slot already destroyed) records nothing.
+pub(super) fn record<const N: usize>(entries: [Entry; N]) {
+    let _ = MINE.try_with(|b| {
+        let mut inner = lock(&b.inner);
+        for e in entries {
+            inner.push(e);
+        }
+    });
 }
 
 /// Names this thread in the trace.
