@@ -9,10 +9,11 @@
 //! events.
 //!
 //! Flows: the facade opens a [`submission`] around the backend call that submits work; it
-//! records the start of a flow and sets this thread's *current flow*. A backend that runs the
-//! work elsewhere keeps [`current_flow`] with it and re-enters it with [`flow_scope`] on the
-//! executing thread; the core's execution spans ([`Span::execution`]) end the flow where the
-//! work runs. A backend that runs work in the submitting thread needs to do nothing.
+//! starts a flow and sets this thread's *current flow*. A backend that runs the work elsewhere
+//! keeps [`current_flow`] with it (the flow's start is recorded then, as the work leaves the
+//! thread) and re-enters it with [`flow_scope`] on the executing thread; the core's execution
+//! spans ([`Span::execution`]) end the flow where the work runs. A backend that runs work in the
+//! submitting thread needs to do nothing: the flow starts and ends where its span starts.
 
 mod buffers;
 
@@ -32,9 +33,11 @@ static NEXT_FLOW: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     // The flow that work started on this thread continues; 0 for none.
     static FLOW: Cell<u64> = const { Cell::new(0) };
-    // The flow start of the submission in progress on this thread, timed but not yet recorded:
+    // The flow start of the submission in progress on this thread, not yet timed or recorded:
     // a backend that runs the work in the submitting thread records it with the work's span,
-    // under one lock; otherwise it is recorded when the flow is handed on or the submission ends.
+    // at the span's start and under one lock; otherwise it is timed and recorded when the flow
+    // is handed on (the work leaves the thread) or the submission ends. One clock read a task
+    // fewer than timing it at the start of the submission.
     static SUBMITTED: Cell<Option<Submitted>> = const { Cell::new(None) };
 }
 
@@ -43,17 +46,17 @@ thread_local! {
 struct Submitted {
     category: &'static str,
     name: &'static str,
-    ts_ns: u64,
     flow: u64,
 }
 
 impl Submitted {
-    fn entry(self) -> Entry {
+    /// The flow start, at `ts_ns`.
+    fn entry(self, ts_ns: u64) -> Entry {
         Entry {
             phase: Phase::FlowStart,
             category: self.category,
             name: self.name,
-            ts_ns: self.ts_ns,
+            ts_ns,
             flow: self.flow,
             detail: None,
         }
@@ -68,10 +71,10 @@ fn take_submitted(flow: Option<u64>) -> Option<Submitted> {
     })
 }
 
-/// Records this thread's waiting flow start if it starts `flow` (any, for `None`).
+/// Records this thread's waiting flow start, now, if it starts `flow` (any, for `None`).
 fn record_submitted(flow: Option<u64>) {
     if let Some(p) = take_submitted(flow) {
-        buffers::record([p.entry()]);
+        buffers::record([p.entry(now_ns())]);
     }
 }
 
@@ -304,12 +307,10 @@ pub fn submission(category: &'static str, name: &'static str) -> FlowScope {
     // An enclosing submission's start, still waiting, goes first.
     record_submitted(None);
     let flow = NEXT_FLOW.fetch_add(1, Ordering::Relaxed);
-    let ts_ns = now_ns();
     SUBMITTED.with(|s| {
         s.set(Some(Submitted {
             category,
             name,
-            ts_ns,
             flow,
         }))
     });
@@ -414,7 +415,8 @@ impl Drop for Span {
             detail: None,
         };
         match s.submitted {
-            Some(p) => buffers::record([p.entry(), complete]),
+            // Submitted and started here at once: both at the span's start.
+            Some(p) => buffers::record([p.entry(s.start), complete]),
             None => buffers::record([complete]),
         }
     }
