@@ -1,7 +1,7 @@
 //! `unidist-bench costs`: what fault tolerance and observability cost when nothing fails.
 //!
 //! ```text
-//! unidist-bench costs --out FILE [--tasks N] [--rounds R]
+//! unidist-bench costs --out FILE [--tasks N] [--rounds R] [--toggle-timeline]
 //! ```
 //!
 //! One process submits `N` empty tasks and gets them all, `R` rounds, alternating within each
@@ -11,17 +11,25 @@
 //! timeline, alternating processes, and sets the medians side by side: retries against none
 //! (target within 1.1x), timeline on against off (target within 1.3x).
 //!
+//! `--toggle-timeline` (with `UNIDIST_TIMELINE` set, on a backend that runs in this process
+//! alone): each round also makes a plain submission with the recorder on, while the other two
+//! run with it off, so that on and off are compared in the same process, round by round. The
+//! recording grows over the rounds as it would in a program that records throughout, and the
+//! trace written at `shutdown` holds every recorded round.
+//!
 //! Under MPI SPMD only rank 0 returns from `init` and measures; the other ranks serve.
 
 use std::time::Instant;
 
 use serde_json::json;
 use unidist::ObjectRef;
+use unidist_core::observe::timeline;
 
 use crate::measure::{median_of, write_json};
 use crate::suite::DONE;
 
-pub(crate) const USAGE: &str = "unidist-bench costs --out FILE [--tasks N] [--rounds R]";
+pub(crate) const USAGE: &str =
+    "unidist-bench costs --out FILE [--tasks N] [--rounds R] [--toggle-timeline]";
 
 #[unidist::remote]
 fn empty() {}
@@ -46,8 +54,25 @@ fn rate(n: usize, retries: bool) -> Result<f64, String> {
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
-fn parse(args: &[String]) -> Result<(String, usize, usize), String> {
-    let (mut out, mut tasks, mut rounds) = (None, 20_000usize, 5usize);
+/// What the command line asked for.
+struct Args {
+    out: String,
+    tasks: usize,
+    rounds: usize,
+    toggle: bool,
+}
+
+/// The kinds of submission a round measures.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Plain,
+    Retries,
+    /// Plain, with the recorder on (only with `--toggle-timeline`).
+    Recorded,
+}
+
+fn parse(args: &[String]) -> Result<Args, String> {
+    let (mut out, mut tasks, mut rounds, mut toggle) = (None, 20_000usize, 5usize, false);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |flag: &str| it.next().cloned().ok_or(format!("{flag} needs a value"));
@@ -61,14 +86,62 @@ fn parse(args: &[String]) -> Result<(String, usize, usize), String> {
             "--out" => out = Some(value("--out")?),
             "--tasks" => tasks = count("--tasks", value("--tasks")?)?,
             "--rounds" => rounds = count("--rounds", value("--rounds")?)?,
+            "--toggle-timeline" => toggle = true,
             other => return Err(format!("unknown argument {other:?}; usage: {USAGE}")),
         }
     }
-    Ok((out.ok_or("--out is required")?, tasks, rounds))
+    let out = out.ok_or("--out is required")?;
+    Ok(Args {
+        out,
+        tasks,
+        rounds,
+        toggle,
+    })
+}
+
+/// The rates of each kind, round by round.
+#[derive(Default)]
+struct Rates {
+    plain: Vec<f64>,
+    retries: Vec<f64>,
+    recorded: Vec<f64>,
+}
+
+/// Warms up, then measures `args.rounds` rounds, rotating which kind goes first so that none
+/// always runs on a warmer machine.
+fn measure(args: &Args) -> Result<Rates, String> {
+    // Warm-up: pools started, workers connected, code paged in.
+    rate(args.tasks.min(2_000), false)?;
+    rate(args.tasks.min(2_000), true)?;
+    let mut kinds = vec![Kind::Plain, Kind::Retries];
+    if args.toggle {
+        kinds.push(Kind::Recorded);
+        timeline::stop();
+    }
+    let mut rates = Rates::default();
+    for round in 0..args.rounds {
+        for i in 0..kinds.len() {
+            let kind = kinds[(round + i) % kinds.len()];
+            if kind == Kind::Recorded {
+                timeline::resume();
+            }
+            let r = rate(args.tasks, kind == Kind::Retries);
+            if kind == Kind::Recorded {
+                timeline::stop();
+            }
+            match kind {
+                Kind::Plain => &mut rates.plain,
+                Kind::Retries => &mut rates.retries,
+                Kind::Recorded => &mut rates.recorded,
+            }
+            .push(r?);
+        }
+    }
+    Ok(rates)
 }
 
 pub(crate) fn main(args: &[String]) -> i32 {
-    let (out, tasks, rounds) = match parse(args) {
+    let args = match parse(args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("unidist-bench costs: {e}");
@@ -79,43 +152,28 @@ pub(crate) fn main(args: &[String]) -> i32 {
         eprintln!("unidist-bench costs: init failed: {e}");
         return 1;
     }
-    let result = (|| {
-        // Warm-up: pools started, workers connected, code paged in.
-        rate(tasks.min(2_000), false)?;
-        rate(tasks.min(2_000), true)?;
-        let (mut plain, mut retries) = (Vec::new(), Vec::new());
-        for round in 0..rounds {
-            // Alternate which goes first, so neither always runs on a warmer machine.
-            let order = if round.is_multiple_of(2) {
-                [false, true]
-            } else {
-                [true, false]
-            };
-            for with_retries in order {
-                let r = rate(tasks, with_retries)?;
-                if with_retries {
-                    &mut retries
-                } else {
-                    &mut plain
-                }
-                .push(r);
-            }
-        }
-        Ok::<_, String>((plain, retries))
-    })();
+    let recording = timeline::is_on();
+    let result = if args.toggle && !recording {
+        Err("--toggle-timeline needs UNIDIST_TIMELINE set".to_string())
+    } else {
+        measure(&args)
+    };
     let timeline = std::env::var_os("UNIDIST_TIMELINE").is_some_and(|v| !v.is_empty());
     let code = match result {
-        Ok((plain, retries)) => {
+        Ok(rates) => {
             let doc = json!({
                 "backend": unidist::config::Backend::get().map(|b| b.to_string()).unwrap_or_default(),
-                "tasks": tasks,
+                "tasks": args.tasks,
                 "timeline": timeline,
-                "plain_tasks_per_s": plain,
-                "retries3_tasks_per_s": retries,
-                "plain_median": median_of(&plain),
-                "retries3_median": median_of(&retries),
+                "toggled": args.toggle,
+                "plain_tasks_per_s": rates.plain,
+                "retries3_tasks_per_s": rates.retries,
+                "timeline_tasks_per_s": rates.recorded,
+                "plain_median": median_of(&rates.plain),
+                "retries3_median": median_of(&rates.retries),
+                "timeline_median": (!rates.recorded.is_empty()).then(|| median_of(&rates.recorded)),
             });
-            match write_json(&out, &doc) {
+            match write_json(&args.out, &doc) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("unidist-bench costs: {e}");

@@ -5,7 +5,7 @@
 //! unidist-bench workloads [--out FILE] [--mode LABEL] [--quick] [--repeats N] [--time-limit SECS] [--only W1,W2] [--big-object-bytes N]
 //! unidist-bench floors-local --out FILE [--rows tasks,round_trip,actors,object,scaling,actor_cost]
 //! unidist-bench floors-mpi --out FILE
-//! unidist-bench costs --out FILE [--tasks N] [--rounds R]
+//! unidist-bench costs --out FILE [--tasks N] [--rounds R] [--toggle-timeline]
 //! ```
 //!
 //! - `workloads`: the workloads shared with the Python peers (see [`workloads`] and
@@ -14,7 +14,7 @@
 //! - `floors-mpi`: the MPI backend's rows against raw MPI floors (build with `--features mpi`,
 //!   run under `mpiexec -n 3` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`).
 //! - `costs`: empty tasks with and without `max_retries(3)`, in a process with or without the
-//!   timeline recording (see [`costs`]).
+//!   timeline recording, or with it switched on and off between rounds (see [`costs`]).
 //!
 //! Each suite writes one JSON report (serde_json) that `cargo xtask bench` reads.
 

@@ -45,7 +45,7 @@ fn bump(path: &str) -> u32 {
 
 /// Panics on every run before run `succeed_on`, and returns the number of the run.
 #[unidist::remote]
-fn flaky(path: String, succeed_on: u32) -> u32 {
+pub(crate) fn flaky(path: String, succeed_on: u32) -> u32 {
     let n = bump(&path);
     assert!(n >= succeed_on, "run {n} fails on purpose");
     n
@@ -62,10 +62,10 @@ fn slow_first_run(path: String, ms: u64) -> u32 {
 }
 
 /// A fresh run counter file, removed when dropped.
-struct RunCounter(PathBuf);
+pub(crate) struct RunCounter(PathBuf);
 
 impl RunCounter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "unidist-conformance-runs-{}-{}",
@@ -77,7 +77,7 @@ impl RunCounter {
         RunCounter(path)
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.0.to_string_lossy().into_owned()
     }
 

@@ -125,6 +125,21 @@ pub(crate) const EXPECTED_FAILURES: &[ExpectedFailure] = &[
         reason: NOT_YET,
     },
     ExpectedFailure {
+        case: "observe::stats_count_retries",
+        when: no_retries,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "observe::stats_count_cancels",
+        when: no_cancel,
+        reason: NOT_YET,
+    },
+    ExpectedFailure {
+        case: "observe::stats_count_cancels",
+        when: nothing_pending,
+        reason: NOTHING_PENDING,
+    },
+    ExpectedFailure {
         case: "fault_tolerance::retries_run_out_and_say_how_many",
         when: no_retries,
         reason: NOT_YET,

@@ -17,8 +17,9 @@
 //! - `kill-worker-retry` (spawn mode, two workers): a task with `max_retries(2)` kills its worker
 //!   on its first run; rank 0's `get` must give the second run's value. Then a task without
 //!   retries kills the other worker; its `get` must fail with `WorkerLost` naming the rank and
-//!   the host. It prints `kill-worker-retry held` if both hold (rank 0 then exits with status 1,
-//!   as after any lost worker).
+//!   the host, and `stats()` must count it as the one failed task (it failed on rank 0, not on
+//!   a worker). It prints `kill-worker-retry held` if all of this holds (rank 0 then exits with
+//!   status 1, as after any lost worker).
 //! - `kill-actor-restart` (spawn mode, two workers): an actor with `max_restarts(1)` counts from
 //!   10; a call kills its worker and fails with `WorkerLost`; the next calls run on the actor
 //!   created again on the other worker, whose count starts from 10 again. An actor without
@@ -108,9 +109,13 @@ fn kill_worker_retry() -> ! {
     let lost_ok = lost.is_err_and(|e| {
         e.kind() == unidist::ErrorKind::WorkerLost && e.to_string().contains("host")
     });
+    // Both workers are lost now, so the counters are rank 0's alone: the task without retries
+    // failed here, and nothing else failed.
+    let failed = unidist::stats().map(|s| s.tasks_failed);
+    eprintln!("fault: tasks failed: {failed:?}");
     // Rank 0 exits with status 1 whatever this says, because it lost workers: the verdict is
     // this line.
-    if matches!(retried, Ok(2)) && lost_ok {
+    if matches!(retried, Ok(2)) && lost_ok && matches!(failed, Ok(1)) {
         eprintln!("fault: kill-worker-retry held");
         std::process::exit(4);
     }

@@ -1,6 +1,6 @@
-//! `cargo xtask bench [--quick] [--no-peers]`: this project's backends, their floors and the
-//! Python peers (unidist, Ray, Dask) on the same workloads, in one run, as a markdown table,
-//! JSON and an SVG chart.
+//! `cargo xtask bench [--quick] [--no-peers] [--only costs]`: this project's backends, their
+//! floors and the Python peers (unidist, Ray, Dask) on the same workloads, in one run, as a
+//! markdown table, JSON and an SVG chart. `--only costs` runs the cost rows alone (step 4).
 //!
 //! Steps, each bounded in time and each recorded in the output even when it fails:
 //! 1. build the benchmark program `unidist-bench` (package in `bench/`; default features, and
@@ -35,22 +35,36 @@ use crate::util::{self, human};
 pub(crate) struct Options {
     pub quick: bool,
     pub peers: bool,
+    /// Only the cost rows (`--only costs`): no workloads, floors or peers.
+    pub only_costs: bool,
 }
+
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--no-peers] [--only costs]";
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
             quick: false,
             peers: true,
+            only_costs: false,
         };
-        for a in args {
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
             match a.as_str() {
                 "--quick" => o.quick = true,
                 "--no-peers" => o.peers = false,
+                "--only" => match it.next().map(String::as_str) {
+                    Some("costs") => o.only_costs = true,
+                    other => {
+                        return Err(format!(
+                            "--only {other:?}: accepted is `--only costs` (the cost rows alone)"
+                        ))
+                    }
+                },
                 other => {
                     return Err(format!(
-                        "unknown option {other:?}: accepted are --quick and --no-peers"
-                    ))
+                    "unknown option {other:?}: accepted are --quick, --no-peers and --only costs"
+                ))
                 }
             }
         }
@@ -66,6 +80,9 @@ impl Options {
         if !self.peers {
             c.push_str(" --no-peers");
         }
+        if self.only_costs {
+            c.push_str(" --only costs");
+        }
         c
     }
 }
@@ -79,10 +96,13 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     let options = match Options::parse(args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("xtask bench: {e}\nusage: cargo xtask bench [--quick] [--no-peers]");
+            eprintln!("xtask bench: {e}\n{USAGE}");
             return 2;
         }
     };
+    if options.only_costs {
+        return only_costs(&options);
+    }
     let started = Instant::now();
     let load_start = report::load_average();
     let out = out_dir();
@@ -141,4 +161,56 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     );
     println!("`{}` took {}", options.command(), human(wall));
     i32::from(!ok || !combined.all_ours_ok())
+}
+
+/// `--only costs`: the cost rows alone, written to `target/bench/costs.md` and `costs.json`;
+/// the other reports of an earlier run stay.
+fn only_costs(options: &Options) -> i32 {
+    let started = Instant::now();
+    let out = out_dir();
+    let _ = std::fs::remove_dir_all(out.join("costs"));
+    let _ = std::fs::remove_file(out.join("costs.json"));
+    let mut notes: Vec<String> = Vec::new();
+    let costs = costs::run(options, &mut systems::Builds::new(), &mut notes);
+    let mut md = costs.markdown;
+    for n in &notes {
+        md.push_str(&format!("\n- {n}"));
+    }
+    println!("{md}");
+    let mut ok = true;
+    for (name, text) in [("costs.md", md), ("costs.json", costs.json.to_string())] {
+        let path = out.join(name);
+        if let Err(e) = std::fs::write(&path, text) {
+            println!("cannot write {}: {e}", path.display());
+            ok = false;
+        }
+    }
+    println!(
+        "wrote {0}/costs.md and {0}/costs.json; `{1}` took {2}",
+        out.display(),
+        options.command(),
+        human(started.elapsed())
+    );
+    i32::from(!ok || !notes.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn only_costs_is_parsed_and_reproduced_in_the_command() {
+        let o = Options::parse(&args(&["--only", "costs"])).expect("accepted");
+        assert!(o.only_costs && o.peers && !o.quick);
+        assert_eq!(o.command(), "cargo xtask bench --only costs");
+        let e = Options::parse(&args(&["--only", "peers"]))
+            .err()
+            .expect("refused");
+        assert!(e.contains("--only costs"), "{e}");
+        assert!(Options::parse(&args(&["--only"])).is_err());
+    }
 }

@@ -55,7 +55,8 @@ pub(crate) fn timeline_svg(args: &[String]) -> i32 {
     }
 }
 
-fn render(trace: &str, out: &str) -> Result<usize, String> {
+/// Draws the trace at `trace` into the SVG `out`; returns how many rows (threads) it has.
+pub(crate) fn render(trace: &str, out: &str) -> Result<usize, String> {
     let text = std::fs::read_to_string(trace).map_err(|e| format!("cannot read {trace}: {e}"))?;
     let json: Json =
         serde_json::from_str(&text).map_err(|e| format!("{trace} is not JSON: {e}"))?;

@@ -1,6 +1,7 @@
 //! The MPI trace rows of `cargo xtask test-backends`: a 3-rank job (`tests/mpi/trace.rs`, the
 //! `mpi_trace` binary of the tests crate) runs with `UNIDIST_TIMELINE` set and checks its own
-//! trace file and stats from rank 0; the row passes when the job exits 0 within a bound. Two more
+//! trace file and stats from rank 0; the row passes when the job exits 0 within a bound and its
+//! trace renders as an SVG (`cargo xtask timeline-svg`) with a row on each rank. Two more
 //! jobs check bad input: a trace path in a missing directory fails `init`, and a trace that
 //! cannot be written at the end fails `shutdown` while the job still ends.
 //! One row per MPI implementation and launch mode the fault rows cover: SPMD on Open MPI and
@@ -88,6 +89,25 @@ fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     Ok(imp.target_dir().join("release").join(PROGRAM))
 }
 
+/// The trace of a checked job renders as the README's picture does (`cargo xtask
+/// timeline-svg`), with a row for a thread of each of the job's three ranks.
+fn draws_every_rank(trace: &Path) -> Result<(), String> {
+    let svg = trace.with_extension("svg");
+    let (trace, out) = (trace.display().to_string(), svg.display().to_string());
+    let rows = crate::timeline_svg::render(&trace, &out)?;
+    let text = std::fs::read_to_string(&svg).map_err(|e| format!("cannot read {out}: {e}"))?;
+    let missing: Vec<String> = (0..3)
+        .map(|r| format!("rank {r} ("))
+        .filter(|name| !text.contains(name.as_str()))
+        .collect();
+    if text.starts_with("<svg") && missing.is_empty() {
+        println!("==> trace: the trace renders as an SVG of {rows} threads");
+        Ok(())
+    } else {
+        Err(format!("the SVG of the trace has no row of {missing:?}"))
+    }
+}
+
 /// Runs the job in `mode` (empty: the full check) with its trace file in a fresh directory
 /// (a missing one for `bad-path`); Ok when it exits 0 in time.
 fn run_one(
@@ -143,13 +163,17 @@ fn run_one(
     };
     let finished = util::run_bounded(&mut cmd, &bounds)
         .map_err(|e| format!("cannot start {}: {e}", util::describe(&cmd)))?;
-    let _ = std::fs::remove_dir_all(&dir);
     let passed = finished
         .lines
         .iter()
         .any(|l| l == "trace: every check passed");
+    let drawn = match mode {
+        "" if passed => draws_every_rank(&trace),
+        _ => Ok(()),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
     match finished.status {
-        Some(s) if s.success() && passed => Ok(()),
+        Some(s) if s.success() && passed => drawn,
         Some(s) => Err(format!(
             "job {mode:?} ended with {s} (its checks are on stderr above)"
         )),
@@ -157,5 +181,43 @@ fn run_one(
             "the checks passed but the job did not end within {GRACE:?} after them"
         )),
         None => Err(format!("the job did not end within {LIMIT:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_of_three_ranks_renders_and_one_without_a_rank_is_refused() {
+        let dir = std::env::temp_dir().join(format!("xtask-trace-svg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let trace = dir.join("trace.json");
+        let mut events = vec![serde_json::json!(
+            {"ph": "X", "cat": "get", "name": "get", "pid": 0, "tid": 1, "ts": 0.0, "dur": 9.0}
+        )];
+        for pid in 0..3 {
+            let name = format!("rank {pid} (h)");
+            events.push(serde_json::json!(
+                {"ph": "M", "name": "process_name", "pid": pid, "tid": 0, "args": {"name": name}}
+            ));
+        }
+        for pid in 1..3 {
+            events.push(serde_json::json!(
+                {"ph": "X", "cat": "task", "name": "f", "pid": pid, "tid": 2, "ts": 1.0, "dur": 2.0}
+            ));
+        }
+        let write = |events: &[serde_json::Value]| {
+            let doc = serde_json::json!({ "traceEvents": events });
+            std::fs::write(&trace, doc.to_string()).unwrap();
+        };
+        write(&events);
+        assert_eq!(draws_every_rank(&trace), Ok(()));
+        // Rank 2 ran nothing: it has no row.
+        events.pop();
+        write(&events);
+        let e = draws_every_rank(&trace).unwrap_err();
+        assert!(e.contains("rank 2"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

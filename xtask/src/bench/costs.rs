@@ -2,12 +2,16 @@
 //! and with the timeline recording against without (target within 1.3x), on every system of
 //! this project, when nothing fails.
 //!
-//! Each system runs `unidist-bench costs` in [`PAIRS`] pairs of processes, one with
-//! `UNIDIST_TIMELINE` set and one without, alternating which goes first. Inside each process
-//! the plain and the retried submissions alternate too. The retries ratio pools the processes
-//! without the timeline; the timeline ratio compares the plain rates of the two kinds of
-//! process. A ratio is the median plain rate over the median rate with the feature, so 1.00
-//! means free and larger is slower.
+//! A backend that runs in one process switches the recorder on and off itself: each of its
+//! `2 * PAIRS` processes runs `unidist-bench costs --toggle-timeline` with `UNIDIST_TIMELINE`
+//! set, and every round measures plain, retried and recorded submissions of
+//! [`LOCAL_TASKS`] tasks, in a rotating order. A backend launched through MPI cannot switch
+//! its workers' recorders from rank 0: it runs in [`PAIRS`] pairs of processes, one with
+//! `UNIDIST_TIMELINE` set and one without, alternating which goes first; inside each process
+//! the plain and the retried submissions alternate. The retries ratio pools the rounds without
+//! the timeline; the timeline ratio compares the plain rates with the recorder on and off. A
+//! ratio is the median plain rate over the median rate with the feature, so 1.00 means free
+//! and larger is slower.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -22,6 +26,12 @@ use crate::util::human;
 
 /// Processes with and without the timeline, per system.
 const PAIRS: usize = 3;
+/// Tasks per submission on the in-process backends, which run a million or more a second: a
+/// round of the default 20,000 would last about 10 ms, shorter than the machine's hiccups.
+const LOCAL_TASKS: usize = 50_000;
+/// Rounds per process on the in-process backends (the recording, and the trace written at
+/// `shutdown`, hold the recorded rounds: about a million events).
+const LOCAL_ROUNDS: usize = 7;
 /// Target: retries cost at most this factor in task throughput.
 const RETRIES_TARGET: f64 = 1.1;
 /// Target: recording the timeline costs at most this factor.
@@ -57,14 +67,39 @@ fn floats(doc: &Value, key: &str) -> Vec<f64> {
         .unwrap_or_default()
 }
 
-/// Runs one process of `system`, with the timeline recording when `timeline`.
-fn one_process(system: &systems::System, bin: &Path, timeline: bool, rates: &mut Rates, n: usize) {
+/// How one process of the cost rows runs.
+#[derive(Clone, Copy, PartialEq)]
+enum Recorder {
+    Off,
+    On,
+    /// On and off between rounds, in the process itself (`--toggle-timeline`).
+    Toggled,
+}
+
+/// Runs one process of `system` with the recorder as `recorder` says.
+fn one_process(
+    system: &systems::System,
+    bin: &Path,
+    recorder: Recorder,
+    rates: &mut Rates,
+    n: usize,
+) {
     let dir = out_dir().join("costs");
-    let tag = if timeline { "timeline" } else { "plain" };
+    let timeline = recorder != Recorder::Off;
+    let tag = match recorder {
+        Recorder::Off => "plain",
+        Recorder::On => "timeline",
+        Recorder::Toggled => "toggled",
+    };
     let report = dir.join(format!("{}-{tag}-{n}.json", system.mode));
     let trace = dir.join(format!("{}-{n}-trace.json", system.mode));
     let mut cmd = systems::command(system, bin);
     cmd.arg("costs").arg("--out").arg(&report);
+    if recorder == Recorder::Toggled {
+        cmd.arg("--toggle-timeline")
+            .args(["--tasks", &LOCAL_TASKS.to_string()])
+            .args(["--rounds", &LOCAL_ROUNDS.to_string()]);
+    }
     if timeline {
         cmd.env("UNIDIST_TIMELINE", &trace);
     } else {
@@ -86,13 +121,15 @@ fn one_process(system: &systems::System, bin: &Path, timeline: bool, rates: &mut
             .problems
             .push(format!("{tag} process {n}: the timeline was not as asked"));
     }
-    if timeline {
-        rates.plain_on.extend(floats(&doc, "plain_tasks_per_s"));
-    } else {
-        rates.plain_off.extend(floats(&doc, "plain_tasks_per_s"));
-        rates
-            .retries_off
-            .extend(floats(&doc, "retries3_tasks_per_s"));
+    match recorder {
+        Recorder::On => rates.plain_on.extend(floats(&doc, "plain_tasks_per_s")),
+        Recorder::Off | Recorder::Toggled => {
+            rates.plain_off.extend(floats(&doc, "plain_tasks_per_s"));
+            rates
+                .retries_off
+                .extend(floats(&doc, "retries3_tasks_per_s"));
+            rates.plain_on.extend(floats(&doc, "timeline_tasks_per_s"));
+        }
     }
     // The trace only proves the recording was on; it is not kept.
     let _ = std::fs::remove_file(&trace);
@@ -118,8 +155,10 @@ pub(super) fn run(_options: &Options, builds: &mut Builds, notes: &mut Vec<Strin
     let mut md = String::from(
         "\n## Costs when nothing fails (async empty tasks, `unidist-bench costs`)\n\n\
          Median tasks/s; ratio = plain / with the feature (1.00 = free). Retries: \
-         `max_retries(3)` against none, in the same processes. Timeline: processes with \
-         `UNIDIST_TIMELINE` set against processes without, alternating.\n\n\
+         `max_retries(3)` against none, in the same processes. Timeline: on the in-process \
+         backends, rounds with the recorder on against rounds with it off in the same \
+         processes; on MPI, processes with `UNIDIST_TIMELINE` set against processes without, \
+         alternating.\n\n\
          | system | plain | max_retries(3) | retries ratio (<= 1.1x) | timeline on | timeline ratio (<= 1.3x) |\n\
          |---|---|---|---|---|---|\n",
     );
@@ -140,13 +179,13 @@ pub(super) fn run(_options: &Options, builds: &mut Builds, notes: &mut Vec<Strin
         let started = std::time::Instant::now();
         let mut rates = Rates::default();
         for n in 0..PAIRS {
-            let order = if n.is_multiple_of(2) {
-                [false, true]
-            } else {
-                [true, false]
+            let order = match (system.mpi, n.is_multiple_of(2)) {
+                (None, _) => [Recorder::Toggled; 2],
+                (Some(_), true) => [Recorder::Off, Recorder::On],
+                (Some(_), false) => [Recorder::On, Recorder::Off],
             };
-            for timeline in order {
-                one_process(&system, &bin, timeline, &mut rates, n);
+            for (i, recorder) in order.into_iter().enumerate() {
+                one_process(&system, &bin, recorder, &mut rates, 2 * n + i);
             }
         }
         let plain = median(&rates.plain_off);

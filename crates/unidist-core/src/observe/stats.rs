@@ -92,7 +92,8 @@ pub struct Stats {
     /// Tasks whose outputs were stored as values.
     pub tasks_finished: u64,
     /// Tasks whose outputs hold an error: a panic, a wrong number of outputs, a failed
-    /// argument, or a shutdown before they ran.
+    /// argument, or a shutdown before they ran; on MPI also a task whose worker was lost
+    /// (counted by the process that submitted it).
     pub tasks_failed: u64,
     /// Task runs started again after their worker was lost.
     pub tasks_retried: u64,

@@ -12,7 +12,9 @@ use unidist_core::{ActorCall, ActorId, ActorSpec, DeadReason, Error, ObjectId, R
 use super::effects::Effects;
 use super::execute::Reply;
 use super::restart::Restart;
-use super::state::{backend_err, wire_index, ActorSlot, CallKind, OwnedActor, ReceivedCall, State};
+use super::state::{
+    backend_err, wire_index, ActorSlot, CallKind, OwnedActor, ReceivedCall, Sending, State,
+};
 use super::wait::WaitKeys;
 use super::Node;
 use crate::exec::{self, Args, Fate, MpiHooks};
@@ -52,7 +54,8 @@ impl Node {
             };
             state.actors.owned.insert(actor, owned);
             state.workers.actors[w as usize] += 1;
-            let (seq, args) = self.record_call(state, effects, w, &spec.args, encoded, &[]);
+            let sending = Sending::ActorCreate;
+            let (seq, args) = self.record_call(state, effects, w, &spec.args, encoded, sending);
             let msg = NodeMsg::ActorCreate {
                 actor,
                 class,
@@ -73,7 +76,8 @@ impl Node {
         let encoded = self.encode_args(&call.args)?;
         Ok(self.with(|state, effects| {
             let outputs = self.new_outputs(state, call.method.num_returns, w);
-            let (seq, args) = self.record_call(state, effects, w, &call.args, encoded, &outputs);
+            let sending = Sending::ActorCall(&outputs);
+            let (seq, args) = self.record_call(state, effects, w, &call.args, encoded, sending);
             let msg = NodeMsg::ActorCall {
                 actor: call.actor,
                 method,

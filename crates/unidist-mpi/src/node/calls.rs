@@ -8,7 +8,7 @@ use unidist_serialize::Encoded;
 
 use super::control::{wire_options, Resend};
 use super::effects::{Effects, Outgoing};
-use super::state::{wire_index, Object, ObjectStatus, SentCall, State};
+use super::state::{wire_index, Object, ObjectStatus, Sending, SentCall, State};
 use super::Node;
 use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
 
@@ -76,7 +76,8 @@ impl Node {
                 options: task.options.clone(),
                 runs: 1,
             });
-            let (seq, args) = self.record_call(state, effects, w, &task.args, encoded, &outputs);
+            let sending = Sending::Task(&outputs);
+            let (seq, args) = self.record_call(state, effects, w, &task.args, encoded, sending);
             if let (Some(r), Some(c)) = (resend, state.sent.get_mut(&seq)) {
                 c.retry = Some(Box::new(r));
             }
@@ -134,8 +135,9 @@ impl Node {
         })
     }
 
-    /// Records a call sent to worker `w` until its `Done` (its outputs, the refs it holds, the
-    /// load it adds) and builds its wire arguments; returns its sequence number and arguments.
+    /// Records a call sent to worker `w` until its `Done` (what it runs, its outputs, the refs it
+    /// holds, the load it adds) and builds its wire arguments; returns its sequence number and
+    /// arguments.
     pub(super) fn record_call(
         &self,
         state: &mut State,
@@ -143,7 +145,7 @@ impl Node {
         w: u32,
         args: &[Arg],
         encoded: EncodedArgs,
-        outputs: &[ObjectId],
+        sending: Sending<'_>,
     ) -> (u64, Vec<ArgWire>) {
         let EncodedArgs {
             values,
@@ -152,8 +154,14 @@ impl Node {
         } = encoded;
         let wire = self.wire_args(state, effects, args, values, w);
         let seq = state.next_seq();
+        let (task, outputs) = match sending {
+            Sending::Task(o) => (true, o),
+            Sending::ActorCreate => (false, &[][..]),
+            Sending::ActorCall(o) => (false, o),
+        };
         let call = SentCall {
             worker: w,
+            task,
             outputs: outputs.to_vec(),
             _hold: hold,
             nested,
@@ -229,6 +237,24 @@ impl Node {
             })
             .collect()
     }
+    /// A call this process sent to `rank` fails here because `rank` is lost (or cannot be
+    /// reached): as [`call_done`](Self::call_done), and a task among them is counted as failed,
+    /// since the rank that would have counted it is gone.
+    pub(super) fn call_lost(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        rank: u32,
+        seq: u64,
+        results: Vec<OutResult>,
+    ) {
+        let task = state.sent.get(&seq).is_some_and(|c| c.task);
+        self.call_done(state, effects, rank, seq, results);
+        if task {
+            unidist_core::observe::stats::task_settled(false);
+        }
+    }
+
     /// A call this process sent is done (or failed for good): its outputs are ready or failed
     /// at `src`, its pins end and its worker's load drops.
     pub(super) fn call_done(

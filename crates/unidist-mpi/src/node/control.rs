@@ -20,7 +20,7 @@ use unidist_serialize::Encoded;
 
 use super::calls::EncodedArgs;
 use super::effects::Effects;
-use super::state::{CallKind, State};
+use super::state::{CallKind, Sending, State};
 use super::{Node, Reply};
 use crate::exec::{Job, Pool};
 use crate::wire::{NodeMsg, WireOptions};
@@ -460,7 +460,8 @@ impl Node {
         encoded: EncodedArgs,
         outputs: Vec<ObjectId>,
     ) {
-        let (seq, args) = self.record_call(state, effects, w, &resend.args, encoded, &outputs);
+        let sending = Sending::Task(&outputs);
+        let (seq, args) = self.record_call(state, effects, w, &resend.args, encoded, sending);
         let mut options = wire_options(&resend.options).unwrap_or_default();
         options.runs = resend.runs;
         resend.runs += 1;

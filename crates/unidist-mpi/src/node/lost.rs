@@ -73,7 +73,7 @@ impl Node {
             };
             let wire = WireError::from(&e);
             let n = c.outputs.len();
-            self.call_done(state, effects, rank, seq, vec![Err(wire); n]);
+            self.call_lost(state, effects, rank, seq, vec![Err(wire); n]);
         }
     }
 
@@ -209,7 +209,7 @@ impl Node {
             | NodeMsg::TaskWith { seq, outputs, .. }
             | NodeMsg::ActorCall { seq, outputs, .. } => {
                 let e = WireError::from(&err);
-                self.call_done(state, effects, dest, seq, vec![Err(e); outputs.len()]);
+                self.call_lost(state, effects, dest, seq, vec![Err(e); outputs.len()]);
             }
             NodeMsg::ActorCreate { seq, .. } => {
                 self.call_done(state, effects, dest, seq, Vec::new())

@@ -17,7 +17,7 @@ use unidist_serialize::Encoded;
 
 use super::calls::EncodedArgs;
 use super::effects::Effects;
-use super::state::State;
+use super::state::{Sending, State};
 use super::Node;
 use crate::wire::NodeMsg;
 
@@ -127,7 +127,8 @@ impl Node {
         let placed = &mut state.workers.actors[rank as usize];
         *placed = placed.saturating_sub(1);
         state.workers.actors[w as usize] += 1;
-        let (seq, args) = self.record_call(state, effects, w, &args, encoded, &[]);
+        let sending = Sending::ActorCreate;
+        let (seq, args) = self.record_call(state, effects, w, &args, encoded, sending);
         tracing::debug!(
             class = entry.name,
             %actor,

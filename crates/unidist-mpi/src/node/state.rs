@@ -154,9 +154,20 @@ impl Object {
     }
 }
 
+/// What a call this process sends runs, with the outputs it makes.
+#[derive(Clone, Copy)]
+pub(super) enum Sending<'a> {
+    Task(&'a [ObjectId]),
+    ActorCreate,
+    ActorCall(&'a [ObjectId]),
+}
+
 /// A call this process submitted, until its `Done`.
 pub(super) struct SentCall {
     pub(super) worker: u32,
+    /// A task (not an actor creation or call): its failure here, when its worker is lost, is
+    /// counted in the stats here, since the worker that would have counted it is gone.
+    pub(super) task: bool,
     pub(super) outputs: Vec<ObjectId>,
     /// Argument refs, kept alive until the call has run.
     pub(super) _hold: Vec<AnyRef>,

@@ -163,7 +163,8 @@ fn a_ref_holding_an_error_travels_as_a_failed_argument() {
     let encoded = n
         .encode_args(&args)
         .expect("a failed ref must not fail the submission");
-    let wire = n.with(|state, effects| n.record_call(state, effects, 1, &args, encoded, &[]).1);
+    let sending = super::state::Sending::Task(&[]);
+    let wire = n.with(|state, effects| n.record_call(state, effects, 1, &args, encoded, sending).1);
     assert_eq!(wire.len(), 2);
     assert!(
         matches!(
@@ -376,8 +377,17 @@ fn failure_of(n: &Node, id: ObjectId) -> Error {
     }
 }
 
+/// The tests that fail tasks because of a lost worker, one at a time: the failed-task counter
+/// is process-wide.
+static FAILING_TASKS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn tasks_failed() -> u64 {
+    unidist_core::observe::stats::local().tasks_failed
+}
+
 #[test]
 fn finished_objects_lost_with_their_worker_are_rebuilt_from_lineage() {
+    let _turn = FAILING_TASKS.lock().unwrap_or_else(|p| p.into_inner());
     let (n, out) = node(0);
     let backend: Arc<dyn Backend> = n.clone();
     // One after the other, each finished before the next is sent: all run on rank 1.
@@ -489,5 +499,30 @@ fn a_task_sent_again_after_a_loss_fetches_its_rebuilt_argument_where_it_is_now()
         matches!(again[1].3[..], [ArgWire::Ref { id, from: 2 }] if id == a),
         "{:?}",
         again[1].3
+    );
+}
+
+#[test]
+fn tasks_that_fail_here_because_their_worker_was_lost_are_counted_as_failed() {
+    let _turn = FAILING_TASKS.lock().unwrap_or_else(|p| p.into_inner());
+    let (n, out) = node(0);
+    let before = tasks_failed();
+    // Spread over ranks 1 and 2: a plain task, one with a retry left, and an actor creation.
+    let plain = submit_one(&n, Arg::Value(Arc::new(5i64)), 0);
+    let retried = submit_one(&n, Arg::Value(Arc::new(6i64)), 1);
+    create(&n, 0);
+    n.peer_lost(1, "its process 41 ended");
+    n.peer_lost(2, "its process 42 ended");
+    assert!(
+        sent_tasks(&out).iter().all(|t| t.0 != 0),
+        "no task ran here"
+    );
+    for id in [plain, retried] {
+        assert_eq!(failure_of(&n, id).kind(), ErrorKind::WorkerLost);
+    }
+    assert_eq!(
+        tasks_failed() - before,
+        2,
+        "both tasks failed here; a lost actor creation is no failed task"
     );
 }
