@@ -220,6 +220,7 @@ const ACCEPTED: &[(&str, &str)] = &[
         "between 0 and 1099511627776",
     ),
     ("UNIDIST_MPI_BACKOFF", "between 0 and 10"),
+    ("UNIDIST_MPI_HEARTBEAT", "between 1 and 86400"),
     ("UNIDIST_MPI_LOG", "true, yes, 1, false, no, 0"),
     ("UNIDIST_PROGRESS", "true, yes, 1, false, no, 0"),
     ("UNIDIST_TIMELINE", "existing, writable directory"),

@@ -28,6 +28,8 @@ pub(crate) struct Settings {
     pub hosts: Vec<String>,
     /// `UNIDIST_MPI_BACKOFF` in seconds.
     pub backoff: f64,
+    /// `UNIDIST_MPI_HEARTBEAT` in seconds.
+    pub heartbeat: f64,
     /// Environment to forward to spawned workers.
     pub env: Vec<(String, String)>,
 }

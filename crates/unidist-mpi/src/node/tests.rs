@@ -86,7 +86,7 @@ fn a_get_of_an_object_on_a_lost_worker_fails_naming_it() {
 fn a_fetch_from_a_lost_rank_fails_instead_of_waiting() {
     // Worker 1 learns that rank 2 is gone, then needs an object that only rank 2 owned.
     let (n, out) = node(1);
-    n.peer_lost(2, "no message from it for 30 s");
+    n.peer_lost(2, "it stopped answering: no message from it for 10 s");
     let id = ObjectId::new(2, 9);
     let started = Instant::now();
     let r = n.get(&[id], Some(Duration::from_secs(5)));
