@@ -18,7 +18,7 @@ use std::time::Instant;
 use serde_json::json;
 use unidist::ObjectRef;
 
-use crate::measure::{median_of, write_json};
+use crate::measure::{median_of, parse_out_tasks_rounds, write_json};
 use crate::suite::DONE;
 
 pub(crate) const USAGE: &str = "unidist-bench costs --out FILE [--tasks N] [--rounds R]";
@@ -47,24 +47,7 @@ fn rate(n: usize, retries: bool) -> Result<f64, String> {
 }
 
 fn parse(args: &[String]) -> Result<(String, usize, usize), String> {
-    let (mut out, mut tasks, mut rounds) = (None, 20_000usize, 5usize);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |flag: &str| it.next().cloned().ok_or(format!("{flag} needs a value"));
-        let count = |flag: &str, raw: String| {
-            raw.parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or(format!("{flag} {raw:?}: a positive integer is accepted"))
-        };
-        match arg.as_str() {
-            "--out" => out = Some(value("--out")?),
-            "--tasks" => tasks = count("--tasks", value("--tasks")?)?,
-            "--rounds" => rounds = count("--rounds", value("--rounds")?)?,
-            other => return Err(format!("unknown argument {other:?}; usage: {USAGE}")),
-        }
-    }
-    Ok((out.ok_or("--out is required")?, tasks, rounds))
+    parse_out_tasks_rounds(args, USAGE, (20_000, 5))
 }
 
 pub(crate) fn main(args: &[String]) -> i32 {

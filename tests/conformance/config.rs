@@ -272,6 +272,7 @@ fn bad_values(variable: &str) -> Vec<String> {
         "UNIDIST_CPUS" => &["abc", "0", "65537", "1.5", "+2", "0x10", "4 4"],
         "UNIDIST_MPI_PICKLE_THRESHOLD" => &["abc", "1099511627777", "1e6", "-0", "256k"],
         "UNIDIST_MPI_BACKOFF" => &["abc", "-0.5", "nan", "inf", "1e999", "10.5", "0x1p-3"],
+        "UNIDIST_MPI_HEARTBEAT" => &["abc", "0", "0.5", "nan", "inf", "86401", "10s"],
         "UNIDIST_MPI_HOSTS" => &["a,,b", "a b", ",", "a,", "host\tname"],
         "UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY" => &["abc", "0", "1GB", "1.5", "-0"],
         "UNIDIST_MPI_SHARED_OBJECT_STORE_THRESHOLD" => &["abc", "1125899906842625", "1e5", "100k"],

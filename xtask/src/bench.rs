@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--no-peers]`: this project's backends, their floors and the
+//! `cargo xtask bench [--quick] [--no-peers] [--only scale]`: this project's backends, their floors and the
 //! Python peers (unidist, Ray, Dask) on the same workloads, in one run, as a markdown table,
 //! JSON and an SVG chart.
 //!
@@ -16,12 +16,17 @@
 //! 6. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
 //!    `bench.svg` (the chart); every run's own report stays under `target/bench/runs` and
 //!    `target/bench/peers`.
+//!
+//! `--only scale` runs the scale group alone (`scale`): one MPI job of 2 to 32 ranks across 8
+//! simulated hosts (root and `ip netns` needed). It is not part of the full run, which stays on
+//! one host.
 
 mod chart;
 mod costs;
 mod peers;
 mod report;
 mod rows;
+mod scale;
 mod systems;
 mod targets;
 
@@ -34,6 +39,8 @@ use crate::util::{self, human};
 pub(crate) struct Options {
     pub quick: bool,
     pub peers: bool,
+    /// `--only GROUP`: run that group alone (`scale`).
+    pub only: Option<String>,
 }
 
 impl Options {
@@ -41,14 +48,25 @@ impl Options {
         let mut o = Options {
             quick: false,
             peers: true,
+            only: None,
         };
-        for a in args {
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
             match a.as_str() {
                 "--quick" => o.quick = true,
                 "--no-peers" => o.peers = false,
+                "--only" => match it.next().map(String::as_str) {
+                    Some("scale") => o.only = Some("scale".into()),
+                    other => {
+                        return Err(format!(
+                            "invalid --only {other:?}: the group that runs alone is scale"
+                        ))
+                    }
+                },
                 other => {
                     return Err(format!(
-                        "unknown option {other:?}: accepted are --quick and --no-peers"
+                        "unknown option {other:?}: accepted are --quick, --no-peers and \
+                         --only scale"
                     ))
                 }
             }
@@ -78,10 +96,20 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     let options = match Options::parse(args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("xtask bench: {e}\nusage: cargo xtask bench [--quick] [--no-peers]");
+            eprintln!(
+                "xtask bench: {e}\nusage: cargo xtask bench [--quick] [--no-peers] [--only scale]"
+            );
             return 2;
         }
     };
+    if options.only.is_some() {
+        let out = out_dir();
+        if let Err(e) = std::fs::create_dir_all(&out) {
+            eprintln!("xtask bench: cannot create {}: {e}", out.display());
+            return 1;
+        }
+        return scale::run(&out);
+    }
     let started = Instant::now();
     let load_start = report::load_average();
     let out = out_dir();

@@ -27,6 +27,7 @@ mod backends;
 mod bench;
 mod ci;
 mod cluster;
+mod cluster_faults;
 mod cluster_rows;
 mod docs_rs;
 mod examples;

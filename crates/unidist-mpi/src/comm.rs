@@ -312,7 +312,7 @@ impl Comm {
             if let Some(h) = self.heard.get_mut(src as usize) {
                 *h = Instant::now();
             }
-            match receive_batch(comm, src, &buf) {
+            match self.receive_batch(comm, src, &buf) {
                 Ok(batch) => {
                     for msg in batch {
                         self.dispatch(src as u32, msg, comm);
@@ -324,6 +324,40 @@ impl Comm {
             }
         }
         active
+    }
+
+    /// Decodes a batch from `src` and receives the segments it announces, straight into their
+    /// final buffers. Between the pieces of a long transfer this rank keeps watching its peers
+    /// and sending beacons, so that neither `src` nor a third rank takes it for lost.
+    fn receive_batch(
+        &mut self,
+        comm: &SimpleCommunicator,
+        src: i32,
+        buf: &[u8],
+    ) -> Result<Vec<Msg>> {
+        let peer = comm.process_at_rank(src);
+        wire::decode_batch(buf, |dst| {
+            crate::ffi::prefer_huge_pages(dst);
+            for r in wire::chunks(dst.len(), CHUNK) {
+                let want = r.len();
+                let status = peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
+                let got = status.count(u8::equivalent_datatype());
+                if usize::try_from(got).ok() != Some(want) {
+                    return Err(Error::backend(
+                        "mpi",
+                        format!(
+                            "a value segment from rank {src} had {got} bytes where its batch \
+                             announced {want}"
+                        ),
+                    ));
+                }
+                if let Some(h) = self.heard.get_mut(src as usize) {
+                    *h = Instant::now();
+                }
+                self.watch(comm);
+            }
+            Ok(())
+        })
     }
 
     /// Ends the shutdown handshake when its time is up: rank 0 stops waiting for
@@ -611,30 +645,6 @@ impl Comm {
             r.abandon();
         }
     }
-}
-
-/// Decodes a batch from `src` and receives the segments it announces, straight into their
-/// final buffers.
-fn receive_batch(comm: &SimpleCommunicator, src: i32, buf: &[u8]) -> Result<Vec<Msg>> {
-    let peer = comm.process_at_rank(src);
-    wire::decode_batch(buf, |dst| {
-        crate::ffi::prefer_huge_pages(dst);
-        for r in wire::chunks(dst.len(), CHUNK) {
-            let want = r.len();
-            let status = peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
-            let got = status.count(u8::equivalent_datatype());
-            if usize::try_from(got).ok() != Some(want) {
-                return Err(Error::backend(
-                    "mpi",
-                    format!(
-                        "a value segment from rank {src} had {got} bytes where its batch \
-                         announced {want}"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    })
 }
 
 /// Rank 0's side of the raw floors: `iters` 8-byte ping-pongs, then 3 transfers of `bytes`

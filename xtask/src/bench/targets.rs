@@ -366,6 +366,7 @@ mod tests {
         let options = Options {
             quick: true,
             peers: true,
+            only: None,
         };
         let c = Combined::new(
             &options,
