@@ -5,9 +5,10 @@
 //! ```
 //!
 //! It measures `init` (from just before the call to its return on rank 0), then `R` rounds of
-//! `N` empty tasks submitted at once and gathered with `get_all`: the rate, and rank 0's CPU
-//! time per task (user and system, from `/proc/self/stat`), which is the scheduling cost per
-//! task that grows with the number of workers if anything does. Last, the resident memory of
+//! `N` empty tasks submitted at once and gathered with `get_all`: the rate, and the CPU time per
+//! task of rank 0's main thread (user and system, from `/proc/thread-self/stat`): submitting,
+//! which includes choosing the worker, the per-task scheduling cost that would grow with the
+//! number of workers if anything did. Last, the resident memory of
 //! every rank of the job that this machine can see (processes running this same executable;
 //! on the simulated cluster every rank is on this machine). `cargo xtask bench --only scale`
 //! runs it with 2 to 32 ranks across 8 simulated hosts.
@@ -25,9 +26,11 @@ pub(crate) const USAGE: &str = "unidist-bench scale --out FILE [--tasks N] [--ro
 #[unidist::remote]
 fn empty() {}
 
-/// Rank 0's CPU time so far (user + system), in seconds, from `/proc/self/stat`.
+/// The CPU time (user + system) of the calling thread so far, in seconds, from
+/// `/proc/thread-self/stat`: on rank 0's main thread, what submitting and scheduling cost,
+/// without the communication thread (whose polling grows with the wall time, not the work).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
     // The fields after the command name, which is in parentheses and may hold spaces.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let f: Vec<&str> = rest.split_whitespace().collect();
@@ -37,7 +40,8 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// One round: `n` empty tasks at once, then all gathered; (tasks/s, rank 0 CPU µs per task).
+/// One round: `n` empty tasks at once, then all gathered; (tasks/s, rank 0's main-thread CPU
+/// µs per task).
 fn round(n: usize) -> Result<(f64, f64), String> {
     let cpu = cpu_seconds();
     let started = Instant::now();

@@ -491,3 +491,27 @@ fn a_task_sent_again_after_a_loss_fetches_its_rebuilt_argument_where_it_is_now()
         again[1].3
     );
 }
+
+#[test]
+fn the_least_loaded_worker_is_found_without_a_scan_and_skips_lost_ones() {
+    let mut state = super::state::State::new(5);
+    let w = &mut state.workers;
+    assert_eq!(w.least_loaded(|_| false), Some((0, 1)));
+    w.sent(1);
+    w.sent(1);
+    w.sent(2);
+    assert_eq!(w.least_loaded(|_| false), Some((0, 3)));
+    assert_eq!(w.least_loaded(|r| r == 3), Some((0, 4)));
+    w.sent(3);
+    w.sent(4);
+    // Every worker has work: the lowest rank among the least loaded.
+    assert_eq!(w.least_loaded(|_| false), Some((1, 2)));
+    w.finished(1);
+    w.finished(1);
+    assert_eq!(w.least_loaded(|_| false), Some((0, 1)));
+    assert_eq!((w.calls.clone(), w.inflight), (vec![0, 0, 1, 1, 1], 3));
+    assert_eq!(w.least_loaded(|_| true), None);
+    // A finish with nothing outstanding (a late duplicate) leaves the count at zero.
+    w.finished(1);
+    assert_eq!(w.calls[1], 0);
+}
