@@ -24,6 +24,8 @@ const WORKERS: [u32; 5] = [1, 3, 7, 15, 31];
 /// Empty tasks a round, and rounds a job.
 const TASKS: u32 = 30_000;
 const ROUNDS: u32 = 3;
+/// `UNIDIST_MPI_HEARTBEAT` of the jobs, in seconds.
+const HEARTBEAT: u32 = 120;
 /// One job's time limit (32 ranks start slowly on two cores).
 const JOB_LIMIT: Duration = Duration::from_secs(600);
 
@@ -91,6 +93,9 @@ fn job(
         .envs(cluster.mpi_env())
         .env("UNIDIST_BACKEND", backend)
         .env("UNIDIST_IS_MPI_SPAWN_WORKERS", "false")
+        // 32 ranks on two cores starve communication threads for seconds: with the default
+        // 10 s a worker once took rank 0 for lost in the middle of a round.
+        .env("UNIDIST_MPI_HEARTBEAT", HEARTBEAT.to_string())
         .env_remove("UNIDIST_MPI_SPAWN")
         .current_dir(util::root());
     let mut inside = cluster.inside(&cluster.hosts[0], &cmd);
