@@ -6,6 +6,7 @@
 //! unidist-bench floors-local --out FILE [--rows tasks,round_trip,actors,object,scaling,actor_cost]
 //! unidist-bench floors-mpi --out FILE
 //! unidist-bench costs --out FILE [--tasks N] [--rounds R] [--toggle-timeline]
+//! unidist-bench scale --out FILE [--tasks N] [--rounds R]
 //! ```
 //!
 //! - `workloads`: the workloads shared with the Python peers (see [`workloads`] and
@@ -15,6 +16,8 @@
 //!   run under `mpiexec -n 3` with `UNIDIST_IS_MPI_SPAWN_WORKERS=false`).
 //! - `costs`: empty tasks with and without `max_retries(3)`, in a process with or without the
 //!   timeline recording, or with it switched on and off between rounds (see [`costs`]).
+//! - `scale`: init time, task rate, rank 0's CPU per task and every rank's memory of one MPI
+//!   job (see [`scale`]).
 //!
 //! Each suite writes one JSON report (serde_json) that `cargo xtask bench` reads.
 
@@ -24,6 +27,7 @@ mod floors;
 mod floors_local;
 mod floors_mpi;
 mod measure;
+mod scale;
 mod suite;
 mod workloads;
 
@@ -36,16 +40,18 @@ fn main() -> ExitCode {
         Some((command, rest)) if command == "floors-local" => floors_local::main(rest),
         Some((command, rest)) if command == "floors-mpi" => floors_mpi::main(rest),
         Some((command, rest)) if command == "costs" => costs::main(rest),
+        Some((command, rest)) if command == "scale" => scale::main(rest),
         other => {
             if let Some((command, _)) = other {
                 eprintln!("unidist-bench: unknown suite {command:?}");
             }
             eprintln!(
-                "usage:\n  {}\n  {}\n  {}\n  {}",
+                "usage:\n  {}\n  {}\n  {}\n  {}\n  {}",
                 suite::USAGE,
                 floors_local::USAGE,
                 floors_mpi::USAGE,
-                costs::USAGE
+                costs::USAGE,
+                scale::USAGE
             );
             2
         }

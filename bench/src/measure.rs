@@ -160,3 +160,30 @@ pub(crate) fn write_json(path: &str, doc: &serde_json::Value) -> Result<(), Stri
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| format!("cannot write the report {path:?}: {e}"))
 }
+
+/// Parses `--out FILE [--tasks N] [--rounds R]`, with the given defaults; errors end with
+/// `usage`.
+pub(crate) fn parse_out_tasks_rounds(
+    args: &[String],
+    usage: &str,
+    (mut tasks, mut rounds): (usize, usize),
+) -> Result<(String, usize, usize), String> {
+    let mut out = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| it.next().cloned().ok_or(format!("{flag} needs a value"));
+        let count = |flag: &str, raw: String| {
+            raw.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(format!("{flag} {raw:?}: a positive integer is accepted"))
+        };
+        match arg.as_str() {
+            "--out" => out = Some(value("--out")?),
+            "--tasks" => tasks = count("--tasks", value("--tasks")?)?,
+            "--rounds" => rounds = count("--rounds", value("--rounds")?)?,
+            other => return Err(format!("unknown argument {other:?}; usage: {usage}")),
+        }
+    }
+    Ok((out.ok_or("--out is required")?, tasks, rounds))
+}

@@ -1,6 +1,7 @@
-//! `cargo xtask bench [--quick] [--no-peers] [--only costs]`: this project's backends, their
-//! floors and the Python peers (unidist, Ray, Dask) on the same workloads, in one run, as a
-//! markdown table, JSON and an SVG chart. `--only costs` runs the cost rows alone (step 4).
+//! `cargo xtask bench [--quick] [--no-peers] [--only costs|scale]`: this project's backends,
+//! their floors and the peers (Python unidist, Ray, Dask, and Lamellar) on the same workloads,
+//! in one run, as a markdown table, JSON and an SVG chart. `--only costs` runs the cost rows
+//! alone (step 4).
 //!
 //! Steps, each bounded in time and each recorded in the output even when it fails:
 //! 1. build the benchmark program `unidist-bench` (package in `bench/`; default features, and
@@ -16,6 +17,10 @@
 //! 6. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
 //!    `bench.svg` (the chart); every run's own report stays under `target/bench/runs` and
 //!    `target/bench/peers`.
+//!
+//! `--only scale` runs the scale group alone (`scale`): one MPI job of 2 to 32 ranks across 8
+//! simulated hosts (root and `ip netns` needed). It is not part of the full run, which stays on
+//! one host.
 
 mod chart;
 mod costs;
@@ -23,6 +28,7 @@ mod lamellar;
 mod peers;
 mod report;
 mod rows;
+mod scale;
 mod systems;
 mod targets;
 
@@ -35,18 +41,26 @@ use crate::util::{self, human};
 pub(crate) struct Options {
     pub quick: bool,
     pub peers: bool,
-    /// Only the cost rows (`--only costs`): no workloads, floors or peers.
-    pub only_costs: bool,
+    /// `--only GROUP`: run that group alone (`costs` or `scale`), without the workloads,
+    /// floors or peers.
+    pub only: Option<Only>,
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--no-peers] [--only costs]";
+const USAGE: &str = "usage: cargo xtask bench [--quick] [--no-peers] [--only costs|scale]";
+
+/// A group that `--only` runs alone.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Only {
+    Costs,
+    Scale,
+}
 
 impl Options {
     fn parse(args: &[String]) -> Result<Options, String> {
         let mut o = Options {
             quick: false,
             peers: true,
-            only_costs: false,
+            only: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -54,17 +68,20 @@ impl Options {
                 "--quick" => o.quick = true,
                 "--no-peers" => o.peers = false,
                 "--only" => match it.next().map(String::as_str) {
-                    Some("costs") => o.only_costs = true,
+                    Some("costs") => o.only = Some(Only::Costs),
+                    Some("scale") => o.only = Some(Only::Scale),
                     other => {
                         return Err(format!(
-                            "--only {other:?}: accepted is `--only costs` (the cost rows alone)"
+                            "--only {other:?}: accepted are `--only costs` (the cost rows alone) \
+                             and `--only scale` (the scale group)"
                         ))
                     }
                 },
                 other => {
                     return Err(format!(
-                    "unknown option {other:?}: accepted are --quick, --no-peers and --only costs"
-                ))
+                        "unknown option {other:?}: accepted are --quick, --no-peers and \
+                         --only costs|scale"
+                    ))
                 }
             }
         }
@@ -80,8 +97,10 @@ impl Options {
         if !self.peers {
             c.push_str(" --no-peers");
         }
-        if self.only_costs {
-            c.push_str(" --only costs");
+        match self.only {
+            Some(Only::Costs) => c.push_str(" --only costs"),
+            Some(Only::Scale) => c.push_str(" --only scale"),
+            None => {}
         }
         c
     }
@@ -100,8 +119,17 @@ pub(crate) fn bench(args: &[String]) -> i32 {
             return 2;
         }
     };
-    if options.only_costs {
-        return only_costs(&options);
+    match options.only {
+        Some(Only::Costs) => return only_costs(&options),
+        Some(Only::Scale) => {
+            let out = out_dir();
+            if let Err(e) = std::fs::create_dir_all(&out) {
+                eprintln!("xtask bench: cannot create {}: {e}", out.display());
+                return 1;
+            }
+            return scale::run(&out);
+        }
+        None => {}
     }
     let started = Instant::now();
     let load_start = report::load_average();
@@ -205,7 +233,7 @@ mod tests {
     #[test]
     fn only_costs_is_parsed_and_reproduced_in_the_command() {
         let o = Options::parse(&args(&["--only", "costs"])).expect("accepted");
-        assert!(o.only_costs && o.peers && !o.quick);
+        assert!(o.only == Some(Only::Costs) && o.peers && !o.quick);
         assert_eq!(o.command(), "cargo xtask bench --only costs");
         let e = Options::parse(&args(&["--only", "peers"]))
             .err()

@@ -277,6 +277,30 @@ impl Cluster {
         wrapped
     }
 
+    /// Adds `tc netem` with `settings` (e.g. `delay 20ms loss 2%`) to every host's link, or
+    /// with `None` removes it again.
+    pub(crate) fn netem(&self, settings: Option<&[&str]>) -> Result<(), String> {
+        for h in &self.hosts {
+            let mut cmd = Command::new("tc");
+            cmd.args(["-n", h, "qdisc"]);
+            match settings {
+                Some(s) => cmd.args(["add", "dev", "eth0", "root", "netem"]).args(s),
+                None => cmd.args(["del", "dev", "eth0", "root"]),
+            };
+            let out = cmd
+                .output()
+                .map_err(|e| format!("cannot run tc (install iproute2): {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "`{}` failed: {}",
+                    util::describe(&cmd),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Kills every process left in the cluster's namespaces (between runs).
     pub(crate) fn kill_processes(&self) {
         for ns in self.hosts.iter().map(String::as_str).chain([SWITCH]) {
@@ -322,16 +346,24 @@ fn namespaces() -> Result<Vec<String>, String> {
         .collect())
 }
 
-/// Kills every process in namespace `ns` and waits (a few seconds at most) until none is left.
-fn kill_in(ns: &str) {
+/// The processes in namespace `ns`, as pid strings.
+pub(crate) fn pids_in(ns: &str) -> Vec<String> {
+    Command::new("ip")
+        .args(["netns", "pids", ns])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Kills every process in namespace `ns` (as a host crash would) and waits (a few seconds at
+/// most) until none is left.
+pub(crate) fn kill_in(ns: &str) {
     let started = Instant::now();
     loop {
-        let pids = Command::new("ip")
-            .args(["netns", "pids", ns])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        let pids: Vec<&str> = pids.split_whitespace().collect();
+        let pids = pids_in(ns);
         if pids.is_empty() || started.elapsed() > Duration::from_secs(5) {
             return;
         }
@@ -344,7 +376,7 @@ fn kill_in(ns: &str) {
     }
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
+pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
         .output()

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use crate::backend_table;
 use crate::backends::{self, Flavour, Impl, Launch, Options, Report, Row, Verdict};
 use crate::cluster::{self, Cluster};
+use crate::cluster_faults;
 
 /// Why the MPICH cluster row is left out unless `--cluster-mpich` is given.
 pub(crate) const MPICH_HANG: &str = "left out (run it with --cluster-mpich): across the simulated \
@@ -170,6 +171,9 @@ pub(crate) fn run(
         // Whatever a row left running on a host must not meet the next row.
         cluster.kill_processes();
     }
+    if options.faults {
+        cross_host_rows(options, &cluster, builds, reports);
+    }
     if let Err(e) = cluster::down() {
         reports.push(failed(
             format!("cluster {HOSTS} hosts down"),
@@ -177,6 +181,110 @@ pub(crate) fn run(
         ));
     }
 }
+
+/// The cross-host rows of every MPI-launched backend on Open MPI (`cluster_faults.rs`): each
+/// fault in each mode, the conformance suite under latency and loss, and a value over 2 GiB.
+fn cross_host_rows(
+    options: &Options,
+    cluster: &Cluster,
+    builds: &mut BTreeMap<Flavour, Result<PathBuf, String>>,
+    reports: &mut Vec<Report>,
+) {
+    let imp = Impl::OpenMpi;
+    for b in backend_table::mpi_backends() {
+        let row = |launch| Row {
+            backend: b.name,
+            features: b.features,
+            mpi: Some(imp),
+            launch,
+            shared_store: true,
+        };
+        let spmd = row(Launch::Spmd { np: HOSTS });
+        if let Some(why) = imp.missing() {
+            reports.push(skipped(format!("{} faults", label(&spmd)), why));
+            continue;
+        }
+        if options.selects_cluster(&spmd) {
+            netem_row(options, cluster, &spmd, builds, reports);
+        }
+        let hosts_bin = crate::faults::build(b, imp).map(|p| p.with_file_name("mpi_hosts"));
+        let timed = |label: String, r: Result<std::time::Duration, String>| match r {
+            Ok(took) => Report {
+                label,
+                verdict: Verdict::Passed,
+                passed: 1,
+                failed: 0,
+                elapsed: Some(took),
+            },
+            Err(e) => failed(label, e),
+        };
+        for (fault, launch) in cluster_faults::cases(HOSTS) {
+            if !options.selects_cluster(&row(launch)) {
+                continue;
+            }
+            let label = cluster_faults::label(b.name, fault, launch);
+            println!("==> {label}");
+            let r = hosts_bin
+                .clone()
+                .and_then(|bin| cluster_faults::run_fault(cluster, b.name, &bin, fault, launch));
+            reports.push(timed(label, r));
+        }
+        if options.selects_cluster(&spmd) {
+            let label = format!("{} spmd openmpi cluster value over 2 GiB", b.name);
+            println!("==> {label}");
+            let r = hosts_bin
+                .clone()
+                .and_then(|bin| cluster_faults::run_big(cluster, b.name, &bin));
+            reports.push(timed(label, r));
+        }
+    }
+}
+
+/// The conformance suite across the hosts in SPMD mode with every host's link delayed by
+/// 20 ms and losing 2% of its packets (`tc netem`), which TCP must absorb.
+fn netem_row(
+    options: &Options,
+    cluster: &Cluster,
+    row: &Row,
+    builds: &mut BTreeMap<Flavour, Result<PathBuf, String>>,
+    reports: &mut Vec<Report>,
+) {
+    let name = format!("{} netem 20ms 2% loss", label(row));
+    let Some(imp) = row.mpi else { return };
+    let flavour = (row.features, row.mpi);
+    let bin = match builds
+        .entry(flavour)
+        .or_insert_with(|| backends::build(flavour))
+    {
+        Ok(bin) => bin.clone(),
+        Err(e) => return reports.push(failed(name, e.clone())),
+    };
+    if let Err(e) = cluster.netem(Some(NETEM)) {
+        let _ = cluster.netem(None);
+        // A kernel without the netem scheduler (no sch_netem module) cannot delay packets:
+        // the machine cannot host the row, which is not the project's failure.
+        let verdict = if e.contains("qdisc kind is unknown") {
+            Verdict::NotHere(format!("this kernel has no netem qdisc (sch_netem): {e}"))
+        } else {
+            Verdict::Failed(e)
+        };
+        return reports.push(Report {
+            verdict,
+            ..skipped(name, String::new())
+        });
+    }
+    let mut cmd = backends::command(row, &bin, &launcher_args(imp, &cluster.hosts));
+    cmd.envs(cluster.mpi_env());
+    let mut inside = cluster.inside(&cluster.hosts[0], &cmd);
+    reports.push(backends::run_labelled(name, &mut inside, options.timeout));
+    cluster.kill_processes();
+    if let Err(e) = cluster.netem(None) {
+        reports.push(failed("cluster netem removed".into(), e));
+    }
+}
+
+/// The `tc netem` settings of the latency and loss row.
+const NETEM: &[&str] = &["delay", "20ms", "loss", "2%"];
 
 #[cfg(test)]
 mod tests {

@@ -102,8 +102,9 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
     s
 }
 
-/// The programs of the scenarios, binaries of the tests crate.
-const PROGRAMS: [&str; 2] = ["mpi_fault", "mpi_nested_refs"];
+/// The programs of the scenarios, binaries of the tests crate (`mpi_hosts` is the cross-host
+/// rows', `cluster_faults.rs`).
+const PROGRAMS: [&str; 3] = ["mpi_fault", "mpi_nested_refs", "mpi_hosts"];
 
 /// Builds the scenario programs with `backend`'s features against `imp`; returns the path of
 /// `mpi_fault` (the other program sits beside it).
@@ -200,9 +201,9 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
 }
 
 /// Output lines of both streams, gathered by reader threads.
-type Lines = Arc<Mutex<Vec<String>>>;
+pub(crate) type Lines = Arc<Mutex<Vec<String>>>;
 
-fn read_lines(child: &mut Child) -> (Lines, mpsc::Receiver<String>) {
+pub(crate) fn read_lines(child: &mut Child) -> (Lines, mpsc::Receiver<String>) {
     let lines: Lines = Arc::default();
     let (tx, rx) = mpsc::channel();
     let out = child

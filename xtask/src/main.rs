@@ -11,8 +11,9 @@
 //! - `cluster up [--hosts N] | down | run [--hosts N] -- CMD...`: a simulated cluster of
 //!   network namespaces on this machine, for running MPI jobs across hosts (root only).
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
-//! - `bench [--quick] [--no-peers] [--only costs]`: this project, the floors and the Python
-//!   peers side by side: table, JSON and chart; or the cost rows alone.
+//! - `bench [--quick] [--no-peers] [--only costs|scale]`: this project, the floors and the
+//!   peers (Python and Lamellar) side by side: table, JSON and chart; or the cost rows or the
+//!   scale group alone.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 //! - `timeline-svg TRACE.json OUT.svg`: a Gantt chart of a `UNIDIST_TIMELINE` trace.
@@ -27,6 +28,7 @@ mod backends;
 mod bench;
 mod ci;
 mod cluster;
+mod cluster_faults;
 mod cluster_rows;
 mod docs_rs;
 mod examples;
@@ -67,12 +69,14 @@ commands:
       MPICH (-launcher-exec) at target/cluster/agent; `run` runs CMD inside unidist-h1 with the
       MPI environment for the cluster set and always takes the cluster down; `down` removes
       its namespaces, its processes and its /etc/hosts lines (only its own)
-  bench [--quick] [--no-peers] [--only costs]
+  bench [--quick] [--no-peers] [--only costs|scale]
       the workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
-      floors and the Python peers (unidist, Ray, Dask; environments made under target/), in one
-      run: markdown table, target/bench/bench.json and an SVG chart; --quick is the short loop;
-      --only costs runs the cost rows alone (retries and timeline on/off, every system) into
-      target/bench/costs.md and costs.json
+      floors and the peers (Python unidist, Ray, Dask with environments made under target/;
+      Lamellar built into target/lamellar), in one run: markdown table,
+      target/bench/bench.json and an SVG chart; --quick is the short loop; --only costs runs
+      the cost rows alone (retries and timeline on/off, every system) into
+      target/bench/costs.md and costs.json; --only scale runs the scale group alone (one MPI
+      job of 2 to 32 ranks across 8 simulated hosts; root)
   soak [--short] [--suite S] [--backend B]
       load suites on every backend (1,000,000 tasks, 10,000/1,000 actors, 10,000 objects up to
       64 MiB plus 256 MiB ones, 100 init/shutdown cycles, 10,000-node task trees), every result

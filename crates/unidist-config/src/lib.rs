@@ -18,6 +18,7 @@
 //! | [`MpiHosts`] | `UNIDIST_MPI_HOSTS` | string (comma separated) | none | non-empty host names of at most 255 bytes, without whitespace |
 //! | [`MpiPickleThreshold`] | `UNIDIST_MPI_PICKLE_THRESHOLD` | int (bytes) | 262144 | 0 to 2^40 |
 //! | [`MpiBackoff`] | `UNIDIST_MPI_BACKOFF` | float (seconds) | 0.0001 | finite, 0 to 10 |
+//! | [`MpiHeartbeat`] | `UNIDIST_MPI_HEARTBEAT` | float (seconds) | 10 | finite, 1 to 86400 |
 //! | [`MpiLog`] | `UNIDIST_MPI_LOG` | bool | `false` | `true/yes/1`, `false/no/0` (any case) |
 //! | [`Progress`] | `UNIDIST_PROGRESS` | bool | `false` | `true/yes/1`, `false/no/0` (any case) |
 //! | [`Timeline`] | `UNIDIST_TIMELINE` | path | none | a non-empty file path (its directory must exist and be writable at `init`) |
@@ -80,8 +81,8 @@ pub use error::{ConfigError, Result};
 pub use parameter::Slot;
 pub use parameter::{Parameter, ValueSource};
 pub use params::{
-    set_backend_detector, Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHosts, MpiLog,
-    MpiPickleThreshold, MpiSharedObjectStore, MpiSharedObjectStoreMemory,
+    set_backend_detector, Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHeartbeat, MpiHosts,
+    MpiLog, MpiPickleThreshold, MpiSharedObjectStore, MpiSharedObjectStoreMemory,
     MpiSharedObjectStoreThreshold, Progress, Timeline,
 };
 pub use registry::{

@@ -37,6 +37,37 @@ fn check_usize(
     }
 }
 
+/// Whether `value` is a finite number in `range` (NaN is in no range).
+fn float_in(value: f64, range: &RangeInclusive<f64>) -> bool {
+    value.is_finite() && range.contains(&value)
+}
+
+/// Decodes a finite float in `range`; errors quote `raw`.
+fn decode_float(
+    variable: &str,
+    raw: &str,
+    range: RangeInclusive<f64>,
+    expected: &str,
+) -> Result<f64> {
+    decode::parse_float(raw)
+        .filter(|v| float_in(*v, &range))
+        .ok_or_else(|| ConfigError::invalid(variable, raw, expected))
+}
+
+/// Checks that a `put` float is finite and lies in `range`.
+fn check_float(
+    variable: &str,
+    value: f64,
+    range: RangeInclusive<f64>,
+    expected: &str,
+) -> Result<f64> {
+    if float_in(value, &range) {
+        Ok(value)
+    } else {
+        Err(ConfigError::invalid(variable, value.to_string(), expected))
+    }
+}
+
 /// Decodes a bool word; errors quote `raw`.
 fn decode_bool(variable: &str, raw: &str) -> Result<bool> {
     decode::parse_bool(raw).ok_or_else(|| ConfigError::invalid(variable, raw, BOOL_EXPECTED))
@@ -343,13 +374,6 @@ const BACKOFF_MAX: f64 = 10.0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MpiBackoff;
 
-impl MpiBackoff {
-    fn in_range(value: f64) -> bool {
-        // NaN fails both comparisons, so it is rejected here too.
-        value.is_finite() && (0.0..=BACKOFF_MAX).contains(&value)
-    }
-}
-
 impl Parameter for MpiBackoff {
     type Value = f64;
     const NAME: &'static str = "MpiBackoff";
@@ -364,21 +388,11 @@ impl Parameter for MpiBackoff {
     }
 
     fn decode(variable: &str, raw: &str) -> Result<f64> {
-        decode::parse_float(raw)
-            .filter(|v| Self::in_range(*v))
-            .ok_or_else(|| ConfigError::invalid(variable, raw, Self::EXPECTED))
+        decode_float(variable, raw, 0.0..=BACKOFF_MAX, Self::EXPECTED)
     }
 
     fn validate(value: f64) -> Result<f64> {
-        if Self::in_range(value) {
-            Ok(value)
-        } else {
-            Err(ConfigError::invalid(
-                Self::VARNAME,
-                value.to_string(),
-                Self::EXPECTED,
-            ))
-        }
+        check_float(Self::VARNAME, value, 0.0..=BACKOFF_MAX, Self::EXPECTED)
     }
 
     fn encode(value: &f64) -> Option<String> {
@@ -510,7 +524,9 @@ impl Parameter for Timeline {
     }
 }
 inherent_api!(Timeline);
+mod heartbeat;
 mod shared_store;
+pub use heartbeat::MpiHeartbeat;
 pub use shared_store::{
     MpiSharedObjectStore, MpiSharedObjectStoreMemory, MpiSharedObjectStoreThreshold,
 };

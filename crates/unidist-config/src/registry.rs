@@ -3,9 +3,9 @@
 use crate::error::{ConfigError, Result};
 use crate::parameter::{Parameter, ValueSource};
 use crate::params::{
-    Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHosts, MpiLog, MpiPickleThreshold,
-    MpiSharedObjectStore, MpiSharedObjectStoreMemory, MpiSharedObjectStoreThreshold, Progress,
-    Timeline,
+    Backend, CpuCount, IsMpiSpawnWorkers, MpiBackoff, MpiHeartbeat, MpiHosts, MpiLog,
+    MpiPickleThreshold, MpiSharedObjectStore, MpiSharedObjectStoreMemory,
+    MpiSharedObjectStoreThreshold, Progress, Timeline,
 };
 
 /// A description of one parameter and its current value, from [`parameters`].
@@ -55,13 +55,14 @@ const fn entry<P: Parameter>() -> Entry {
 }
 
 /// Every parameter, in listing order. Adding a parameter means adding it here.
-static ENTRIES: [Entry; 12] = [
+static ENTRIES: [Entry; 13] = [
     entry::<Backend>(),
     entry::<CpuCount>(),
     entry::<IsMpiSpawnWorkers>(),
     entry::<MpiHosts>(),
     entry::<MpiPickleThreshold>(),
     entry::<MpiBackoff>(),
+    entry::<MpiHeartbeat>(),
     entry::<MpiLog>(),
     entry::<Progress>(),
     entry::<Timeline>(),

@@ -33,17 +33,56 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(20);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A worker that acknowledged shutdown waits this long for rank 0's final message.
 const FINALIZE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The smallest send whose completion shows that its peer is alive: far above the eager limit
+/// of any transport, so that it completes only once the peer received it.
+const PROOF_OF_LIFE: usize = 16 << 20;
 /// How often peers' liveness is checked.
 const WATCH_EVERY: Duration = Duration::from_millis(200);
-/// A peer that heard nothing from this rank for this long gets an `Alive` beacon.
-const BEACON_EVERY: Duration = Duration::from_secs(1);
-/// A peer silent for this long (no beacon, no message) is lost. Beacons come from the peer's
-/// communication thread, which user work never blocks, so only a dead or wedged process or a
-/// broken network stays silent this long.
-const SILENCE_LIMIT: Duration = Duration::from_secs(30);
-/// A pause of this thread longer than this (a long blocking transfer, a stopped process) means
-/// it was not listening: silence is counted again from its end.
-const LISTEN_GAP: Duration = Duration::from_secs(5);
+
+/// How long peers may stay silent, from `UNIDIST_MPI_HEARTBEAT`, and the beacon and listening
+/// intervals derived from it.
+///
+/// Any message is a sign of life, so a peer gets an `Alive` beacon only when this rank sent it
+/// nothing for [`Liveness::beacon`]: a busy job sends none. Beacons come from the communication
+/// thread, which user work never blocks, so only a dead or wedged process or a broken network
+/// stays silent for [`Liveness::silence`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Liveness {
+    /// A peer silent this long is lost.
+    silence: Duration,
+    /// A peer this rank sent nothing to for this long gets a beacon: four chances per bound,
+    /// and at least one a second.
+    beacon: Duration,
+    /// A pause of this thread longer than this (a long blocking transfer, a stopped process)
+    /// means it was not listening: silence is counted again from its end.
+    gap: Duration,
+}
+
+impl Liveness {
+    fn new(heartbeat_secs: f64) -> Liveness {
+        let silence = Duration::from_secs_f64(heartbeat_secs.max(0.001));
+        Liveness {
+            silence,
+            beacon: (silence / 4).min(Duration::from_secs(1)),
+            gap: (silence / 2).min(Duration::from_secs(5)),
+        }
+    }
+
+    /// Why a peer silent for `silence` is lost, as its error says.
+    fn silent(&self) -> String {
+        format!(
+            "it stopped answering: no message from it for {} s (UNIDIST_MPI_HEARTBEAT); its host \
+             crashed or is cut off",
+            decimal(self.silence.as_secs_f64())
+        )
+    }
+}
+
+/// `secs` without a fraction when it is whole (`10`, `2.5`).
+fn decimal(secs: f64) -> String {
+    let s = format!("{secs:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
 
 /// A request to the communication thread.
 pub(crate) enum Out {
@@ -84,6 +123,7 @@ pub(crate) fn run(
         }
     };
     let backoff = Duration::from_secs_f64(settings.backoff);
+    let liveness = Liveness::new(settings.heartbeat);
     let _ = init_tx.send(Ok(info.clone()));
     let Ok(node) = node_rx.recv() else {
         finalize(est);
@@ -109,6 +149,7 @@ pub(crate) fn run(
         heard: vec![now; n],
         sent: vec![now; n],
         lost,
+        liveness,
         next_watch: now,
         last_watch: now,
         ack_deadline: None,
@@ -175,6 +216,7 @@ struct Comm {
     sent: Vec<Instant>,
     /// Ranks known to be gone (the process's one record): nothing is sent to them any more.
     lost: Arc<LostPeers>,
+    liveness: Liveness,
     next_watch: Instant,
     last_watch: Instant,
     /// Rank 0, during shutdown: when it stops waiting for acknowledgements.
@@ -188,10 +230,7 @@ impl Comm {
             // Outgoing: everything queued now, in order, batched per destination.
             let mut active = self.take_outgoing(comm);
             active |= self.flush(comm);
-            // Progress of non-blocking sends.
-            if !self.pending.is_empty() {
-                self.pending.retain_mut(|r| !r.test());
-            }
+            self.progress_sends();
             active |= self.receive(comm);
             self.watch(comm);
             self.check_deadlines(comm);
@@ -218,6 +257,26 @@ impl Comm {
                 }
             }
         }
+    }
+
+    /// Progress of non-blocking sends. A large send completes only once its peer's MPI took the
+    /// bytes (a small one may complete into the local socket buffer and proves nothing), so its
+    /// completion is a sign of life of a peer that is busy receiving a long transfer.
+    fn progress_sends(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let heard = &mut self.heard;
+        let mut now = None;
+        self.pending.retain_mut(|r| {
+            let done = r.test();
+            if done && r.len() >= PROOF_OF_LIFE {
+                if let Some(h) = heard.get_mut(r.dest() as usize) {
+                    *h = *now.get_or_insert_with(Instant::now);
+                }
+            }
+            !done
+        });
     }
 
     /// Accepts what the node queued (at most a bounded number at a time, so that receiving
@@ -253,7 +312,7 @@ impl Comm {
             if let Some(h) = self.heard.get_mut(src as usize) {
                 *h = Instant::now();
             }
-            match receive_batch(comm, src, &buf) {
+            match self.receive_batch(comm, src, &buf) {
                 Ok(batch) => {
                     for msg in batch {
                         self.dispatch(src as u32, msg, comm);
@@ -265,6 +324,40 @@ impl Comm {
             }
         }
         active
+    }
+
+    /// Decodes a batch from `src` and receives the segments it announces, straight into their
+    /// final buffers. Between the pieces of a long transfer this rank keeps watching its peers
+    /// and sending beacons, so that neither `src` nor a third rank takes it for lost.
+    fn receive_batch(
+        &mut self,
+        comm: &SimpleCommunicator,
+        src: i32,
+        buf: &[u8],
+    ) -> Result<Vec<Msg>> {
+        let peer = comm.process_at_rank(src);
+        wire::decode_batch(buf, |dst| {
+            crate::ffi::prefer_huge_pages(dst);
+            for r in wire::chunks(dst.len(), CHUNK) {
+                let want = r.len();
+                let status = peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
+                let got = status.count(u8::equivalent_datatype());
+                if usize::try_from(got).ok() != Some(want) {
+                    return Err(Error::backend(
+                        "mpi",
+                        format!(
+                            "a value segment from rank {src} had {got} bytes where its batch \
+                             announced {want}"
+                        ),
+                    ));
+                }
+                if let Some(h) = self.heard.get_mut(src as usize) {
+                    *h = Instant::now();
+                }
+                self.watch(comm);
+            }
+            Ok(())
+        })
     }
 
     /// Ends the shutdown handshake when its time is up: rank 0 stops waiting for
@@ -335,7 +428,7 @@ impl Comm {
 
     /// Checks the liveness of the peers this rank watches (rank 0 watches every worker, a
     /// worker watches rank 0) and sends beacons. A peer is lost when its process is seen gone
-    /// (same host) or when it stays silent for [`SILENCE_LIMIT`].
+    /// (same host) or when it stays silent for the heartbeat bound.
     fn watch(&mut self, comm: &SimpleCommunicator) {
         let now = Instant::now();
         if now < self.next_watch {
@@ -344,7 +437,7 @@ impl Comm {
         let gap = now.duration_since(self.last_watch);
         self.last_watch = now;
         self.next_watch = now + WATCH_EVERY;
-        if gap > LISTEN_GAP.max(self.backoff * 3) {
+        if gap > self.liveness.gap.max(self.backoff * 3) {
             self.heard.fill(now);
         }
         let peers: Vec<u32> = if self.rank == 0 {
@@ -360,10 +453,9 @@ impl Comm {
             let (pid, local) = self.pids[i];
             if local && !crate::ffi::process_alive(pid) {
                 self.lose(p, format!("its process {pid} ended"), comm);
-            } else if now.duration_since(self.heard[i]) > SILENCE_LIMIT {
-                let why = format!("no message from it for {} s", SILENCE_LIMIT.as_secs());
-                self.lose(p, why, comm);
-            } else if now.duration_since(self.sent[i]) > BEACON_EVERY && !self.done {
+            } else if now.duration_since(self.heard[i]) > self.liveness.silence {
+                self.lose(p, self.liveness.silent(), comm);
+            } else if now.duration_since(self.sent[i]) > self.liveness.beacon && !self.done {
                 self.queue(p, ControlMsg::Alive.into());
                 self.flush(comm);
             }
@@ -540,7 +632,7 @@ impl Comm {
         self.flush(comm);
         let deadline = Instant::now() + DRAIN_TIMEOUT;
         while !self.pending.is_empty() && Instant::now() < deadline {
-            self.pending.retain_mut(|r| !r.test());
+            self.progress_sends();
             // Keep receiving so that peers blocked on us can finish their sends too.
             while let Some((m, status)) = comm.any_process().immediate_matched_probe() {
                 let n = status.count(u8::equivalent_datatype()) as usize;
@@ -553,30 +645,6 @@ impl Comm {
             r.abandon();
         }
     }
-}
-
-/// Decodes a batch from `src` and receives the segments it announces, straight into their
-/// final buffers.
-fn receive_batch(comm: &SimpleCommunicator, src: i32, buf: &[u8]) -> Result<Vec<Msg>> {
-    let peer = comm.process_at_rank(src);
-    wire::decode_batch(buf, |dst| {
-        crate::ffi::prefer_huge_pages(dst);
-        for r in wire::chunks(dst.len(), CHUNK) {
-            let want = r.len();
-            let status = peer.receive_into_with_tag(&mut dst[r], TAG_SEG);
-            let got = status.count(u8::equivalent_datatype());
-            if usize::try_from(got).ok() != Some(want) {
-                return Err(Error::backend(
-                    "mpi",
-                    format!(
-                        "a value segment from rank {src} had {got} bytes where its batch \
-                         announced {want}"
-                    ),
-                ));
-            }
-        }
-        Ok(())
-    })
 }
 
 /// Rank 0's side of the raw floors: `iters` 8-byte ping-pongs, then 3 transfers of `bytes`
@@ -620,5 +688,34 @@ fn raw_bench_peer(comm: &SimpleCommunicator, iters: u32, bytes: u64) {
             peer.receive_into_with_tag(&mut big[r], TAG_RAW);
         }
         peer.send_with_tag(&small[..], TAG_RAW);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beacons_and_listening_gaps_follow_the_heartbeat() {
+        let l = Liveness::new(10.0);
+        assert_eq!(l.silence, Duration::from_secs(10));
+        assert_eq!(l.beacon, Duration::from_secs(1));
+        assert_eq!(l.gap, Duration::from_secs(5));
+        let short = Liveness::new(2.0);
+        assert_eq!(short.beacon, Duration::from_millis(500));
+        assert_eq!(short.gap, Duration::from_secs(1));
+        let long = Liveness::new(600.0);
+        assert_eq!((long.beacon, long.gap), (l.beacon, l.gap));
+    }
+
+    #[test]
+    fn a_silent_peer_is_said_to_have_stopped_answering() {
+        let why = Liveness::new(3.0).silent();
+        assert!(
+            why.starts_with("it stopped answering: no message from it for 3 s"),
+            "{why}"
+        );
+        assert!(!why.contains("ended"), "{why}");
+        assert!(Liveness::new(2.5).silent().contains("for 2.5 s"));
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct SendReq {
     req: ffi::MPI_Request,
     keep: Option<Keep>,
     dest: i32,
+    /// The bytes sent.
+    len: usize,
 }
 
 impl SendReq {
@@ -73,6 +75,7 @@ impl SendReq {
         }
         Ok(SendReq {
             req,
+            len: bytes.len(),
             keep: Some(keep),
             dest,
         })
@@ -81,6 +84,11 @@ impl SendReq {
     /// The rank the bytes go to.
     pub(crate) fn dest(&self) -> u32 {
         self.dest as u32
+    }
+
+    /// How many bytes the send carries.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
 
     /// True once the send completed (the bytes are released then).

@@ -7,6 +7,8 @@
 //!   since those ranks are already running the program (documented in the crate docs);
 //! - world size 1 and spawning enabled: rank 0 spawns `UNIDIST_CPUS` workers of its own
 //!   executable and merges the intercommunicator (parent low, children high);
+//! - world size 1 while the launcher says it started more processes (`srun`, `mpirun` or a PMI
+//!   launcher of another MPI): an error that says they are separate one-rank jobs;
 //! - world size 1 and spawning disabled: an error that says SPMD needs at least 2 ranks.
 
 use mpi::environment::Universe;
@@ -28,6 +30,8 @@ pub(crate) struct Settings {
     pub hosts: Vec<String>,
     /// `UNIDIST_MPI_BACKOFF` in seconds.
     pub backoff: f64,
+    /// `UNIDIST_MPI_HEARTBEAT` in seconds.
+    pub heartbeat: f64,
     /// Environment to forward to spawned workers.
     pub env: Vec<(String, String)>,
 }
@@ -86,6 +90,52 @@ fn command_line() -> String {
     parts.join(" ")
 }
 
+/// For a world of one rank: whether the launcher meant a larger job, as the variables it sets
+/// for each process say (`srun`, Open MPI's `mpirun`, a PMI launcher such as Hydra). Then each
+/// process it started is a separate one-rank job, because this MPI library does not speak that
+/// launcher's process-management interface (PMI); the message says so and what to do.
+fn separate_jobs(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let count = |k: &str| var(k).and_then(|v| v.trim().parse::<u64>().ok());
+    let (n, by) = if var("SLURM_PROCID").is_some() && count("SLURM_STEP_NUM_TASKS") > Some(1) {
+        (
+            count("SLURM_STEP_NUM_TASKS")?,
+            "srun (SLURM_STEP_NUM_TASKS)",
+        )
+    } else if count("OMPI_COMM_WORLD_SIZE") > Some(1) {
+        (
+            count("OMPI_COMM_WORLD_SIZE")?,
+            "Open MPI's mpirun (OMPI_COMM_WORLD_SIZE)",
+        )
+    } else if count("PMI_SIZE") > Some(1) {
+        (count("PMI_SIZE")?, "a PMI launcher (PMI_SIZE)")
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{by} started {n} processes, but MPI sees a job of 1 rank here: they are {n} separate \
+         one-rank jobs, because this MPI library does not speak that launcher's process \
+         management interface (PMI). Launch with the mpiexec of the MPI library this program \
+         was built against, or under Slurm use `srun --mpi=pmix` (see `srun --mpi=list`) with an \
+         MPI built for the site's PMI"
+    ))
+}
+
+/// Why a world of one rank cannot go on: the launcher started separate one-rank jobs, or SPMD
+/// mode needs at least two ranks; `None` when rank 0 may spawn its workers.
+fn one_rank_refusal(spawn: bool) -> Option<Error> {
+    if let Some(why) = separate_jobs(|k| std::env::var(k).ok()) {
+        return Some(unavailable(why));
+    }
+    (!spawn).then(|| {
+        unavailable(format!(
+            "SPMD mode (UNIDIST_IS_MPI_SPAWN_WORKERS=false) needs at least 2 MPI ranks (rank 0 runs \
+             main, the others are workers), but this job has 1; run `mpiexec -n N {}` with N >= 2, \
+             or let rank 0 spawn its workers with UNIDIST_IS_MPI_SPAWN_WORKERS=true",
+            command_line()
+        ))
+    })
+}
+
 /// Initializes MPI on this thread and establishes the job communicator for the launch mode.
 pub(crate) fn establish(s: &Settings) -> Result<Established> {
     let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Funneled) else {
@@ -122,13 +172,8 @@ pub(crate) fn establish(s: &Settings) -> Result<Established> {
             mode: Mode::Spmd,
         });
     }
-    if !s.spawn {
-        return Err(unavailable(format!(
-            "SPMD mode (UNIDIST_IS_MPI_SPAWN_WORKERS=false) needs at least 2 MPI ranks (rank 0 runs \
-             main, the others are workers), but this job has 1; run `mpiexec -n N {}` with N >= 2, \
-             or let rank 0 spawn its workers with UNIDIST_IS_MPI_SPAWN_WORKERS=true",
-            command_line()
-        )));
+    if let Some(refusal) = one_rank_refusal(s.spawn) {
+        return Err(refusal);
     }
     let exe = std::env::current_exe().map_err(|e| {
         unavailable(format!(
@@ -244,20 +289,23 @@ pub(crate) fn handshake(est: &Established) -> Result<InitInfo> {
     let mut all = vec![0u8; ENTRY_LEN * size as usize];
     comm.all_gather_into(&mine[..], &mut all[..]);
     let word = |c: &[u8]| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]));
+    let ip_of = |c: &[u8]| {
+        String::from_utf8_lossy(&c[20..])
+            .trim_end_matches('\0')
+            .to_string()
+    };
     let entries: Vec<(u64, String)> = all
         .chunks(ENTRY_LEN)
-        .map(|c| {
-            let ip = String::from_utf8_lossy(&c[20..])
-                .trim_end_matches('\0')
-                .to_string();
-            (word(&c[..8]), ip)
-        })
+        .map(|c| (word(&c[..8]), ip_of(c)))
         .collect();
+    // A peer's process can be watched from here when it shares this pid namespace and this
+    // host's address (hosts simulated by network namespaces share one pid namespace, but a
+    // process on another host is not to be watched through it: it is reached over the network).
     let pids: Vec<(u32, bool)> = all
         .chunks(ENTRY_LEN)
         .map(|c| {
             let pid = u32::from_le_bytes(c[8..12].try_into().unwrap_or([0; 4]));
-            (pid, ns != 0 && word(&c[12..20]) == ns)
+            (pid, ns != 0 && word(&c[12..20]) == ns && ip_of(c) == ip)
         })
         .collect();
     let root_fp = entries[0].0;
@@ -296,4 +344,43 @@ pub(crate) fn handshake(est: &Established) -> Result<InitInfo> {
         pids,
         mode: est.mode,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> Option<String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        separate_jobs(move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn a_launcher_that_started_more_processes_is_named() {
+        let srun = with(&[("SLURM_PROCID", "3"), ("SLURM_STEP_NUM_TASKS", "8")]).unwrap();
+        assert!(
+            srun.starts_with("srun (SLURM_STEP_NUM_TASKS) started 8 processes"),
+            "{srun}"
+        );
+        assert!(srun.contains("8 separate one-rank jobs") && srun.contains("--mpi=pmix"));
+        let ompi = with(&[("OMPI_COMM_WORLD_SIZE", "4")]).unwrap();
+        assert!(ompi.contains("Open MPI's mpirun"), "{ompi}");
+        assert!(with(&[("PMI_SIZE", "2")]).unwrap().contains("PMI_SIZE"));
+    }
+
+    #[test]
+    fn one_process_or_an_allocation_alone_is_no_mismatch() {
+        assert_eq!(with(&[]), None);
+        assert_eq!(with(&[("OMPI_COMM_WORLD_SIZE", "1")]), None);
+        // `salloc -n 8` sets the allocation's task count, but `mpirun -n 1 ./app` inside it
+        // (spawn mode) is one process: only a task started by `srun` has SLURM_PROCID.
+        assert_eq!(
+            with(&[("SLURM_NTASKS", "8"), ("SLURM_STEP_NUM_TASKS", "8")]),
+            None
+        );
+        assert_eq!(with(&[("PMI_SIZE", "x")]), None);
+    }
 }

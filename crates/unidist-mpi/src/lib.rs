@@ -260,6 +260,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         cpus: config::CpuCount::get()?,
         hosts: config::MpiHosts::hosts()?,
         backoff: config::MpiBackoff::get()?,
+        heartbeat: config::MpiHeartbeat::get()?,
         env: config::user_set_env()
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))

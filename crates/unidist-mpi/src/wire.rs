@@ -30,8 +30,10 @@ pub const TAG_CTRL: i32 = 11;
 pub const TAG_SEG: i32 = 12;
 /// Tag of the raw ping-pong used by the benchmark floor.
 pub const TAG_RAW: i32 = 13;
-/// Largest MPI message of a segment; below `i32::MAX` so counts fit a C `int`.
-pub const CHUNK: usize = 1 << 30;
+/// Largest MPI message of a segment: below `i32::MAX`, so that counts fit a C `int`, and small
+/// enough that each piece of a long transfer completes well within the liveness bound, so that
+/// both ends keep seeing each other alive while gigabytes cross a slow link.
+pub const CHUNK: usize = 64 << 20;
 /// Inline bodies up to this size travel inside the batch; larger ones as a segment.
 pub const INLINE_MAX: usize = 64 * 1024;
 /// A batch stops growing once its inline payloads reach this many bytes.

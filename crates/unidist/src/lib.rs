@@ -191,6 +191,7 @@
 //! | `UNIDIST_MPI_HOSTS` | comma-separated hosts | none | MPI spawn: hosts to spawn on |
 //! | `UNIDIST_MPI_PICKLE_THRESHOLD` | bytes | 262144 | MPI: buffers at least this large travel out of band |
 //! | `UNIDIST_MPI_BACKOFF` | seconds | 0.0001 | MPI: sleep of polling loops |
+//! | `UNIDIST_MPI_HEARTBEAT` | seconds (1 to 86400) | 10 | MPI: a peer silent this long (host crashed, link down) is lost, and what it held fails with `WorkerLost` saying it stopped answering |
 //! | `UNIDIST_MPI_LOG` | bool | false | MPI: one log file per rank |
 //! | `UNIDIST_PROGRESS` | bool | false | a progress bar on stderr (when it is a terminal) for a `get_all`/`wait` on many refs that lasts over a second |
 //! | `UNIDIST_TIMELINE` | file path | none | record every task, actor call and `get`/`wait`, and write a Chrome/Perfetto trace there at [`shutdown`] (see [`timeline`]) |

@@ -366,7 +366,7 @@ mod tests {
         let options = Options {
             quick: true,
             peers: true,
-            only_costs: false,
+            only: None,
         };
         let c = Combined::new(
             &options,

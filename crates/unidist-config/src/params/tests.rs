@@ -614,3 +614,27 @@ fn timeline_is_a_trimmed_path_and_empty_is_an_error() {
     Timeline::put(Some("out.json".into())).unwrap();
     assert_eq!(Timeline::get(), Ok(Some("out.json".to_string())));
 }
+
+#[test]
+fn heartbeat_is_seconds_from_1_to_a_day() {
+    let env = isolate();
+    assert_eq!(MpiHeartbeat::get(), Ok(10.0));
+    for (raw, want) in [("3", 3.0), (" 2.5 ", 2.5), ("1", 1.0), ("86400", 86_400.0)] {
+        env.set("UNIDIST_MPI_HEARTBEAT", raw);
+        MpiHeartbeat::reset();
+        assert_eq!(MpiHeartbeat::get(), Ok(want), "{raw:?}");
+    }
+    for raw in ["0", "0.99", "-3", "86401", "nan", "inf", "10s", "abc"] {
+        env.set("UNIDIST_MPI_HEARTBEAT", raw);
+        MpiHeartbeat::reset();
+        let err = MpiHeartbeat::get().unwrap_err();
+        assert_invalid(&err, "UNIDIST_MPI_HEARTBEAT", raw, "between 1 and 86400");
+    }
+    for (bad, shown) in [(0.5, "0.5"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
+        let err = MpiHeartbeat::put(bad).unwrap_err();
+        assert_invalid(&err, "UNIDIST_MPI_HEARTBEAT", shown, "seconds between 1");
+    }
+    MpiHeartbeat::put(4.0).unwrap();
+    assert_eq!(MpiHeartbeat::get(), Ok(4.0));
+    assert_eq!(MpiHeartbeat::get_value_source(), ValueSource::SetByUser);
+}

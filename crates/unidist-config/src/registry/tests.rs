@@ -18,6 +18,7 @@ fn parameters_lists_every_parameter_in_order() {
             ("MpiHosts", "UNIDIST_MPI_HOSTS"),
             ("MpiPickleThreshold", "UNIDIST_MPI_PICKLE_THRESHOLD"),
             ("MpiBackoff", "UNIDIST_MPI_BACKOFF"),
+            ("MpiHeartbeat", "UNIDIST_MPI_HEARTBEAT"),
             ("MpiLog", "UNIDIST_MPI_LOG"),
             ("Progress", "UNIDIST_PROGRESS"),
             ("Timeline", "UNIDIST_TIMELINE"),
@@ -46,6 +47,7 @@ fn parameters_lists_every_parameter_in_order() {
             "none",
             "262144",
             "0.0001",
+            "10",
             "false",
             "false",
             "none",
@@ -75,6 +77,7 @@ fn parameters_lists_every_parameter_in_order() {
             "UNIDIST_MPI_HOSTS",
             "UNIDIST_MPI_PICKLE_THRESHOLD",
             "UNIDIST_MPI_BACKOFF",
+            "UNIDIST_MPI_HEARTBEAT",
             "UNIDIST_MPI_LOG",
             "UNIDIST_PROGRESS",
             "UNIDIST_TIMELINE",
@@ -114,11 +117,12 @@ fn render_table_is_aligned_and_reports_errors() {
     let table = render_table();
     let lines: Vec<&str> = table.lines().collect();
     assert!(lines[0].starts_with("PARAMETER"), "{table}");
-    // Header plus twelve rows, then one error line.
-    assert_eq!(lines.len(), 14, "{table}");
+    // Header plus one row a parameter, then one error line.
+    let rows = parameters().len();
+    assert_eq!(lines.len(), rows + 2, "{table}");
     let column = lines[0].find("ENV VAR").unwrap();
     let value_column = lines[0].find("VALUE").unwrap();
-    for (line, var) in lines[1..13]
+    for (line, var) in lines[1..=rows]
         .iter()
         .zip(env_vars().into_iter().filter(|v| *v != "UNIDIST_MPI_SPAWN"))
     {
@@ -133,7 +137,7 @@ fn render_table_is_aligned_and_reports_errors() {
     assert!(lines[2][value_column..].starts_with("<invalid>"), "{table}");
     assert!(lines[3].contains("(alias UNIDIST_MPI_SPAWN)"), "{table}");
     assert!(
-        lines[13].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
+        lines[rows + 1].starts_with("error: invalid value \"abc\" for UNIDIST_CPUS"),
         "{table}"
     );
 }
@@ -149,6 +153,7 @@ fn validate_all_passes_on_defaults_and_reports_first_error() {
         ("UNIDIST_MPI_LOG", "maybe", "true, yes, 1, false, no, 0"),
         ("UNIDIST_BACKEND", "ray", names.as_str()),
         ("UNIDIST_MPI_BACKOFF", "inf", "between 0 and 10"),
+        ("UNIDIST_MPI_HEARTBEAT", "0.5", "between 1 and 86400"),
         (
             "UNIDIST_MPI_PICKLE_THRESHOLD",
             "-5",
@@ -219,6 +224,7 @@ struct Snapshot {
     hosts: Option<String>,
     threshold: usize,
     backoff: f64,
+    heartbeat: f64,
     log: bool,
     progress: bool,
     timeline: Option<String>,
@@ -232,6 +238,7 @@ impl Snapshot {
         MpiHosts::put(self.hosts.clone()).unwrap();
         MpiPickleThreshold::put(self.threshold).unwrap();
         MpiBackoff::put(self.backoff).unwrap();
+        MpiHeartbeat::put(self.heartbeat).unwrap();
         MpiLog::put(self.log).unwrap();
         Progress::put(self.progress).unwrap();
         Timeline::put(self.timeline.clone()).unwrap();
@@ -245,6 +252,7 @@ impl Snapshot {
             hosts: MpiHosts::get().unwrap(),
             threshold: MpiPickleThreshold::get().unwrap(),
             backoff: MpiBackoff::get().unwrap(),
+            heartbeat: MpiHeartbeat::get().unwrap(),
             log: MpiLog::get().unwrap(),
             progress: Progress::get().unwrap(),
             timeline: Timeline::get().unwrap(),
@@ -264,6 +272,7 @@ fn user_set_env_round_trips_through_the_environment() {
             hosts: Some("node1,node2".into()),
             threshold: 0,
             backoff: 0.0,
+            heartbeat: 1.0,
             log: true,
             progress: true,
             timeline: Some("/tmp/a trace.json".into()),
@@ -275,6 +284,7 @@ fn user_set_env_round_trips_through_the_environment() {
             hosts: None,
             threshold: max_threshold,
             backoff: 10.0,
+            heartbeat: 86_400.0,
             log: false,
             progress: false,
             timeline: None,
@@ -286,6 +296,7 @@ fn user_set_env_round_trips_through_the_environment() {
             hosts: Some("localhost".into()),
             threshold: 262_145,
             backoff: 1.0 / 3.0,
+            heartbeat: 2.5,
             log: true,
             progress: true,
             timeline: Some("t.json".into()),
@@ -297,6 +308,7 @@ fn user_set_env_round_trips_through_the_environment() {
             hosts: Some("a.example.org,10.0.0.2".into()),
             threshold: 1,
             backoff: 5e-324,
+            heartbeat: 10.0,
             log: false,
             progress: false,
             timeline: None,
@@ -308,6 +320,7 @@ fn user_set_env_round_trips_through_the_environment() {
             hosts: None,
             threshold: 7,
             backoff: 1e-7,
+            heartbeat: 1.0 / 3.0 + 1.0,
             log: false,
             progress: true,
             timeline: None,

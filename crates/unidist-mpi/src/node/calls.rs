@@ -168,8 +168,7 @@ impl Node {
             retry: None,
         };
         state.sent.insert(seq, call);
-        state.workers.calls[w as usize] += 1;
-        state.workers.inflight += 1;
+        state.workers.sent(w);
         (seq, wire)
     }
 
@@ -269,9 +268,7 @@ impl Node {
             return;
         };
         let all_ready = results.iter().all(Result::is_ok);
-        let load = &mut state.workers.calls[call.worker as usize];
-        *load = load.saturating_sub(1);
-        state.workers.inflight = state.workers.inflight.saturating_sub(1);
+        state.workers.finished(call.worker);
         for (id, r) in call.outputs.iter().zip(results) {
             let Some(o) = state.objects.get_mut(id) else {
                 continue;

@@ -424,9 +424,7 @@ impl Node {
             let Some(resend) = call.retry.take() else {
                 continue;
             };
-            let load = &mut state.workers.calls[rank as usize];
-            *load = load.saturating_sub(1);
-            state.workers.inflight = state.workers.inflight.saturating_sub(1);
+            state.workers.finished(rank);
             for id in &call.outputs {
                 if let Some(o) = state.objects.get_mut(id) {
                     o.location = Some(w);

@@ -42,6 +42,13 @@ impl Node {
                 "no worker is left to run work: every worker was lost (rank {r}: {why})"
             )));
         }
+        if !actor && self.rank == 0 {
+            // Rank 0 runs no work, so no load of its own changes the order: the index gives
+            // the least loaded worker without looking at every worker.
+            if let Some((calls, w)) = state.workers.least_loaded(|w| self.lost.contains(w)) {
+                return Ok(self.by_locality(state, holders, calls).unwrap_or(w));
+            }
+        }
         let own = self.own_load();
         let key = |state: &State, w: u32| {
             if self.lost.contains(w) {
@@ -64,21 +71,8 @@ impl Node {
             .min()
             .unwrap_or((0, 0));
         if !actor {
-            if let Some((_, ranks)) = holders
-                .iter()
-                .filter(|(s, _)| *s >= LOCALITY_MIN)
-                .max_by_key(|(s, _)| *s)
-            {
-                let best = ranks
-                    .iter()
-                    .copied()
-                    .filter(|r| *r >= 1 && *r < self.size && !self.lost.contains(*r))
-                    .min_by_key(|r| state.workers.calls[*r as usize]);
-                if let Some(b) = best {
-                    if state.workers.calls[b as usize] <= min.1 + LOCALITY_SLACK {
-                        return Ok(b);
-                    }
-                }
+            if let Some(b) = self.by_locality(state, holders, min.1) {
+                return Ok(b);
             }
         }
         if !actor {
@@ -104,6 +98,21 @@ impl Node {
             }
         }
         Ok(1)
+    }
+
+    /// The worker holding the largest big argument, if its load is at most
+    /// [`LOCALITY_SLACK`] above `least` (the least loaded worker's).
+    fn by_locality(&self, state: &State, holders: &[(u64, Vec<u32>)], least: u32) -> Option<u32> {
+        let (_, ranks) = holders
+            .iter()
+            .filter(|(s, _)| *s >= LOCALITY_MIN)
+            .max_by_key(|(s, _)| *s)?;
+        let best = ranks
+            .iter()
+            .copied()
+            .filter(|r| *r >= 1 && *r < self.size && !self.lost.contains(*r))
+            .min_by_key(|r| state.workers.calls[*r as usize])?;
+        (state.workers.calls[best as usize] <= least + LOCALITY_SLACK).then_some(best)
     }
 
     /// The tasks running (not blocked in `get`) and queued on this rank, if it is a worker.

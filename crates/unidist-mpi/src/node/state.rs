@@ -78,6 +78,7 @@ impl State {
         State {
             workers: WorkerLoad {
                 calls: vec![0; size as usize],
+                by_load: (1..size).map(|w| (0, w)).collect(),
                 actors: vec![0; size as usize],
                 ..Default::default()
             },
@@ -182,14 +183,56 @@ pub(super) struct SentCall {
 /// Rank 0's view of each worker, for scheduling.
 #[derive(Default)]
 pub(super) struct WorkerLoad {
-    /// Unfinished calls sent to each rank.
+    /// Unfinished calls sent to each rank; changed only through [`WorkerLoad::sent`] and
+    /// [`WorkerLoad::finished`], which keep `by_load` in step.
     pub(super) calls: Vec<u32>,
+    /// `(calls, rank)` of every worker, in order: the least loaded worker (lowest rank among
+    /// equals) is the first that is not lost, found in O(log workers) instead of a scan of all.
+    by_load: std::collections::BTreeSet<(u32, u32)>,
     /// Unfinished calls sent by this process, in all.
     pub(super) inflight: u32,
     /// Actors placed on each rank.
     pub(super) actors: Vec<u32>,
     /// Where the round-robin among equally loaded workers goes on.
     pub(super) round_robin: usize,
+}
+
+impl WorkerLoad {
+    /// A call was sent to `w`.
+    pub(super) fn sent(&mut self, w: u32) {
+        let n = self
+            .calls
+            .get(w as usize)
+            .map_or(0, |c| c.saturating_add(1));
+        self.set_calls(w, n);
+        self.inflight += 1;
+    }
+
+    /// A call sent to `w` is done (or will never be).
+    pub(super) fn finished(&mut self, w: u32) {
+        let n = self
+            .calls
+            .get(w as usize)
+            .map_or(0, |c| c.saturating_sub(1));
+        self.set_calls(w, n);
+        self.inflight = self.inflight.saturating_sub(1);
+    }
+
+    fn set_calls(&mut self, w: u32, n: u32) {
+        let Some(c) = self.calls.get_mut(w as usize) else {
+            return;
+        };
+        if w > 0 && self.by_load.remove(&(*c, w)) {
+            self.by_load.insert((n, w));
+        }
+        *c = n;
+    }
+
+    /// `(calls, rank)` of the least loaded worker that is not `lost`, the lowest rank among
+    /// equals.
+    pub(super) fn least_loaded(&self, lost: impl Fn(u32) -> bool) -> Option<(u32, u32)> {
+        self.by_load.iter().copied().find(|(_, w)| !lost(*w))
+    }
 }
 
 /// What a received call runs.

@@ -86,7 +86,7 @@ fn a_get_of_an_object_on_a_lost_worker_fails_naming_it() {
 fn a_fetch_from_a_lost_rank_fails_instead_of_waiting() {
     // Worker 1 learns that rank 2 is gone, then needs an object that only rank 2 owned.
     let (n, out) = node(1);
-    n.peer_lost(2, "no message from it for 30 s");
+    n.peer_lost(2, "it stopped answering: no message from it for 10 s");
     let id = ObjectId::new(2, 9);
     let started = Instant::now();
     let r = n.get(&[id], Some(Duration::from_secs(5)));
@@ -525,4 +525,28 @@ fn tasks_that_fail_here_because_their_worker_was_lost_are_counted_as_failed() {
         2,
         "both tasks failed here; a lost actor creation is no failed task"
     );
+}
+
+#[test]
+fn the_least_loaded_worker_is_found_without_a_scan_and_skips_lost_ones() {
+    let mut state = super::state::State::new(5);
+    let w = &mut state.workers;
+    assert_eq!(w.least_loaded(|_| false), Some((0, 1)));
+    w.sent(1);
+    w.sent(1);
+    w.sent(2);
+    assert_eq!(w.least_loaded(|_| false), Some((0, 3)));
+    assert_eq!(w.least_loaded(|r| r == 3), Some((0, 4)));
+    w.sent(3);
+    w.sent(4);
+    // Every worker has work: the lowest rank among the least loaded.
+    assert_eq!(w.least_loaded(|_| false), Some((1, 2)));
+    w.finished(1);
+    w.finished(1);
+    assert_eq!(w.least_loaded(|_| false), Some((0, 1)));
+    assert_eq!((w.calls.clone(), w.inflight), (vec![0, 0, 1, 1, 1], 3));
+    assert_eq!(w.least_loaded(|_| true), None);
+    // A finish with nothing outstanding (a late duplicate) leaves the count at zero.
+    w.finished(1);
+    assert_eq!(w.calls[1], 0);
 }
