@@ -30,6 +30,7 @@ pub mod ready;
 pub mod registry;
 pub mod retry;
 pub mod runtime;
+pub mod spin;
 pub mod task;
 pub mod value;
 

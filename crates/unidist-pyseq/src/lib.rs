@@ -300,7 +300,10 @@ impl Backend for Pyseq {
                 .naming_actor_class(method.class, actor));
         }
         // `ActorInstance::begin` has checked the number of outputs.
-        let result = match reply.recv() {
+        // The actor thread answers within microseconds when the method is short.
+        let answer =
+            unidist_core::spin::spin_for(unidist_core::spin::WINDOW, || reply.try_recv().ok());
+        let result = match answer.map_or_else(|| reply.recv(), Ok) {
             Ok(r) => r.map_err(task_failed),
             Err(_) => {
                 return Err(self

@@ -10,7 +10,6 @@ use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
@@ -172,30 +171,6 @@ async fn serve_until_killed<H: CallHooks>(
 
 type Built = Option<Result<Rc<ActorInstance>, TaskError>>;
 
-/// How long an actor thread with nothing to do stays awake for its next call before it sleeps.
-/// Waking a sleeping thread costs tens of microseconds on a virtual machine whose other cores
-/// are idle, several times a whole actor call, and a caller that waits for each call sends the
-/// next one within microseconds. (The caller's side does not spin: measured with both sides
-/// spinning on a busy 2-core machine, calls made without waiting for each fell from 350k/s to
-/// 25k/s.)
-const SPIN: Duration = Duration::from_micros(50);
-
-/// Polls `poll` until it gives a value or `window` has passed; `None` then.
-fn spin_for<T>(window: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = poll() {
-            return Some(v);
-        }
-        if start.elapsed() >= window {
-            return None;
-        }
-        // Yielding rather than spinning: on a busy machine the thread this one waits for may
-        // need this core, and a pure spin then delays the very answer it waits for.
-        std::thread::yield_now();
-    }
-}
-
 async fn serve<H: CallHooks>(queue: &mut mpsc::UnboundedReceiver<ActorMessage<H>>) {
     let mut instance: Built = None;
     // Running `async fn` calls; finished ones are reaped as messages arrive.
@@ -204,7 +179,7 @@ async fn serve<H: CallHooks>(queue: &mut mpsc::UnboundedReceiver<ActorMessage<H>
         // With no async call to drive, the next call of a caller that waits for each one
         // usually comes within microseconds: wait for it awake rather than parking at once.
         let next = if running.is_empty() {
-            spin_for(SPIN, || queue.try_recv().ok())
+            crate::spin::spin_for(crate::spin::WINDOW, || queue.try_recv().ok())
         } else {
             None
         };
