@@ -19,7 +19,7 @@
 
 mod chart;
 mod costs;
-mod peers;
+pub(crate) mod peers;
 mod report;
 mod rows;
 mod systems;
