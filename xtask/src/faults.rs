@@ -117,8 +117,8 @@ pub(crate) fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String
     for p in PROGRAMS {
         cmd.args(["--bin", p]);
     }
-    cmd.env("MPICC", imp.mpicc())
-        .env("CARGO_TARGET_DIR", imp.target_dir());
+    // MPICC, the target directory and, where it is shared, the right mpi-sys.
+    imp.prepare_build(&mut cmd)?;
     println!("==> building: {}", util::describe(&cmd));
     util::run_step(&mut cmd)?;
     Ok(imp.target_dir().join("release").join(PROGRAMS[0]))
