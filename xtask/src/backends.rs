@@ -497,6 +497,8 @@ pub(crate) fn test_backends(options: &Options) -> (usize, usize) {
     }
     if options.faults {
         fault_rows(options, &mut reports);
+        // Open MPI 5 with ULFM: a lost worker no longer ends an SPMD job (`ulfm_row.rs`).
+        reports.extend(crate::ulfm_row::run(options));
     }
     // The MPI trace rows (`trace_row.rs`): a 3-rank job checks its timeline file and stats.
     for (label, outcome) in crate::trace_row::run(&|row: &Row| options.selects(row)) {
@@ -671,9 +673,9 @@ mod tests {
                 format!("{mpi} spmd openmpi np=3"),
                 format!("{mpi} spmd mpich np=3"),
                 format!("{mpi} spmd openmpi np=3 store off"),
-                format!("{mpi} spmd openmpi5 np=3 quick"),
                 format!("{mpi} spmd mpich5 np=3 quick"),
                 format!("{mpi} spmd impi np=3 quick"),
+                format!("{mpi} spmd openmpi5 np=3 quick"),
             ]
         );
         let o = Options::parse(&args(&["--impl", "mpich"])).unwrap();

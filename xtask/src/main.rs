@@ -40,6 +40,7 @@ mod soak;
 mod tidy;
 mod timeline_svg;
 mod trace_row;
+mod ulfm_row;
 mod util;
 
 use std::process::ExitCode;

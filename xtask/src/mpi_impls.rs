@@ -34,13 +34,14 @@ pub(crate) enum Family {
     Mpich,
 }
 
-/// Every implementation, Debian's first.
+/// Every implementation, Debian's first. Open MPI 5 comes last so that the ULFM row's build,
+/// after the conformance rows, finds the shared target directory built for it.
 pub(crate) const ALL: [Impl; 5] = [
     Impl::OpenMpi,
     Impl::Mpich,
-    Impl::OpenMpi5,
     Impl::Mpich5,
     Impl::IntelMpi,
+    Impl::OpenMpi5,
 ];
 
 impl Impl {
@@ -387,7 +388,7 @@ mod tests {
         }
         let err = Impl::parse("lam").unwrap_err();
         assert!(
-            err.contains("\"lam\"") && err.contains("openmpi5, mpich5, impi"),
+            err.contains("\"lam\"") && err.contains("mpich5, impi, openmpi5"),
             "{err}"
         );
         assert_eq!(Impl::Mpich.mpiexec(), "mpiexec.mpich");
