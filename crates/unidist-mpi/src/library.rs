@@ -241,10 +241,16 @@ impl Library {
     }
 
     /// The environment variable to set before `MPI_Init` so that spawning works, unless the
-    /// user set that variable already (their value wins).
-    pub fn spawn_env(&self, user_value: impl Fn(&str) -> Option<String>) -> Option<(&str, &str)> {
+    /// user set that variable already (their value wins), or the process was started by a
+    /// launcher with several ranks (`PMI_SIZE` above 1, as Hydra sets it): that job runs SPMD
+    /// and never spawns, and on Intel MPI `I_MPI_SPAWN=on` would move it from the shared-memory
+    /// fabric to shm plus libfabric's tcp provider.
+    pub fn spawn_env(&self, env: impl Fn(&str) -> Option<String>) -> Option<(&str, &str)> {
+        let ranks = env("PMI_SIZE").and_then(|n| n.trim().parse::<u64>().ok());
         match self.entry().spawn {
-            Spawn::WithEnv(key, value) if user_value(key).is_none() => Some((key, value)),
+            Spawn::WithEnv(key, value) if env(key).is_none() && ranks.is_none_or(|n| n <= 1) => {
+                Some((key, value))
+            }
             _ => None,
         }
     }

@@ -88,6 +88,10 @@ fn intel_mpi_gets_its_spawn_variable_unless_the_user_set_one() {
     let intel = Library::detect(INTEL);
     assert_eq!(intel.spawn_env(unset), Some(("I_MPI_SPAWN", "on")));
     assert_eq!(intel.spawn_env(|_| Some("off".into())), None);
+    let spmd = |k: &str| (k == "PMI_SIZE").then(|| "3".to_string());
+    assert_eq!(intel.spawn_env(spmd), None);
+    let singleton = |k: &str| (k == "PMI_SIZE").then(|| "1".to_string());
+    assert_eq!(intel.spawn_env(singleton), Some(("I_MPI_SPAWN", "on")));
     assert_eq!(Library::detect(OPEN_MPI_5).spawn_env(unset), None);
 }
 
