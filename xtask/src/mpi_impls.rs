@@ -139,17 +139,21 @@ impl Impl {
         let marker = dir.join(".mpi-sys-for");
         let built_for = std::fs::read_to_string(&marker).unwrap_or_default();
         if built_for.trim() != self.name() {
-            let mut clean = util::cargo();
-            clean
-                .args(["clean", "-p", "mpi-sys"])
-                .env("CARGO_TARGET_DIR", &dir);
-            println!(
-                "==> mpi-sys was built for {:?}, now {}: {}",
-                built_for.trim(),
-                self.name(),
-                util::describe(&clean)
-            );
-            util::run_step(&mut clean)?;
+            // `cargo clean -p` cleans one profile: the debug builds (the suite, the ULFM row)
+            // and the release ones (faults, trace, bench) both.
+            for profile in ["dev", "release"] {
+                let mut clean = util::cargo();
+                clean
+                    .args(["clean", "-p", "mpi-sys", "--profile", profile])
+                    .env("CARGO_TARGET_DIR", &dir);
+                println!(
+                    "==> mpi-sys was built for {:?}, now {}: {}",
+                    built_for.trim(),
+                    self.name(),
+                    util::describe(&clean)
+                );
+                util::run_step(&mut clean)?;
+            }
         }
         std::fs::create_dir_all(&dir)
             .and_then(|()| std::fs::write(&marker, self.name()))
