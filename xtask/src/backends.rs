@@ -41,6 +41,17 @@ pub(crate) struct Row {
 }
 
 impl Row {
+    /// The row of an MPI-launched `backend` on `imp`, launched as `launch`, store on.
+    pub(crate) fn mpi(backend: &BackendEntry, imp: Impl, launch: Launch) -> Row {
+        Row {
+            backend: backend.name,
+            features: backend.features,
+            mpi: Some(imp),
+            launch,
+            shared_store: true,
+        }
+    }
+
     pub(crate) fn label(&self) -> String {
         let label = match (self.mpi, self.launch) {
             (Some(i), Launch::Spmd { np }) => format!("{} spmd {} np={np}", self.backend, i.name()),
@@ -278,6 +289,25 @@ pub(crate) type Flavour = (&'static [&'static str], Option<Impl>);
 
 /// Builds the conformance binary for a flavour; returns its path.
 pub(crate) fn build((features, mpi): Flavour) -> Result<PathBuf, String> {
+    let executable = build_suite(features, |cmd| match mpi {
+        Some(imp) => imp.prepare_build(cmd),
+        None => Ok(()),
+    })?;
+    match mpi {
+        Some(imp) => {
+            crate::mpi_impls::check_links(imp, &executable)?;
+            imp.keep_binary(&executable)
+        }
+        None => Ok(executable),
+    }
+}
+
+/// Builds the conformance binary with `features`, after `configure` has set up the cargo
+/// command (the MPI to build against); returns the path cargo reports.
+pub(crate) fn build_suite(
+    features: &[&str],
+    configure: impl FnOnce(&mut Command) -> Result<(), String>,
+) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
     cmd.args([
         "test",
@@ -291,9 +321,7 @@ pub(crate) fn build((features, mpi): Flavour) -> Result<PathBuf, String> {
     for f in features {
         cmd.args(["--features", f]);
     }
-    if let Some(imp) = mpi {
-        imp.prepare_build(&mut cmd)?;
-    }
+    configure(&mut cmd)?;
     println!("==> building: {}", util::describe(&cmd));
     let out = cmd
         .stdout(Stdio::piped())
@@ -314,15 +342,7 @@ pub(crate) fn build((features, mpi): Flavour) -> Result<PathBuf, String> {
     if !out.status.success() {
         return Err(format!("building the suite failed ({})", out.status));
     }
-    let executable =
-        executable.ok_or_else(|| "cargo reported no conformance executable".to_string())?;
-    match mpi {
-        Some(imp) => {
-            crate::mpi_impls::check_links(imp, &executable)?;
-            imp.keep_binary(&executable)
-        }
-        None => Ok(executable),
-    }
+    executable.ok_or_else(|| "cargo reported no conformance executable".to_string())
 }
 
 /// The command that runs the suite binary `bin` for `row`; `launcher` goes to `mpiexec`
@@ -542,13 +562,7 @@ fn fault_row(
     imp: Impl,
     launch: Launch,
 ) {
-    let row = Row {
-        backend: backend.name,
-        features: backend.features,
-        mpi: Some(imp),
-        launch,
-        shared_store: true,
-    };
+    let row = Row::mpi(backend, imp, launch);
     if !options.selects(&row) {
         return;
     }
@@ -585,7 +599,7 @@ fn fault_row(
     });
 }
 
-fn print_table(reports: &[Report]) -> (usize, usize) {
+pub(crate) fn print_table(reports: &[Report]) -> (usize, usize) {
     let ci = util::in_ci();
     let width = reports
         .iter()

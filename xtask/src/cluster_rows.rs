@@ -94,7 +94,7 @@ fn skipped(label: String, why: String) -> Report {
     }
 }
 
-fn failed(label: String, why: String) -> Report {
+pub(crate) fn failed(label: String, why: String) -> Report {
     Report {
         label,
         verdict: Verdict::Failed(why),

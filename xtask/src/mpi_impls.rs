@@ -289,7 +289,10 @@ pub(crate) fn check_links(imp: Impl, bin: &Path) -> Result<(), String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let lib = text
         .lines()
-        .find(|l| l.trim_start().starts_with("libmpi.so"))
+        .find(|l| {
+            let l = l.trim_start();
+            l.starts_with("libmpi.so") || l.starts_with("libmpi_abi.so")
+        })
         .map(str::trim);
     match lib {
         Some(line) if line.contains(&*venv.to_string_lossy()) => Ok(()),
@@ -331,8 +334,8 @@ fn set_up_once() -> &'static str {
     })
 }
 
-/// `cargo xtask mpi-impls setup|list`: creates the PyPI implementations' environments, or lists
-/// every implementation with its state.
+/// `cargo xtask mpi-impls setup|list|abi`: creates the PyPI implementations' environments,
+/// lists every implementation with its state, or runs the MPI ABI build (`mpi_abi.rs`).
 pub(crate) fn mpi_impls(args: &[String]) -> i32 {
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["setup"] => {
@@ -349,8 +352,9 @@ pub(crate) fn mpi_impls(args: &[String]) -> i32 {
             list();
             0
         }
+        ["abi"] => crate::mpi_abi::abi(),
         _ => {
-            eprintln!("usage: cargo xtask mpi-impls setup|list (got {args:?})");
+            eprintln!("usage: cargo xtask mpi-impls setup|list|abi (got {args:?})");
             2
         }
     }

@@ -21,13 +21,7 @@ const LIMIT: Duration = Duration::from_secs(120);
 /// The row, when the selection includes Open MPI 5 in SPMD mode and fault rows.
 pub(crate) fn run(options: &Options) -> Option<Report> {
     let backend = backend_table::mpi_backends().next()?;
-    let row = Row {
-        backend: backend.name,
-        features: backend.features,
-        mpi: Some(Impl::OpenMpi5),
-        launch: Launch::Spmd { np: RANKS },
-        shared_store: true,
-    };
+    let row = Row::mpi(backend, Impl::OpenMpi5, Launch::Spmd { np: RANKS });
     if !options.faults || !options.selects(&row) {
         return None;
     }
