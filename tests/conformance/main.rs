@@ -2,9 +2,11 @@
 //! scenarios, written once and run against each backend by its own harness.
 //!
 //! ```text
-//! conformance [--backend NAME] [--filter SUBSTR] [--list] [--case-timeout SECS]
+//! conformance [--backend NAME] [--filter SUBSTR[,SUBSTR..]] [--list] [--case-timeout SECS]
 //! ```
 //!
+//! - `--filter` keeps the cases whose full name (`[mpi] task::chaining_value`) contains any of
+//!   the comma-separated substrings.
 //! - `--backend NAME` (or `UNIDIST_BACKEND`) runs the suite on that backend. Without either, it
 //!   runs on every built-in backend that runs inside one process, one after another in this
 //!   process, in `BackendName::ALL` order.
@@ -45,7 +47,7 @@ use harness::Case;
 fn usage() -> String {
     let names: Vec<&str> = BackendName::ALL.iter().map(|b| b.as_str()).collect();
     format!(
-        "usage: conformance [--backend {}] [--filter SUBSTR] [--list] [--case-timeout SECS]",
+        "usage: conformance [--backend {}] [--filter SUBSTR[,SUBSTR..]] [--list] [--case-timeout SECS]",
         names.join("|")
     )
 }
@@ -138,7 +140,10 @@ fn plan(args: &Args) -> Result<Plan, String> {
 fn selected<'a>(cases: &'a [Case], backend: BackendName, filter: Option<&str>) -> Vec<&'a Case> {
     cases
         .iter()
-        .filter(|c| filter.is_none_or(|f| format!("[{backend}] {}", c.name).contains(f)))
+        .filter(|c| {
+            let name = format!("[{backend}] {}", c.name);
+            filter.is_none_or(|f| f.split(',').any(|part| name.contains(part)))
+        })
         .collect()
 }
 

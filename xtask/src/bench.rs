@@ -25,7 +25,7 @@
 mod chart;
 mod costs;
 mod lamellar;
-mod peers;
+pub(crate) mod peers;
 mod report;
 mod rows;
 mod scale;

@@ -97,6 +97,17 @@ pub(crate) fn ci() -> i32 {
     let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
     let mut steps = lint_steps();
     steps.push(step("test", || run_step(util::cargo().arg("test"))));
+    // The MPI crate is no default member; its library table and the README table it makes
+    // need no MPI, so its unit tests run without the bindings.
+    steps.push(step("test (mpi table)", || {
+        run_step(util::cargo().args([
+            "test",
+            "-p",
+            "unidist-mpi",
+            "--no-default-features",
+            "--lib",
+        ]))
+    }));
     // The fuzz targets for a bounded time; their committed corpus is replayed afterwards.
     steps.push(step("fuzz", || {
         let args = ["--seconds".to_string(), "20".to_string()];

@@ -13,6 +13,7 @@ use crate::backend_table;
 use crate::backends::{self, Flavour, Impl, Launch, Options, Report, Row, Verdict};
 use crate::cluster::{self, Cluster};
 use crate::cluster_faults;
+use crate::mpi_impls::Family;
 
 /// Why the MPICH cluster row is left out unless `--cluster-mpich` is given.
 pub(crate) const MPICH_HANG: &str = "left out (run it with --cluster-mpich): across the simulated \
@@ -68,12 +69,12 @@ fn label(row: &Row) -> String {
 
 /// What `mpiexec` needs, before the binary, to place one rank on each host.
 fn launcher_args(imp: Impl, hosts: &[String]) -> Vec<String> {
-    match imp {
-        Impl::OpenMpi => {
+    match imp.family() {
+        Family::OpenMpi => {
             let slots: Vec<String> = hosts.iter().map(|h| format!("{h}:1")).collect();
             vec!["--host".into(), slots.join(",")]
         }
-        Impl::Mpich => vec![
+        Family::Mpich => vec![
             "-launcher".into(),
             "rsh".into(),
             "-launcher-exec".into(),
@@ -94,7 +95,7 @@ fn skipped(label: String, why: String) -> Report {
     }
 }
 
-fn failed(label: String, why: String) -> Report {
+pub(crate) fn failed(label: String, why: String) -> Report {
     Report {
         label,
         verdict: Verdict::Failed(why),

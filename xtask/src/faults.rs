@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::backend_table::BackendEntry;
 use crate::backends::{Impl, Launch};
+use crate::mpi_impls::Family;
 use crate::util;
 
 /// How long a scenario may take from its start to the end of every process.
@@ -117,8 +118,8 @@ pub(crate) fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String
     for p in PROGRAMS {
         cmd.args(["--bin", p]);
     }
-    cmd.env("MPICC", imp.mpicc())
-        .env("CARGO_TARGET_DIR", imp.target_dir());
+    // MPICC, the target directory and, where it is shared, the right mpi-sys.
+    imp.prepare_build(&mut cmd)?;
     println!("==> building: {}", util::describe(&cmd));
     util::run_step(&mut cmd)?;
     Ok(imp.target_dir().join("release").join(PROGRAMS[0]))
@@ -383,9 +384,9 @@ fn check(
             // before rank 0 notices, and then the launcher's message is the report.
             let root_reported =
                 output.contains("the job lost rank") || output.contains("was lost (its process");
-            let launcher_reported = match imp {
-                Impl::OpenMpi => output.contains("exited on signal 9"),
-                Impl::Mpich => output.contains("signal 9") || output.contains("EXIT CODE: 9"),
+            let launcher_reported = match imp.family() {
+                Family::OpenMpi => output.contains("exited on signal 9"),
+                Family::Mpich => output.contains("signal 9") || output.contains("EXIT CODE: 9"),
             };
             if matches!(launch, Launch::Spawn { .. }) && !root_reported {
                 return Err("rank 0 did not report the lost worker".into());

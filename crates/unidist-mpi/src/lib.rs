@@ -14,9 +14,12 @@
 //!   fails with an error saying it needs at least 2.
 //! - Spawn (the default): plain `app` or `mpiexec -n 1 app`. Rank 0 spawns `UNIDIST_CPUS` workers
 //!   of `std::env::current_exe()` with the same arguments, forwarding every configuration value
-//!   the user set (Open MPI's info key `env`) and `UNIDIST_MPI_HOSTS` (info `add-host` on Open
-//!   MPI with the slots split round-robin across hosts as upstream does, `hosts` elsewhere).
-//!   Where `MPI_Comm_spawn` fails (Debian's MPICH), the error says so and gives the SPMD command.
+//!   the user set (Open MPI's info key `env`, `PMIX_ENVAR` from Open MPI 5) and
+//!   `UNIDIST_MPI_HOSTS` (info `add-host`, `PMIX_ADD_HOST` from Open MPI 5, with the slots split
+//!   round-robin across hosts as upstream does; `hosts` elsewhere). What each library needs is
+//!   one table, [`library::TABLE`]: on Intel MPI `init` sets `I_MPI_SPAWN=on` before `MPI_Init`
+//!   unless the user set it; where a library cannot spawn (Debian's MPICH 4.0) `init` fails at
+//!   once with the SPMD command, and a failed spawn names the library, its version and the fix.
 //! - `mpiexec -n N app` with N > 1 and spawning left enabled runs as SPMD: the ranks already
 //!   run the program, spawning more would only oversubscribe.
 //!
@@ -106,6 +109,7 @@
 //! - `exec`: the task pool and the actor threads of a worker rank.
 //! - `process`: exit status, the panic hook, signals, `atexit`, and the one record of lost ranks.
 //! - `launch`: launch modes, the registry check and host discovery at init.
+//! - `library`: the MPI libraries by implementation and version, and what `init` does on each.
 //! - `shm`: the per-host shared-memory object store (segments, descriptors, sweeps).
 //! - `ffi`: every `unsafe` block (raw MPI calls, process hooks, shared-memory mappings).
 //! - `log`: per-rank log files.
@@ -132,6 +136,7 @@ mod exec;
 mod ffi;
 #[cfg(feature = "link")]
 mod launch;
+pub mod library;
 #[cfg(feature = "link")]
 mod log;
 #[cfg(feature = "link")]
@@ -195,7 +200,7 @@ pub fn is_usable() -> bool {
 fn library_is_usable(lib: &str, standard: (i32, i32)) -> bool {
     let lib = lib.trim_matches(|c: char| c == '\0' || c.is_whitespace());
     let at_least =
-        |rest: &str, min: semver::Version| lenient_version(rest).is_some_and(|v| v >= min);
+        |rest: &str, min: semver::Version| library::lenient_version(rest).is_some_and(|v| v >= min);
     if let Some(rest) = lib.strip_prefix("Open MPI") {
         at_least(rest, semver::Version::new(4, 0, 0))
     } else if let Some(rest) = lib.strip_prefix("MPICH") {
@@ -203,36 +208,6 @@ fn library_is_usable(lib: &str, standard: (i32, i32)) -> bool {
     } else {
         standard >= (3, 1)
     }
-}
-
-#[cfg(feature = "link")]
-/// The first version number in `s`, padded to x.y.z, with a letter suffix (`rc1`, `a2`, `b1`)
-/// read as a pre-release: `"v4.1.4, ..."` -> 4.1.4, `"Version:\t4.0"` -> 4.0.0, `"5.0.0rc12"` ->
-/// 5.0.0-rc12.
-fn lenient_version(s: &str) -> Option<semver::Version> {
-    let start = s.find(|c: char| c.is_ascii_digit())?;
-    let rest = &s[start..];
-    let end = rest
-        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
-        .unwrap_or(rest.len());
-    let token = &rest[..end];
-    let num_end = token
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(token.len());
-    let (nums, suffix) = token.split_at(num_end);
-    let mut parts = nums
-        .split('.')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u64>());
-    let major = parts.next()?.ok()?;
-    let minor = parts.next().transpose().ok()?.unwrap_or(0);
-    let patch = parts.next().transpose().ok()?.unwrap_or(0);
-    let mut text = format!("{major}.{minor}.{patch}");
-    if !suffix.is_empty() && suffix.chars().all(|c| c.is_ascii_alphanumeric()) {
-        text.push('-');
-        text.push_str(suffix);
-    }
-    semver::Version::parse(&text).ok()
 }
 
 #[cfg(feature = "link")]
@@ -333,8 +308,9 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     }
     let _ = comm_thread.join();
     store.sweep_job();
-    tracing::info!(rank = info.rank, "worker exits");
     drop(runtime::take());
+    launch::outlive_root(&info);
+    tracing::info!(rank = info.rank, "worker exits");
     process::exit_process(0)
 }
 
@@ -357,19 +333,6 @@ pub fn raw_floors(iters: u32, bytes: u64) -> Result<(f64, f64)> {
 #[cfg(all(test, feature = "link"))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_are_read_leniently() {
-        let v = |s: &str| lenient_version(s).map(|v| v.to_string());
-        assert_eq!(
-            v(" v4.1.4, package: Debian OpenMPI").as_deref(),
-            Some("4.1.4")
-        );
-        assert_eq!(v(" Version:\t4.0").as_deref(), Some("4.0.0"));
-        assert_eq!(v("5.0.0rc12").as_deref(), Some("5.0.0-rc12"));
-        assert_eq!(v("4").as_deref(), Some("4.0.0"));
-        assert_eq!(v("no digits"), None);
-    }
 
     #[test]
     fn library_minimums() {

@@ -34,8 +34,15 @@ pub(super) fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
     let root = util::root();
     let env_root = root.join("target").join("bench-venvs");
     let peers_dir = out_dir().join("peers");
-    let mut names = set_up(&env_root, notes);
+    let set = set_up(&env_root, "peers", notes);
+    let mut names = set.names;
     if names.is_empty() {
+        notes.push(format!(
+            "no peer environment could be created (network: {}): the table holds this \
+             project's rows only",
+            set.network
+        ));
+        println!("==> peers: none available; this project's rows only");
         return Vec::new();
     }
     if options.quick {
@@ -73,13 +80,24 @@ pub(super) fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
     collect_runs(names, &peers_dir)
 }
 
-/// Runs `setup.sh` and returns the peers whose environment is available.
-fn set_up(env_root: &Path, notes: &mut Vec<String>) -> Vec<String> {
+/// What `setup.sh` reported for one set of environments.
+pub(crate) struct EnvSet {
+    /// What each ready environment provides (peers: system-modes; MPI implementations: their
+    /// names), in the script's order.
+    pub names: Vec<String>,
+    /// The script's network line: `yes`, `no`, or why it was not checked.
+    pub network: String,
+}
+
+/// Runs `setup.sh` for the environment set `set` (`peers` or `mpi-impls`) under `env_root`
+/// (environments made earlier are kept) and returns what is available; failures become `notes`.
+pub(crate) fn set_up(env_root: &Path, set: &str, notes: &mut Vec<String>) -> EnvSet {
     let root = util::root();
     let mut setup = Command::new("bash");
     setup
         .arg(root.join("bench/peers/setup.sh"))
         .arg(env_root)
+        .args(["--set", set])
         .current_dir(&root);
     println!("==> {}", util::describe(&setup));
     // setup.sh has its own budget (PEER_SETUP_BUDGET, 30 min) and per-step limits.
@@ -89,11 +107,11 @@ fn set_up(env_root: &Path, notes: &mut Vec<String>) -> Vec<String> {
     };
     match run_bounded(&mut setup, &bounds) {
         Ok(f) if f.timed_out => notes.push(format!(
-            "peer setup killed after {} (time limit)",
+            "{set} setup killed after {} (time limit)",
             human(f.elapsed)
         )),
         Ok(_) => {}
-        Err(e) => notes.push(format!("peer setup could not start: {e}")),
+        Err(e) => notes.push(format!("{set} setup could not start: {e}")),
     }
     let available = std::fs::read_to_string(env_root.join("available.txt")).unwrap_or_default();
     let mut names: Vec<String> = Vec::new();
@@ -102,26 +120,17 @@ fn set_up(env_root: &Path, notes: &mut Vec<String>) -> Vec<String> {
         if let Some(rest) = line.strip_prefix("# network: ") {
             network = rest.to_string();
         } else if let Some(rest) = line.strip_prefix("# unavailable: ") {
-            notes.push(format!("peer environment unavailable: {rest}"));
+            notes.push(format!("{set} environment unavailable: {rest}"));
         } else if !line.starts_with('#') {
             if let Some(name) = line.split_whitespace().next() {
                 names.push(name.to_string());
             }
         }
     }
-    if names.is_empty() {
-        notes.push(format!(
-            "no peer environment could be created (network: {}): the table holds this \
-             project's rows only",
-            if network.is_empty() {
-                "unknown"
-            } else {
-                &network
-            }
-        ));
-        println!("==> peers: none available; this project's rows only");
+    if network.is_empty() {
+        network = "unknown".into();
     }
-    names
+    EnvSet { names, network }
 }
 
 /// The runs of `names` as the peer runner's summary describes them.

@@ -1,5 +1,5 @@
-//! This project's systems (each backend of the backend table; MPI-launched ones SPMD on Open MPI
-//! and MPICH and spawning) running `unidist-bench workloads`, and the floor benchmarks
+//! This project's systems (each backend of the backend table; MPI-launched ones SPMD and spawning
+//! on each MPI implementation) running `unidist-bench workloads`, and the floor benchmarks
 //! (`unidist-bench floors-local`, `floors-mpi`) on the backends the table names for them.
 
 use std::collections::BTreeMap;
@@ -36,8 +36,9 @@ pub(super) struct System {
 }
 
 /// Every system of this project that the benchmark runs: each in-process backend, and each
-/// MPI-launched backend SPMD on Open MPI and MPICH (3 ranks) and spawning on Open MPI (2
-/// workers).
+/// MPI-launched backend SPMD (3 ranks) on each MPI implementation (`mpi_impls.rs`: Debian's
+/// Open MPI and MPICH, Open MPI 5, MPICH 5 and Intel MPI from PyPI) and spawning (2 workers) on
+/// those that can. Every MPI run measures its own raw MPI floors.
 pub(super) fn ours() -> Vec<System> {
     let mut systems = Vec::new();
     for backend in &backend_table::BACKENDS {
@@ -49,12 +50,13 @@ pub(super) fn ours() -> Vec<System> {
                 launch: Launch::Direct,
             }),
             backend_table::Launch::Mpi => {
-                let modes = [
-                    (Impl::OpenMpi, "spmd", Launch::Spmd { np: 3 }),
-                    (Impl::Mpich, "spmd", Launch::Spmd { np: 3 }),
-                    (Impl::OpenMpi, "spawn", Launch::Spawn { cpus: 2 }),
-                ];
-                for (imp, how, launch) in modes {
+                // Every implementation SPMD, then spawning on those that can.
+                let spmd = crate::mpi_impls::ALL.map(|i| (i, "spmd", Launch::Spmd { np: 3 }));
+                let spawn = crate::mpi_impls::ALL
+                    .into_iter()
+                    .filter(|i| i.spawns())
+                    .map(|i| (i, "spawn", Launch::Spawn { cpus: 2 }));
+                for (imp, how, launch) in spmd.into_iter().chain(spawn) {
                     systems.push(System {
                         mode: format!("{}-{}-{how}", backend.name, imp.name()),
                         backend,
@@ -127,11 +129,18 @@ fn build(features: &[&str], mpi: Option<Impl>) -> Result<PathBuf, String> {
     }
     cmd.env("CARGO_TARGET_DIR", target_dir(mpi));
     if let Some(imp) = mpi {
-        cmd.env("MPICC", imp.mpicc());
+        imp.prepare_build(&mut cmd)?;
     }
     println!("==> {}", util::describe(&cmd));
     run_step(&mut cmd)?;
-    Ok(target_dir(mpi).join("release").join("unidist-bench"))
+    let bin = target_dir(mpi).join("release").join("unidist-bench");
+    match mpi {
+        Some(imp) => {
+            crate::mpi_impls::check_links(imp, &bin)?;
+            imp.keep_binary(&bin)
+        }
+        None => Ok(bin),
+    }
 }
 
 /// The benchmark program's builds, one per (features, MPI implementation).
@@ -392,5 +401,22 @@ fn mpi_floors(
             .reports
             .push((format!("{label} (Open MPI, 3 ranks)"), doc)),
         None => notes.push(format!("{label}: wrote no report")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mpi_implementation_has_its_rows() {
+        let modes: Vec<String> = ours().into_iter().map(|s| s.mode).collect();
+        let mpi = backend_table::mpi_backends().next().unwrap().name;
+        for imp in crate::mpi_impls::ALL {
+            let spmd = format!("{mpi}-{}-spmd", imp.name());
+            let spawn = format!("{mpi}-{}-spawn", imp.name());
+            assert!(modes.contains(&spmd), "{spmd} missing from {modes:?}");
+            assert_eq!(modes.contains(&spawn), imp.spawns(), "{spawn} in {modes:?}");
+        }
     }
 }
