@@ -311,7 +311,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
     drop(runtime::take());
     launch::outlive_root(&info);
     tracing::info!(rank = info.rank, "worker exits");
-    process::exit_process(0)
+    process::exit_worker_done()
 }
 
 #[cfg(feature = "link")]
