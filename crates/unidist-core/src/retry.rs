@@ -92,7 +92,10 @@ pub fn run_with_retries(
         let started = Instant::now();
         let result = run_function(function, args).map_err(Error::from);
         let error = match (result, options.timeout) {
-            (_, Some(limit)) if started.elapsed() > limit => {
+            (result, Some(limit)) if started.elapsed() > limit => {
+                if let Ok(outputs) = &result {
+                    crate::observe::stats::outputs_dropped(outputs);
+                }
                 timed_out(function.name, limit, runs, options)
             }
             (Ok(outputs), _) => return Some(Ok(outputs)),

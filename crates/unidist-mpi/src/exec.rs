@@ -221,6 +221,9 @@ fn run_job(pool: &Pool, node: &Node, job: Job) {
             if ticket.was_abandoned(mine) {
                 pool.block_end();
             }
+            if let Some(Ok(outputs)) = &lost {
+                unidist_core::observe::stats::outputs_dropped(outputs);
+            }
             drop(lost);
         }
     }

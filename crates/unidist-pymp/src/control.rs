@@ -90,6 +90,9 @@ impl Control {
         let mut s = self.state.lock();
         if run <= s.abandoned {
             drop(s);
+            if let Some(Ok(outputs)) = &result {
+                unidist_core::observe::stats::outputs_dropped(outputs);
+            }
             drop(result);
             shared.return_slot();
             return;

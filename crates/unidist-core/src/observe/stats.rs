@@ -70,6 +70,27 @@ pub fn object_stored(bytes: Option<usize>) {
     }
 }
 
+/// Takes back what [`object_stored`] counted for the outputs of a run whose result was dropped
+/// (a timed-out or cancelled body that returned after its outputs had been settled without it):
+/// every call's outputs are counted as they leave the body, before a backend knows whether it
+/// keeps them.
+pub fn outputs_dropped(outputs: &crate::value::Outputs) {
+    for o in outputs {
+        let _ = VALUES[Counter::ObjectsStored as usize].fetch_update(
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+            |v| v.checked_sub(1),
+        );
+        if let Some(b) = o.byte_len() {
+            let _ = VALUES[Counter::BytesStored as usize].fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |v| Some(v.saturating_sub(b as u64)),
+            );
+        }
+    }
+}
+
 /// Sets every counter back to 0; the facade calls it at `init`.
 pub fn reset() {
     for v in &VALUES {
