@@ -87,8 +87,14 @@ pub fn run_with_retries(
     options: &TaskOptions,
     mut before_run: impl FnMut() -> Option<u32>,
 ) -> Option<Result<Outputs, Error>> {
+    let mut again = false;
     loop {
         let runs = before_run()?;
+        // Counted once the run begins: a body abandoned by a timer that re-queued the task
+        // (counting that retry itself) ends here and must not count another.
+        if again {
+            crate::observe::stats::count(crate::observe::stats::Counter::TasksRetried);
+        }
         let started = Instant::now();
         let result = run_function(function, args).map_err(Error::from);
         let error = match (result, options.timeout) {
@@ -104,7 +110,7 @@ pub fn run_with_retries(
         if !may_retry(options, runs, &error) {
             return Some(Err(last_error(options, runs, error)));
         }
-        crate::observe::stats::count(crate::observe::stats::Counter::TasksRetried);
+        again = true;
         tracing::debug!(function = function.name, runs, error = %error, "retrying a task");
     }
 }
