@@ -25,7 +25,7 @@ use serde_json::json;
 use unidist::ObjectRef;
 use unidist_core::observe::timeline;
 
-use crate::measure::{median_of, write_json};
+use crate::measure::{median_of, parse_out_tasks_rounds, write_json};
 use crate::suite::DONE;
 
 pub(crate) const USAGE: &str =
@@ -72,25 +72,13 @@ enum Kind {
 }
 
 fn parse(args: &[String]) -> Result<Args, String> {
-    let (mut out, mut tasks, mut rounds, mut toggle) = (None, 20_000usize, 5usize, false);
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |flag: &str| it.next().cloned().ok_or(format!("{flag} needs a value"));
-        let count = |flag: &str, raw: String| {
-            raw.parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or(format!("{flag} {raw:?}: a positive integer is accepted"))
-        };
-        match arg.as_str() {
-            "--out" => out = Some(value("--out")?),
-            "--tasks" => tasks = count("--tasks", value("--tasks")?)?,
-            "--rounds" => rounds = count("--rounds", value("--rounds")?)?,
-            "--toggle-timeline" => toggle = true,
-            other => return Err(format!("unknown argument {other:?}; usage: {USAGE}")),
-        }
-    }
-    let out = out.ok_or("--out is required")?;
+    let toggle = args.iter().any(|a| a == "--toggle-timeline");
+    let rest: Vec<String> = args
+        .iter()
+        .filter(|a| *a != "--toggle-timeline")
+        .cloned()
+        .collect();
+    let (out, tasks, rounds) = parse_out_tasks_rounds(&rest, USAGE, (20_000, 5))?;
     Ok(Args {
         out,
         tasks,
