@@ -4,9 +4,9 @@
 //!
 //! Off by default. Every event site first does one relaxed load of the on switch and returns
 //! when it is off, so a program that does not record pays that load and nothing else. When on,
-//! an event costs one clock read and a push of 32 bytes into its thread's own buffer
-//! ([`buffers`]): no lock that another thread takes, and no allocation but one chunk per 8192
-//! events.
+//! an event costs one clock read and a push of 32 bytes into its thread's own buffer (the
+//! private `buffers` module): no lock that another thread takes, and no allocation but one chunk
+//! per 8192 events.
 //!
 //! Flows: the facade opens a [`submission`] around the backend call that submits work; it
 //! starts a flow and sets this thread's *current flow*. A backend that runs the work elsewhere
