@@ -96,6 +96,15 @@ fn lint_steps() -> Vec<Step> {
 pub(crate) fn ci() -> i32 {
     let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
     let mut steps = lint_steps();
+    // Early: a broken doc link fails in seconds, not after the suites.
+    steps.push(step("doc", || {
+        run_step(
+            util::cargo()
+                .args(["doc", "--no-deps"])
+                .env("RUSTDOCFLAGS", "-D warnings"),
+        )?;
+        crate::docs_rs::docs_rs()
+    }));
     steps.push(step("test", || run_step(util::cargo().arg("test"))));
     // The MPI crate is no default member; its library table and the README table it makes
     // need no MPI, so its unit tests run without the bindings.
@@ -133,14 +142,6 @@ pub(crate) fn ci() -> i32 {
             0 => Ok(()),
             code => Err(format!("cargo xtask soak --short exited with {code}")),
         }
-    }));
-    steps.push(step("doc", || {
-        run_step(
-            util::cargo()
-                .args(["doc", "--no-deps"])
-                .env("RUSTDOCFLAGS", "-D warnings"),
-        )?;
-        crate::docs_rs::docs_rs()
     }));
 
     // After the MPI builds: the verification builds reuse their dependencies.
