@@ -25,7 +25,7 @@ use serde_json::json;
 use unidist::ObjectRef;
 use unidist_core::observe::timeline;
 
-use crate::measure::{median_of, parse_out_tasks_rounds, write_json};
+use crate::measure::{median_of, parse_out_tasks_rounds, parse_then_init, write_json};
 use crate::suite::DONE;
 
 pub(crate) const USAGE: &str =
@@ -129,17 +129,10 @@ fn measure(args: &Args) -> Result<Rates, String> {
 }
 
 pub(crate) fn main(args: &[String]) -> i32 {
-    let args = match parse(args) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("unidist-bench costs: {e}");
-            return 2;
-        }
+    let args = match parse_then_init("costs", parse(args)) {
+        Ok(a) => a,
+        Err(code) => return code,
     };
-    if let Err(e) = unidist::init() {
-        eprintln!("unidist-bench costs: init failed: {e}");
-        return 1;
-    }
     let recording = timeline::is_on();
     let result = if args.toggle && !recording {
         Err("--toggle-timeline needs UNIDIST_TIMELINE set".to_string())

@@ -178,18 +178,12 @@ pub(crate) const USAGE: &str = "unidist-bench floors-mpi --out FILE";
 
 /// Runs the MPI rows; returns the exit code.
 pub(crate) fn main(args: &[String]) -> i32 {
-    let (out, _) = match floors::parse(args, &[]) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            eprintln!("unidist-bench floors-mpi: {e}\nusage: {USAGE}");
-            return 2;
-        }
-    };
+    let parsed = floors::parse(args, &[]).map_err(|e| format!("{e}\nusage: {USAGE}"));
     // On MPI SPMD only rank 0 returns from here.
-    if let Err(e) = unidist::init() {
-        eprintln!("unidist-bench floors-mpi: init failed: {e}");
-        return 1;
-    }
+    let (out, _) = match crate::measure::parse_then_init("floors-mpi", parsed) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
+    };
     let workers = unidist::num_cpus();
     let measured = match measure() {
         Ok(m) => m,

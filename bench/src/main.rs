@@ -7,6 +7,7 @@
 //! unidist-bench floors-mpi --out FILE
 //! unidist-bench costs --out FILE [--tasks N] [--rounds R] [--toggle-timeline]
 //! unidist-bench scale --out FILE [--tasks N] [--rounds R]
+//! unidist-bench ray-names --out FILE [--quick] [--only NAME1,NAME2]
 //! ```
 //!
 //! - `workloads`: the workloads shared with the Python peers (see [`workloads`] and
@@ -18,6 +19,8 @@
 //!   timeline recording, or with it switched on and off between rounds (see [`costs`]).
 //! - `scale`: init time, task rate, rank 0's CPU per task and every rank's memory of one MPI
 //!   job (see [`scale`]).
+//! - `ray-names`: the rows of `ray microbenchmark` a Ray user knows by name, with Ray's meaning
+//!   (see [`ray_names`]).
 //!
 //! Each suite writes one JSON report (serde_json) that `cargo xtask bench` reads.
 
@@ -27,6 +30,7 @@ mod floors;
 mod floors_local;
 mod floors_mpi;
 mod measure;
+mod ray_names;
 mod scale;
 mod suite;
 mod workloads;
@@ -41,17 +45,19 @@ fn main() -> ExitCode {
         Some((command, rest)) if command == "floors-mpi" => floors_mpi::main(rest),
         Some((command, rest)) if command == "costs" => costs::main(rest),
         Some((command, rest)) if command == "scale" => scale::main(rest),
+        Some((command, rest)) if command == "ray-names" => ray_names::main(rest),
         other => {
             if let Some((command, _)) = other {
                 eprintln!("unidist-bench: unknown suite {command:?}");
             }
             eprintln!(
-                "usage:\n  {}\n  {}\n  {}\n  {}\n  {}",
+                "usage:\n  {}\n  {}\n  {}\n  {}\n  {}\n  {}",
                 suite::USAGE,
                 floors_local::USAGE,
                 floors_mpi::USAGE,
                 costs::USAGE,
-                scale::USAGE
+                scale::USAGE,
+                ray_names::USAGE
             );
             2
         }

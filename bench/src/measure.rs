@@ -152,6 +152,21 @@ pub(crate) fn run_limited(
     }
 }
 
+/// The start of a suite that measures on rank 0: the parsed arguments, or their error printed
+/// under `suite` (exit code 2); then `unidist::init()`, or its error (exit code 1). Under MPI
+/// SPMD only rank 0 returns from `init`; the other ranks serve inside it.
+pub(crate) fn parse_then_init<T>(suite: &str, parsed: Result<T, String>) -> Result<T, i32> {
+    let parsed = parsed.map_err(|e| {
+        eprintln!("unidist-bench {suite}: {e}");
+        2
+    })?;
+    unidist::init().map_err(|e| {
+        eprintln!("unidist-bench {suite}: init failed: {e}");
+        1
+    })?;
+    Ok(parsed)
+}
+
 /// Writes `doc` to `path` through a temporary file, so a reader never sees half a report.
 pub(crate) fn write_json(path: &str, doc: &serde_json::Value) -> Result<(), String> {
     let text = serde_json::to_string_pretty(doc).map_err(|e| e.to_string())? + "\n";
