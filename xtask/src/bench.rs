@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--no-peers] [--only costs|scale]`: this project's backends,
+//! `cargo xtask bench [--quick] [--no-peers] [--only costs|scale|ray-names]`: this project's backends,
 //! their floors and the peers (Python unidist, Ray, Dask, and Lamellar) on the same workloads,
 //! in one run, as a markdown table, JSON and an SVG chart. `--only costs` runs the cost rows
 //! alone (step 4).
@@ -12,20 +12,26 @@
 //!    floors; `floors-mpi` against raw MPI in full mode);
 //! 4. the cost rows (`costs`): empty tasks with `max_retries(3)` and with the timeline
 //!    recording, against without, on every system of this project;
-//! 5. create the Python environments under `target/bench-venvs` (`bench/peers/setup.sh`) and run
+//! 5. the group under Ray's microbenchmark names (`ray_names`): `unidist-bench ray-names` on
+//!    every system of this project beside `ray microbenchmark` (not in `--quick`, where Ray's
+//!    10 s sleep before each row would cost minutes);
+//! 6. create the Python environments under `target/bench-venvs` (`bench/peers/setup.sh`) and run
 //!    the peers (`bench/peers/run.sh`); without a network only this project's rows are shown;
-//! 6. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
+//! 7. write `target/bench/bench.json` (everything), `bench.md` (the table, also printed) and
 //!    `bench.svg` (the chart); every run's own report stays under `target/bench/runs` and
 //!    `target/bench/peers`.
 //!
 //! `--only scale` runs the scale group alone (`scale`): one MPI job of 2 to 32 ranks across 8
 //! simulated hosts (root and `ip netns` needed). It is not part of the full run, which stays on
-//! one host.
+//! one host. `--systems M1,M2` limits this project's systems to those modes (e.g. `pyseq`,
+//! `mpi-openmpi-spmd`). `--only ray-names` runs the Ray-names group alone (with Ray, also in `--quick`),
+//! into `target/bench/ray-names.md`, `.json` and `.svg`.
 
 mod chart;
 mod costs;
 mod lamellar;
 pub(crate) mod peers;
+mod ray_names;
 mod report;
 mod rows;
 mod scale;
@@ -41,18 +47,23 @@ use crate::util::{self, human};
 pub(crate) struct Options {
     pub quick: bool,
     pub peers: bool,
-    /// `--only GROUP`: run that group alone (`costs` or `scale`), without the workloads,
+    /// `--only GROUP`: run that group alone (`costs`, `scale` or `ray-names`), without the workloads,
     /// floors or peers.
     pub only: Option<Only>,
+    /// `--systems M1,M2`: only these of this project's systems (modes such as `pymp` or
+    /// `mpi-openmpi-spmd`); every one when absent.
+    pub systems: Option<Vec<String>>,
 }
 
-const USAGE: &str = "usage: cargo xtask bench [--quick] [--no-peers] [--only costs|scale]";
+const USAGE: &str =
+    "usage: cargo xtask bench [--quick] [--no-peers] [--only costs|scale|ray-names] [--systems M1,M2]";
 
 /// A group that `--only` runs alone.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Only {
     Costs,
     Scale,
+    RayNames,
 }
 
 impl Options {
@@ -61,6 +72,7 @@ impl Options {
             quick: false,
             peers: true,
             only: None,
+            systems: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -70,17 +82,33 @@ impl Options {
                 "--only" => match it.next().map(String::as_str) {
                     Some("costs") => o.only = Some(Only::Costs),
                     Some("scale") => o.only = Some(Only::Scale),
+                    Some("ray-names") => o.only = Some(Only::RayNames),
                     other => {
                         return Err(format!(
-                            "--only {other:?}: accepted are `--only costs` (the cost rows alone) \
-                             and `--only scale` (the scale group)"
+                            "--only {other:?}: accepted are `--only costs` (the cost rows alone), \
+                             `--only scale` (the scale group) and `--only ray-names` (Ray's \
+                             microbenchmark names beside `ray microbenchmark`)"
                         ))
                     }
                 },
+                "--systems" => {
+                    let modes: Vec<String> = systems::ours().into_iter().map(|s| s.mode).collect();
+                    let list: Vec<String> = it
+                        .next()
+                        .map(|v| v.split(',').map(str::to_string).collect())
+                        .unwrap_or_default();
+                    if list.is_empty() || list.iter().any(|m| !modes.contains(m)) {
+                        return Err(format!(
+                            "--systems {list:?}: accepted are comma-separated modes of {}",
+                            modes.join(",")
+                        ));
+                    }
+                    o.systems = Some(list);
+                }
                 other => {
                     return Err(format!(
-                        "unknown option {other:?}: accepted are --quick, --no-peers and \
-                         --only costs|scale"
+                        "unknown option {other:?}: accepted are --quick, --no-peers, \
+                         --only costs|scale|ray-names and --systems M1,M2"
                     ))
                 }
             }
@@ -100,7 +128,11 @@ impl Options {
         match self.only {
             Some(Only::Costs) => c.push_str(" --only costs"),
             Some(Only::Scale) => c.push_str(" --only scale"),
+            Some(Only::RayNames) => c.push_str(" --only ray-names"),
             None => {}
+        }
+        if let Some(list) = &self.systems {
+            c.push_str(&format!(" --systems {}", list.join(",")));
         }
         c
     }
@@ -129,16 +161,24 @@ pub(crate) fn bench(args: &[String]) -> i32 {
             }
             return scale::run(&out);
         }
+        Some(Only::RayNames) => return only_ray_names(&options),
         None => {}
     }
     let started = Instant::now();
     let load_start = report::load_average();
     let out = out_dir();
     // Reports of an earlier run would be mistaken for this run's.
-    for sub in ["runs", "floors", "peers", "costs"] {
+    for sub in ["runs", "floors", "peers", "costs", "ray-names"] {
         let _ = std::fs::remove_dir_all(out.join(sub));
     }
-    for file in ["bench.json", "bench.md", "bench.svg", "costs.json"] {
+    for file in [
+        "bench.json",
+        "bench.md",
+        "bench.svg",
+        "costs.json",
+        "ray-names.json",
+        "ray-names.svg",
+    ] {
         let _ = std::fs::remove_file(out.join(file));
     }
     for dir in [out.join("runs"), systems::floors_dir()] {
@@ -153,6 +193,7 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     let mut runs = systems::run_ours(&options, &mut builds, &mut notes);
     let floors = systems::run_floors(&options, &mut builds, &mut notes);
     let costs = costs::run(&options, &mut builds, &mut notes);
+    let ray_names = ray_names::run(&options, &mut builds, false);
     if options.peers {
         runs.extend(peers::run(&options, &mut notes));
         runs.extend(lamellar::run(&options, &mut notes));
@@ -162,10 +203,11 @@ pub(crate) fn bench(args: &[String]) -> i32 {
 
     let wall = started.elapsed();
     let combined = report::Combined::new(&options, runs, floors, notes, wall, load_start);
-    let table = combined.markdown() + &costs.markdown;
+    let table = combined.markdown() + &costs.markdown + &ray_names.markdown();
     println!();
     println!("{table}");
     let mut ok = true;
+    let mut drawn = true;
     let mut write = |name: &str, text: String| {
         let path = out.join(name);
         if let Err(e) = std::fs::write(&path, text) {
@@ -176,19 +218,49 @@ pub(crate) fn bench(args: &[String]) -> i32 {
     write("bench.md", table);
     write("bench.json", combined.json());
     write("costs.json", costs.json.to_string());
-    match chart::svg(&combined) {
-        Ok(svg) => write("bench.svg", svg),
-        Err(e) => {
-            println!("cannot draw the chart: {e}");
-            ok = false;
+    write("ray-names.json", ray_names.json().to_string());
+    for (name, svg) in [
+        ("bench.svg", chart::svg(&combined)),
+        ("ray-names.svg", chart::ray_names_svg(&ray_names)),
+    ] {
+        match svg {
+            Ok(svg) => write(name, svg),
+            Err(e) => {
+                println!("cannot draw {name}: {e}");
+                drawn = false;
+            }
         }
     }
     println!(
-        "wrote {0}/bench.md, {0}/bench.json, {0}/bench.svg (per-run reports in {0}/runs and {0}/peers)",
+        "wrote {0}/bench.md, {0}/bench.json, {0}/bench.svg, {0}/ray-names.svg (per-run reports in {0}/runs and {0}/peers)",
         out.display()
     );
     println!("`{}` took {}", options.command(), human(wall));
-    i32::from(!ok || !combined.all_ours_ok())
+    i32::from(!ok || !drawn || !combined.all_ours_ok() || !ray_names.all_ours_ok())
+}
+
+/// Writes each `(name, text)` of a group run alone under `out` and says what was written and
+/// how long the run took; false (with a message) when a file cannot be written.
+fn write_files(options: &Options, started: Instant, files: Vec<(&str, String)>) -> bool {
+    let out = out_dir();
+    let mut ok = true;
+    let mut names = Vec::new();
+    for (name, text) in files {
+        let path = out.join(name);
+        if let Err(e) = std::fs::write(&path, text) {
+            println!("cannot write {}: {e}", path.display());
+            ok = false;
+        }
+        names.push(name);
+    }
+    println!(
+        "wrote {} in {}; `{}` took {}",
+        names.join(", "),
+        out.display(),
+        options.command(),
+        human(started.elapsed())
+    );
+    ok
 }
 
 /// `--only costs`: the cost rows alone, written to `target/bench/costs.md` and `costs.json`;
@@ -205,21 +277,37 @@ fn only_costs(options: &Options) -> i32 {
         md.push_str(&format!("\n- {n}"));
     }
     println!("{md}");
-    let mut ok = true;
-    for (name, text) in [("costs.md", md), ("costs.json", costs.json.to_string())] {
-        let path = out.join(name);
-        if let Err(e) = std::fs::write(&path, text) {
-            println!("cannot write {}: {e}", path.display());
-            ok = false;
-        }
-    }
-    println!(
-        "wrote {0}/costs.md and {0}/costs.json; `{1}` took {2}",
-        out.display(),
-        options.command(),
-        human(started.elapsed())
+    let ok = write_files(
+        options,
+        started,
+        vec![("costs.md", md), ("costs.json", costs.json.to_string())],
     );
     i32::from(!ok || !notes.is_empty())
+}
+
+/// `--only ray-names`: the Ray-names group alone, written to `target/bench/ray-names.md`,
+/// `ray-names.json` and `ray-names.svg`; the other reports of an earlier run stay.
+fn only_ray_names(options: &Options) -> i32 {
+    let started = Instant::now();
+    let group = ray_names::run(options, &mut systems::Builds::new(), true);
+    let md = group.markdown();
+    println!("{md}");
+    let mut files = vec![
+        ("ray-names.md", md),
+        ("ray-names.json", group.json().to_string()),
+    ];
+    let drawn = match chart::ray_names_svg(&group) {
+        Ok(svg) => {
+            files.push(("ray-names.svg", svg));
+            true
+        }
+        Err(e) => {
+            println!("cannot draw the chart: {e}");
+            false
+        }
+    };
+    let ok = write_files(options, started, files) && drawn;
+    i32::from(!ok || !group.all_ours_ok())
 }
 
 #[cfg(test)]
@@ -240,5 +328,15 @@ mod tests {
             .expect("refused");
         assert!(e.contains("--only costs"), "{e}");
         assert!(Options::parse(&args(&["--only"])).is_err());
+        let o = Options::parse(&args(&["--quick", "--only", "ray-names"])).expect("accepted");
+        assert!(o.only == Some(Only::RayNames));
+        assert_eq!(o.command(), "cargo xtask bench --quick --only ray-names");
+        let o = Options::parse(&args(&["--only", "ray-names", "--systems", "pyseq,pymp"]))
+            .expect("accepted");
+        assert_eq!(
+            o.command(),
+            "cargo xtask bench --only ray-names --systems pyseq,pymp"
+        );
+        assert!(Options::parse(&args(&["--systems", "ray"])).is_err());
     }
 }

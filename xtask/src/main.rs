@@ -13,9 +13,9 @@
 //! - `mpi-impls setup|list|abi`: the MPI implementations from PyPI (Open MPI 5, MPICH 5, Intel MPI),
 //!   one virtual environment each under `target/mpi-venvs`, beside Debian's two.
 //! - `examples [--mpi]`: the example gallery run and its output checked (pymp, pyseq, MPI).
-//! - `bench [--quick] [--no-peers] [--only costs|scale]`: this project, the floors and the
-//!   peers (Python and Lamellar) side by side: table, JSON and chart; or the cost rows or the
-//!   scale group alone.
+//! - `bench [--quick] [--no-peers] [--only costs|scale|ray-names]`: this project, the floors and
+//!   the peers (Python and Lamellar) side by side: table, JSON and chart; or the cost rows, the
+//!   scale group or the rows under Ray's microbenchmark names alone.
 //! - `soak [--short]`: the load suites on every backend, every result checked.
 //! - `fuzz [--seconds N]`: the fuzz targets for a bounded time and their regression corpus.
 //! - `timeline-svg TRACE.json OUT.svg`: a Gantt chart of a `UNIDIST_TIMELINE` trace.
@@ -76,14 +76,17 @@ commands:
       MPICH (-launcher-exec) at target/cluster/agent; `run` runs CMD inside unidist-h1 with the
       MPI environment for the cluster set and always takes the cluster down; `down` removes
       its namespaces, its processes and its /etc/hosts lines (only its own)
-  bench [--quick] [--no-peers] [--only costs|scale]
+  bench [--quick] [--no-peers] [--only costs|scale|ray-names] [--systems M1,M2]
       the workloads on pyseq, pymp and MPI (SPMD Open MPI and MPICH, spawn), the hardware
       floors and the peers (Python unidist, Ray, Dask with environments made under target/;
       Lamellar built into target/lamellar), in one run: markdown table,
       target/bench/bench.json and an SVG chart; --quick is the short loop; --only costs runs
       the cost rows alone (retries and timeline on/off, every system) into
       target/bench/costs.md and costs.json; --only scale runs the scale group alone (one MPI
-      job of 2 to 32 ranks across 8 simulated hosts; root)
+      job of 2 to 32 ranks across 8 simulated hosts; root); --only ray-names runs the rows
+      under Ray's microbenchmark names on every system beside `ray microbenchmark` into
+      target/bench/ray-names.md, .json and .svg; --systems limits this project's systems to
+      the modes listed (pyseq, pymp, mpi-openmpi-spmd, ...)
   soak [--short] [--suite S] [--backend B]
       load suites on every backend (1,000,000 tasks, 10,000/1,000 actors, 10,000 objects up to
       64 MiB plus 256 MiB ones, 100 init/shutdown cycles, 10,000-node task trees), every result

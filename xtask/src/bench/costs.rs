@@ -150,7 +150,7 @@ fn ratio_cell(ratio: Option<f64>, target: f64) -> String {
 }
 
 /// Runs the cost rows on every system of this project.
-pub(super) fn run(_options: &Options, builds: &mut Builds, notes: &mut Vec<String>) -> Costs {
+pub(super) fn run(options: &Options, builds: &mut Builds, notes: &mut Vec<String>) -> Costs {
     let _ = std::fs::create_dir_all(out_dir().join("costs"));
     let mut md = String::from(
         "\n## Costs when nothing fails (async empty tasks, `unidist-bench costs`)\n\n\
@@ -163,18 +163,10 @@ pub(super) fn run(_options: &Options, builds: &mut Builds, notes: &mut Vec<Strin
          |---|---|---|---|---|---|\n",
     );
     let mut rows = Vec::new();
-    for system in systems::ours() {
+    for system in systems::chosen(options) {
         let label = format!("unidist-rs-{}", system.mode);
-        if let Some(why) = system.mpi.and_then(crate::backends::Impl::missing) {
-            notes.push(format!("{label} costs: not run, {why}"));
+        let Some(bin) = systems::binary_for(&system, builds, (&label, "costs"), notes) else {
             continue;
-        }
-        let bin = match systems::built(builds, system.backend.features, system.mpi) {
-            Ok(b) => b,
-            Err(e) => {
-                notes.push(format!("{label} costs: not run, build failed: {e}"));
-                continue;
-            }
         };
         let started = std::time::Instant::now();
         let mut rates = Rates::default();

@@ -70,6 +70,31 @@ pub(super) fn ours() -> Vec<System> {
     systems
 }
 
+/// The systems of [`ours`] that `options` asks for: every one, or those `--systems` names.
+pub(super) fn chosen(options: &Options) -> Vec<System> {
+    ours()
+        .into_iter()
+        .filter(|s| options.systems.as_ref().is_none_or(|l| l.contains(&s.mode)))
+        .collect()
+}
+
+/// The benchmark program for `system`, built when needed; `None`, with a note saying why under
+/// `label` and `group`, when its MPI is missing or the build failed.
+pub(super) fn binary_for(
+    system: &System,
+    builds: &mut Builds,
+    (label, group): (&str, &str),
+    notes: &mut Vec<String>,
+) -> Option<PathBuf> {
+    if let Some(why) = system.mpi.and_then(Impl::missing) {
+        notes.push(format!("{label} {group}: not run, {why}"));
+        return None;
+    }
+    built(builds, system.backend.features, system.mpi)
+        .map_err(|e| notes.push(format!("{label} {group}: not run, build failed: {e}")))
+        .ok()
+}
+
 /// One run whose report the table is made of.
 pub(super) struct Run {
     /// `<system>-<mode>`, e.g. `unidist-rs-pymp` or `ray-native`.
@@ -233,7 +258,7 @@ pub(super) fn run_ours(
     notes: &mut Vec<String>,
 ) -> Vec<Run> {
     let mut runs = Vec::new();
-    for system in ours() {
+    for system in chosen(options) {
         let label = format!("unidist-rs-{}", system.mode);
         let path = out_dir().join("runs").join(format!("{label}.json"));
         let mut run = Run {

@@ -367,6 +367,7 @@ mod tests {
             quick: true,
             peers: true,
             only: None,
+            systems: None,
         };
         let c = Combined::new(
             &options,
