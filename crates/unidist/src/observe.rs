@@ -72,21 +72,36 @@ pub(crate) fn before_start() -> Result<()> {
 }
 
 /// Fails unless a file can be written at `path`: its directory exists and is writable and the
-/// name is a valid file name. A file that does not exist yet is created and removed again; an
-/// existing one is opened for appending, so that its contents stay (every MPI rank runs `init`).
+/// name is a valid file name. An existing file is opened for appending, so that its contents
+/// stay; otherwise a probe file of this process's own (beside `path`, named after it, the
+/// process id and a count) is created and removed. Every MPI rank runs `init`, several of them on one host
+/// at once: probing `path` itself, one rank removed the file another had just created.
 fn check_writable_dir(path: &Path) -> Result<()> {
-    let existed = path.exists();
-    let result = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .and_then(|_| {
-            if existed {
-                Ok(())
-            } else {
-                std::fs::remove_file(path)
+    let result = if path.exists() {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+    } else {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        match name {
+            None => Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the path has no file name",
+            )),
+            Some(name) => {
+                static PROBES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let pid = std::process::id();
+                let probe = path.with_file_name(format!(".{name}.{pid}.{n}.probe"));
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&probe)
+                    .and_then(|_| std::fs::remove_file(&probe))
             }
-        });
+        }
+    };
     result.map_err(|e| {
         Error::from(config::ConfigError::InvalidValue {
             variable: config::Timeline::VARNAME.to_string(),
@@ -268,5 +283,37 @@ impl ProgressWatch {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_writable_dir;
+
+    #[test]
+    fn ranks_checking_one_trace_path_at_once_all_pass_and_leave_nothing() {
+        let dir = std::env::temp_dir().join(format!("unidist-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("trace.json");
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || (0..200).try_for_each(|_| check_writable_dir(&path)))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(left.is_empty(), "probe files left behind: {left:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_or_a_directory_as_the_file_is_refused() {
+        let missing = std::env::temp_dir().join("unidist-no-such-dir-for-a-probe/trace.json");
+        let e = check_writable_dir(&missing).unwrap_err().to_string();
+        assert!(e.contains("UNIDIST_TIMELINE") && e.contains("unidist-no-such-dir-for-a-probe"));
+        assert!(check_writable_dir(&std::env::temp_dir()).is_err());
     }
 }
