@@ -2,11 +2,13 @@
 //! scenarios, written once and run against each backend by its own harness.
 //!
 //! ```text
-//! conformance [--backend NAME] [--filter SUBSTR[,SUBSTR..]] [--list] [--case-timeout SECS]
+//! conformance [--backend NAME] [--filter SUBSTR[,SUBSTR..]] [--skip SUBSTR].. [--list] [--case-timeout SECS]
 //! ```
 //!
 //! - `--filter` keeps the cases whose full name (`[mpi] task::chaining_value`) contains any of
-//!   the comma-separated substrings.
+//!   the comma-separated substrings; `--skip` (repeatable, as with libtest) leaves out those
+//!   that contain its substring. `cargo xtask ci` skips each in-process backend (`--skip
+//!   [NAME]`) in its `cargo test` step, since its test-backends step runs the suite on them.
 //! - `--backend NAME` (or `UNIDIST_BACKEND`) runs the suite on that backend. Without either, it
 //!   runs on every built-in backend that runs inside one process, one after another in this
 //!   process, in `BackendName::ALL` order.
@@ -47,7 +49,8 @@ use harness::Case;
 fn usage() -> String {
     let names: Vec<&str> = BackendName::ALL.iter().map(|b| b.as_str()).collect();
     format!(
-        "usage: conformance [--backend {}] [--filter SUBSTR[,SUBSTR..]] [--list] [--case-timeout SECS]",
+        "usage: conformance [--backend {}] [--filter SUBSTR[,SUBSTR..]] [--skip SUBSTR].. [--list] \
+         [--case-timeout SECS]",
         names.join("|")
     )
 }
@@ -74,6 +77,9 @@ fn all_cases() -> Vec<Case> {
 struct Args {
     backend: Option<String>,
     filter: Option<String>,
+    /// `--skip SUBSTR` (repeatable, as with libtest): cases whose full name contains one are
+    /// left out.
+    skip: Vec<String>,
     list: bool,
     init_probe: bool,
     lazy_probe: bool,
@@ -88,6 +94,7 @@ impl Args {
             match arg.as_str() {
                 "--backend" => args.backend = Some(value("--backend")?),
                 "--filter" => args.filter = Some(value("--filter")?),
+                "--skip" => args.skip.push(value("--skip")?),
                 "--case-timeout" => {
                     let raw = value("--case-timeout")?;
                     let secs: u64 = raw.parse().map_err(|_| {
@@ -137,12 +144,16 @@ fn plan(args: &Args) -> Result<Plan, String> {
     })
 }
 
-fn selected<'a>(cases: &'a [Case], backend: BackendName, filter: Option<&str>) -> Vec<&'a Case> {
+fn selected<'a>(cases: &'a [Case], backend: BackendName, args: &Args) -> Vec<&'a Case> {
     cases
         .iter()
         .filter(|c| {
             let name = format!("[{backend}] {}", c.name);
-            filter.is_none_or(|f| f.split(',').any(|part| name.contains(part)))
+            let kept = args
+                .filter
+                .as_deref()
+                .is_none_or(|f| f.split(',').any(|part| name.contains(part)));
+            kept && !args.skip.iter().any(|s| name.contains(s.as_str()))
         })
         .collect()
 }
@@ -224,7 +235,7 @@ fn main() -> ExitCode {
     };
     if args.list {
         for &backend in &plan.backends {
-            for case in selected(&cases, backend, args.filter.as_deref()) {
+            for case in selected(&cases, backend, &args) {
                 println!("[{backend}] {}", case.name);
             }
         }
@@ -233,8 +244,11 @@ fn main() -> ExitCode {
     let limit = args.case_timeout.unwrap_or(Duration::from_secs(60));
     harness::start_watchdog();
     for &backend in &plan.backends {
-        let chosen = selected(&cases, backend, args.filter.as_deref());
-        run_backend(backend, plan.put_name, &chosen, limit);
+        let chosen = selected(&cases, backend, &args);
+        // A backend whose every case is skipped is not started either.
+        if !chosen.is_empty() {
+            run_backend(backend, plan.put_name, &chosen, limit);
+        }
     }
     let (passed, failed) = harness::totals();
     println!("{passed} passed, {failed} failed");

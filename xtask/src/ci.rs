@@ -92,10 +92,10 @@ fn lint_steps() -> Vec<Step> {
     steps
 }
 
-/// Runs every step; returns the process exit code.
-pub(crate) fn ci() -> i32 {
-    let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
-    let mut steps = lint_steps();
+/// The steps after the lints: docs, tests, fuzzing, the backend matrix, examples, soak and
+/// packaging. `summary` receives the matrix's `(passed, failed)`.
+fn suite_steps(summary: std::rc::Rc<std::cell::Cell<Option<(usize, usize)>>>) -> Vec<Step> {
+    let mut steps = Vec::new();
     // Early: a broken doc link fails in seconds, not after the suites.
     steps.push(step("doc", || {
         run_step(
@@ -105,7 +105,18 @@ pub(crate) fn ci() -> i32 {
         )?;
         crate::docs_rs::docs_rs()
     }));
-    steps.push(step("test", || run_step(util::cargo().arg("test"))));
+    // The conformance suite's cases on the in-process backends are skipped here: they run
+    // again as rows of test-backends.
+    steps.push(step("test", || {
+        let mut cmd = util::cargo();
+        cmd.args(["test", "--"]);
+        for b in &backend_table::BACKENDS {
+            if b.launch == backend_table::Launch::InProcess {
+                cmd.args(["--skip", &format!("[{}]", b.name)]);
+            }
+        }
+        run_step(&mut cmd)
+    }));
     // The MPI crate is no default member; its library table and the README table it makes
     // need no MPI, so its unit tests run without the bindings.
     steps.push(step("test (mpi table)", || {
@@ -125,7 +136,7 @@ pub(crate) fn ci() -> i32 {
             code => Err(format!("cargo xtask fuzz --seconds 20 exited with {code}")),
         }
     }));
-    let slot = summary_slot.clone();
+    let slot = summary;
     steps.push(step("test-backends", move || {
         let options = backends::Options::parse(&[])?;
         let (passed, failed) = backends::test_backends(&options);
@@ -149,6 +160,14 @@ pub(crate) fn ci() -> i32 {
         0 => Ok(()),
         code => Err(format!("cargo xtask package exited with {code}")),
     }));
+    steps
+}
+
+/// Runs every step; returns the process exit code.
+pub(crate) fn ci() -> i32 {
+    let summary_slot = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut steps = lint_steps();
+    steps.extend(suite_steps(summary_slot.clone()));
 
     let mut timings: Vec<(&'static str, Duration, bool)> = Vec::new();
     let mut failure = None;

@@ -45,16 +45,16 @@ fn check_no_mpi_sys() -> Result<(), String> {
     }
 }
 
-/// Builds the docs of the facade and the MPI crate the way docs.rs does, in their own target
-/// directory so the usual builds keep their features.
+/// Builds the docs of the facade and the MPI crate the way docs.rs does, in the usual target
+/// directory: the dependencies' checked metadata of `cargo doc` is reused (cargo keeps one
+/// artifact per feature set, so the other builds keep theirs); the HTML of the two crates in
+/// `target/doc` is then the docs.rs flavour.
 pub(crate) fn docs_rs() -> Result<(), String> {
     check_no_mpi_sys()?;
-    let target = util::root().join("target").join("docs-rs");
     run_step(
         util::cargo()
             .args(["doc", "--no-deps", "-p", "unidist", "-p", "unidist-mpi"])
             .args(["--no-default-features", "--features", FACADE_FEATURES])
-            .env("CARGO_TARGET_DIR", &target)
             .env("RUSTDOCFLAGS", "-D warnings --cfg docsrs"),
     )
 }

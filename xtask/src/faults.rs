@@ -111,7 +111,7 @@ const PROGRAMS: [&str; 3] = ["mpi_fault", "mpi_nested_refs", "mpi_hosts"];
 /// `mpi_fault` (the other program sits beside it).
 pub(crate) fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
-    cmd.args(["build", "--release", "-p", "unidist-tests"]);
+    cmd.args(["build", "-p", "unidist-tests"]);
     for f in backend.features {
         cmd.args(["--features", f]);
     }
@@ -122,7 +122,7 @@ pub(crate) fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String
     imp.prepare_build(&mut cmd)?;
     println!("==> building: {}", util::describe(&cmd));
     util::run_step(&mut cmd)?;
-    Ok(imp.target_dir().join("release").join(PROGRAMS[0]))
+    Ok(imp.target_dir().join("debug").join(PROGRAMS[0]))
 }
 
 /// Runs every scenario for `imp` and `launch`; returns one (label, outcome) per scenario.

@@ -139,8 +139,8 @@ impl Impl {
         let marker = dir.join(".mpi-sys-for");
         let built_for = std::fs::read_to_string(&marker).unwrap_or_default();
         if built_for.trim() != self.name() {
-            // `cargo clean -p` cleans one profile: the debug builds (the suite, the ULFM row)
-            // and the release ones (faults, trace, bench) both.
+            // `cargo clean -p` cleans one profile: the debug builds (the suite, the fault,
+            // trace and ULFM rows) and the release ones (the bench) both.
             for profile in ["dev", "release"] {
                 let mut clean = util::cargo();
                 clean

@@ -71,14 +71,7 @@ pub(crate) fn run(selects: &dyn Fn(&Row) -> bool) -> Vec<(String, Outcome)> {
 /// Builds the program with `backend`'s features against `imp`; returns its path.
 fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     let mut cmd = util::cargo();
-    cmd.args([
-        "build",
-        "--release",
-        "-p",
-        "unidist-tests",
-        "--bin",
-        PROGRAM,
-    ]);
+    cmd.args(["build", "-p", "unidist-tests", "--bin", PROGRAM]);
     for f in backend.features {
         cmd.args(["--features", f]);
     }
@@ -86,7 +79,7 @@ fn build(backend: &BackendEntry, imp: Impl) -> Result<PathBuf, String> {
     imp.prepare_build(&mut cmd)?;
     println!("==> building: {}", util::describe(&cmd));
     util::run_step(&mut cmd)?;
-    Ok(imp.target_dir().join("release").join(PROGRAM))
+    Ok(imp.target_dir().join("debug").join(PROGRAM))
 }
 
 /// The trace of a checked job renders as the README's picture does (`cargo xtask
