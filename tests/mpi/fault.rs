@@ -14,6 +14,11 @@
 //!   segment was made, i.e. the store is off). It prints `job <pid>` first, so that a caller
 //!   can look for the job's segments itself when the launcher ends rank 0 too (SPMD).
 //! - `exit`: rank 0 calls `std::process::exit(0)` with a task in flight; every rank must end.
+//! - `worker-fails-early` (spawn mode): each spawned worker exits with status 3 before `init`,
+//!   so it never joins; rank 0 must end with a message saying its workers did not join, not
+//!   wait forever in `init`. (A spawned worker is told apart by the rank variable its launcher
+//!   sets: `OMPI_COMM_WORLD_RANK`, `PMI_RANK` or `PMIX_RANK`; rank 0, started alone, has none
+//!   before `init`.)
 //! - `kill-worker-retry` (spawn mode, two workers): a task with `max_retries(2)` kills its worker
 //!   on its first run; rank 0's `get` must give the second run's value. Then a task without
 //!   retries kills the other worker; its `get` must fail with `WorkerLost` naming the rank and
@@ -38,8 +43,11 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn main() -> unidist::Result<()> {
-    unidist::init()?;
     let mode = std::env::args().nth(1).unwrap_or_default();
+    if mode == "worker-fails-early" {
+        return worker_fails_early();
+    }
+    unidist::init()?;
     assert_eq!(unidist::get(&add_one::remote(1))?, 2);
     match mode.as_str() {
         "kill-worker" => kill_worker(),
@@ -60,11 +68,25 @@ fn main() -> unidist::Result<()> {
         other => {
             eprintln!(
                 "fault: unknown mode {other:?} (accepted: kill-worker, kill-worker-shared, hold, panic, exit, \
-                 no-shutdown, kill-worker-retry, kill-actor-restart, kill-worker-lineage)"
+                 no-shutdown, kill-worker-retry, kill-actor-restart, kill-worker-lineage, \
+                 worker-fails-early)"
             );
             std::process::exit(2);
         }
     }
+}
+
+fn worker_fails_early() -> unidist::Result<()> {
+    let spawned = ["OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some());
+    if spawned {
+        eprintln!("fault: a spawned worker ends before init");
+        std::process::exit(3);
+    }
+    unidist::init()?;
+    println!("fault: init returned although no worker joined");
+    unidist::shutdown()
 }
 
 fn kill_worker() -> ! {

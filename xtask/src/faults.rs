@@ -55,6 +55,9 @@ enum Scenario {
     /// the job is left in `/dev/shm` once the job has ended, or, where the launcher ends rank 0
     /// with the worker (MPICH), once the next job on the host has started.
     KillWorkerShared,
+    /// (Spawn mode) the spawned workers end before they start MPI: rank 0 ends with a message
+    /// saying they did not join, within its bound (three heartbeats, at least 10 s).
+    WorkerFailsEarly,
 }
 
 impl Scenario {
@@ -71,6 +74,7 @@ impl Scenario {
             Scenario::KillActorRestart => "worker SIGKILL, actor restarted".into(),
             Scenario::KillWorkerLineage => "worker SIGKILL, objects rebuilt".into(),
             Scenario::KillWorkerShared => "worker SIGKILL, shared store".into(),
+            Scenario::WorkerFailsEarly => "workers end before MPI starts".into(),
         }
     }
 }
@@ -90,7 +94,10 @@ fn scenarios(launch: Launch) -> Vec<Scenario> {
         Scenario::KillWorkerShared,
     ];
     match launch {
-        Launch::Spawn { .. } => s.push(Scenario::SignalRoot("KILL")),
+        Launch::Spawn { .. } => {
+            s.push(Scenario::SignalRoot("KILL"));
+            s.push(Scenario::WorkerFailsEarly);
+        }
         Launch::Spmd { .. } => s.push(Scenario::Mismatch),
         Launch::Direct => {}
     }
@@ -158,6 +165,7 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         // 500 rounds of 1 MiB: a leak would be 500 MiB against a 64 MiB bound.
         Scenario::NestedRefs => "500",
         Scenario::KillWorkerShared => "kill-worker-shared",
+        Scenario::WorkerFailsEarly => "worker-fails-early",
     };
     let bin = if matches!(s, Scenario::NestedRefs) {
         bin.with_file_name(PROGRAMS[1])
@@ -197,6 +205,10 @@ fn command(imp: Impl, launch: Launch, bin: &Path, s: Scenario) -> Command {
         .current_dir(util::root());
     if matches!(s, Scenario::KillWorkerShared) {
         cmd.env("UNIDIST_MPI_SHARED_OBJECT_STORE", "true");
+    }
+    if matches!(s, Scenario::WorkerFailsEarly) {
+        // Rank 0 waits three heartbeats, at least 10 s, for its workers to join.
+        cmd.env("UNIDIST_MPI_HEARTBEAT", "3");
     }
     cmd
 }
@@ -398,6 +410,48 @@ fn check(
                 return Err("a killed worker's task returned a value".into());
             }
         }
+        Scenario::KillWorkerRetry | Scenario::KillActorRestart | Scenario::KillWorkerLineage => {
+            check_recovered(s, status, output)?
+        }
+        Scenario::KillWorkerShared => check_no_segments(output)?,
+        Scenario::WorkerFailsEarly => {
+            if !output.contains("spawned workers did not all join") {
+                return Err(format!(
+                    "rank 0 did not say that its spawned workers did not join ({status})"
+                ));
+            }
+        }
+        Scenario::SignalRoot("KILL")
+        | Scenario::NestedRefs
+        | Scenario::NoShutdown
+        | Scenario::ExitInFlight => {}
+        Scenario::Panic => {
+            if !output.contains("deliberate panic on rank 0") {
+                return Err("rank 0's panic message is missing from the output".into());
+            }
+        }
+        Scenario::Mismatch => {
+            if !(output.contains("registered functions differ") && output.contains("mpi_fault::")) {
+                return Err("rank 0 did not name the first differing function".into());
+            }
+        }
+        Scenario::SignalRoot(sig) => {
+            if !output.contains("rank 0 received signal") {
+                return Err(format!("rank 0 did not report SIG{sig}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The spawn-mode recovery scenarios (retry, actor restart, lineage): what rank 0 printed
+/// shows the work recovered on the other worker, and what could not be recovered failed.
+fn check_recovered(
+    s: Scenario,
+    status: std::process::ExitStatus,
+    output: &str,
+) -> Result<(), String> {
+    match s {
         Scenario::KillWorkerRetry => {
             let both = output.contains("kill-worker-retry held")
                 && output.contains("the retried task gave Ok(2)")
@@ -430,26 +484,7 @@ fn check(
                 ));
             }
         }
-        Scenario::KillWorkerShared => check_no_segments(output)?,
-        Scenario::SignalRoot("KILL")
-        | Scenario::NestedRefs
-        | Scenario::NoShutdown
-        | Scenario::ExitInFlight => {}
-        Scenario::Panic => {
-            if !output.contains("deliberate panic on rank 0") {
-                return Err("rank 0's panic message is missing from the output".into());
-            }
-        }
-        Scenario::Mismatch => {
-            if !(output.contains("registered functions differ") && output.contains("mpi_fault::")) {
-                return Err("rank 0 did not name the first differing function".into());
-            }
-        }
-        Scenario::SignalRoot(sig) => {
-            if !output.contains("rank 0 received signal") {
-                return Err(format!("rank 0 did not report SIG{sig}"));
-            }
-        }
+        _ => {}
     }
     Ok(())
 }

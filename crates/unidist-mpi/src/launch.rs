@@ -11,6 +11,9 @@
 //!   launcher of another MPI): an error that says they are separate one-rank jobs;
 //! - world size 1 and spawning disabled: an error that says SPMD needs at least 2 ranks.
 
+use std::sync::mpsc;
+use std::time::Duration;
+
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, InterCommunicator, MergeOrder, SimpleCommunicator};
 use mpi::traits::*;
@@ -209,10 +212,12 @@ pub(crate) fn establish(s: &Settings) -> Result<Established> {
     let n = i32::try_from(s.cpus)
         .map_err(|_| unavailable(format!("cannot spawn {} workers", s.cpus)))?;
     let self_comm = universe.world();
+    let watch = watch_spawn(s.cpus, spawn_limit(s.heartbeat));
     let inter = ffi::spawn(&self_comm, &exe, &args, n, &info).map_err(|e| {
         unavailable(lib.spawn_failed(s.cpus, &e, &spmd_command, |k| std::env::var(k).ok()))
     })?;
     let comm = inter.merge(MergeOrder::Low);
+    drop(watch);
     ffi::errors_return(&comm);
     Ok(Established {
         universe,
@@ -220,6 +225,38 @@ pub(crate) fn establish(s: &Settings) -> Result<Established> {
         inter: Some(inter),
         mode: Mode::SpawnParent,
     })
+}
+
+/// How long rank 0 waits for its spawned workers to join: three heartbeats
+/// (`UNIDIST_MPI_HEARTBEAT`), at least 10 s.
+fn spawn_limit(heartbeat_secs: f64) -> Duration {
+    Duration::from_secs_f64((heartbeat_secs * 3.0).max(10.0))
+}
+
+/// `MPI_Comm_spawn` returns only once every spawned worker has joined, and a worker that ends
+/// before it starts MPI (a failed check of its own, a program that exits early) never joins:
+/// rank 0 would wait forever. This thread ends the process with a message after `limit`,
+/// unless the returned sender is dropped first.
+fn watch_spawn(workers: usize, limit: Duration) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    let watcher = std::thread::Builder::new()
+        .name("unidist-spawn-watch".into())
+        .spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!(
+                    "unidist: the {workers} spawned workers did not all join within {} s (three \
+                     times UNIDIST_MPI_HEARTBEAT, at least 10 s): a worker ended before it \
+                     started MPI (its own error is above) or the launcher could not start it; \
+                     exiting",
+                    limit.as_secs_f64()
+                );
+                crate::process::exit_process(1);
+            }
+        });
+    if let Err(e) = watcher {
+        tracing::warn!(error = %e, "cannot start the spawn watch: a worker that never joins hangs rank 0");
+    }
+    tx
 }
 
 /// The `MPI_Comm_spawn` info of the workers, with the library's keys: the configuration the
@@ -380,6 +417,13 @@ pub(crate) fn handshake(est: &Established) -> Result<InitInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rank_0_waits_three_heartbeats_and_at_least_ten_seconds_for_its_workers() {
+        assert_eq!(spawn_limit(10.0), Duration::from_secs(30));
+        assert_eq!(spawn_limit(3.0), Duration::from_secs(10));
+        assert_eq!(spawn_limit(0.5), Duration::from_secs(10));
+    }
 
     fn with(vars: &[(&str, &str)]) -> Option<String> {
         let vars: Vec<(String, String)> = vars
