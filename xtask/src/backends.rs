@@ -164,9 +164,6 @@ pub(crate) struct Options {
     /// Run the MPI fault rows (killed worker, signals to rank 0) too.
     pub faults: bool,
     pub cluster: ClusterRows,
-    /// Run the MPICH cluster row too (`--cluster-mpich`): left out by default, see
-    /// `cluster_rows::MPICH_HANG`.
-    pub cluster_mpich: bool,
 }
 
 impl Options {
@@ -179,7 +176,6 @@ impl Options {
             timeout: Duration::from_secs(600),
             faults: true,
             cluster: ClusterRows::Include,
-            cluster_mpich: false,
         };
         let mut it = args.iter();
         while let Some(arg) = it.next() {
@@ -218,7 +214,6 @@ impl Options {
                     o.timeout = Duration::from_secs(secs);
                 }
                 "--no-faults" => o.faults = false,
-                "--cluster-mpich" => o.cluster_mpich = true,
                 "--no-cluster" if o.cluster != ClusterRows::Only => {
                     o.cluster = ClusterRows::Exclude
                 }

@@ -15,11 +15,6 @@ use crate::cluster::{self, Cluster};
 use crate::cluster_faults;
 use crate::mpi_impls::Family;
 
-/// Why the MPICH cluster row is left out unless `--cluster-mpich` is given.
-pub(crate) const MPICH_HANG: &str = "left out (run it with --cluster-mpich): across the simulated \
-     hosts MPICH's MPI_Finalize does not return in about 3 runs of 4 (every case passes, then \
-     shutdown hangs); not yet understood";
-
 /// Hosts of the cluster rows.
 const HOSTS: u32 = 3;
 /// Workers of the spawn row: more than the two other hosts, so that both get some.
@@ -137,13 +132,6 @@ pub(crate) fn run(
     };
     for row in &selected {
         let Some(imp) = row.mpi else { continue };
-        if imp == Impl::Mpich && !options.cluster_mpich {
-            reports.push(Report {
-                verdict: Verdict::NotHere(MPICH_HANG.to_string()),
-                ..skipped(label(row), String::new())
-            });
-            continue;
-        }
         if let Some(why) = imp.missing() {
             reports.push(skipped(label(row), why));
             continue;
