@@ -22,6 +22,8 @@ const SWITCH: &str = "unidist-sw";
 pub(crate) const SUBNET: &str = "10.77.0.0/24";
 /// The end of every `/etc/hosts` line this command adds.
 const HOSTS_MARK: &str = "# added by cargo xtask cluster";
+/// The nftables table of [`Cluster::lossy`] in each host's namespace.
+const LOSS_TABLE: &str = "unidist_loss";
 const HOSTS_FILE: &str = "/etc/hosts";
 /// Hosts when `--hosts` is not given.
 pub(crate) const DEFAULT_HOSTS: u32 = 3;
@@ -89,6 +91,17 @@ pub(crate) fn host(i: u32) -> String {
 
 fn address(i: u32) -> String {
     format!("10.77.0.{i}")
+}
+
+/// The `packets N` of an nftables counter in `nft list` output.
+fn packets_counted(listing: &str) -> Option<u64> {
+    let mut words = listing.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "packets" {
+            return words.next()?.parse().ok();
+        }
+    }
+    None
 }
 
 /// True for the namespace names this command makes (`unidist-sw`, `unidist-h<N>`).
@@ -294,15 +307,47 @@ impl Cluster {
             let out = cmd
                 .output()
                 .map_err(|e| format!("cannot run tc (install iproute2): {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "`{}` failed: {}",
-                    util::describe(&cmd),
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-            }
+            util::output_ok(&out, &util::describe(&cmd))?;
         }
         Ok(())
+    }
+
+    /// Drops `percent`% of the packets arriving at every host's link, chosen at random
+    /// (nftables, a `netdev` table on the ingress of `eth0`), or with `None` removes that
+    /// table again: loss on the wire without `tc netem`, which some kernels lack.
+    pub(crate) fn lossy(&self, percent: Option<u32>) -> Result<(), String> {
+        for h in &self.hosts {
+            let script = match percent {
+                Some(p) => format!(
+                    "table netdev {LOSS_TABLE} {{\n  chain ingress {{\n    type filter hook \
+                     ingress device eth0 priority 0; policy accept;\n    numgen random mod 100 \
+                     < {p} counter drop\n  }}\n}}\n"
+                ),
+                None => format!("delete table netdev {LOSS_TABLE}\n"),
+            };
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", h, "nft", "-f", "-"]);
+            util::run_with_input(&mut cmd, &script)
+                .map_err(|e| format!("{e} (is nftables installed?)"))?;
+        }
+        Ok(())
+    }
+
+    /// The packets [`Cluster::lossy`] dropped so far, summed over the hosts.
+    pub(crate) fn lost_packets(&self) -> Result<u64, String> {
+        let mut total = 0;
+        for h in &self.hosts {
+            let out = Command::new("ip")
+                .args([
+                    "netns", "exec", h, "nft", "list", "table", "netdev", LOSS_TABLE,
+                ])
+                .output()
+                .map_err(|e| format!("cannot run nft in {h}: {e}"))?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            total += packets_counted(&text)
+                .ok_or_else(|| format!("no packet counter in {h}'s loss table: {text}"))?;
+        }
+        Ok(total)
     }
 
     /// Kills every process left in the cluster's namespaces (between runs).
@@ -385,15 +430,7 @@ pub(crate) fn ip(args: &[&str]) -> Result<(), String> {
         .args(args)
         .output()
         .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    util::output_ok(&out, &format!("ip {}", args.join(" ")))
 }
 
 fn read_hosts() -> Result<String, String> {
@@ -541,6 +578,11 @@ mod tests {
     #[test]
     fn only_our_namespaces_are_ours() {
         assert!(is_ours("unidist-sw"));
+        assert_eq!(
+            packets_counted("numgen random mod 100 < 2 counter packets 417 bytes 9 drop"),
+            Some(417)
+        );
+        assert_eq!(packets_counted("policy accept;"), None);
         assert!(is_ours("unidist-h1"));
         assert!(is_ours("unidist-h12"));
         for other in [

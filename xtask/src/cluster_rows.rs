@@ -230,7 +230,9 @@ fn cross_host_rows(
 }
 
 /// The conformance suite across the hosts in SPMD mode with every host's link delayed by
-/// 20 ms and losing 2% of its packets (`tc netem`), which TCP must absorb.
+/// 20 ms and losing 2% of its packets (`tc netem`), which TCP must absorb. On a kernel without
+/// netem, the loss alone: 2% of the packets arriving at each host dropped by nftables
+/// ([`Cluster::lossy`]); no delay.
 fn netem_row(
     options: &Options,
     cluster: &Cluster,
@@ -238,7 +240,6 @@ fn netem_row(
     builds: &mut BTreeMap<Flavour, Result<PathBuf, String>>,
     reports: &mut Vec<Report>,
 ) {
-    let name = format!("{} netem 20ms 2% loss", label(row));
     let Some(imp) = row.mpi else { return };
     let flavour = (row.features, row.mpi);
     let bin = match builds
@@ -246,31 +247,62 @@ fn netem_row(
         .or_insert_with(|| backends::build(flavour))
     {
         Ok(bin) => bin.clone(),
-        Err(e) => return reports.push(failed(name, e.clone())),
+        Err(e) => {
+            let name = format!("{} netem 20ms 2% loss", label(row));
+            return reports.push(failed(name, e.clone()));
+        }
     };
-    if let Err(e) = cluster.netem(Some(NETEM)) {
-        let _ = cluster.netem(None);
-        // A kernel without the netem scheduler (no sch_netem module) cannot delay packets:
-        // the machine cannot host the row, which is not the project's failure.
-        let verdict = if e.contains("qdisc kind is unknown") {
-            Verdict::NotHere(format!("this kernel has no netem qdisc (sch_netem): {e}"))
-        } else {
-            Verdict::Failed(e)
-        };
-        return reports.push(Report {
-            verdict,
-            ..skipped(name, String::new())
-        });
-    }
+    // The row's name, and whether nftables (not netem) loses the packets.
+    let (name, by_nftables) = match cluster.netem(Some(NETEM)) {
+        Ok(()) => (format!("{} netem 20ms 2% loss", label(row)), false),
+        Err(e) if e.contains("qdisc kind is unknown") => {
+            let _ = cluster.netem(None);
+            // A kernel without the netem scheduler (no sch_netem module) cannot delay
+            // packets; nftables can still lose them.
+            let name = format!("{} 2% loss (nftables; no netem here, no delay)", label(row));
+            if let Err(e) = cluster.lossy(Some(LOSS_PERCENT)) {
+                let _ = cluster.lossy(None);
+                return reports.push(Report {
+                    verdict: Verdict::NotHere(format!(
+                        "this kernel has no netem qdisc (sch_netem), and nftables cannot drop \
+                             packets here either: {e}"
+                    )),
+                    ..skipped(name, String::new())
+                });
+            }
+            (name, true)
+        }
+        Err(e) => {
+            let _ = cluster.netem(None);
+            let name = format!("{} netem 20ms 2% loss", label(row));
+            return reports.push(failed(name, e));
+        }
+    };
     let mut cmd = backends::command(row, &bin, &launcher_args(imp, &cluster.hosts));
     cmd.envs(cluster.mpi_env());
     let mut inside = cluster.inside(&cluster.hosts[0], &cmd);
-    reports.push(backends::run_labelled(name, &mut inside, options.timeout));
+    let report = backends::run_labelled(name, &mut inside, options.timeout);
     cluster.kill_processes();
-    if let Err(e) = cluster.netem(None) {
-        reports.push(failed("cluster netem removed".into(), e));
+    if by_nftables {
+        // Evidence that the link lost packets while the suite ran.
+        match cluster.lost_packets() {
+            Ok(n) => println!("==> loss row: nftables dropped {n} packets on the hosts' links"),
+            Err(e) => println!("==> loss row: cannot read the drop counters: {e}"),
+        }
+    }
+    reports.push(report);
+    let undone = if by_nftables {
+        cluster.lossy(None)
+    } else {
+        cluster.netem(None)
+    };
+    if let Err(e) = undone {
+        reports.push(failed("cluster link settings removed".into(), e));
     }
 }
+
+/// The packets lost in the loss row, in percent.
+const LOSS_PERCENT: u32 = 2;
 
 /// The `tc netem` settings of the latency and loss row.
 const NETEM: &[&str] = &["delay", "20ms", "loss", "2%"];

@@ -154,6 +154,39 @@ pub(crate) fn run_step(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Runs a command with `input` on its standard input; Ok when it exits 0.
+pub(crate) fn run_with_input(cmd: &mut Command, input: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start it: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("cannot write its input: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("cannot wait for it: {e}"))?;
+    output_ok(&out, &describe(cmd))
+}
+
+/// Ok when a finished command (shown as `shown`) exited 0; else what it wrote on stderr.
+pub(crate) fn output_ok(out: &std::process::Output, shown: &str) -> Result<(), String> {
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{shown}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 /// The command line as a user would type it (environment assignments first).
 pub(crate) fn describe(cmd: &Command) -> String {
     let mut parts: Vec<String> = cmd
