@@ -21,7 +21,7 @@ use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,7 @@ impl Submitted {
             name: self.name,
             ts_ns,
             flow: self.flow,
+            started_here: false,
             detail: None,
         }
     }
@@ -78,25 +79,44 @@ fn record_submitted(flow: Option<u64>) {
     }
 }
 
-/// The process's time origin, with the wall clock at that instant (for aligning processes).
-fn epoch() -> &'static (Instant, u64) {
-    static EPOCH: OnceLock<(Instant, u64)> = OnceLock::new();
+/// The process's clock and time origin: the clock's reading and the wall clock at that instant
+/// (for aligning processes).
+///
+/// The clock reads the CPU's time stamp counter where it is invariant (about 11 ns here against
+/// about 25 ns for `Instant::now`, and an event costs two reads), scaled by a calibration
+/// against the system's monotonic clock made when the clock is first used (under a
+/// millisecond); elsewhere it is the monotonic clock itself.
+struct Epoch {
+    clock: quanta::Clock,
+    start: u64,
+    wall_ns: u64,
+}
+
+fn epoch() -> &'static Epoch {
+    static EPOCH: OnceLock<Epoch> = OnceLock::new();
     EPOCH.get_or_init(|| {
-        let wall = SystemTime::now()
+        let clock = quanta::Clock::new();
+        let wall_ns = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        (Instant::now(), wall)
+        Epoch {
+            start: clock.raw(),
+            clock,
+            wall_ns,
+        }
     })
 }
 
 /// Nanoseconds since this process's time origin.
+#[inline]
 pub fn now_ns() -> u64 {
-    epoch().0.elapsed().as_nanos() as u64
+    let e = epoch();
+    e.clock.delta_as_nanos(e.start, e.clock.raw())
 }
 
 /// The wall clock (nanoseconds since the Unix epoch) at this process's time origin.
 pub fn origin_wall_ns() -> u64 {
-    epoch().1
+    epoch().wall_ns
 }
 
 /// True while recording; one relaxed load.
@@ -270,6 +290,7 @@ fn instant(category: &'static str, name: &'static str, detail: Detail) {
         name,
         ts_ns: now_ns(),
         flow: 0,
+        started_here: false,
         detail: Some(detail),
     }]);
 }
@@ -412,9 +433,19 @@ impl Drop for Span {
             name: s.name,
             ts_ns: s.start,
             flow: s.flow,
+            started_here: false,
             detail: None,
         };
         match s.submitted {
+            // Submitted and started here at once, under the span's own names (a task run where
+            // it was submitted; the same static strings): the span says so, one event for the
+            // three.
+            Some(p) if std::ptr::eq(p.category, s.category) && std::ptr::eq(p.name, s.name) => {
+                buffers::record([Entry {
+                    started_here: true,
+                    ..complete
+                }])
+            }
             // Submitted and started here at once: both at the span's start.
             Some(p) => buffers::record([p.entry(s.start), complete]),
             None => buffers::record([complete]),

@@ -27,6 +27,9 @@ const CHUNK: usize = 8192;
 const FLOW_START: u64 = 0;
 /// `Raw::dur_ns` of an instant (whose `flow` is then the index of its detail).
 const INSTANT: u64 = u64::MAX;
+/// The bit of a span's `Raw::flow` that says its flow started where the span starts (flow ids
+/// stay below 2^63: a rank's flows start at `rank << 40`).
+const STARTED_HERE: u64 = 1 << 63;
 
 static NEXT_THREAD: AtomicU32 = AtomicU32::new(1);
 /// Every thread's buffer since the process started (or since the last [`clear`] dropped the
@@ -46,6 +49,9 @@ pub(super) struct Entry {
     pub(super) ts_ns: u64,
     /// The flow a flow start starts, or the flow a span's start ends (0 for none).
     pub(super) flow: u64,
+    /// For a span that ends a flow: the flow also started here, at the span's start and under
+    /// the span's names (kept as [`STARTED_HERE`] in `Raw::flow`).
+    pub(super) started_here: bool,
     pub(super) detail: Option<Detail>,
 }
 
@@ -128,6 +134,9 @@ fn register() -> Arc<ThreadBuffer> {
 impl Inner {
     fn push(&mut self, e: Entry) {
         let (dur_ns, flow) = match (e.phase, e.detail) {
+            (Phase::Complete { dur_ns }, _) if e.started_here && e.flow != 0 => {
+                (dur_ns.max(1), e.flow | STARTED_HERE)
+            }
             (Phase::Complete { dur_ns }, _) => (dur_ns.max(1), e.flow),
             (Phase::Instant, Some(detail)) => {
                 self.details.push(detail);
@@ -176,8 +185,12 @@ impl Inner {
                     out.push(event(Phase::Instant, 0, detail));
                 }
                 dur_ns => {
-                    if r.flow != 0 {
-                        out.push(event(Phase::FlowEnd, r.flow, None));
+                    let flow = r.flow & !STARTED_HERE;
+                    if r.flow & STARTED_HERE != 0 {
+                        out.push(event(Phase::FlowStart, flow, None));
+                    }
+                    if flow != 0 {
+                        out.push(event(Phase::FlowEnd, flow, None));
                     }
                     out.push(event(Phase::Complete { dur_ns }, 0, None));
                 }
@@ -242,5 +255,38 @@ mod tests {
         assert_eq!((a, b, c), (0, 1, 2));
         assert_eq!((s.id("m::f"), s.id("task"), s.id("m::g")), (1, 0, 2));
         assert_eq!(s.list, ["task", "m::f", "m::g"]);
+    }
+
+    #[test]
+    fn a_span_started_where_it_was_submitted_is_kept_once_and_read_as_three_events() {
+        let mut inner = Inner {
+            name: "t".into(),
+            chunks: Vec::new(),
+            strings: Strings::default(),
+            details: Vec::new(),
+        };
+        inner.push(Entry {
+            phase: Phase::Complete { dur_ns: 40 },
+            category: "task",
+            name: "m::f",
+            ts_ns: 100,
+            flow: 7,
+            started_here: true,
+            detail: None,
+        });
+        assert_eq!(inner.chunks.iter().map(Vec::len).sum::<usize>(), 1);
+        let mut out = Vec::new();
+        inner.events(3, &mut out);
+        let kinds: Vec<(Phase, u64, u64)> =
+            out.iter().map(|e| (e.phase, e.flow, e.ts_ns)).collect();
+        assert_eq!(
+            kinds,
+            [
+                (Phase::FlowStart, 7, 100),
+                (Phase::FlowEnd, 7, 100),
+                (Phase::Complete { dur_ns: 40 }, 0, 100)
+            ]
+        );
+        assert!(out.iter().all(|e| e.name == "m::f" && e.thread == 3));
     }
 }
