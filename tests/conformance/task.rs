@@ -34,6 +34,7 @@ pub(crate) fn cases() -> Vec<Case> {
         local_call,
         nested_calls,
         nested_fib,
+        deep_nested_chain,
         helpers_of_a_task_run_elsewhere,
         dependents_fail_without_running,
         refs_inside_values,
@@ -314,6 +315,22 @@ fn fib(n: u64) -> u64 {
 /// however few workers there are.
 fn nested_fib() -> Outcome {
     ensure_eq!(fetch(&fib::remote(12))?, 144);
+    Ok(())
+}
+
+/// A task that waits for its child, which waits for its own child, `depth` levels down.
+#[unidist::remote]
+fn chain_down(depth: u32) -> u32 {
+    if depth == 0 {
+        return 0;
+    }
+    unidist::get(&chain_down::remote(depth - 1)).expect("the next link failed") + 1
+}
+
+/// A chain of 10,000 tasks, each blocked in `get` on the next: it finishes, however few
+/// workers there are, without deadlocking the pool or overflowing a thread's stack.
+fn deep_nested_chain() -> Outcome {
+    ensure_eq!(fetch(&chain_down::remote(10_000))?, 10_000);
     Ok(())
 }
 

@@ -1,27 +1,35 @@
 //! Executors of a worker rank: the task pool, and the hooks that tie an actor's thread to the
 //! node.
 //!
-//! The pool keeps `target` threads able to run tasks. A task that blocks in `get`/`wait` (or
-//! an actor lookup) lends its slot: the pool starts a replacement thread while it waits, and the
+//! The pool keeps `target` threads able to run tasks. A task that blocks in `get` on a child
+//! still queued here runs the child itself, on its own thread ([`help`], as work-stealing pools
+//! do), up to [`HELP_DEPTH`] levels deep. A task that blocks otherwise in `get`/`wait` (or an
+//! actor lookup) lends its slot: the pool starts a replacement thread while it waits, and the
 //! surplus thread retires after the task it is running, so nested `get` never deadlocks the
 //! pool whatever its size. Each actor runs on core's [`unidist_core::actor::ActorThread`]
 //! (calls start in arrival order, `async fn` calls continue concurrently); [`MpiHooks`] carry
 //! each call's reply back to the node.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use unidist_core::actor::{CallHooks, CallResult};
 use unidist_core::registry::RemoteFunction;
-use unidist_core::{retry, ActorId, DeadReason, Error, Payload, TaskError};
+use unidist_core::{retry, ActorId, DeadReason, Error, ObjectId, Payload, TaskError};
 
 use crate::node::{Node, Reply, Ticket, Timer};
 
 /// How long a task thread polls for the next task before it sleeps.
 const JOB_SPIN: Duration = Duration::from_micros(100);
+/// How many tasks one thread runs inside each other while their parents wait for them
+/// ([`help`]); deeper, a waiting task lends its slot instead, so that a 10,000-deep chain of
+/// nested `get` does not grow one thread's stack 10,000 frames deep.
+pub(crate) const HELP_DEPTH: usize = 32;
+/// How many of the most recently queued tasks a waiting task looks through for its children.
+const HELP_SCAN: usize = 64;
 
 /// Arguments of a call once resolved: every payload, or the error that fails the call
 /// ([`unidist_core::call::resolve_args`]).
@@ -43,10 +51,18 @@ struct Counts {
     running: usize,
 }
 
+/// The tasks waiting for a thread, and how many threads sleep until one comes.
+#[derive(Default)]
+struct Queue {
+    jobs: VecDeque<Job>,
+    sleepers: usize,
+}
+
 /// The task pool of a worker rank.
 pub(crate) struct Pool {
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
+    queue: Mutex<Queue>,
+    /// Signalled when a task is queued while a thread sleeps.
+    queued: Condvar,
     counts: Mutex<Counts>,
     target: usize,
     node: Weak<Node>,
@@ -56,15 +72,16 @@ pub(crate) struct Pool {
 
 thread_local! {
     static CURRENT: RefCell<Option<Arc<Pool>>> = const { RefCell::new(None) };
+    // How many tasks this thread runs inside a waiting task ([`help`]).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 impl Pool {
     /// Starts a pool of `target` threads.
     pub(crate) fn start(target: usize, node: Weak<Node>) -> Arc<Pool> {
-        let (tx, rx) = crossbeam_channel::unbounded();
         let pool = Arc::new(Pool {
-            tx,
-            rx,
+            queue: Mutex::new(Queue::default()),
+            queued: Condvar::new(),
             counts: Mutex::new(Counts {
                 total: 0,
                 blocked: 0,
@@ -105,7 +122,22 @@ impl Pool {
 
     /// Queues a task again (a retry after a timeout: the timer already watches it).
     pub(crate) fn requeue(&self, job: Job) {
-        let _ = self.tx.send(job);
+        let mut q = self.queue.lock();
+        q.jobs.push_back(job);
+        if q.sleepers > 0 {
+            drop(q);
+            self.queued.notify_one();
+        }
+    }
+
+    /// Takes a queued task that produces one of `ids`, among the most recently queued.
+    fn take_producing(&self, ids: &[ObjectId]) -> Option<Job> {
+        let mut q = self.queue.lock();
+        let n = q.jobs.len();
+        let i = (n.saturating_sub(HELP_SCAN)..n)
+            .rev()
+            .find(|&i| q.jobs[i].reply.outputs.iter().any(|o| ids.contains(o)))?;
+        q.jobs.remove(i)
     }
 
     /// The work this rank has taken on: tasks running and not blocked in `get`, and tasks
@@ -113,7 +145,9 @@ impl Pool {
     /// calls it sent them), so that a task does not queue its helpers' work behind itself.
     pub(crate) fn load(&self) -> usize {
         let c = self.counts.lock();
-        c.running.saturating_sub(c.blocked) + self.rx.len()
+        let running = c.running.saturating_sub(c.blocked);
+        drop(c);
+        running + self.queue.lock().jobs.len()
     }
 
     /// A running task's thread was abandoned (its task timed out or was cancelled): its slot
@@ -125,24 +159,32 @@ impl Pool {
     /// The next task: a thread that just finished one polls (yielding the CPU) for a short
     /// while before it sleeps, so that a stream of short tasks, such as a caller that submits
     /// and waits in a loop, does not pay a thread wake-up per task.
-    fn next_job(&self) -> Option<Job> {
+    fn next_job(&self) -> Job {
         let spin_until = Instant::now() + JOB_SPIN;
         loop {
-            match self.rx.try_recv() {
-                Ok(job) => return Some(job),
-                Err(crossbeam_channel::TryRecvError::Disconnected) => return None,
-                Err(crossbeam_channel::TryRecvError::Empty) => {}
+            if let Some(job) = self.queue.lock().jobs.pop_front() {
+                return job;
             }
             if Instant::now() >= spin_until {
-                return self.rx.recv().ok();
+                break;
             }
             std::thread::yield_now();
+        }
+        let mut q = self.queue.lock();
+        loop {
+            if let Some(job) = q.jobs.pop_front() {
+                return job;
+            }
+            q.sleepers += 1;
+            self.queued.wait(&mut q);
+            q.sleepers -= 1;
         }
     }
 
     fn thread_main(self: Arc<Self>) {
         CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
-        while let Some(job) = self.next_job() {
+        loop {
+            let job = self.next_job();
             let Some(node) = self.node.upgrade() else {
                 break;
             };
@@ -172,6 +214,27 @@ impl Pool {
     fn block_end(&self) {
         self.counts.lock().blocked -= 1;
     }
+}
+
+/// On a pool thread whose task waits for `ids`: runs one queued task that produces one of them,
+/// here and now, instead of waiting for another thread to take it (a nested `get` on a child
+/// queued on this rank costs no hand-off and no thread wake-up). Returns whether it ran one;
+/// never on other threads, nor deeper than [`HELP_DEPTH`].
+pub(crate) fn help(node: &Node, ids: &[ObjectId]) -> bool {
+    let Some(pool) = CURRENT.with(|c| c.borrow().clone()) else {
+        return false;
+    };
+    let depth = DEPTH.with(Cell::get);
+    if depth >= HELP_DEPTH {
+        return false;
+    }
+    let Some(job) = pool.take_producing(ids) else {
+        return false;
+    };
+    DEPTH.with(|d| d.set(depth + 1));
+    run_job(&pool, node, job);
+    DEPTH.with(|d| d.set(depth));
+    true
 }
 
 /// Runs `f`, which may block for a long time; on a pool thread the slot is lent meanwhile.
@@ -303,6 +366,7 @@ pub(crate) fn spawn_actor(actor: ActorId) -> std::io::Result<ActorThread> {
 mod tests {
     use std::any::Any;
 
+    use crossbeam_channel::Receiver;
     use unidist_core::actor::ActorMessage;
     use unidist_core::value::output;
     use unidist_core::{ActorClassEntry, ActorMethodEntry, ErrorKind, MethodKind, ObjectId};

@@ -81,6 +81,10 @@ use crate::store::{Slot, Store};
 
 /// The backend's name, as in `UNIDIST_BACKEND`.
 const NAME: &str = "pyseq";
+/// A task run inline continues on a fresh stack segment when less than this is left.
+const STACK_RED_ZONE: usize = 256 * 1024;
+/// The size of such a segment.
+const STACK_SEGMENT: usize = 8 * 1024 * 1024;
 
 /// Starts the sequential backend.
 ///
@@ -184,14 +188,17 @@ impl Backend for Pyseq {
             // No store lock is held here: the function may call back into the backend. A run
             // that panics is re-run at once, here, while the options allow it; one that took
             // longer than its timeout fails with `Timeout` when it returns.
-            Ok(payloads) => {
+            // Tasks nest on the caller's stack (a task that submits and waits for a task that
+            // does the same, thousands deep): near the end of the stack the run continues on a
+            // fresh segment instead of overflowing it.
+            Ok(payloads) => stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
                 let mut runs = 0;
                 retry::run_with_retries(function, &payloads, options, || {
                     runs += 1;
                     Some(runs)
                 })
                 .unwrap_or_else(|| Err(retry::cancelled(function.name)))
-            }
+            }),
             Err(e) => Err(task_failed(e)),
         };
         let succeeded = result.is_ok();

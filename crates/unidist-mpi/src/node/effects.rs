@@ -151,6 +151,14 @@ impl Node {
         };
         for s in sends {
             match s {
+                // A message to this rank itself (a task a worker's task submits to its own
+                // rank, its completion) is handled here, not handed to the communication
+                // thread and back: no two thread wake-ups, and the task is queued before its
+                // submitter waits for it, so the submitter can run it ([`crate::exec::help`]).
+                Outgoing::Msg(d, m) if d == self.rank => {
+                    self.observe_send(d, &m);
+                    self.handle(d, m);
+                }
                 Outgoing::Msg(d, m) => self.send(d, m),
                 Outgoing::Value {
                     dest,

@@ -127,6 +127,17 @@ impl Node {
             return true;
         }
         MutexGuard::unlocked(&mut state, || self.apply(std::mem::take(&mut effects)));
+        // A task thread runs the children it waits for that are still queued on this rank.
+        while let WaitKeys::Objects(ids) | WaitKeys::ObjectsOrFailure(ids) = keys(&state) {
+            if !MutexGuard::unlocked(&mut state, || exec::help(self, &ids)) {
+                break;
+            }
+            kick(&mut state, &mut effects);
+            MutexGuard::unlocked(&mut state, || self.apply(std::mem::take(&mut effects)));
+            if ready(&state) {
+                return true;
+            }
+        }
         // Rank 0's caller polls briefly before it sleeps: a short task's result then arrives
         // without a thread wake-up, which is most of a synchronous round trip's cost.
         if self.rank == 0 {
