@@ -11,9 +11,10 @@
 //! timeline, alternating processes, and sets the medians side by side: retries against none
 //! (target within 1.1x), timeline on against off (target within 1.3x).
 //!
-//! `--toggle-timeline` (with `UNIDIST_TIMELINE` set, on a backend that runs in this process
-//! alone): each round also makes a plain submission with the recorder on, while the other two
-//! run with it off, so that on and off are compared in the same process, round by round. The
+//! `--toggle-timeline` (with `UNIDIST_TIMELINE` set): each round also makes a plain submission
+//! with the recorder on, while the other two run with it off, so that on and off are compared
+//! in the same processes, round by round. The backend switches the recorder of every process
+//! (`Backend::set_recording`: on MPI rank 0 asks each worker and waits for its answer). The
 //! recording grows over the rounds as it would in a program that records throughout, and the
 //! trace written at `shutdown` holds every recorded round.
 //!
@@ -95,6 +96,16 @@ struct Rates {
     recorded: Vec<f64>,
 }
 
+/// Pauses or resumes the recorder of every process of the job.
+fn recording(on: bool) -> Result<(), String> {
+    match unidist_core::runtime::current() {
+        Some(b) => b
+            .set_recording(on)
+            .map_err(|e| format!("switching the recorder: {e}")),
+        None => Err("no runtime".into()),
+    }
+}
+
 /// Warms up, then measures `args.rounds` rounds, rotating which kind goes first so that none
 /// always runs on a warmer machine.
 fn measure(args: &Args) -> Result<Rates, String> {
@@ -104,18 +115,18 @@ fn measure(args: &Args) -> Result<Rates, String> {
     let mut kinds = vec![Kind::Plain, Kind::Retries];
     if args.toggle {
         kinds.push(Kind::Recorded);
-        timeline::stop();
+        recording(false)?;
     }
     let mut rates = Rates::default();
     for round in 0..args.rounds {
         for i in 0..kinds.len() {
             let kind = kinds[(round + i) % kinds.len()];
             if kind == Kind::Recorded {
-                timeline::resume();
+                recording(true)?;
             }
             let r = rate(args.tasks, kind == Kind::Retries);
             if kind == Kind::Recorded {
-                timeline::stop();
+                recording(false)?;
             }
             match kind {
                 Kind::Plain => &mut rates.plain,

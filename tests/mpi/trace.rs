@@ -90,9 +90,10 @@ fn run() -> Result<(), String> {
         None => {}
         Some("bad-path") => return bad_path(&path),
         Some("lost-file") => return lost_file(&path),
+        Some("paused") => return paused(&path),
         Some(other) => {
             return Err(format!(
-                "unknown mode {other:?} (accepted: bad-path, lost-file)"
+                "unknown mode {other:?} (accepted: bad-path, lost-file, paused)"
             ))
         }
     }
@@ -137,6 +138,58 @@ fn lost_file(path: &str) -> Result<(), String> {
             format!("shutdown's error does not name {path}: {e}")
         }),
     }
+}
+
+#[unidist::remote]
+fn unrecorded(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+/// The recorder paused on every rank (what the cost benchmark does between rounds): tasks run
+/// while it is paused leave no event on any rank; after it resumes, tasks are recorded again.
+fn paused(path: &str) -> Result<(), String> {
+    unidist::init().map_err(|e| format!("init failed: {e}"))?;
+    every_worker_started()?;
+    let switch = |on: bool| {
+        unidist_core::runtime::current()
+            .ok_or_else(|| "no runtime after init".to_string())?
+            .set_recording(on)
+            .map_err(|e| format!("set_recording({on}) failed: {e}"))
+    };
+    switch(false)?;
+    let refs: Vec<_> = (0..4 * WORKERS).map(|_| unrecorded::remote(2)).collect();
+    let hidden: BTreeSet<u32> = unidist::get_all(&refs)
+        .map_err(|e| format!("a task failed: {e}"))?
+        .into_iter()
+        .collect();
+    switch(true)?;
+    let refs: Vec<_> = (0..WORK as u64).map(|i| work::remote(2 + i % 3)).collect();
+    unidist::get_all(&refs).map_err(|e| format!("a task failed: {e}"))?;
+    unidist::shutdown().map_err(|e| format!("shutdown failed: {e}"))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read the trace {path}: {e}"))?;
+    let trace: Json =
+        serde_json::from_str(&text).map_err(|e| format!("the trace is not JSON: {e}"))?;
+    let spans = |suffix: &str| {
+        events(&trace).map(|es| {
+            es.iter()
+                .filter(|e| e["ph"] == "X" && e["cat"] == "task")
+                .filter(|e| e["name"].as_str().is_some_and(|n| n.ends_with(suffix)))
+                .count()
+        })
+    };
+    let (hidden_spans, recorded) = (spans("unrecorded")?, spans("work")?);
+    check(hidden_spans == 0, || {
+        format!(
+            "trace: {hidden_spans} spans of tasks run while the recorder was paused (on ranks \
+             whose processes were {hidden:?})"
+        )
+    })?;
+    // The work tasks before the pause (every_worker_started) and after it.
+    check(recorded > WORK, || {
+        format!("trace: {recorded} work spans, at least {WORK} ran after the recorder resumed")
+    })
 }
 
 /// Returns once a task has run on each of the job's [`WORKERS`] workers: every rank checks the

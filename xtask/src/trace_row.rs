@@ -53,7 +53,7 @@ pub(crate) fn run(selects: &dyn Fn(&Row) -> bool) -> Vec<(String, Outcome)> {
             println!("==> trace: {label}");
             let started = Instant::now();
             let r = build(backend, imp).and_then(|bin| {
-                ["", "bad-path", "lost-file"]
+                ["", "bad-path", "lost-file", "paused"]
                     .into_iter()
                     .try_for_each(|mode| run_one(backend, imp, launch, &bin, mode))
             });

@@ -340,6 +340,19 @@ pub trait Backend: Send + Sync + 'static {
         Ok(vec![crate::observe::timeline::local_trace()])
     }
 
+    /// Pauses (`false`) or resumes the timeline recorder of every process, keeping what was
+    /// recorded (the cost benchmark compares rounds with and without it in the same
+    /// processes); by default this process's. Returns once every process's recorder is as
+    /// asked.
+    fn set_recording(&self, on: bool) -> Result<()> {
+        if on {
+            crate::observe::timeline::resume();
+        } else {
+            crate::observe::timeline::stop();
+        }
+        Ok(())
+    }
+
     /// Stops the workers and frees every object; idempotent.
     fn shutdown(&self) -> Result<()>;
 

@@ -282,6 +282,10 @@ pub enum NodeMsg {
     Cancel { seq: u64 },
     /// Cancel the call that produces `id` (to its owner, which routes it to the call's rank).
     CancelRef { id: ObjectId },
+    /// Pause (`on: false`) or resume the timeline recorder of a worker (rank 0 to workers).
+    RecordSwitch { ask: u64, on: bool },
+    /// Answer to `RecordSwitch`: the worker's recorder is as asked.
+    RecordSwitched { ask: u64 },
 }
 
 /// The fault-tolerance options of a task on the wire (see `TaskOptions` in core).

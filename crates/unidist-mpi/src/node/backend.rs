@@ -128,6 +128,11 @@ impl Backend for Node {
         Ok(self.gathered_timeline())
     }
 
+    fn set_recording(&self, on: bool) -> Result<()> {
+        self.switch_recording(on);
+        Ok(())
+    }
+
     fn shutdown(&self) -> Result<()> {
         if self.rank != 0 {
             // Workers end when rank 0 shuts the job down.

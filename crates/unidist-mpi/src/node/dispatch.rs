@@ -58,7 +58,9 @@ impl Node {
             | NodeMsg::StatsAsk { .. }
             | NodeMsg::StatsReply { .. }
             | NodeMsg::TraceAsk { .. }
-            | NodeMsg::TraceReply { .. }) => self.observe_message(src, m),
+            | NodeMsg::TraceReply { .. }
+            | NodeMsg::RecordSwitch { .. }
+            | NodeMsg::RecordSwitched { .. }) => self.observe_message(src, m),
             NodeMsg::TaskWith {
                 seq,
                 func,

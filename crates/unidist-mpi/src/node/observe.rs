@@ -44,6 +44,8 @@ enum Answer {
     },
     Stats(WorkerStats),
     Trace(Box<ProcessTrace>),
+    /// Its recorder is paused or resumed as asked.
+    Switched,
 }
 
 /// Answers received for the requests still waited for.
@@ -66,6 +68,14 @@ pub(crate) struct Observer {
     flows: Mutex<HashMap<(u32, u64), u64>>,
     /// Rank 0: every rank's recording, gathered at shutdown for `timeline` after it.
     gathered: Mutex<Option<Vec<ProcessTrace>>>,
+}
+
+fn switch_on(ask: u64) -> NodeMsg {
+    NodeMsg::RecordSwitch { ask, on: true }
+}
+
+fn switch_off(ask: u64) -> NodeMsg {
+    NodeMsg::RecordSwitch { ask, on: false }
 }
 
 /// Bytes of the values a message carries between processes.
@@ -215,6 +225,16 @@ impl Node {
                     None => tracing::error!(src, "a timeline recording arrived incomplete"),
                 }
             }
+            NodeMsg::RecordSwitch { ask, on } => {
+                // Only a recording that `init` started (UNIDIST_TIMELINE) is resumed.
+                if on {
+                    timeline::resume();
+                } else {
+                    timeline::stop();
+                }
+                self.send(src, NodeMsg::RecordSwitched { ask });
+            }
+            NodeMsg::RecordSwitched { ask } => self.answered(ask, src, Answer::Switched),
             other => tracing::error!(?other, "not an observing message"),
         }
     }
@@ -336,6 +356,21 @@ impl Node {
             }
         }
         Stats::from_workers(workers)
+    }
+
+    /// Pauses or resumes the timeline recorder here and, on rank 0, on every live worker,
+    /// returning once they answered (a lost or silent worker is skipped after
+    /// [`STATS_WAIT`]).
+    pub(super) fn switch_recording(&self, on: bool) {
+        if on {
+            timeline::resume();
+        } else {
+            timeline::stop();
+        }
+        if self.rank == 0 {
+            let request = if on { switch_on } else { switch_off };
+            self.ask_workers(request, STATS_WAIT);
+        }
     }
 
     /// Every rank's recording with its clock offset (rank 0, while the timeline records), or
