@@ -19,6 +19,11 @@ use crate::tasks::{Task, TaskCell};
 /// Stack size of pool and compensation threads. A worker blocked on a queued task runs it on
 /// its own stack, so chains of nested `get`s nest frames; only touched pages become resident.
 const WORKER_STACK_SIZE: usize = 16 << 20;
+/// A producer run inside its waiter continues on a fresh stack segment when less than this is
+/// left ...
+const STACK_RED_ZONE: usize = 256 * 1024;
+/// ... of this size.
+const STACK_SEGMENT: usize = 8 << 20;
 
 /// Spins of a blocked thread before it parks (and, on a worker, lends its slot): a short
 /// task is often done by then, and parking costs a futex round trip.
@@ -277,8 +282,10 @@ impl Shared {
         }
         let Some(cell) = producer else { return false };
         match cell.take_runnable() {
+            // Producers run inside their waiters, thousands deep in a chain of nested `get`:
+            // near the end of the stack the run continues on a fresh segment.
             Some(task) => {
-                self.run_task(&cell, task);
+                stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || self.run_task(&cell, task));
                 true
             }
             None => false,
