@@ -199,6 +199,10 @@ pub(crate) fn ci() -> i32 {
     }
     if let Some((name, why)) = &failure {
         println!("ci failed at step {name}: {why}");
+        // A full disk fails builds with a cause printed far above; say how full it is here.
+        if let Ok(out) = Command::new("df").args(["-h", "."]).output() {
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
     }
     if let Some((passed, failed)) = summary_slot.get() {
         println!("{passed} passed, {failed} failed");

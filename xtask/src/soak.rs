@@ -273,7 +273,7 @@ fn build(mut cmd: Command, features: &[&str], target_dir: PathBuf) -> Result<Pat
     for f in features {
         cmd.args(["--features", f]);
     }
-    util::run_step(&mut cmd).map_err(BuildError::Failed)?;
+    util::run_step_with_cause(&mut cmd).map_err(BuildError::Failed)?;
     Ok(target_dir.join("release").join("soak"))
 }
 

@@ -154,6 +154,54 @@ pub(crate) fn run_step(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// Like [`run_step`], but the command's stderr is also kept: when it fails, the error ends with
+/// the lines that say why (cargo's `error` lines, or the last lines written), so a summary table
+/// far below the build's own output still names the cause.
+pub(crate) fn run_step_with_cause(cmd: &mut Command) -> Result<(), String> {
+    use std::io::{BufRead, BufReader, Write};
+    let shown = describe(cmd);
+    let mut child = cmd
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run `{shown}`: {e}"))?;
+    let mut kept: Vec<String> = Vec::new();
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+            kept.push(line);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cannot wait for `{shown}`: {e}"))?;
+    if status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "`{shown}` failed ({status}): {}",
+        failure_cause(&kept)
+    ))
+}
+
+/// The lines of a failed command's stderr that say why: cargo's and rustc's `error` lines with
+/// the line after each, else the last three lines.
+fn failure_cause(lines: &[String]) -> String {
+    let mut picked: Vec<&str> = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if l.starts_with("error") {
+            picked.push(l.trim());
+            if let Some(next) = lines.get(i + 1) {
+                picked.push(next.trim());
+            }
+        }
+    }
+    if picked.is_empty() {
+        picked = lines.iter().rev().take(3).rev().map(|l| l.trim()).collect();
+    }
+    picked.truncate(12);
+    picked.join(" | ")
+}
+
 /// Runs a command with `input` on its standard input; Ok when it exits 0.
 pub(crate) fn run_with_input(cmd: &mut Command, input: &str) -> Result<(), String> {
     use std::io::Write;
@@ -206,6 +254,27 @@ mod tests {
         let mut cmd = Command::new("sh");
         cmd.args(["-c", script]);
         cmd
+    }
+
+    #[test]
+    fn a_failed_build_names_its_error_lines() {
+        let err = run_step_with_cause(&mut sh(
+            "echo 'Compiling x' >&2; echo 'error: could not write output' >&2; \
+             echo '  No space left on device' >&2; echo 'warning: build failed' >&2; exit 101",
+        ))
+        .unwrap_err();
+        assert!(err.contains("exit status: 101"), "{err}");
+        assert!(
+            err.ends_with("error: could not write output | No space left on device"),
+            "{err}"
+        );
+        // Without an error line, the last lines say it.
+        let err = run_step_with_cause(&mut sh(
+            "echo a >&2; echo b >&2; echo c >&2; echo d >&2; exit 2",
+        ))
+        .unwrap_err();
+        assert!(err.ends_with("b | c | d"), "{err}");
+        assert!(run_step_with_cause(&mut sh("echo fine >&2")).is_ok());
     }
 
     #[test]
