@@ -10,8 +10,8 @@ use crate::fixtures::{
     add, checked_ratio, count_then_echo, return_none, slow, square, with_square, Counter, SLOW_MS,
 };
 use crate::harness::{
-    cases, ensure, ensure_eq, ensure_mentions, eventually, expect_err, fetch, Case, Outcome,
-    READ_LIMIT,
+    capabilities, cases, ensure, ensure_eq, ensure_mentions, eventually, expect_err, fetch, Case,
+    Outcome, READ_LIMIT,
 };
 
 pub(crate) fn cases() -> Vec<Case> {
@@ -31,6 +31,7 @@ pub(crate) fn cases() -> Vec<Case> {
         serialize_dict_with_tuple_key,
         data_immutability,
         argument_forms,
+        by_value_arguments_move,
         local_call,
         nested_calls,
         nested_fib,
@@ -270,6 +271,58 @@ fn argument_forms() -> Outcome {
     ensure_eq!(fetch(&add::remote(r.clone(), &r))?, 6);
     // The ref is still usable after being passed both ways.
     ensure_eq!(fetch(&r)?, 3);
+    Ok(())
+}
+
+/// Where the data of the `Vec` it received by value is, in the process that ran it.
+#[unidist::remote]
+fn owned_data_address(v: Vec<u8>) -> usize {
+    v.as_ptr() as usize
+}
+
+/// Where the data of the bytes it borrowed is, in the process that ran it.
+#[unidist::remote]
+fn borrowed_data_address(v: &[u8]) -> usize {
+    v.as_ptr() as usize
+}
+
+/// A value passed directly to a by-value parameter is moved into the body, not copied: where
+/// the task runs in the caller's process, the body gets the very allocation the caller passed.
+/// An object made by `put` is shared, so a by-value parameter gets a copy of it and later
+/// readers still see it whole, while a `&T` parameter borrows it in place. Across processes
+/// addresses mean nothing; there the same calls only have to succeed.
+fn by_value_arguments_move() -> Outcome {
+    let in_process = !capabilities()?.separate_processes;
+    let v = vec![7u8; 1 << 20];
+    let passed = v.as_ptr() as usize;
+    let seen = fetch(&owned_data_address::remote(v))?;
+    if in_process {
+        ensure!(
+            seen == passed,
+            "the by-value argument was copied: the body saw its data at {seen:#x}, the caller \
+             passed it at {passed:#x}"
+        );
+    }
+
+    let v = vec![9u8; 1 << 20];
+    let put_at = v.as_ptr() as usize;
+    let stored = unidist::put(v);
+    let borrowed = fetch(&borrowed_data_address::remote(&stored))?;
+    let owned = fetch(&owned_data_address::remote(&stored))?;
+    if in_process {
+        ensure!(
+            borrowed == put_at,
+            "a `&[u8]` parameter did not borrow the stored object in place"
+        );
+        ensure!(
+            owned != put_at,
+            "a by-value parameter took the stored object instead of a copy of it"
+        );
+    }
+    ensure!(
+        fetch(&stored)? == vec![9u8; 1 << 20],
+        "the stored object changed after tasks read it"
+    );
     Ok(())
 }
 

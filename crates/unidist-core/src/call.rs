@@ -9,7 +9,7 @@
 
 use crate::backend::Arg;
 use crate::error::{Error, TaskError};
-use crate::object_ref::ObjectId;
+use crate::object_ref::{AnyRef, ObjectId};
 use crate::task::argument_failed;
 use crate::value::Payload;
 
@@ -91,6 +91,39 @@ pub fn resolve_call_args<'a>(
     })
 }
 
+/// As [`resolve_call_args`], but takes the arguments by value, for a call that runs once from
+/// them: a value given directly moves into its payload instead of being shared with `args`, so
+/// when nothing else holds it the body's by-value parameter takes it without a copy
+/// ([`Payload::into_owned`]).
+///
+/// The refs come back with the result, every one of them (also those after a failed or
+/// pending argument): they keep their objects alive, so the backend drops them once the call's
+/// outputs are settled, as it would have dropped `args`.
+pub fn resolve_owned_call_args(
+    name: &str,
+    args: Vec<Arg>,
+    mut lookup: impl FnMut(ObjectId) -> ArgState,
+) -> (Resolved, Vec<AnyRef>) {
+    let mut refs = Vec::new();
+    let mut args = args.into_iter();
+    let resolved = resolve_args(name, args.by_ref(), |arg| match arg {
+        Arg::Value(v) => ArgState::Ready(Payload::Local(v)),
+        Arg::Ref(r) => {
+            let state = match r.id() {
+                Ok(id) => lookup(id),
+                Err(e) => ArgState::Failed(e),
+            };
+            refs.push(r);
+            state
+        }
+    });
+    refs.extend(args.filter_map(|arg| match arg {
+        Arg::Ref(r) => Some(r),
+        Arg::Value(_) => None,
+    }));
+    (resolved, refs)
+}
+
 /// The id of an argument that is a live ref; what a backend waits for before a call runs.
 pub fn ref_id(arg: &Arg) -> Option<ObjectId> {
     match arg {
@@ -145,5 +178,36 @@ mod tests {
         let r = resolve_args("f", states, |s| s);
         assert!(matches!(r, Resolved::Pending(id) if id == ObjectId::new(0, 9)));
         assert!(r.ready().is_none());
+    }
+
+    #[test]
+    fn owned_arguments_move_their_values_and_give_back_every_ref() {
+        let args = vec![value(1), value(2)];
+        let (Resolved::Ready(p), refs) = resolve_owned_call_args("f", args, |_| unreachable!())
+        else {
+            panic!("expected ready arguments");
+        };
+        assert!(refs.is_empty());
+        for payload in &p {
+            let Payload::Local(v) = payload else {
+                panic!("expected a local payload")
+            };
+            assert_eq!(Arc::strong_count(v), 1, "the value is still shared");
+        }
+        let got: Vec<i64> = p.into_iter().map(|p| p.into_owned().unwrap()).collect();
+        assert_eq!(got, [1, 2]);
+
+        let failed = || Arg::Ref(AnyRef::failed(Error::ShutDown));
+        let args = vec![value(1), failed(), value(3), failed()];
+        let (Resolved::Failed(e), refs) = resolve_owned_call_args("m::f", args, |_| unreachable!())
+        else {
+            panic!("expected a failed call");
+        };
+        assert!(e.message.contains("argument 1"), "{e}");
+        assert_eq!(
+            refs.len(),
+            2,
+            "a ref after the failed one was dropped early"
+        );
     }
 }

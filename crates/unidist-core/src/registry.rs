@@ -17,25 +17,27 @@ pub struct RemoteFunction {
     pub name: &'static str,
     /// How many objects a call produces.
     pub num_returns: usize,
-    /// Reads the arguments, runs the body and splits the result into outputs.
-    pub invoke: fn(&[Payload]) -> Result<Outputs>,
+    /// Reads the arguments, runs the body and splits the result into outputs. It owns the
+    /// arguments, so a by-value parameter can take its value without a copy
+    /// ([`Payload::into_owned`]).
+    pub invoke: fn(Vec<Payload>) -> Result<Outputs>,
 }
 
 /// An actor type.
 pub struct ActorClassEntry {
     /// `module::path::Type`, unique in the binary.
     pub name: &'static str,
-    /// Runs `new` on the arguments.
-    pub construct: fn(&[Payload]) -> Result<ActorState>,
+    /// Runs `new` on the arguments, which it owns (as [`RemoteFunction::invoke`]).
+    pub construct: fn(Vec<Payload>) -> Result<ActorState>,
 }
 
 /// How an actor method takes the actor.
 #[derive(Clone, Copy)]
 pub enum MethodKind {
-    /// `fn(&self, ..)`.
-    Ref(fn(&dyn Any, &[Payload]) -> Result<Outputs>),
+    /// `fn(&self, ..)`. Every trampoline owns its arguments (as [`RemoteFunction::invoke`]).
+    Ref(fn(&dyn Any, Vec<Payload>) -> Result<Outputs>),
     /// `fn(&mut self, ..)`.
-    Mut(fn(&mut dyn Any, &[Payload]) -> Result<Outputs>),
+    Mut(fn(&mut dyn Any, Vec<Payload>) -> Result<Outputs>),
     /// `async fn(&self, ..)`.
     Async(fn(ActorReadGuard, Vec<Payload>) -> LocalBoxFuture<Result<Outputs>>),
     /// `async fn(&mut self, ..)`.
@@ -292,7 +294,7 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn nothing(_: &[Payload]) -> Result<Outputs> {
+    fn nothing(_: Vec<Payload>) -> Result<Outputs> {
         Ok(vec![])
     }
     static A: RemoteFunction = RemoteFunction {

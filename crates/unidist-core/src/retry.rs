@@ -36,7 +36,7 @@ pub fn cancelled(name: &str) -> Error {
 /// `error` runs again: a timeout or a lost worker while retries are left, and a panic too with
 /// `retry_exceptions`.
 pub fn may_retry(options: &TaskOptions, runs: u32, error: &Error) -> bool {
-    if runs > options.max_retries {
+    if is_last_run(options, runs) {
         return false;
     }
     match error {
@@ -44,6 +44,12 @@ pub fn may_retry(options: &TaskOptions, runs: u32, error: &Error) -> bool {
         Error::Task(t) => options.retry_exceptions && t.failure == TaskFailure::Panicked,
         _ => false,
     }
+}
+
+/// True if run number `runs` of a task with `options` is its last whatever its outcome: no
+/// retries are left after it.
+fn is_last_run(options: &TaskOptions, runs: u32) -> bool {
+    runs > options.max_retries
 }
 
 /// The error to store after the last run: `error`, saying how many runs were made when the
@@ -81,22 +87,32 @@ fn runs_note(runs: u32, options: &TaskOptions) -> String {
 /// for the first; a backend that also re-runs a task elsewhere counts those runs too), or
 /// `None` when the task must not run again (it was cancelled or timed out meanwhile): the
 /// result is then `None` and nobody reads it.
+///
+/// A run that may be followed by another gets a clone of `args` (so a by-value parameter is
+/// copied and the next run still has its value); the last possible run gets `args` itself, so
+/// a task without retries moves its values into the body ([`run_function`]).
 pub fn run_with_retries(
     function: &RemoteFunction,
-    args: &[Payload],
+    mut args: Vec<Payload>,
     options: &TaskOptions,
     mut before_run: impl FnMut() -> Option<u32>,
 ) -> Option<Result<Outputs, Error>> {
     let mut again = false;
     loop {
         let runs = before_run()?;
+        // After the last possible run `may_retry` ends the loop, so nothing reads `args` again.
+        let run_args = if is_last_run(options, runs) {
+            std::mem::take(&mut args)
+        } else {
+            args.clone()
+        };
         // Counted once the run begins: a body abandoned by a timer that re-queued the task
         // (counting that retry itself) ends here and must not count another.
         if again {
             crate::observe::stats::count(crate::observe::stats::Counter::TasksRetried);
         }
         let started = Instant::now();
-        let result = run_function(function, args).map_err(Error::from);
+        let result = run_function(function, run_args).map_err(Error::from);
         let error = match (result, options.timeout) {
             (result, Some(limit)) if started.elapsed() > limit => {
                 if let Ok(outputs) = &result {
@@ -126,7 +142,7 @@ mod tests {
     static CALLS: AtomicU32 = AtomicU32::new(0);
 
     /// Panics on its first two runs.
-    fn flaky(_: &[Payload]) -> crate::Result<Outputs> {
+    fn flaky(_: Vec<Payload>) -> crate::Result<Outputs> {
         let n = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
         assert!(n >= 3, "run {n} fails");
         Ok(vec![output(n)])
@@ -151,7 +167,7 @@ mod tests {
         install_panic_hook();
         CALLS.store(0, Ordering::SeqCst);
         let options = TaskOptions::default().max_retries(2);
-        let e = run_with_retries(&FLAKY, &[], &options, counter())
+        let e = run_with_retries(&FLAKY, vec![], &options, counter())
             .unwrap()
             .err()
             .unwrap();
@@ -160,14 +176,14 @@ mod tests {
 
         CALLS.store(0, Ordering::SeqCst);
         let options = options.retry_exceptions(true);
-        let out = run_with_retries(&FLAKY, &[], &options, counter())
+        let out = run_with_retries(&FLAKY, vec![], &options, counter())
             .unwrap()
             .unwrap();
         assert_eq!(out[0].as_any().downcast_ref::<u32>(), Some(&3));
 
         CALLS.store(0, Ordering::SeqCst);
         let options = TaskOptions::default().max_retries(1).retry_exceptions(true);
-        let e = run_with_retries(&FLAKY, &[], &options, counter())
+        let e = run_with_retries(&FLAKY, vec![], &options, counter())
             .unwrap()
             .err()
             .unwrap();
@@ -177,10 +193,10 @@ mod tests {
     #[test]
     fn a_stop_before_a_run_gives_nothing() {
         let options = TaskOptions::default();
-        assert!(run_with_retries(&FLAKY, &[], &options, || None).is_none());
+        assert!(run_with_retries(&FLAKY, vec![], &options, || None).is_none());
     }
 
-    fn slow(_: &[Payload]) -> crate::Result<Outputs> {
+    fn slow(_: Vec<Payload>) -> crate::Result<Outputs> {
         std::thread::sleep(Duration::from_millis(20));
         Ok(vec![output(1u8)])
     }
@@ -197,7 +213,7 @@ mod tests {
             .timeout(Duration::from_millis(1))
             .max_retries(1);
         let mut runs = 0;
-        let e = run_with_retries(&SLOW, &[], &options, || {
+        let e = run_with_retries(&SLOW, vec![], &options, || {
             runs += 1;
             Some(runs)
         })
@@ -213,5 +229,48 @@ mod tests {
         );
         assert!(text.contains("(after 2 runs)"), "{text}");
         assert!(!may_retry(&options, 1, &cancelled("f")));
+    }
+
+    /// Where the data of the `Vec<u8>` argument of each run of [`FIRST_RUN_PANICS`] was.
+    static SEEN: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+    /// Takes a `Vec<u8>` by value, records where its data is, and panics on its first run.
+    fn first_run_panics(args: Vec<Payload>) -> crate::Result<Outputs> {
+        let mut args = args.into_iter();
+        let v = args.next().unwrap().into_owned::<Vec<u8>>()?;
+        let runs = {
+            let mut seen = SEEN.lock().unwrap();
+            seen.push(v.as_ptr() as usize);
+            seen.len()
+        };
+        assert!(runs > 1, "the first run fails");
+        Ok(vec![output(v.len())])
+    }
+
+    static FIRST_RUN_PANICS: RemoteFunction = RemoteFunction {
+        name: "tests::first_run_panics",
+        num_returns: 1,
+        invoke: first_run_panics,
+    };
+
+    #[test]
+    fn a_run_that_may_be_retried_copies_its_arguments_and_the_last_one_moves_them() {
+        install_panic_hook();
+        let v = vec![3u8; 4096];
+        let data = v.as_ptr() as usize;
+        let options = TaskOptions::default().max_retries(1).retry_exceptions(true);
+        let out = run_with_retries(
+            &FIRST_RUN_PANICS,
+            vec![Payload::local(v)],
+            &options,
+            counter(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(out[0].as_any().downcast_ref::<usize>(), Some(&4096));
+        let seen = SEEN.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_ne!(seen[0], data, "the first run took the value a retry needs");
+        assert_eq!(seen[1], data, "the last run got a copy");
     }
 }

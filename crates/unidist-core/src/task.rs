@@ -123,11 +123,16 @@ pub fn argument_failed(name: &str, index: usize, error: &Error) -> TaskError {
 
 /// Runs a remote function on resolved arguments.
 ///
+/// The body owns `args`: a by-value parameter whose value only this call holds takes it without
+/// a copy, and one held elsewhere too (an object in a store, arguments a caller keeps for another
+/// run) is cloned ([`Payload::into_owned`]). A caller that may run the call again passes a clone
+/// of the `Vec`, which clones only `Arc`s.
+///
 /// Returns exactly `function.num_returns` outputs, or the error to store for each of them; a
 /// body that produced another number of outputs is such an error ([`check_arity`]).
 pub fn run_function(
     function: &RemoteFunction,
-    args: &[Payload],
+    args: Vec<Payload>,
 ) -> std::result::Result<Outputs, TaskError> {
     let _span = crate::observe::timeline::Span::execution("task", function.name);
     let outputs = catch_panic(function.name, || (function.invoke)(args))?;
@@ -210,12 +215,12 @@ mod tests {
     use super::*;
     use crate::value::output;
 
-    fn boom(_: &[Payload]) -> Result<Outputs> {
+    fn boom(_: Vec<Payload>) -> Result<Outputs> {
         let d = std::hint::black_box(0);
         Ok(vec![output(1 / d)])
     }
 
-    fn double(args: &[Payload]) -> Result<Outputs> {
+    fn double(args: Vec<Payload>) -> Result<Outputs> {
         let x = args[0].take::<i64>()?;
         Ok(vec![output(x * 2)])
     }
@@ -234,7 +239,7 @@ mod tests {
     #[test]
     fn panic_becomes_task_error() {
         install_panic_hook();
-        let err = run_function(&BOOM, &[]).err().expect("must fail");
+        let err = run_function(&BOOM, vec![]).err().expect("must fail");
         assert_eq!(err.failure, TaskFailure::Panicked);
         assert_eq!(err.function, "tests::boom");
         assert!(err.message.contains("divide by zero"), "{}", err.message);
@@ -248,11 +253,11 @@ mod tests {
 
     #[test]
     fn bad_argument_fails_without_panic() {
-        let err = run_function(&DOUBLE, &[Payload::local("x".to_string())])
+        let err = run_function(&DOUBLE, vec![Payload::local("x".to_string())])
             .err()
             .expect("must fail");
         assert_eq!(err.failure, TaskFailure::ArgumentFailed);
-        let ok = run_function(&DOUBLE, &[Payload::local(21i64)]).unwrap();
+        let ok = run_function(&DOUBLE, vec![Payload::local(21i64)]).unwrap();
         assert_eq!(ok[0].as_any().downcast_ref::<i64>(), Some(&42));
     }
 
@@ -267,7 +272,7 @@ mod tests {
         assert_eq!(check_arity("m::f", 1, vec![output(1u8)]).unwrap().len(), 1);
     }
 
-    fn wrong_count(_: &[Payload]) -> Result<Outputs> {
+    fn wrong_count(_: Vec<Payload>) -> Result<Outputs> {
         Ok(vec![output(1u8), output(2u8)])
     }
 
@@ -279,7 +284,7 @@ mod tests {
 
     #[test]
     fn run_function_checks_the_count() {
-        let err = run_function(&WRONG_COUNT, &[]).err().unwrap();
+        let err = run_function(&WRONG_COUNT, vec![]).err().unwrap();
         assert!(err.message.contains("returned 2 values"), "{err}");
     }
 }

@@ -135,18 +135,36 @@ impl Payload {
                 .as_any()
                 .downcast_ref::<T>()
                 .map(Cow::Borrowed)
-                .ok_or_else(|| Error::TypeMismatch {
-                    object: "value".into(),
-                    expected: std::any::type_name::<T>(),
-                    found: v.type_name().into(),
-                }),
+                .ok_or_else(|| type_mismatch::<T>(v.type_name())),
             Payload::Encoded(e) => Ok(Cow::Owned(decode_encoded::<T>(e)?)),
         }
     }
 
-    /// The value as an owned `T`: one clone when local, one decode when encoded.
+    /// The value as an owned `T`, leaving this payload as it was: one clone when local, one
+    /// decode when encoded. [`into_owned`](Self::into_owned) avoids the clone when it can.
     pub fn take<T: Value>(&self) -> Result<T> {
         self.borrow::<T>().map(Cow::into_owned)
+    }
+
+    /// Consumes the payload and gives its value as an owned `T`.
+    ///
+    /// A local value whose `Arc` this payload holds alone is moved out, without a copy; one that
+    /// is also held elsewhere (an object in a store, arguments kept for a retry) is cloned, so
+    /// the other holders keep it unchanged. An encoded value is decoded. A value of another type
+    /// is the same [`Error::TypeMismatch`] as from [`borrow`](Self::borrow).
+    pub fn into_owned<T: Value>(self) -> Result<T> {
+        match self {
+            Payload::Local(v) => {
+                let found = v.type_name();
+                match v.into_any().downcast::<T>() {
+                    Ok(typed) => {
+                        Ok(Arc::try_unwrap(typed).unwrap_or_else(|shared| T::clone(&shared)))
+                    }
+                    Err(_) => Err(type_mismatch::<T>(found)),
+                }
+            }
+            Payload::Encoded(e) => decode_encoded::<T>(&e),
+        }
     }
 
     /// The encoded form, encoding a local value first.
@@ -155,6 +173,15 @@ impl Payload {
             Payload::Local(v) => Ok(Arc::new(Arc::clone(v).encode_shared(oob_threshold)?)),
             Payload::Encoded(e) => Ok(e.clone()),
         }
+    }
+}
+
+/// The error of reading a local value of type `found` as a `T`.
+fn type_mismatch<T>(found: &'static str) -> Error {
+    Error::TypeMismatch {
+        object: "value".into(),
+        expected: std::any::type_name::<T>(),
+        found: found.into(),
     }
 }
 
@@ -191,6 +218,61 @@ mod tests {
         let err = p.take::<String>().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::TypeMismatch);
         assert!(err.to_string().contains("i64"), "{err}");
+    }
+
+    /// The address of the data of the `Vec<u8>` a local payload holds.
+    fn stored_ptr(p: &Payload) -> *const u8 {
+        let Payload::Local(arc) = p else {
+            panic!("expected local")
+        };
+        arc.as_any().downcast_ref::<Vec<u8>>().unwrap().as_ptr()
+    }
+
+    #[test]
+    fn into_owned_moves_a_value_held_once() {
+        let p = Payload::local(vec![7u8; 1024]);
+        let stored = stored_ptr(&p);
+        let v = p.into_owned::<Vec<u8>>().unwrap();
+        assert_eq!(v.as_ptr(), stored, "the only holder's value was copied");
+        assert_eq!(v, vec![7u8; 1024]);
+    }
+
+    #[test]
+    fn into_owned_clones_a_value_held_elsewhere() {
+        let p = Payload::local(vec![7u8; 1024]);
+        let other = p.clone();
+        let stored = stored_ptr(&p);
+        let v = p.into_owned::<Vec<u8>>().unwrap();
+        assert_ne!(v.as_ptr(), stored, "a shared value was moved out");
+        assert_eq!(v, vec![7u8; 1024]);
+        // The other holder still sees the value, at its place.
+        assert_eq!(stored_ptr(&other), stored);
+        assert_eq!(other.borrow::<Vec<u8>>().unwrap().len(), 1024);
+    }
+
+    #[test]
+    fn into_owned_reports_a_type_mismatch() {
+        let err = Payload::local(5i64).into_owned::<String>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TypeMismatch);
+        assert!(err.to_string().contains("i64"), "{err}");
+        let shared = Payload::local(5i64);
+        let _other = shared.clone();
+        let err = shared.into_owned::<String>().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TypeMismatch);
+    }
+
+    #[test]
+    fn into_owned_decodes_an_encoded_value() {
+        let enc = Payload::local((7u32, String::from("x")))
+            .encoded(1 << 20)
+            .unwrap();
+        let q = Payload::Encoded(enc);
+        let got = q.clone().into_owned::<(u32, String)>().unwrap();
+        assert_eq!(got, (7, "x".to_string()));
+        assert_eq!(
+            q.into_owned::<u64>().unwrap_err().kind(),
+            ErrorKind::Serialize
+        );
     }
 
     #[test]

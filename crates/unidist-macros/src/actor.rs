@@ -416,13 +416,8 @@ fn generate(
         let const_ident = format_ident!("__UNIDIST_M_{}", plain);
         let method_suffix = format!("::{type_name}::{plain}");
         let num = m.returns.num;
-        // Async trampolines own their arguments (a `Vec`), sync ones borrow them (a slice).
-        let args_expr = if m.is_async {
-            quote!(&#args_ident)
-        } else {
-            args_ident.clone()
-        };
-        let (lets, pass) = sig::read_args(&m.params, &args_expr);
+        // Every trampoline owns its arguments (a `Vec`), so by-value parameters can take them.
+        let (lets, pass) = sig::read_args(&m.params, &args_ident);
         let empty = m.params.is_empty();
         let call = quote!(<#self_ty>::#ident(__unidist_this, #(#pass),*));
         let (trampoline, kind) = match (m.is_async, m.mutable) {
@@ -440,7 +435,7 @@ fn generate(
                         #[allow(deprecated)]
                         fn __unidist_call(
                             __unidist_state: #state_ty,
-                            #args_pat: &[::unidist::__private::Payload],
+                            #args_pat: ::std::vec::Vec<::unidist::__private::Payload>,
                         ) -> ::unidist::__private::Result<::unidist::__private::Outputs> {
                             let __unidist_this = ::unidist::__private::#access::<#self_ty>(__unidist_state)?;
                             #(#lets)*
@@ -556,7 +551,7 @@ fn generate(
             pub const __UNIDIST_CLASS: &'static ::unidist::__private::ActorClassEntry = {
                 #[allow(deprecated)]
                 fn __unidist_construct(
-                    #args_pat: &[::unidist::__private::Payload],
+                    #args_pat: ::std::vec::Vec<::unidist::__private::Payload>,
                 ) -> ::unidist::__private::Result<::unidist::__private::ActorState> {
                     #(#lets)*
                     let __unidist_state: ::unidist::__private::ActorState =

@@ -182,7 +182,7 @@ fn expand_fn(attr: TokenStream, func: &ItemFn) -> Result<TokenStream> {
                 // Running a deprecated function remotely is not a new use of it.
                 #[allow(deprecated)]
                 fn __unidist_invoke(
-                    #args_pat: &[::unidist::__private::Payload],
+                    #args_pat: ::std::vec::Vec<::unidist::__private::Payload>,
                 ) -> ::unidist::__private::Result<::unidist::__private::Outputs> {
                     #(#lets)*
                     #body

@@ -265,25 +265,39 @@ pub(crate) fn combine(errors: &mut Option<Error>, e: Error) {
     }
 }
 
-/// `let __unidist_aN = arg::<T>(args, N)?;` per parameter, and the expressions that pass each
-/// argument to the body (by value, or borrowed in place for `&T`).
+/// The statements that read the arguments from `args` (an owned `Vec<Payload>`), and the
+/// expressions that pass each one to the body.
+///
+/// The `Vec` is split into one payload per parameter (`args::<N>`); a `T` parameter consumes its
+/// payload (`Payload::into_owned`, which moves the value out when the call holds it alone) and
+/// a `&T` parameter borrows it in place (`Payload::borrow`).
 pub(crate) fn read_args(
     params: &[Param],
     args: &TokenStream,
 ) -> (Vec<TokenStream>, Vec<TokenStream>) {
-    let mut lets = Vec::new();
+    if params.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let n = params.len();
+    let payloads: Vec<Ident> = (0..n).map(|i| format_ident!("__unidist_p{}", i)).collect();
+    let mut lets = vec![quote! {
+        let [#(#payloads),*] = ::unidist::__private::args::<#n>(#args)?;
+    }];
     let mut pass = Vec::new();
-    for (i, p) in params.iter().enumerate() {
+    for (i, (p, payload)) in params.iter().zip(&payloads).enumerate() {
         let a = format_ident!("__unidist_a{}", i);
         let ty = &p.ty;
-        lets.push(quote_spanned! {ty.span()=>
-            let #a = ::unidist::__private::arg::<#ty>(#args, #i)?;
-        });
-        pass.push(if p.by_ref {
-            quote!(&*#a)
+        if p.by_ref {
+            lets.push(quote_spanned! {ty.span()=>
+                let #a = ::unidist::__private::Payload::borrow::<#ty>(&#payload)?;
+            });
+            pass.push(quote!(&*#a));
         } else {
-            quote!(::unidist::__private::Cow::into_owned(#a))
-        });
+            lets.push(quote_spanned! {ty.span()=>
+                let #a = ::unidist::__private::Payload::into_owned::<#ty>(#payload)?;
+            });
+            pass.push(quote!(#a));
+        }
     }
     (lets, pass)
 }

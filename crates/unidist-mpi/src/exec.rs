@@ -265,12 +265,11 @@ fn run_job(pool: &Pool, node: &Node, job: Job) {
     let result = match args {
         Ok(args) => {
             let _flow = crate::node::call_flow(node, &reply);
-            let outputs = retry::run_with_retries(func, &args, &ticket.options, || {
-                ticket.begin_run(&mut mine)
-            });
-            // The arguments go before the completion is reported: they may hold refs.
-            drop(args);
-            outputs
+            // The body owns the arguments; `run_with_retries` gives earlier runs a clone when
+            // the task may run again here, and a timed-out task's next run on the queue gets
+            // the ticket's own `retry_args`. They go (inside the call) before the completion
+            // is reported: they may hold refs.
+            retry::run_with_retries(func, args, &ticket.options, || ticket.begin_run(&mut mine))
         }
         Err(e) => Some(Err(Error::from(e))),
     };
@@ -377,7 +376,7 @@ mod tests {
     use crate::process::LostPeers;
     use crate::wire::{NodeMsg, OutResult, WireError};
 
-    fn idle(_: &[Payload]) -> Result<Box<dyn Any + Send>> {
+    fn idle(_: Vec<Payload>) -> Result<Box<dyn Any + Send>> {
         Ok(Box::new(0u64))
     }
     static IDLE: ActorClassEntry = ActorClassEntry {
@@ -385,7 +384,7 @@ mod tests {
         construct: idle,
     };
 
-    fn ping(_: &dyn Any, _: &[Payload]) -> Result<Outputs> {
+    fn ping(_: &dyn Any, _: Vec<Payload>) -> Result<Outputs> {
         Ok(vec![output(1u64)])
     }
     static PING: ActorMethodEntry = ActorMethodEntry {

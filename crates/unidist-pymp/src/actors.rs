@@ -22,7 +22,7 @@ use unidist_core::{
 };
 
 use crate::shared::{Completion, Shared};
-use crate::tasks::{object_args, resolve_now};
+use crate::tasks::{object_args, resolve_now, resolve_owned};
 
 /// Actor ids are unique across backend instances of the process, like object ids.
 static NEXT_ACTOR: AtomicU64 = AtomicU64::new(1);
@@ -400,18 +400,25 @@ impl Actor for Shell {
         let _flow = timeline::flow_scope(self.ctor_flow);
         let inputs = self.ctor.take().unwrap_or_default();
         let class = self.class;
+        // Looked at first without consuming the inputs, which a pending argument still needs.
         match resolve_now(&self.shared.store, class.name, &inputs) {
-            Resolved::Ready(payloads) => self.instance = Some(construct(class, &payloads)),
+            Resolved::Ready(payloads) => {
+                drop(payloads);
+                self.instance = Some(construct_settled(&self.shared, class, inputs));
+            }
             Resolved::Failed(e) => self.instance = Some(Err(e.into())),
             Resolved::Pending(_) => {
                 let shared = self.shared.clone();
                 // Waiting here holds back the mailbox, so no call starts before the constructor.
                 ctx.wait(
-                    async move { resolve_async(&shared, class.name, &inputs).await }
-                        .into_actor(self)
-                        .map(move |r, act, _| {
-                            act.instance = Some(r.and_then(|p| construct(class, &p)))
-                        }),
+                    async move {
+                        wait_settled(&shared, &inputs).await;
+                        (shared, inputs)
+                    }
+                    .into_actor(self)
+                    .map(move |(shared, inputs), act, _| {
+                        act.instance = Some(construct_settled(&shared, class, inputs))
+                    }),
                 );
             }
         }
@@ -427,23 +434,41 @@ impl Actor for Shell {
     }
 }
 
-fn construct(
+/// Runs the constructor of `class` on `inputs`, whose objects have all settled.
+///
+/// The constructor runs once, so the inputs are consumed: its by-value parameters take the
+/// values passed directly without a copy. The refs among them are dropped after it has run.
+fn construct_settled(
+    shared: &Shared,
     class: &'static ActorClassEntry,
-    payloads: &[Payload],
+    inputs: Vec<Arg>,
 ) -> std::result::Result<Rc<ActorInstance>, Error> {
-    ActorInstance::construct(class, payloads)
-        .map(Rc::new)
-        .map_err(Error::from)
+    let (resolved, refs) = resolve_owned(&shared.store, class.name, inputs);
+    let built = match resolved {
+        Resolved::Ready(payloads) => ActorInstance::construct(class, payloads)
+            .map(Rc::new)
+            .map_err(Error::from),
+        Resolved::Failed(e) => Err(e.into()),
+        // An object still pending once its wait ended belonged to a store that was cleared.
+        Resolved::Pending(_) => Err(Error::ShutDown),
+    };
+    drop(refs);
+    built
+}
+
+/// Waits on the actor's event loop until every object input settled.
+async fn wait_settled(shared: &Shared, inputs: &[Arg]) {
+    for id in object_args(inputs) {
+        if let Some(rx) = shared.store.when_settled(id) {
+            // A dropped sender means the store was cleared; the lookup after it reports it.
+            let _ = rx.await;
+        }
+    }
 }
 
 /// Waits on the actor's event loop until every object input settled, then reads them.
 async fn resolve_async(shared: &Shared, name: &str, inputs: &[Arg]) -> Result<Vec<Payload>> {
-    for id in object_args(inputs) {
-        if let Some(rx) = shared.store.when_settled(id) {
-            // A dropped sender means the store was cleared; the lookup below reports it.
-            let _ = rx.await;
-        }
-    }
+    wait_settled(shared, inputs).await;
     match resolve_now(&shared.store, name, inputs) {
         Resolved::Ready(p) => Ok(p),
         Resolved::Failed(e) => Err(e.into()),

@@ -278,7 +278,7 @@ mod tests {
     use unidist_core::value::output;
     use unidist_core::{Arg, Backend, ErrorKind, Payload, RemoteFunction, TaskSpec};
 
-    fn sleep_ms(args: &[Payload]) -> Result<Outputs> {
+    fn sleep_ms(args: Vec<Payload>) -> Result<Outputs> {
         let ms = args[0].take::<u64>()?;
         std::thread::sleep(Duration::from_millis(ms));
         Ok(vec![output(ms)])

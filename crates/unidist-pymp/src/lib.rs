@@ -30,8 +30,14 @@
 //! registers as a waiter on each pending argument, and the settlement of the last one queues it
 //! (from whichever thread settled it). No pool thread ever sleeps waiting for an argument. A
 //! task with a failed argument fails without running, by the rule of
-//! `unidist_core::call::resolve_args`. Values are passed as `Payload::Local(Arc<..>)`: `&T` parameters borrow the stored
-//! value in place, `T` parameters cost one clone, and nothing is serialized.
+//! `unidist_core::call::resolve_args`. Values are passed as `Payload::Local(Arc<..>)`: `&T`
+//! parameters borrow the stored value in place, and nothing is serialized. A `T` parameter takes
+//! a value passed directly to a task, an actor's constructor or an `async fn` method without a
+//! copy, as the run holds it alone. It costs one clone for an object of the store, in a run that
+//! may be followed by another (retries left, or a timeout, whose copy of the task kept for the
+//! next run shares the values), and in a sync actor method: its call keeps its inputs until it
+//! has started, to read them again if the actor's state was locked, and a sync method runs
+//! while it starts.
 //!
 //! **Blocking inside tasks.** `get` and `wait` spin briefly, then park until the objects settle.
 //! A *worker* (pool or compensation thread) must not idle its slot meanwhile:

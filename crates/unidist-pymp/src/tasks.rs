@@ -4,10 +4,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use unidist_core::call::{ref_id, resolve_call_args, ArgState, Resolved};
+use unidist_core::call::{ref_id, resolve_call_args, resolve_owned_call_args, ArgState, Resolved};
 use unidist_core::observe::timeline;
 use unidist_core::task::run_function;
-use unidist_core::{retry, Arg, Error, ObjectId, Payload, RemoteFunction, TaskOptions};
+use unidist_core::{retry, AnyRef, Arg, Error, ObjectId, Payload, RemoteFunction, TaskOptions};
 
 use crate::control::{needs_control, Cancelled, Control};
 use crate::shared::{Completion, Shared};
@@ -17,14 +17,27 @@ use crate::store::{Lookup, Store, Waiter};
 /// rule every backend applies ([`resolve_call_args`]). An id the store no longer holds belonged
 /// to a runtime that was shut down.
 pub(crate) fn resolve_now(store: &Store, name: &str, args: &[Arg]) -> Resolved {
-    resolve_call_args(name, args, |id| match store.lookup(id) {
+    resolve_call_args(name, args, |id| lookup(store, id))
+}
+
+/// As [`resolve_now`], consuming `args` for a call that runs once from them: values move into
+/// their payloads, so a by-value parameter takes its value without a copy when nothing else
+/// holds it ([`resolve_owned_call_args`]). The refs come back, to be dropped once the call's
+/// outputs are settled.
+pub(crate) fn resolve_owned(store: &Store, name: &str, args: Vec<Arg>) -> (Resolved, Vec<AnyRef>) {
+    resolve_owned_call_args(name, args, |id| lookup(store, id))
+}
+
+/// What the store knows about the argument object `id`.
+fn lookup(store: &Store, id: ObjectId) -> ArgState {
+    match store.lookup(id) {
         Lookup::Ready(v) => ArgState::Ready(Payload::Local(v)),
         Lookup::Failed(e) => ArgState::Failed(e),
         Lookup::Pending(_) => ArgState::Pending(id),
         Lookup::Missing => ArgState::Failed(Error::StaleRef {
             what: id.to_string(),
         }),
-    })
+    }
 }
 
 /// The ids of the arguments that are refs: what a call waits for before it runs.
@@ -57,10 +70,20 @@ impl Task {
         let function = self.function;
         let _flow = timeline::flow_scope(self.flow);
         let mut mine = None;
-        let result = match resolve_now(&shared.store, function.name, &self.args) {
-            Resolved::Ready(payloads) if needs_control(&self.options) => {
-                let template = self.options.timeout.map(|limit| (limit, self.clone()));
-                retry::run_with_retries(function, &payloads, &self.options, || {
+        // A task with a timer keeps a copy of itself to queue again after a timed-out run; that
+        // copy shares the argument values, so its runs copy a by-value argument and the next run
+        // still has it. Otherwise the last run that can happen here moves the values into the
+        // body (`run_with_retries` gives any run before it a copy).
+        let template = if needs_control(&self.options) {
+            self.options.timeout.map(|limit| (limit, self.clone()))
+        } else {
+            None
+        };
+        let Task { args, options, .. } = self;
+        let (resolved, refs) = resolve_owned(&shared.store, function.name, args);
+        let result = match resolved {
+            Resolved::Ready(payloads) if needs_control(&options) => {
+                retry::run_with_retries(function, payloads, &options, || {
                     let run = control.begin_run(&mut mine)?;
                     if let Some((limit, task)) = &template {
                         shared.timer.arm(shared, cell, run, *limit, task.clone());
@@ -70,7 +93,7 @@ impl Task {
             }
             Resolved::Ready(payloads) => control
                 .begin_run(&mut mine)
-                .map(|_| run_function(function, &payloads).map_err(Error::from)),
+                .map(|_| run_function(function, payloads).map_err(Error::from)),
             Resolved::Failed(e) => {
                 control.settle(shared, Err(Error::from(e)));
                 return;
@@ -90,7 +113,8 @@ impl Task {
         // The argument refs are released only after the outputs are settled, so that a
         // reader never sees an argument freed before the result that depends on it.
         control.finish_run(shared, mine, result);
-        drop(self);
+        drop(template);
+        drop(refs);
     }
 }
 

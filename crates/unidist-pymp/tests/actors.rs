@@ -22,7 +22,7 @@ struct Signals {
     events: Vec<tokio::sync::watch::Sender<bool>>,
 }
 
-fn signals_new(args: &[Payload]) -> Result<ActorState> {
+fn signals_new(args: Vec<Payload>) -> Result<ActorState> {
     let n = args[0].take::<usize>()?;
     Ok(Box::new(Signals {
         events: (0..n)
@@ -31,7 +31,7 @@ fn signals_new(args: &[Payload]) -> Result<ActorState> {
     }))
 }
 
-fn signals_send(state: &dyn Any, args: &[Payload]) -> Result<Outputs> {
+fn signals_send(state: &dyn Any, args: Vec<Payload>) -> Result<Outputs> {
     let s = state.downcast_ref::<Signals>().expect("signals");
     let i = args[0].take::<usize>()?;
     s.events[i].send_replace(true);
@@ -92,7 +92,7 @@ static ASYNC_BOOM: ActorMethodEntry = ActorMethodEntry {
 };
 
 /// Upstream's `func(idx)`: wait for signal `idx`, then send `idx + 1`.
-fn chain_body(args: &[Payload]) -> Result<Outputs> {
+fn chain_body(args: Vec<Payload>) -> Result<Outputs> {
     let h = args[0].take::<RawActorHandle>()?;
     let idx = args[1].take::<usize>()?;
     get(&call::<usize>(&h, &WAIT, vec![val(idx)]))?;
@@ -106,7 +106,7 @@ static CHAIN: RemoteFunction = RemoteFunction {
 };
 
 /// Blocks in `get` on one wait of the actor.
-fn block_on_wait_body(args: &[Payload]) -> Result<Outputs> {
+fn block_on_wait_body(args: Vec<Payload>) -> Result<Outputs> {
     let h = args[0].take::<RawActorHandle>()?;
     let idx = args[1].take::<usize>()?;
     Ok(vec![output(get(&call::<usize>(
@@ -121,7 +121,7 @@ static BLOCK_ON_WAIT: RemoteFunction = RemoteFunction {
     invoke: block_on_wait_body,
 };
 
-fn sleepy_body(args: &[Payload]) -> Result<Outputs> {
+fn sleepy_body(args: Vec<Payload>) -> Result<Outputs> {
     let ms = args[0].take::<u64>()?;
     std::thread::sleep(Duration::from_millis(ms));
     Ok(vec![output(ms as i64)])

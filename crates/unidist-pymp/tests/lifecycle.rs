@@ -19,7 +19,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 static RELEASE_STUCK: AtomicBool = AtomicBool::new(false);
 
 /// Spins until the test lets it go (at most 20 s), standing in for a task that never returns.
-fn stuck_body(_: &[Payload]) -> Result<Outputs> {
+fn stuck_body(_: Vec<Payload>) -> Result<Outputs> {
     let end = Instant::now() + Duration::from_secs(20);
     while !RELEASE_STUCK.load(Ordering::SeqCst) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(5));
@@ -33,10 +33,10 @@ static STUCK: RemoteFunction = RemoteFunction {
 };
 
 struct Acc(i64);
-fn acc_new(args: &[Payload]) -> Result<ActorState> {
+fn acc_new(args: Vec<Payload>) -> Result<ActorState> {
     Ok(Box::new(Acc(args[0].take::<i64>()?)))
 }
-fn acc_add(state: &mut dyn Any, args: &[Payload]) -> Result<Outputs> {
+fn acc_add(state: &mut dyn Any, args: Vec<Payload>) -> Result<Outputs> {
     let a = state.downcast_mut::<Acc>().expect("an accumulator");
     a.0 += args[0].take::<i64>()?;
     Ok(vec![output(a.0)])
@@ -117,7 +117,7 @@ fn init_shutdown_cycles() {
 #[test]
 fn shutdown_from_inside_a_task_does_not_wait_for_itself() {
     let _rt = runtime_with(PoolOptions::new(1).shutdown_grace(Duration::from_secs(30)));
-    fn shutdown_body(_: &[Payload]) -> Result<Outputs> {
+    fn shutdown_body(_: Vec<Payload>) -> Result<Outputs> {
         let t0 = Instant::now();
         runtime::current().expect("running").shutdown()?;
         Ok(vec![output(t0.elapsed().as_millis() as u64)])
@@ -135,7 +135,7 @@ fn shutdown_from_inside_a_task_does_not_wait_for_itself() {
     }
 }
 
-fn acc_shutdown(_: &mut dyn Any, _: &[Payload]) -> Result<Outputs> {
+fn acc_shutdown(_: &mut dyn Any, _: Vec<Payload>) -> Result<Outputs> {
     let t0 = Instant::now();
     runtime::current().expect("running").shutdown()?;
     Ok(vec![output(t0.elapsed().as_millis() as i64)])

@@ -9,7 +9,7 @@ use common::*;
 use unidist_core::value::output;
 use unidist_core::{ObjectRef, Outputs, Payload, RemoteFunction, Result};
 
-fn make_body(args: &[Payload]) -> Result<Outputs> {
+fn make_body(args: Vec<Payload>) -> Result<Outputs> {
     let i = args[0].take::<u64>()?;
     Ok(vec![output([i; 8])])
 }

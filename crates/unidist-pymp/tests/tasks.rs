@@ -14,7 +14,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 // ---- functions -----------------------------------------------------------------------------
 
-fn fib_body(args: &[Payload]) -> Result<Outputs> {
+fn fib_body(args: Vec<Payload>) -> Result<Outputs> {
     let n = args[0].take::<u64>()?;
     if n < 2 {
         return Ok(vec![output(n)]);
@@ -29,7 +29,7 @@ static FIB: RemoteFunction = RemoteFunction {
     invoke: fib_body,
 };
 
-fn boom_body(_: &[Payload]) -> Result<Outputs> {
+fn boom_body(_: Vec<Payload>) -> Result<Outputs> {
     panic!("boom on purpose")
 }
 static BOOM: RemoteFunction = RemoteFunction {
@@ -39,7 +39,7 @@ static BOOM: RemoteFunction = RemoteFunction {
 };
 
 static COUNTED_RUNS: AtomicUsize = AtomicUsize::new(0);
-fn counted_body(args: &[Payload]) -> Result<Outputs> {
+fn counted_body(args: Vec<Payload>) -> Result<Outputs> {
     COUNTED_RUNS.fetch_add(1, Ordering::SeqCst);
     let x = args[0].take::<i64>()?;
     Ok(vec![output(x)])
@@ -50,7 +50,7 @@ static COUNTED: RemoteFunction = RemoteFunction {
     invoke: counted_body,
 };
 
-fn sleepy_body(args: &[Payload]) -> Result<Outputs> {
+fn sleepy_body(args: Vec<Payload>) -> Result<Outputs> {
     let ms = args[0].take::<u64>()?;
     std::thread::sleep(Duration::from_millis(ms));
     Ok(vec![output(ms as i64)])
@@ -61,7 +61,7 @@ static SLEEPY: RemoteFunction = RemoteFunction {
     invoke: sleepy_body,
 };
 
-fn address_body(args: &[Payload]) -> Result<Outputs> {
+fn address_body(args: Vec<Payload>) -> Result<Outputs> {
     let v = unidist_core::Payload::borrow::<Vec<u8>>(&args[0])?;
     Ok(vec![output(v.as_ptr() as usize)])
 }
@@ -76,7 +76,7 @@ const PUT_TAG: usize = 1;
 const INNER_TAG: usize = 2;
 const MADE_TAG: usize = 3;
 
-fn make_tracked_body(args: &[Payload]) -> Result<Outputs> {
+fn make_tracked_body(args: Vec<Payload>) -> Result<Outputs> {
     let ms = args[0].take::<u64>()?;
     std::thread::sleep(Duration::from_millis(ms));
     Ok(vec![output(Tracked(MADE_TAG))])
@@ -88,7 +88,7 @@ static MAKE_TRACKED: RemoteFunction = RemoteFunction {
 };
 
 /// Waits inside a task for nested tasks.
-fn waiter_body(args: &[Payload]) -> Result<Outputs> {
+fn waiter_body(args: Vec<Payload>) -> Result<Outputs> {
     let n = args[0].take::<i64>()?;
     let refs: Vec<ObjectRef<i64>> = (0..n).map(|i| remote(&SQUARE, vec![val(i)])).collect();
     let flags = wait(&refs, refs.len(), None)?;

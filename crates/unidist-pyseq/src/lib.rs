@@ -12,7 +12,9 @@
 //! - **Deterministic.** For a single-threaded program the order of execution is the order of the
 //!   calls, every run.
 //! - **In memory.** Values are kept as `Arc`s and never serialized; `get` clones the stored
-//!   value. Each object counts its process-local refs and is freed when the last one is dropped.
+//!   value. A value passed directly to a by-value parameter moves into the body without a copy
+//!   (unless a retry may still need it); an object of the store is copied into one. Each
+//!   object counts its process-local refs and is freed when the last one is dropped.
 //! - **Errors are values.** A panicking task stores its error for each of its outputs; a task
 //!   or method taking a failed ref fails the same way without running.
 //! - **Fault tolerance, sequentially.** With `max_retries` and `retry_exceptions` a panicking
@@ -69,11 +71,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use unidist_core::actor::ActorMessage;
-use unidist_core::call::{resolve_call_args, ArgState, Resolved};
+use unidist_core::call::{resolve_owned_call_args, ArgState, Resolved};
 use unidist_core::retry;
 use unidist_core::{
-    ActorCall, ActorId, ActorSpec, Arg, Backend, ClusterResources, ErasedValue, Error, ObjectId,
-    Outputs, Payload, Result, Subscription, TaskError, TaskFailure, TaskSpec,
+    ActorCall, ActorId, ActorSpec, AnyRef, Arg, Backend, ClusterResources, ErasedValue, Error,
+    ObjectId, Outputs, Payload, Result, Subscription, TaskError, TaskFailure, TaskSpec,
 };
 
 use crate::actors::{ActorEntry, ActorState, Actors, Reply, Target};
@@ -113,16 +115,20 @@ impl Pyseq {
     /// Every argument as a payload, or the error stored for each output of a call that does not
     /// run because an argument failed. Every object is ready in this backend, so no argument is
     /// ever pending.
+    ///
+    /// The call runs once from these payloads, so a value passed directly moves into its
+    /// payload and a by-value parameter takes it without a copy. The refs among `args` come
+    /// back too: the caller keeps them until the call's outputs are stored.
     fn resolve_all(
         &self,
         name: &str,
-        args: &[Arg],
-    ) -> std::result::Result<Vec<Payload>, TaskError> {
-        let resolved = resolve_call_args(name, args, |id| match self.store.get(id) {
+        args: Vec<Arg>,
+    ) -> (std::result::Result<Vec<Payload>, TaskError>, Vec<AnyRef>) {
+        let (resolved, refs) = resolve_owned_call_args(name, args, |id| match self.store.get(id) {
             Ok(p) => ArgState::Ready(p),
             Err(e) => ArgState::Failed(e),
         });
-        match resolved {
+        let payloads = match resolved {
             Resolved::Ready(p) => Ok(p),
             Resolved::Failed(e) => Err(e),
             Resolved::Pending(id) => Err(TaskError::new(
@@ -130,7 +136,8 @@ impl Pyseq {
                 TaskFailure::Lost,
                 format!("{id} is not ready, which cannot happen on this backend"),
             )),
-        }
+        };
+        (payloads, refs)
     }
 
     /// Stores the outputs of a call (or its error once per output) and returns their ids.
@@ -182,9 +189,14 @@ impl Backend for Pyseq {
 
     fn submit(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
         self.check_running()?;
-        let function = task.function;
-        let options = &task.options;
-        let result = match self.resolve_all(function.name, &task.args) {
+        let TaskSpec {
+            function,
+            args,
+            options,
+        } = task;
+        let options = &options;
+        let (payloads, refs) = self.resolve_all(function.name, args);
+        let result = match payloads {
             // No store lock is held here: the function may call back into the backend. A run
             // that panics is re-run at once, here, while the options allow it; one that took
             // longer than its timeout fails with `Timeout` when it returns.
@@ -193,7 +205,7 @@ impl Backend for Pyseq {
             // fresh segment instead of overflowing it.
             Ok(payloads) => stacker::maybe_grow(STACK_RED_ZONE, STACK_SEGMENT, || {
                 let mut runs = 0;
-                retry::run_with_retries(function, &payloads, options, || {
+                retry::run_with_retries(function, payloads, options, || {
                     runs += 1;
                     Some(runs)
                 })
@@ -204,9 +216,9 @@ impl Backend for Pyseq {
         let succeeded = result.is_ok();
         let ids = self.store_results(function.name, function.num_returns, result);
         unidist_core::observe::stats::task_settled(succeeded);
-        // `task.args` (refs that kept the arguments alive) are dropped here, after the store lock
-        // was released.
-        drop(task);
+        // The refs that kept the arguments alive are dropped here, after the store lock was
+        // released.
+        drop(refs);
         ids
     }
 
@@ -240,7 +252,8 @@ impl Backend for Pyseq {
         self.check_running()?;
         let class = spec.class;
         let id = actors::next_id();
-        let state = match self.resolve_all(class.name, &spec.args) {
+        let (payloads, refs) = self.resolve_all(class.name, spec.args);
+        let state = match payloads {
             Err(e) => ActorState::Failed(task_failed(e)),
             Ok(payloads) => match actors::spawn(id, class, payloads)? {
                 Ok(thread) => ActorState::Live(thread),
@@ -258,7 +271,7 @@ impl Backend for Pyseq {
                 state,
             },
         )?;
-        drop(spec);
+        drop(refs);
         Ok(id)
     }
 
@@ -290,7 +303,8 @@ impl Backend for Pyseq {
                 backend: NAME,
             });
         }
-        let payloads = match self.resolve_all(method.name, &args) {
+        let (payloads, refs) = self.resolve_all(method.name, args);
+        let payloads = match payloads {
             Ok(p) => p,
             Err(e) => return self.store_results(method.name, n, Err(task_failed(e))),
         };
@@ -320,7 +334,7 @@ impl Backend for Pyseq {
             }
         };
         let ids = self.store_results(method.name, n, result);
-        drop(args);
+        drop(refs);
         ids
     }
 

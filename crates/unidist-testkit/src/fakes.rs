@@ -44,7 +44,7 @@ macro_rules! method {
 
 // ---- functions ------------------------------------------------------------------------------
 
-fn square(args: &[Payload]) -> Result<Outputs> {
+fn square(args: Vec<Payload>) -> Result<Outputs> {
     let x = args[0].take::<i64>()?;
     Ok(vec![output(x * x)])
 }
@@ -53,7 +53,7 @@ function!(
     SQUARE = "testkit::square", 1, square
 );
 
-fn split(args: &[Payload]) -> Result<Outputs> {
+fn split(args: Vec<Payload>) -> Result<Outputs> {
     let x = args[0].take::<i64>()?;
     Ok(vec![output(x / 2), output(x % 2)])
 }
@@ -62,7 +62,7 @@ function!(
     SPLIT = "testkit::split", 2, split
 );
 
-fn divide(args: &[Payload]) -> Result<Outputs> {
+fn divide(args: Vec<Payload>) -> Result<Outputs> {
     let x = args[0].take::<i64>()?;
     let zero = std::hint::black_box(0);
     Ok(vec![output(x / zero)])
@@ -72,7 +72,7 @@ function!(
     DIVIDE = "testkit::divide", 1, divide
 );
 
-fn noop(_: &[Payload]) -> Result<Outputs> {
+fn noop(_: Vec<Payload>) -> Result<Outputs> {
     Ok(vec![output(())])
 }
 function!(
@@ -80,7 +80,7 @@ function!(
     NOOP = "testkit::noop", 1, noop
 );
 
-fn sleep_ms(args: &[Payload]) -> Result<Outputs> {
+fn sleep_ms(args: Vec<Payload>) -> Result<Outputs> {
     let ms = args[0].take::<u64>()?;
     std::thread::sleep(Duration::from_millis(ms));
     Ok(vec![output(ms)])
@@ -125,7 +125,7 @@ pub fn counter_drops() -> usize {
     COUNTER_DROPS.load(Ordering::SeqCst)
 }
 
-fn counter_new(args: &[Payload]) -> Result<ActorState> {
+fn counter_new(args: Vec<Payload>) -> Result<ActorState> {
     let n = args[0].take::<i64>()?;
     assert!(n >= 0, "a counter starts at 0 or more, not {n}");
     Ok(Box::new(Counter { n }))
@@ -138,7 +138,7 @@ pub static COUNTER: ActorClassEntry = ActorClassEntry {
 };
 inventory::submit! { Registration::Class(&COUNTER) }
 
-fn counter_add(state: &mut dyn Any, args: &[Payload]) -> Result<Outputs> {
+fn counter_add(state: &mut dyn Any, args: Vec<Payload>) -> Result<Outputs> {
     let Some(c) = state.downcast_mut::<Counter>() else {
         panic!("the actor state is not a testkit Counter");
     };
@@ -150,7 +150,7 @@ method!(
     ADD = "testkit::Counter::add" of COUNTER, MethodKind::Mut(counter_add)
 );
 
-fn counter_get(state: &dyn Any, _: &[Payload]) -> Result<Outputs> {
+fn counter_get(state: &dyn Any, _: Vec<Payload>) -> Result<Outputs> {
     Ok(vec![output(Counter::of(state).n)])
 }
 method!(
@@ -158,7 +158,7 @@ method!(
     GET = "testkit::Counter::get" of COUNTER, MethodKind::Ref(counter_get)
 );
 
-fn counter_slow(state: &dyn Any, args: &[Payload]) -> Result<Outputs> {
+fn counter_slow(state: &dyn Any, args: Vec<Payload>) -> Result<Outputs> {
     std::thread::sleep(Duration::from_millis(args[0].take::<u64>()?));
     Ok(vec![output(Counter::of(state).n)])
 }
@@ -180,7 +180,7 @@ method!(
     LATER = "testkit::Counter::later" of COUNTER, MethodKind::Async(counter_later)
 );
 
-fn counter_boom(_: &dyn Any, _: &[Payload]) -> Result<Outputs> {
+fn counter_boom(_: &dyn Any, _: Vec<Payload>) -> Result<Outputs> {
     panic!("method boom")
 }
 method!(
@@ -202,7 +202,7 @@ fn signal_of(state: &dyn Any) -> &Signal {
     }
 }
 
-fn signal_new(_: &[Payload]) -> Result<ActorState> {
+fn signal_new(_: Vec<Payload>) -> Result<ActorState> {
     Ok(Box::new(Signal {
         event: tokio::sync::Notify::new(),
     }))
@@ -215,7 +215,7 @@ pub static SIGNAL: ActorClassEntry = ActorClassEntry {
 };
 inventory::submit! { Registration::Class(&SIGNAL) }
 
-fn signal_send(state: &dyn Any, _: &[Payload]) -> Result<Outputs> {
+fn signal_send(state: &dyn Any, _: Vec<Payload>) -> Result<Outputs> {
     // One stored permit: a `send` before the `wait` is not lost.
     signal_of(state).event.notify_one();
     Ok(vec![output(())])

@@ -3,7 +3,6 @@
 use std::any::Any;
 use std::sync::Arc;
 
-pub use std::borrow::Cow;
 pub use unidist_core::actor::{ActorReadGuard, ActorState, ActorWriteGuard, LocalBoxFuture};
 pub use unidist_core::inventory;
 pub use unidist_core::registry::{
@@ -21,16 +20,17 @@ use unidist_core::{ActorCall, ActorSpec};
 use crate::backend;
 use crate::facade::own_args;
 
-/// Argument `index` of a call as `T`, borrowed in place when the backend holds it in memory.
-pub fn arg<T: Value>(args: &[Payload], index: usize) -> Result<Cow<'_, T>> {
-    match args.get(index) {
-        Some(p) => p.borrow::<T>(),
-        None => Err(Error::invalid(
-            "argument index",
-            index,
-            format!("below {} (the number of arguments received)", args.len()),
-        )),
-    }
+/// The arguments of a call with `N` parameters, one payload each, for the trampoline to read
+/// in place (`Payload::borrow`) or take (`Payload::into_owned`).
+pub fn args<const N: usize>(args: Vec<Payload>) -> Result<[Payload; N]> {
+    let received = args.len();
+    <[Payload; N]>::try_from(args).map_err(|_| {
+        Error::invalid(
+            "number of arguments",
+            received,
+            format!("{N} (the parameters of the call)"),
+        )
+    })
 }
 
 /// The actor state as `&A`.

@@ -37,9 +37,12 @@ pub struct ActorInstance {
 
 impl ActorInstance {
     /// Runs the constructor on this thread; a panic in it is the returned error.
+    ///
+    /// The constructor owns `args`, as a task body does ([`task::run_function`]): a caller
+    /// that may construct the actor again (a restart) keeps its own clone.
     pub fn construct(
         class: &'static ActorClassEntry,
-        args: &[Payload],
+        args: Vec<Payload>,
     ) -> std::result::Result<Self, TaskError> {
         let name = class.name;
         crate::observe::timeline::name_thread(|| format!("actor {name}"));
@@ -65,6 +68,8 @@ impl ActorInstance {
     /// The returned future must be awaited (or spawned) for async methods; for sync methods the
     /// call has already run and the future is ready. Await `begin` itself before starting the
     /// next call, which is what keeps the order.
+    ///
+    /// The method owns `args`, as a task body does ([`task::run_function`]).
     pub async fn begin(
         &self,
         method: &'static ActorMethodEntry,
@@ -77,13 +82,13 @@ impl ActorInstance {
                 let guard = self.state.read().await;
                 let state: &ActorState = &guard;
                 let _span = crate::observe::timeline::Span::execution("actor_call", name);
-                catch_panic(name, || f(&**state, &args))
+                catch_panic(name, || f(&**state, args))
             }
             MethodKind::Mut(f) => {
                 let mut guard = self.state.write().await;
                 let state: &mut ActorState = &mut guard;
                 let _span = crate::observe::timeline::Span::execution("actor_call", name);
-                catch_panic(name, || f(&mut **state, &args))
+                catch_panic(name, || f(&mut **state, args))
             }
             MethodKind::Async(f) => {
                 let guard = self.state.clone().read_owned().await;

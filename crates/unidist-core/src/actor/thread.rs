@@ -222,7 +222,7 @@ fn construct<H: CallHooks>(
     args: Result<Vec<Payload>, TaskError>,
     mut hooks: H,
 ) -> Result<Rc<ActorInstance>, TaskError> {
-    let built = args.and_then(|args| hooks.scope(|| ActorInstance::construct(class, &args)));
+    let built = args.and_then(|args| hooks.scope(|| ActorInstance::construct(class, args)));
     match &built {
         Ok(_) => hooks.finish(Ok(Vec::new())),
         Err(e) => {
@@ -318,7 +318,7 @@ mod tests {
         }
     }
 
-    fn new(args: &[Payload]) -> Result<Box<dyn Any + Send>> {
+    fn new(args: Vec<Payload>) -> Result<Box<dyn Any + Send>> {
         Ok(Box::new(args[0].take::<i64>()?))
     }
     static CLASS: ActorClassEntry = ActorClassEntry {
@@ -326,7 +326,7 @@ mod tests {
         construct: new,
     };
 
-    fn add(state: &mut dyn Any, args: &[Payload]) -> Result<Outputs> {
+    fn add(state: &mut dyn Any, args: Vec<Payload>) -> Result<Outputs> {
         let n = state.downcast_mut::<i64>().expect("an i64");
         *n += args[0].take::<i64>()?;
         Ok(vec![output(*n)])
@@ -338,7 +338,7 @@ mod tests {
         kind: MethodKind::Mut(add),
     };
 
-    fn get(state: &dyn Any, _: &[Payload]) -> Result<Outputs> {
+    fn get(state: &dyn Any, _: Vec<Payload>) -> Result<Outputs> {
         Ok(vec![output(*state.downcast_ref::<i64>().expect("an i64"))])
     }
     static GET: ActorMethodEntry = ActorMethodEntry {
@@ -348,7 +348,7 @@ mod tests {
         kind: MethodKind::Ref(get),
     };
 
-    fn two(_: &dyn Any, _: &[Payload]) -> Result<Outputs> {
+    fn two(_: &dyn Any, _: Vec<Payload>) -> Result<Outputs> {
         Ok(vec![output(1u8), output(2u8)])
     }
     static TWO: ActorMethodEntry = ActorMethodEntry {

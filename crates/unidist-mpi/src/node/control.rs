@@ -487,7 +487,7 @@ mod tests {
     use unidist_core::value::output;
     use unidist_core::Outputs;
 
-    fn nothing(_: &[Payload]) -> Result<Outputs> {
+    fn nothing(_: Vec<Payload>) -> Result<Outputs> {
         Ok(vec![output(0u8)])
     }
     static NOTHING: RemoteFunction = RemoteFunction {

@@ -144,7 +144,7 @@ fn an_owner_answers_a_lookup_of_a_released_actor_with_the_reason() {
     );
 }
 
-fn nothing(_: &[Payload]) -> unidist_core::Result<Outputs> {
+fn nothing(_: Vec<Payload>) -> unidist_core::Result<Outputs> {
     Ok(Vec::new())
 }
 
@@ -206,7 +206,7 @@ fn a_received_call_fails_on_a_failed_or_unreachable_argument() {
     );
 }
 
-fn tally_new(_: &[Payload]) -> unidist_core::Result<unidist_core::actor::ActorState> {
+fn tally_new(_: Vec<Payload>) -> unidist_core::Result<unidist_core::actor::ActorState> {
     Ok(Box::new(0i64))
 }
 
@@ -310,7 +310,7 @@ fn an_actor_located_on_a_lost_rank_is_asked_of_its_owner_again() {
     assert!(!n.state.lock().actors.located.contains_key(&actor));
 }
 
-fn one(_: &[Payload]) -> unidist_core::Result<Outputs> {
+fn one(_: Vec<Payload>) -> unidist_core::Result<Outputs> {
     Ok(vec![unidist_core::value::output(1u8)])
 }
 

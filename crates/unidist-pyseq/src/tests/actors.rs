@@ -59,7 +59,7 @@ fn refused_add(actor: ActorId) -> Refusal {
 
 /// `fn try_add(&self, target: ActorId, through_task: bool) -> Refusal`: calls `add` on
 /// `target`, directly or from a task it submits.
-fn counter_try_add(_: &dyn Any, args: &[Payload]) -> Result<Outputs> {
+fn counter_try_add(_: &dyn Any, args: Vec<Payload>) -> Result<Outputs> {
     let target = args[0].take::<ActorId>()?;
     let outcome = if args[1].take::<bool>()? {
         get(&remote::<Refusal>(&CALL_ACTOR_ADD, vec![val(target)]))?
@@ -77,7 +77,7 @@ static TRY_ADD: ActorMethodEntry = ActorMethodEntry {
 
 /// `fn relay(&self, mid: ActorId, target: ActorId) -> Refusal`: asks `mid` to `try_add` on
 /// `target` and returns its answer.
-fn counter_relay(_: &dyn Any, args: &[Payload]) -> Result<Outputs> {
+fn counter_relay(_: &dyn Any, args: Vec<Payload>) -> Result<Outputs> {
     let mid = args[0].take::<ActorId>()?;
     let target = args[1].take::<ActorId>()?;
     let b = backend();
@@ -97,7 +97,7 @@ static RELAY: ActorMethodEntry = ActorMethodEntry {
 };
 
 /// A task calling `add` on the given actor and reporting the error of that call.
-fn call_actor_add(args: &[Payload]) -> Result<Outputs> {
+fn call_actor_add(args: Vec<Payload>) -> Result<Outputs> {
     Ok(vec![output(refused_add(args[0].take::<ActorId>()?))])
 }
 static CALL_ACTOR_ADD: RemoteFunction = RemoteFunction {
@@ -107,7 +107,7 @@ static CALL_ACTOR_ADD: RemoteFunction = RemoteFunction {
 };
 
 /// An actor holding a [`Tracked`] value, to observe when the actor is freed.
-fn probe_new(args: &[Payload]) -> Result<ActorState> {
+fn probe_new(args: Vec<Payload>) -> Result<ActorState> {
     Ok(Box::new(args[0].take::<Tracked>()?))
 }
 static PROBE: ActorClassEntry = ActorClassEntry {

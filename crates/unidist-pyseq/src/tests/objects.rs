@@ -15,7 +15,7 @@ use unidist_testkit::{by_ref, get, get_all, put, remote, submit_n, val};
 use super::{store_len, with_backend};
 
 static COUNTED_RUNS: AtomicUsize = AtomicUsize::new(0);
-fn counted(args: &[Payload]) -> Result<Outputs> {
+fn counted(args: Vec<Payload>) -> Result<Outputs> {
     COUNTED_RUNS.fetch_add(1, Ordering::SeqCst);
     let x = args[0].take::<i64>()?;
     Ok(vec![output(x + 1)])
@@ -27,7 +27,7 @@ static COUNTED: RemoteFunction = RemoteFunction {
 };
 
 /// `get(square.remote(x)) + 10`, submitted from inside a task.
-fn nested(args: &[Payload]) -> Result<Outputs> {
+fn nested(args: Vec<Payload>) -> Result<Outputs> {
     let x = args[0].take::<i64>()?;
     let inner: ObjectRef<i64> = remote(&SQUARE, vec![val(x)]);
     let kept = put(10i64);
@@ -40,7 +40,7 @@ static NESTED: RemoteFunction = RemoteFunction {
 };
 
 static SILENT_RUNS: AtomicUsize = AtomicUsize::new(0);
-fn silent_failure(_: &[Payload]) -> Result<Outputs> {
+fn silent_failure(_: Vec<Payload>) -> Result<Outputs> {
     SILENT_RUNS.fetch_add(1, Ordering::SeqCst);
     panic!("nobody will read this");
 }
@@ -50,7 +50,7 @@ static SILENT_FAILURE: RemoteFunction = RemoteFunction {
     invoke: silent_failure,
 };
 
-fn identity_ref(args: &[Payload]) -> Result<Outputs> {
+fn identity_ref(args: Vec<Payload>) -> Result<Outputs> {
     Ok(vec![output(args[0].take::<AnyRef>()?)])
 }
 static IDENTITY_REF: RemoteFunction = RemoteFunction {
