@@ -20,6 +20,7 @@ mod mpi_wire;
 
 pub use mpi_wire::{
     decode_batch, encode_batch, ArgWire, ControlMsg, Msg, NodeMsg, SegDesc, Slot, WireError,
+    SEG_HEADER,
 };
 
 use unidist_core::Error;
@@ -61,8 +62,27 @@ pub fn run(data: &[u8]) -> bool {
     let segment = std::sync::Arc::new(stream.to_vec());
     // A shared-memory descriptor is checked against the size of the segment it names before
     // anything is read: against its own claim and against a small segment.
-    for msg in &batch {
-        if let Msg::Node(NodeMsg::Shared { seg, .. }) = msg {
+    // Descriptors come in `Shared` messages and as call arguments.
+    let descs = batch.iter().flat_map(|msg| -> Vec<&SegDesc> {
+        match msg {
+            Msg::Node(NodeMsg::Shared { seg, .. }) => vec![seg],
+            Msg::Node(
+                NodeMsg::Task { args, .. }
+                | NodeMsg::TaskWith { args, .. }
+                | NodeMsg::ActorCall { args, .. }
+                | NodeMsg::ActorCreate { args, .. },
+            ) => args
+                .iter()
+                .filter_map(|a| match a {
+                    ArgWire::Shared(seg) => Some(seg),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    });
+    for seg in descs {
+        {
             if let Ok((inline, buffers)) = seg.ranges(seg.len) {
                 let size = usize::try_from(seg.len).unwrap_or(usize::MAX);
                 assert!(inline.end <= size && buffers.iter().all(|(_, r)| r.end <= size));
@@ -233,7 +253,9 @@ fn shared_seeds(id: unidist_core::ObjectId) -> Vec<Vec<u8>> {
     encodings
         .into_iter()
         .map(|(e, skew)| {
-            let mut bytes = e.inline.clone();
+            // The header the processes share, then the inline bytes.
+            let mut bytes = vec![0u8; SEG_HEADER as usize];
+            bytes.extend_from_slice(&e.inline);
             let mut buffers = Vec::new();
             for b in &e.buffers {
                 let at = bytes.len().next_multiple_of(64) + skew;
@@ -243,6 +265,7 @@ fn shared_seeds(id: unidist_core::ObjectId) -> Vec<Vec<u8>> {
             }
             let seg = SegDesc {
                 name: format!("/unidist-100-101-1.{}", id.seq),
+                gen: 1,
                 len: bytes.len() as u64,
                 inline: e.inline.len() as u64,
                 buffers,
@@ -255,22 +278,34 @@ fn shared_seeds(id: unidist_core::ObjectId) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// A batch with a shared-memory descriptor whose ranges fill a 4096-byte segment exactly.
+/// A batch with a shared-memory descriptor whose ranges fill a 4096-byte segment exactly, as an
+/// object and as a call's argument.
 fn shared_batch(id: unidist_core::ObjectId) -> Vec<Msg> {
-    vec![NodeMsg::Shared {
-        id,
-        push: true,
-        seg: SegDesc {
-            name: "/unidist-100-101-1.11".into(),
-            len: 4096,
-            inline: 40,
-            buffers: vec![
-                (unidist_serialize::ElemType::F64, 64, 2048),
-                (unidist_serialize::ElemType::U8, 2112, 1984),
-            ],
-        },
-    }
-    .into()]
+    let seg = SegDesc {
+        name: "/unidist-100-101-1.11".into(),
+        gen: 1,
+        len: 4096,
+        inline: 40,
+        buffers: vec![
+            (unidist_serialize::ElemType::F64, 128, 2048),
+            (unidist_serialize::ElemType::U8, 2176, 1920),
+        ],
+    };
+    vec![
+        NodeMsg::Shared {
+            id,
+            push: true,
+            seg: seg.clone(),
+        }
+        .into(),
+        NodeMsg::Task {
+            seq: 3,
+            func: 1,
+            args: vec![ArgWire::Shared(seg)],
+            outputs: vec![id],
+        }
+        .into(),
+    ]
 }
 
 /// Frames each batch as a fuzz input: mode byte, control length, control body, then segments.

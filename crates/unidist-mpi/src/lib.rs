@@ -307,6 +307,7 @@ pub fn start() -> Result<Arc<dyn Backend>> {
         tracing::error!(error = %e, "cannot install the worker's backend");
     }
     let _ = comm_thread.join();
+    store.clear();
     store.sweep_job();
     drop(runtime::take());
     launch::outlive_root(&info);

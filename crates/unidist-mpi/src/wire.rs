@@ -156,6 +156,10 @@ pub enum ArgWire {
     /// A ref that holds an error (a stale ref, or a failed one): the call fails without
     /// running, with this error for its argument.
     Failed(WireError),
+    /// A large value given directly, written into a shared-memory segment of the receiver's
+    /// host. The sender registered one reader of it for the receiver, who keeps that
+    /// registration while it uses the value (see the backend's `shm.rs`).
+    Shared(SegDesc),
 }
 
 /// The result of one output of a finished call: its size, or its error.
@@ -325,7 +329,7 @@ impl Msg {
             a.iter_mut()
                 .filter_map(|a| match a {
                     ArgWire::Value(s) => Some(s),
-                    ArgWire::Ref { .. } | ArgWire::Failed(_) => None,
+                    ArgWire::Ref { .. } | ArgWire::Failed(_) | ArgWire::Shared(_) => None,
                 })
                 .collect()
         }
@@ -359,13 +363,20 @@ impl Msg {
 pub struct SegDesc {
     /// The shared-memory object's name.
     pub name: String,
+    /// Which use of the segment this is: a segment is reused for another object once nobody
+    /// reads it, and a descriptor of an earlier use no longer opens it.
+    pub gen: u64,
     /// The segment's size in bytes.
     pub len: u64,
-    /// Length of the inline bytes (at offset 0).
+    /// Length of the inline bytes (at offset [`SEG_HEADER`], after the segment's header).
     pub inline: u64,
     /// Each out-of-band buffer: element type, offset and length in bytes.
     pub buffers: Vec<(ElemType, u64, u64)>,
 }
+
+/// Bytes at the start of every segment before its inline bytes: the header the processes that
+/// map it share (its tag, the use it holds and its readers; see the backend's `shm.rs`).
+pub const SEG_HEADER: u64 = 64;
 
 /// The longest segment name accepted (POSIX `NAME_MAX`).
 const SEG_NAME_MAX: usize = 255;
@@ -392,10 +403,13 @@ impl SegDesc {
             }
             Some(usize::try_from(off).ok()?..usize::try_from(end).ok()?)
         };
-        let inline = range(0, self.inline)
+        let inline = range(SEG_HEADER, self.inline)
             .ok_or_else(|| self.corrupt("the inline bytes lie outside the segment"))?;
         let mut buffers = Vec::with_capacity(self.buffers.len().min(1024));
         for &(elem, off, len) in &self.buffers {
+            if off < SEG_HEADER {
+                return Err(self.corrupt("a buffer overlaps the segment's header"));
+            }
             let r =
                 range(off, len).ok_or_else(|| self.corrupt("a buffer lies outside the segment"))?;
             if r.len() % elem.size() != 0 {

@@ -143,7 +143,9 @@ impl Backend for Node {
         }
         self.gather_before_shutdown();
         let r = self.shutdown_job();
-        // Segments of ranks that were killed are left only here, in the job's names.
+        // This rank's pooled segments go now; those of ranks that were killed are left only
+        // here, in the job's names.
+        self.store.clear();
         self.store.sweep_job();
         crate::log::flush();
         r

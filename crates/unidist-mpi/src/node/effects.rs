@@ -12,7 +12,7 @@ use unidist_core::{ObjectId, Payload};
 use super::state::State;
 use super::Node;
 use crate::exec::{ActorThread, Job};
-use crate::wire::{NodeMsg, Slot, WireError};
+use crate::wire::{ArgWire, NodeMsg, Slot, WireError};
 
 pub(super) enum Outgoing {
     Msg(u32, NodeMsg),
@@ -142,6 +142,30 @@ impl Node {
         drop(garbage);
     }
 
+    /// Writes the large values given directly to a call sent to `dest` into shared memory,
+    /// when `dest` shares this host: the call carries their descriptors instead of the bytes
+    /// (here, outside the node's lock: each is one copy of the value).
+    fn share_large_args(&self, dest: u32, m: &mut NodeMsg) {
+        let args = match m {
+            NodeMsg::Task { args, .. }
+            | NodeMsg::TaskWith { args, .. }
+            | NodeMsg::ActorCall { args, .. }
+            | NodeMsg::ActorCreate { args, .. } => args,
+            _ => return,
+        };
+        for a in args.iter_mut() {
+            let ArgWire::Value(Slot::Ready(e)) = a else {
+                continue;
+            };
+            if !self.store.wants(dest, e.total_len()) {
+                continue;
+            }
+            if let Some(desc) = self.store.hand_over(e) {
+                *a = ArgWire::Shared(desc);
+            }
+        }
+    }
+
     /// Hands messages to the communication thread; a value is encoded here (once, cached).
     fn send_all(&self, sends: Vec<Outgoing>) {
         let sends = if self.lost.any() {
@@ -159,7 +183,10 @@ impl Node {
                     self.observe_send(d, &m);
                     self.handle(d, m);
                 }
-                Outgoing::Msg(d, m) => self.send(d, m),
+                Outgoing::Msg(d, mut m) => {
+                    self.share_large_args(d, &mut m);
+                    self.send(d, m)
+                }
                 Outgoing::Value {
                     dest,
                     id,

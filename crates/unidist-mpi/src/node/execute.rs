@@ -190,6 +190,12 @@ impl Node {
                     None => ArgState::Failed(backend_err("an argument arrived incomplete")),
                 }
             }
+            ArgWire::Shared(desc) => {
+                return match self.store.open_handed(desc) {
+                    Ok(e) => ArgState::Ready(Payload::Encoded(Arc::new(e))),
+                    Err(e) => ArgState::Failed(e),
+                }
+            }
             ArgWire::Ref { id, from } => (id, from),
             ArgWire::Failed(e) => return ArgState::Failed(e.into()),
         };

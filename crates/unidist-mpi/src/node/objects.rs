@@ -9,7 +9,7 @@ use unidist_serialize::Encoded;
 use super::effects::{Effects, Outgoing};
 use super::state::{object_gone, ObjectStatus, State};
 use super::Node;
-use crate::shm::{self, SegDesc, Segment};
+use crate::shm::{SegDesc, Segment};
 use crate::wire::{NodeMsg, Slot, WireError};
 
 impl Node {
@@ -137,7 +137,7 @@ impl Node {
 
     /// The value of `id` arrived from `src` as a shared-memory segment on this host.
     pub(super) fn shared_arrived(&self, src: u32, id: ObjectId, push: bool, seg: SegDesc) {
-        match shm::open(seg) {
+        match self.store.open(seg) {
             Ok((e, seg)) => self.encoding_arrived(src, id, Arc::new(e), push, Some(seg)),
             Err(err) => {
                 tracing::warn!(%id, error = %err, "cannot read an object from shared memory");

@@ -85,6 +85,7 @@ fn value_bytes(msg: &NodeMsg) -> u64 {
         a.iter()
             .map(|a| match a {
                 ArgWire::Value(s) => slot(s),
+                ArgWire::Shared(seg) => seg.len,
                 ArgWire::Ref { .. } | ArgWire::Failed(_) => 0,
             })
             .sum()

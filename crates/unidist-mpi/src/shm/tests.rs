@@ -27,24 +27,25 @@ fn value() -> (String, Buffer<f64>, Buffer<u8>) {
     )
 }
 
+/// An object id unique to this test process, so parallel tests never share a segment name.
+fn oid(owner: u32, n: u64) -> ObjectId {
+    ObjectId::new(owner, n * 10_000_000 + u64::from(std::process::id()))
+}
+
 #[test]
-fn a_segment_is_written_mapped_and_unlinked_when_its_creator_drops_it() {
+fn a_segment_is_written_mapped_read_in_place_and_pooled_when_its_creator_drops_it() {
     let s = store(1 << 30, 16);
     let v = value();
     let e = encode_with_oob(&v, 1024).unwrap();
     assert_eq!(e.buffers.len(), 2);
-    let seg = s
-        .create(
-            ObjectId::new(7, 1_000_000 + u64::from(std::process::id())),
-            &e,
-        )
-        .expect("segment");
+    let seg = s.create(oid(7, 1), &e).expect("segment");
     let name = seg.desc.name.clone();
     assert!(name.starts_with(PREFIX) && exists(&name));
-    assert_eq!(s.used.load(Ordering::Acquire), seg.desc.len);
+    assert_eq!(s.used(), seg.desc.len);
+    assert_eq!(seg.desc.gen, 1);
     assert!(seg.desc.buffers.iter().all(|b| b.1 % ALIGN as u64 == 0));
 
-    let (got, mapped) = open(seg.desc.clone()).unwrap();
+    let (got, mapped) = s.open(seg.desc.clone()).unwrap();
     let in_mapping: Vec<*const u8> = got.buffers.iter().map(|b| b.as_bytes().as_ptr()).collect();
     let back: (String, Buffer<f64>, Buffer<u8>) =
         decode_with_oob(&got.inline, got.buffers).unwrap();
@@ -54,21 +55,156 @@ fn a_segment_is_written_mapped_and_unlinked_when_its_creator_drops_it() {
     assert_eq!(back.2.as_bytes().as_ptr(), in_mapping[1]);
     drop(mapped);
     assert_eq!(back, v);
-    let mapped = open(seg.desc.clone()).unwrap().1;
-    // Dropping a receiver's segment does not unlink; the creator's does, and gives the bytes
-    // back to the limit.
+    drop(back);
+    // Dropping a receiver's segment does not unlink; the creator's drop keeps the segment,
+    // counted against the limit, in its pool.
+    let mapped = s.open(seg.desc.clone()).unwrap().1;
     drop(mapped);
-    assert!(exists(&name));
+    let old = seg.desc.clone();
     drop(seg);
+    assert!(exists(&name));
+    assert_eq!(s.pooled(), 1);
+    assert_eq!(s.used(), old.len);
+    // An object of the same size reuses it as its next use: same name, next `gen`; the
+    // descriptor of the first use no longer opens, the new one reads the new bytes through the
+    // mapping this process kept.
+    let v2 = (
+        "other".to_string(),
+        v.1.iter().map(|x| -x).collect::<Buffer<f64>>(),
+        v.2.clone(),
+    );
+    let e2 = encode_with_oob(&v2, 1024).unwrap();
+    let seg2 = s.create(oid(7, 2), &e2).unwrap();
+    assert_eq!((seg2.desc.name.as_str(), seg2.desc.gen), (name.as_str(), 2));
+    assert_eq!(s.pooled(), 0);
+    assert_eq!(s.used(), old.len, "reuse counts nothing new");
+    let err = s.open(old).err().expect("the first use is over");
+    assert!(err.to_string().contains("no longer holds"), "{err}");
+    assert_eq!(s.cached_mappings(), 1);
+    let (got, _) = s.open(seg2.desc.clone()).unwrap();
+    let back: (String, Buffer<f64>, Buffer<u8>) =
+        decode_with_oob(&got.inline, got.buffers).unwrap();
+    assert_eq!(back, v2);
+    assert_eq!(
+        back.1.as_bytes().as_ptr(),
+        in_mapping[0],
+        "the kept mapping"
+    );
+    drop(back);
+    drop(seg2);
+    // At shutdown the pool is removed and the limit is back to zero.
+    s.clear();
     assert!(!exists(&name));
-    assert_eq!(s.used.load(Ordering::Acquire), 0);
-    assert!(open(SegDesc {
-        name,
-        len: 1,
-        inline: 0,
-        buffers: vec![]
-    })
-    .is_err());
+    assert_eq!((s.used(), s.pooled(), s.cached_mappings()), (0, 0, 0));
+    assert!(s
+        .open(SegDesc {
+            name,
+            gen: 2,
+            len: 1,
+            inline: 0,
+            buffers: vec![]
+        })
+        .is_err());
+}
+
+#[test]
+fn a_segment_someone_still_reads_is_never_rewritten() {
+    let s = store(1 << 30, 16);
+    let v = value();
+    let e = encode_with_oob(&v, 1024).unwrap();
+    let seg = s.create(oid(9, 1), &e).unwrap();
+    let (got, _) = s.open(seg.desc.clone()).unwrap();
+    let kept: (String, Buffer<f64>, Buffer<u8>) =
+        decode_with_oob(&got.inline, got.buffers).unwrap();
+    let first = seg.desc.name.clone();
+    drop(seg);
+    // The pooled segment is still read (`kept` borrows it): the next object gets a new one.
+    let other = encode_with_oob(
+        &(
+            "x".to_string(),
+            Buffer::from(vec![5.0f64; 5000]),
+            Buffer::from(vec![1u8; 3001]),
+        ),
+        1024,
+    )
+    .unwrap();
+    let seg2 = s.create(oid(9, 2), &other).unwrap();
+    assert_ne!(seg2.desc.name, first);
+    assert_eq!(kept, v, "the reader's bytes did not change");
+    // Once the reader is gone, the first segment is reused.
+    drop(kept);
+    let seg3 = s.create(oid(9, 3), &other).unwrap();
+    assert_eq!(
+        (seg3.desc.name.as_str(), seg3.desc.gen),
+        (first.as_str(), 2)
+    );
+    // A much smaller object does not take a large pooled segment.
+    drop((seg2, seg3));
+    let small = encode_with_oob(&("y".to_string(), Buffer::from(vec![1.0f64; 40])), 16).unwrap();
+    let seg4 = s.create(oid(9, 4), &small).unwrap();
+    assert_eq!(seg4.desc.gen, 1);
+    drop(seg4);
+    s.clear();
+}
+
+#[test]
+fn the_pool_is_bounded_and_removed_segments_leave_readers_caches() {
+    let s = store(1 << 30, 16);
+    let e = encode_with_oob(&value(), 1024).unwrap();
+    let segs: Vec<_> = (0..=POOL_SEGMENTS as u64)
+        .map(|n| s.create(oid(11, n + 1), &e).unwrap())
+        .collect();
+    for seg in &segs {
+        drop(s.open(seg.desc.clone()).unwrap());
+    }
+    assert_eq!(s.cached_mappings(), POOL_SEGMENTS + 1);
+    let names: Vec<String> = segs.iter().map(|g| g.desc.name.clone()).collect();
+    let one = segs[0].desc.len;
+    drop(segs);
+    // One more freed segment than the pool holds: the oldest is removed.
+    assert_eq!(s.pooled(), POOL_SEGMENTS);
+    assert!(!exists(&names[0]) && names[1..].iter().all(|n| exists(n)));
+    assert_eq!(s.used(), one * POOL_SEGMENTS as u64);
+    // The next open drops this process's mapping of the removed one.
+    let seg = s.create(oid(11, 99), &e).unwrap();
+    drop(s.open(seg.desc.clone()).unwrap());
+    assert_eq!(s.cached_mappings(), POOL_SEGMENTS);
+    drop(seg);
+    s.clear();
+    assert!(names.iter().all(|n| !exists(n)));
+}
+
+#[test]
+fn pooled_segments_make_room_under_the_limit() {
+    let e = encode_with_oob(&value(), 1024).unwrap();
+    let one = layout("/unidist-x".into(), &e).0.len;
+    // Room for two segments: two in use, then freed into the pool; a third object of another
+    // size needs room, which removing pooled segments makes.
+    let s = store(2 * one, 16);
+    let a = s.create(oid(12, 1), &e).unwrap();
+    let b = s.create(oid(12, 2), &e).unwrap();
+    assert!(s.create(oid(12, 3), &e).is_none(), "the limit holds");
+    let names = [a.desc.name.clone(), b.desc.name.clone()];
+    drop((a, b));
+    assert_eq!(s.pooled(), 2);
+    let big = encode_with_oob(
+        &(
+            "z".to_string(),
+            Buffer::from(vec![2.0f64; 7000]),
+            Buffer::from(vec![3u8; 10]),
+        ),
+        1024,
+    )
+    .unwrap();
+    let c = s.create(oid(12, 4), &big).expect("room made from the pool");
+    assert!(
+        !names.iter().all(|n| exists(n)),
+        "a pooled segment was removed"
+    );
+    assert!(s.used() <= 2 * one);
+    drop(c);
+    s.clear();
+    assert_eq!(s.used(), 0);
 }
 
 #[test]
@@ -77,11 +213,11 @@ fn creation_falls_back_when_the_limit_or_the_system_refuses() {
     // A limit below the object's size: private, and nothing is counted.
     let tiny = store(100, 16);
     assert!(tiny.create(ObjectId::new(7, 1), &e).is_none());
-    assert_eq!(tiny.used.load(Ordering::Acquire), 0);
+    assert_eq!(tiny.used(), 0);
     // An invalid name (a slash inside) is refused by the system: private too.
     let s = store(1 << 30, 16);
     assert!(s.create_named("/unidist-x/y".into(), &e).is_none());
-    assert_eq!(s.used.load(Ordering::Acquire), 0);
+    assert_eq!(s.used(), 0);
     // A part past the segment's end fails the write, which leaves no segment behind.
     let name = format!("{PREFIX}part-{}", std::process::id());
     assert!(write_segment(&name, 8, &[(4, &[0; 8])]).is_err());
@@ -131,18 +267,29 @@ fn corrupted_descriptors_are_errors() {
     d.buffers[0].2 -= 3;
     cases.push(d);
     let mut d = good.clone();
+    // A buffer over the header the processes share.
+    d.buffers[1].1 = 0;
+    cases.push(d);
+    let mut d = good.clone();
     d.name = "/etc-passwd".into();
     cases.push(d);
     let mut d = good.clone();
     d.name = "/unidist-../x".into();
     cases.push(d);
     for d in cases {
-        let err = open(d.clone())
+        let err = s
+            .open(d.clone())
             .err()
             .unwrap_or_else(|| panic!("{d:?} opened"));
         assert_eq!(err.kind(), unidist_core::ErrorKind::Backend, "{err}");
     }
-    assert!(open(good).is_ok());
+    assert!(s.open(good.clone()).is_ok());
+    // A descriptor of another use of the segment.
+    let mut d = good;
+    d.gen += 1;
+    assert!(s.open(d).is_err());
+    drop(seg);
+    s.clear();
 }
 
 #[test]
@@ -181,7 +328,8 @@ fn sweeps_remove_this_jobs_segments_and_dead_jobs_segments() {
 fn segment_bytes(e: &Encoded, skew: u64) -> (SegDesc, Vec<u8>) {
     let (mut desc, _) = layout("/unidist-test".into(), e);
     let mut bytes = vec![0u8; desc.len as usize + skew as usize];
-    bytes[..e.inline.len()].copy_from_slice(&e.inline);
+    let at = SEG_HEADER as usize;
+    bytes[at..at + e.inline.len()].copy_from_slice(&e.inline);
     for (b, d) in e.buffers.iter().zip(&mut desc.buffers) {
         d.1 += skew;
         bytes[d.1 as usize..(d.1 + d.2) as usize].copy_from_slice(b.as_bytes());
@@ -213,8 +361,8 @@ fn segment_contents_are_untrusted_and_buffers_read_them_in_place_when_aligned() 
     // Corrupted contents under a valid descriptor are decode errors, not panics: the inline
     // bytes overwritten, and a buffer shorter than the placeholder in the inline bytes says.
     let (desc, mut bytes) = segment_bytes(&e, 0);
-    let inline = desc.inline as usize;
-    for b in &mut bytes[unidist_serialize::HEADER_LEN..inline] {
+    let inline = SEG_HEADER as usize + desc.inline as usize;
+    for b in &mut bytes[SEG_HEADER as usize + unidist_serialize::HEADER_LEN..inline] {
         *b = 0xff;
     }
     let got = desc.encoding(Arc::new(bytes)).unwrap();
@@ -226,4 +374,34 @@ fn segment_contents_are_untrusted_and_buffers_read_them_in_place_when_aligned() 
         decode_with_oob::<Value>(&got.inline, got.buffers),
         Err(unidist_serialize::SerializeError::BufferLength { index: 0, .. })
     ));
+}
+
+#[test]
+fn a_handed_over_argument_is_kept_for_its_receiver_until_it_is_done() {
+    let s = store(1 << 30, 16);
+    let v = value();
+    let e = encode_with_oob(&v, 1024).unwrap();
+    let desc = s.hand_over(&e).expect("segment");
+    assert!(desc.name.contains("-a."), "{}", desc.name);
+    // The sender keeps nothing but the pooled segment, which the registration holds back:
+    // another value of its size gets a new segment.
+    assert_eq!(s.pooled(), 1);
+    let other = s.hand_over(&e).unwrap();
+    assert_ne!(other.name, desc.name);
+    // The receiver takes the registration over; the value reads the same.
+    let got = s.open_handed(desc.clone()).unwrap();
+    let back: (String, Buffer<f64>, Buffer<u8>) =
+        decode_with_oob(&got.inline, got.buffers).unwrap();
+    assert_eq!(back, v);
+    // Once the receiver is done with it, the segment is free for the next value.
+    drop(back);
+    let third = s.hand_over(&e).unwrap();
+    assert_eq!((third.name.as_str(), third.gen), (desc.name.as_str(), 2));
+    // A descriptor of another use is an error, and a corrupted one too.
+    let err = s.open_handed(desc.clone()).expect_err("stale");
+    assert!(err.to_string().contains("does not hold"), "{err}");
+    let mut bad = third.clone();
+    bad.inline = bad.len;
+    assert!(s.open_handed(bad).is_err());
+    s.clear();
 }
