@@ -170,7 +170,14 @@
 //! struct, use a [`Buffer<T>`] field or `#[serde(with = "unidist::serde_fast")]` (see
 //! [`serde_fast`]) on a `Vec<T>` field for the same speed. On MPI, large objects are written once
 //! into shared memory on their host and a `&Buffer<T>` parameter reads them there without a copy
-//! (the `UNIDIST_MPI_SHARED_OBJECT_STORE*` settings below).
+//! (the `UNIDIST_MPI_SHARED_OBJECT_STORE*` settings below); a large value passed directly to a
+//! task on the same host travels the same way, and shared memory is reused from one object to
+//! the next. A `Vec` or `String` parameter costs one copy out of shared memory, since it must own
+//! its memory: for the largest arrays, prefer `Buffer<T>`.
+//!
+//! On `pyseq` and `pymp`, a value passed directly to a by-value parameter (`f::remote(v)` with
+//! `fn f(v: Vec<u8>)`) is moved into the body without a copy when nothing else holds it (a
+//! task with retries left keeps a copy for the next run).
 //!
 //! # Feature flags
 //!
