@@ -147,9 +147,10 @@ pub(crate) fn establish(s: &Settings) -> Result<Established> {
     let lib = Library::detect(&mpi::environment::library_version().unwrap_or_default());
     let entry = lib.entry();
     if s.spawn {
-        if let Some((key, value)) = lib.spawn_env(|k| std::env::var(k).ok()) {
-            // Read by the library in MPI_Init, below; this thread is the only one that calls
-            // MPI, and the variable is not one the rest of the program reads.
+        for (key, value) in lib.spawn_env(|k| std::env::var(k).ok()) {
+            // Read by the library in MPI_Init, below (and by the launcher it starts, which
+            // passes them to the workers); this thread is the only one that calls MPI, and the
+            // variables are not ones the rest of the program reads.
             std::env::set_var(key, value);
         }
     }

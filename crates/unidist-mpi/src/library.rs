@@ -75,6 +75,9 @@ pub struct Entry {
     /// The versions as the README shows them.
     pub shown: &'static str,
     pub spawn: Spawn,
+    /// Variables `init` also sets before `MPI_Init` in spawn mode when the user has not set
+    /// them: not needed to spawn, but measured to make the spawned job faster.
+    pub spawn_speed: &'static [(&'static str, &'static str)],
     /// The `MPI_Comm_spawn` info key that carries the workers' environment (newline-separated
     /// `KEY=value`); `None`: the launcher forwards the parent's environment itself.
     pub env_key: Option<&'static str>,
@@ -106,6 +109,7 @@ pub const TABLE: [Entry; 5] = [
         versions: ">=4.0.0, <5.0.0",
         shown: "4.x",
         spawn: Spawn::Yes,
+        spawn_speed: &[],
         env_key: Some("env"),
         hosts_key: "add-host",
         host_slots: true,
@@ -122,6 +126,7 @@ pub const TABLE: [Entry; 5] = [
         versions: ">=5.0.0",
         shown: "5.x",
         spawn: Spawn::Yes,
+        spawn_speed: &[],
         env_key: Some("PMIX_ENVAR"),
         hosts_key: "PMIX_ADD_HOST",
         host_slots: true,
@@ -136,6 +141,7 @@ pub const TABLE: [Entry; 5] = [
         versions: ">=3.3.0, <4.1.0",
         shown: "3.3 - 4.0",
         spawn: Spawn::No("MPI_Comm_spawn fails with this MPICH's ch4:ucx device"),
+        spawn_speed: &[],
         env_key: None,
         hosts_key: "hosts",
         host_slots: false,
@@ -150,6 +156,7 @@ pub const TABLE: [Entry; 5] = [
         versions: ">=4.1.0",
         shown: "4.1 and later",
         spawn: Spawn::Yes,
+        spawn_speed: &[],
         env_key: None,
         hosts_key: "hosts",
         host_slots: false,
@@ -164,6 +171,7 @@ pub const TABLE: [Entry; 5] = [
         versions: ">=2021.0.0",
         shown: "2021.x",
         spawn: Spawn::WithEnv("I_MPI_SPAWN", "on"),
+        spawn_speed: &[("I_MPI_FABRICS", "ofi")],
         env_key: None,
         hosts_key: "hosts",
         host_slots: false,
@@ -181,6 +189,7 @@ pub const FALLBACK: Entry = Entry {
     versions: "*",
     shown: "other MPI 3.1 or newer",
     spawn: Spawn::Untested,
+    spawn_speed: &[],
     env_key: None,
     hosts_key: "hosts",
     host_slots: false,
@@ -240,19 +249,27 @@ impl Library {
             .unwrap_or(&FALLBACK)
     }
 
-    /// The environment variable to set before `MPI_Init` so that spawning works, unless the
-    /// user set that variable already (their value wins), or the process was started by a
-    /// launcher with several ranks (`PMI_SIZE` above 1, as Hydra sets it): that job runs SPMD
-    /// and never spawns, and on Intel MPI `I_MPI_SPAWN=on` would move it from the shared-memory
-    /// fabric to shm plus libfabric's tcp provider.
-    pub fn spawn_env(&self, env: impl Fn(&str) -> Option<String>) -> Option<(&str, &str)> {
+    /// The environment variables to set before `MPI_Init` in spawn mode: the one that makes
+    /// spawning work ([`Spawn::WithEnv`]) and those that make the spawned job faster
+    /// ([`Entry::spawn_speed`]), each unless the user set it already (their value wins). None
+    /// when the process was started by a launcher with several ranks (`PMI_SIZE` above 1, as
+    /// Hydra sets it): that job runs SPMD and never spawns, and on Intel MPI `I_MPI_SPAWN=on`
+    /// would move it from the shared-memory fabric to shm plus libfabric's tcp provider.
+    pub fn spawn_env(&self, env: impl Fn(&str) -> Option<String>) -> Vec<(&str, &str)> {
         let ranks = env("PMI_SIZE").and_then(|n| n.trim().parse::<u64>().ok());
-        match self.entry().spawn {
-            Spawn::WithEnv(key, value) if env(key).is_none() && ranks.is_none_or(|n| n <= 1) => {
-                Some((key, value))
-            }
-            _ => None,
+        if ranks.is_some_and(|n| n > 1) {
+            return Vec::new();
         }
+        let entry = self.entry();
+        let needed = match entry.spawn {
+            Spawn::WithEnv(key, value) => Some((key, value)),
+            _ => None,
+        };
+        needed
+            .into_iter()
+            .chain(entry.spawn_speed.iter().copied())
+            .filter(|(key, _)| env(key).is_none())
+            .collect()
     }
 
     /// Why spawning workers cannot work here, with the fix; `None` when it may.
@@ -357,7 +374,21 @@ pub fn readme_table() -> String {
         let spawn = match (e.spawn, e.singleton) {
             (Spawn::No(why), _) => format!("no: {why}"),
             (Spawn::Untested, _) => "tried, not tested".to_string(),
-            (Spawn::WithEnv(k, v), _) => format!("yes (`init` sets `{k}={v}`)"),
+            (Spawn::WithEnv(k, v), _) => {
+                let speed: Vec<String> = e
+                    .spawn_speed
+                    .iter()
+                    .map(|(k, v)| format!("`{k}={v}`"))
+                    .collect();
+                if speed.is_empty() {
+                    format!("yes (`init` sets `{k}={v}`)")
+                } else {
+                    format!(
+                        "yes (`init` sets `{k}={v}`, and {} for speed)",
+                        speed.join(", ")
+                    )
+                }
+            }
             (Spawn::Yes, Singleton::Starts) => "yes".to_string(),
             (Spawn::Yes, Singleton::NeedsPrefix) => {
                 "yes (a moved install needs `OPAL_PREFIX`)".to_string()

@@ -86,13 +86,17 @@ fn each_library_gets_its_own_entry() {
 #[test]
 fn intel_mpi_gets_its_spawn_variable_unless_the_user_set_one() {
     let intel = Library::detect(INTEL);
-    assert_eq!(intel.spawn_env(unset), Some(("I_MPI_SPAWN", "on")));
-    assert_eq!(intel.spawn_env(|_| Some("off".into())), None);
+    let both = vec![("I_MPI_SPAWN", "on"), ("I_MPI_FABRICS", "ofi")];
+    assert_eq!(intel.spawn_env(unset), both);
+    assert!(intel.spawn_env(|_| Some("off".into())).is_empty());
+    // The user's fabric wins; the spawn variable is still set.
+    let fabric = |k: &str| (k == "I_MPI_FABRICS").then(|| "shm:ofi".to_string());
+    assert_eq!(intel.spawn_env(fabric), vec![("I_MPI_SPAWN", "on")]);
     let spmd = |k: &str| (k == "PMI_SIZE").then(|| "3".to_string());
-    assert_eq!(intel.spawn_env(spmd), None);
+    assert!(intel.spawn_env(spmd).is_empty());
     let singleton = |k: &str| (k == "PMI_SIZE").then(|| "1".to_string());
-    assert_eq!(intel.spawn_env(singleton), Some(("I_MPI_SPAWN", "on")));
-    assert_eq!(Library::detect(OPEN_MPI_5).spawn_env(unset), None);
+    assert_eq!(intel.spawn_env(singleton), both);
+    assert!(Library::detect(OPEN_MPI_5).spawn_env(unset).is_empty());
 }
 
 #[test]
