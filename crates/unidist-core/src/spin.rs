@@ -21,10 +21,16 @@ const RECHECK: Duration = Duration::from_millis(50);
 
 /// Polls `poll` until it gives a value or `window` has passed (`None` then, also at once when
 /// the machine has no core to spare): the caller then sleeps in its blocking wait.
-pub fn spin_for<T>(window: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn spin_for<T>(window: Duration, poll: impl FnMut() -> Option<T>) -> Option<T> {
     if !spare_core() {
         return None;
     }
+    poll_for(window, poll)
+}
+
+/// Polls `poll` (yielding the CPU between polls) until it gives a value or `window` has passed,
+/// whatever the machine's load.
+pub fn poll_for<T>(window: Duration, mut poll: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     loop {
         if let Some(v) = poll() {
@@ -83,5 +89,25 @@ mod tests {
         let started = Instant::now();
         assert_eq!(spin_for(Duration::from_millis(2), || None::<u8>), None);
         assert!(started.elapsed() < Duration::from_secs(5), "the wait ended");
+    }
+
+    #[test]
+    fn poll_for_polls_whatever_the_load_until_the_value_comes_or_the_window_ends() {
+        let mut polls = 0;
+        let got = poll_for(WINDOW, || {
+            polls += 1;
+            (polls == 3).then_some(polls)
+        });
+        assert_eq!(got, Some(3), "polled until the third poll gave a value");
+        let mut polls = 0;
+        let started = Instant::now();
+        assert_eq!(
+            poll_for(Duration::from_millis(2), || {
+                polls += 1;
+                None::<u8>
+            }),
+            None
+        );
+        assert!(polls >= 1 && started.elapsed() >= Duration::from_millis(2));
     }
 }

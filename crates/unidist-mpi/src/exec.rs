@@ -334,6 +334,11 @@ impl MpiHooks {
 }
 
 impl CallHooks for MpiHooks {
+    // Every rank's communication thread polls by yielding, so the machine never looks idle
+    // and `spin_for` would never poll: an actor thread would sleep between a caller's calls
+    // and pay a wake-up per call, which task threads ([`Pool`]'s `JOB_SPIN`) do not.
+    const POLL_WHEN_BUSY: bool = true;
+
     fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let _flow = crate::node::actor_call_flow(&self.node, self.reply.as_ref());
         f()

@@ -21,6 +21,13 @@ use crate::value::Payload;
 
 /// What a backend attaches to each message for an actor thread.
 pub trait CallHooks: Send + 'static {
+    /// Whether the actor thread, idle between calls, polls for the next call for
+    /// [`spin::WINDOW`](crate::spin::WINDOW) even when the machine has no core to spare
+    /// ([`spin::spin_for`](crate::spin::spin_for) skips polling then). A backend whose own
+    /// threads poll by yielding (MPI's communication threads, which make every core look busy)
+    /// sets it, as its task threads poll unconditionally too.
+    const POLL_WHEN_BUSY: bool = false;
+
     /// Runs `f` (the constructor, or one poll of a call's user code) in this call's context;
     /// by default it runs `f` as it is.
     fn scope<R>(&mut self, f: impl FnOnce() -> R) -> R {
@@ -179,7 +186,12 @@ async fn serve<H: CallHooks>(queue: &mut mpsc::UnboundedReceiver<ActorMessage<H>
         // With no async call to drive, the next call of a caller that waits for each one
         // usually comes within microseconds: wait for it awake rather than parking at once.
         let next = if running.is_empty() {
-            crate::spin::spin_for(crate::spin::WINDOW, || queue.try_recv().ok())
+            let poll = || queue.try_recv().ok();
+            if H::POLL_WHEN_BUSY {
+                crate::spin::poll_for(crate::spin::WINDOW, poll)
+            } else {
+                crate::spin::spin_for(crate::spin::WINDOW, poll)
+            }
         } else {
             None
         };
