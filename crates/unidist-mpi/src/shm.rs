@@ -121,6 +121,13 @@ impl Header {
     }
 }
 
+/// Takes the oldest pooled segment that no process reads out of `pool`, closed (a reader that
+/// has yet to open a handed-over argument counts as reading it).
+fn take_oldest_unread(pool: &mut VecDeque<Pooled>) -> Option<Pooled> {
+    let at = pool.iter().position(|p| p.header.close_if_unread())?;
+    pool.remove(at)
+}
+
 /// The header a new segment starts with (use 1, no reader).
 fn fresh_header() -> [u8; SEG_HEADER as usize] {
     let mut h = [0u8; SEG_HEADER as usize];
@@ -217,9 +224,11 @@ pub(crate) struct Store {
     pool: Mutex<VecDeque<Pooled>>,
     /// Mappings of other ranks' segments, least recently used first.
     mappings: Mutex<VecDeque<Arc<Mapped>>>,
-    /// Numbers the segments of call arguments (which have no object id).
-    next_arg: AtomicU64,
 }
+
+/// Numbers the segments of call arguments (which have no object id), for every store of the
+/// process: their names stay unique however many stores a process makes (tests make several).
+static NEXT_ARG: AtomicU64 = AtomicU64::new(0);
 
 /// The store's configuration.
 #[derive(Debug, Clone, Copy)]
@@ -254,7 +263,6 @@ impl Store {
             warned_failure: AtomicBool::new(false),
             pool: Mutex::new(VecDeque::new()),
             mappings: Mutex::new(VecDeque::new()),
-            next_arg: AtomicU64::new(0),
         })
     }
 
@@ -386,7 +394,7 @@ impl Store {
     /// [`open_handed`](Self::open_handed), has dropped every value it read from it. The
     /// segment itself goes back to the pool at once. `None` (logged) as for [`create`](Self::create).
     pub(crate) fn hand_over(self: &Arc<Self>, e: &Encoded) -> Option<SegDesc> {
-        let n = self.next_arg.fetch_add(1, Ordering::Relaxed);
+        let n = NEXT_ARG.fetch_add(1, Ordering::Relaxed);
         let name = format!("{PREFIX}{}-{}-a.{n}", self.job, self.pid);
         let seg = self.create_named(name, e)?;
         let header = &seg.creator.as_ref()?.header;
@@ -435,7 +443,7 @@ impl Store {
                 return true;
             }
             self.used.fetch_sub(len, Ordering::AcqRel);
-            let oldest = lock(&self.pool).pop_front();
+            let oldest = take_oldest_unread(&mut lock(&self.pool));
             match oldest {
                 Some(p) => p.remove(&self.used),
                 None => return false,
@@ -443,19 +451,23 @@ impl Store {
         }
     }
 
-    /// A segment this rank created was freed: pooled for reuse, the oldest pooled one removed
-    /// when the pool is full.
+    /// A segment this rank created was freed: pooled for reuse, the oldest unread pooled ones
+    /// removed while more than [`POOL_SEGMENTS`] are pooled. A pooled segment that a process
+    /// still reads (a value decoded from it, or an argument handed over and not yet opened) is
+    /// never removed here: it waits in the pool until its readers are done.
     fn freed(&self, p: Pooled) {
-        let evicted = {
+        let mut evicted = Vec::new();
+        {
             let mut pool = lock(&self.pool);
             pool.push_back(p);
-            if pool.len() > POOL_SEGMENTS {
-                pool.pop_front()
-            } else {
-                None
+            while pool.len() > POOL_SEGMENTS {
+                match take_oldest_unread(&mut pool) {
+                    Some(old) => evicted.push(old),
+                    None => break,
+                }
             }
-        };
-        if let Some(old) = evicted {
+        }
+        for old in evicted {
             old.remove(&self.used);
         }
     }

@@ -405,3 +405,49 @@ fn a_handed_over_argument_is_kept_for_its_receiver_until_it_is_done() {
     assert!(s.open_handed(bad).is_err());
     s.clear();
 }
+
+#[test]
+fn handed_over_arguments_not_yet_opened_are_never_removed() {
+    let s = store(1 << 30, 16);
+    let e = encode_with_oob(&value(), 1024).unwrap();
+    // More arguments in flight than the pool keeps: none of them may go before its receiver
+    // opened it.
+    let descs: Vec<SegDesc> = (0..POOL_SEGMENTS + 3)
+        .map(|_| s.hand_over(&e).unwrap())
+        .collect();
+    assert!(descs.iter().all(|d| exists(&d.name)));
+    assert_eq!(s.pooled(), POOL_SEGMENTS + 3);
+    for d in &descs {
+        let got = s.open_handed(d.clone()).unwrap();
+        let back: (String, Buffer<f64>, Buffer<u8>) =
+            decode_with_oob(&got.inline, got.buffers).unwrap();
+        assert_eq!(back, value());
+    }
+    // Read and dropped: the next freed segment (the first of them, reused) brings the pool
+    // back to its bound.
+    let seg = s.create(oid(13, 1), &e).unwrap();
+    assert_eq!(seg.desc.name, descs[0].name);
+    drop(seg);
+    assert_eq!(s.pooled(), POOL_SEGMENTS);
+    assert_eq!(
+        descs.iter().filter(|d| exists(&d.name)).count(),
+        POOL_SEGMENTS
+    );
+    // Under the memory limit, a segment still read is not removed to make room either.
+    let one = layout("/unidist-x".into(), &e).0.len;
+    let tight = store(2 * one, 16);
+    let a = tight.hand_over(&e).unwrap();
+    let b = tight.hand_over(&e).unwrap();
+    assert!(
+        tight.hand_over(&e).is_none(),
+        "no room: both pooled segments are in flight"
+    );
+    assert!(exists(&a.name) && exists(&b.name));
+    drop(tight.open_handed(a).unwrap());
+    assert!(
+        tight.hand_over(&e).is_some(),
+        "the opened and dropped one is reused"
+    );
+    s.clear();
+    tight.clear();
+}
