@@ -32,6 +32,7 @@ pub(crate) fn cases() -> Vec<Case> {
         data_immutability,
         argument_forms,
         by_value_arguments_move,
+        large_arguments_in_flight,
         local_call,
         nested_calls,
         nested_fib,
@@ -323,6 +324,27 @@ fn by_value_arguments_move() -> Outcome {
         fetch(&stored)? == vec![9u8; 1 << 20],
         "the stored object changed after tasks read it"
     );
+    Ok(())
+}
+
+/// The sum of the bytes and how many there are.
+#[unidist::remote]
+fn byte_sum(v: Vec<u8>) -> (u64, usize) {
+    (v.iter().map(|b| u64::from(*b)).sum(), v.len())
+}
+
+/// Many large values passed directly, all submitted before any result is read: each call gets
+/// its own bytes whole (on MPI they travel through the shared object store, more of them in
+/// flight than it keeps segments for).
+fn large_arguments_in_flight() -> Outcome {
+    const CALLS: u64 = 12;
+    const LEN: usize = 300_000;
+    let refs: Vec<_> = (0..CALLS)
+        .map(|i| byte_sum::remote(vec![(i % 251) as u8; LEN]))
+        .collect();
+    let got = unidist::get_all(&refs)?;
+    let want: Vec<(u64, usize)> = (0..CALLS).map(|i| ((i % 251) * LEN as u64, LEN)).collect();
+    ensure_eq!(got, want);
     Ok(())
 }
 
