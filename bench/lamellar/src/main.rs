@@ -57,6 +57,8 @@ struct Options {
     out: Option<String>,
     repeats: usize,
     quick: bool,
+    /// `n` of the nested fib row (20 by default, 10 with `--quick`).
+    fib: Option<u64>,
 }
 
 fn options() -> Result<Options, String> {
@@ -64,6 +66,7 @@ fn options() -> Result<Options, String> {
         out: None,
         repeats: 5,
         quick: false,
+        fib: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -76,11 +79,20 @@ fn options() -> Result<Options, String> {
                 })?;
             }
             "--quick" => o.quick = true,
-            other => {
-                return Err(format!(
-                    "unknown argument {other:?} (accepted: --out FILE, --repeats N, --quick)"
-                ))
+            "--fib" => {
+                let v = args.next().ok_or("--fib needs a number")?;
+                o.fib = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1..=30).contains(n))
+                        .ok_or_else(|| {
+                            format!("invalid --fib {v:?}: expected an integer from 1 to 30")
+                        })?,
+                );
             }
+            other => return Err(format!(
+                "unknown argument {other:?} (accepted: --out FILE, --repeats N, --quick, --fib N)"
+            )),
         }
     }
     Ok(o)
@@ -155,9 +167,18 @@ fn fib_plain(n: u64) -> u64 {
     }
 }
 
-fn nested_fib(world: &LamellarWorld, repeats: usize, n: u64) -> Result<Value, String> {
+/// Up to `repeats` runs of fib(`n`); no further run starts once `budget` has passed (a run of
+/// fib(20) on the shared-memory lamellae of this 2-core machine took 10-40 s), so the row may
+/// hold fewer runs than asked: its `runs` and `params.runs_started_within` say how many.
+fn nested_fib(
+    world: &LamellarWorld,
+    repeats: usize,
+    n: u64,
+    budget: std::time::Duration,
+) -> Result<Value, String> {
     let mut runs = Vec::with_capacity(repeats);
-    for _ in 0..repeats {
+    let start = Instant::now();
+    while runs.len() < repeats && (runs.is_empty() || start.elapsed() < budget) {
         let t = Instant::now();
         let got = world.exec_am_pe(worker(world, 0), Fib { n }).block();
         runs.push(t.elapsed().as_secs_f64());
@@ -165,7 +186,124 @@ fn nested_fib(world: &LamellarWorld, repeats: usize, n: u64) -> Result<Value, St
             return Err(format!("fib({n}) through active messages gave {got}"));
         }
     }
-    Ok(row("nested_fib", "s", runs, json!({ "n": n })))
+    let params = json!({ "n": n, "runs_started_within": format!("{} s", budget.as_secs()) });
+    Ok(row("nested_fib", "s", runs, params))
+}
+
+/// The report PE 0 writes: rewritten after every row, so that a run killed or stopped part way
+/// still shows the rows it finished (the others stay `pending` or `running`, which the bench
+/// reads as not run or timed out).
+struct Report {
+    path: Option<String>,
+    pes: usize,
+    repeats: usize,
+    quick: bool,
+    rows: Vec<Value>,
+}
+
+impl Report {
+    fn new(o: &Options, pes: usize) -> Report {
+        let rows = ["sync_round_trip", "async_empty_tasks", "nested_fib"]
+            .iter()
+            .map(|w| json!({ "workload": w, "status": "pending" }))
+            .collect();
+        Report {
+            path: o.out.clone(),
+            pes,
+            repeats: o.repeats,
+            quick: o.quick,
+            rows,
+        }
+    }
+
+    fn set(&mut self, i: usize, row: Value) -> Result<(), String> {
+        self.rows[i] = row;
+        self.write()
+    }
+
+    fn write(&self) -> Result<(), String> {
+        let out = json!({
+            "system": "lamellar", "mode": format!("lamellar np={}", self.pes),
+            "status": "done", "repeats": self.repeats, "quick": self.quick, "rows": self.rows,
+            "versions": { "lamellar": "0.7.1", "pes": self.pes },
+        });
+        match &self.path {
+            Some(path) => std::fs::write(path, out.to_string())
+                .map_err(|e| format!("cannot write {path}: {e}")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How long the nested fib row starts runs for (the limit of a workload of `unidist-bench`);
+/// a single run still going at twice this is a timeout.
+fn fib_budget(quick: bool) -> std::time::Duration {
+    std::time::Duration::from_secs(if quick { 15 } else { 60 })
+}
+
+fn show(r: &Value) {
+    println!(
+        "[lamellar] {:<18} {:.4} {}",
+        r["workload"].as_str().unwrap_or(""),
+        r["median"],
+        r["unit"].as_str().unwrap_or("")
+    );
+}
+
+/// PE 0's part: every row in turn, the report rewritten after each.
+fn drive(world: &LamellarWorld, o: &Options) -> Result<(), String> {
+    let (k, n, fib) = if o.quick {
+        (50, 200, o.fib.unwrap_or(10))
+    } else {
+        (200, 1000, o.fib.unwrap_or(20))
+    };
+    let mut report = Report::new(o, world.num_pes());
+    report.write()?;
+    let r = sync_round_trip(world, o.repeats, k);
+    show(&r);
+    report.set(0, r)?;
+    let r = async_empty_tasks(world, o.repeats, n);
+    show(&r);
+    report.set(1, r)?;
+    report.set(2, json!({ "workload": "nested_fib", "status": "running" }))?;
+    // Lamellar cannot cancel a message tree: past the limit a watchdog records the row as
+    // timed out and ends this process (the bench then stops the other PEs).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = done.clone();
+        let limit = 2 * fib_budget(o.quick);
+        let mut late = Report::new(o, world.num_pes());
+        late.rows = report.rows.clone();
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            while t.elapsed() < limit {
+                if done.load(std::sync::atomic::Ordering::Acquire) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            let why = format!(
+                "timeout: fib({fib}) through active messages did not finish within {} s",
+                limit.as_secs()
+            );
+            eprintln!("unidist-bench-lamellar: {why}");
+            let row = json!({ "workload": "nested_fib", "status": why, "params": { "n": fib } });
+            let code = match late.set(2, row) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("unidist-bench-lamellar: {e}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        })
+    };
+    let r = nested_fib(world, o.repeats, fib, fib_budget(o.quick));
+    done.store(true, std::sync::atomic::Ordering::Release);
+    let _ = watchdog.join();
+    let r = r?;
+    show(&r);
+    report.set(2, r)
 }
 
 fn main() -> std::process::ExitCode {
@@ -180,43 +318,9 @@ fn main() -> std::process::ExitCode {
     world.barrier();
     let mut code = std::process::ExitCode::SUCCESS;
     if world.my_pe() == 0 {
-        let (k, n, fib) = if o.quick {
-            (50, 200, 10)
-        } else {
-            (200, 1000, 20)
-        };
-        let show = |r: &Value| {
-            println!(
-                "[lamellar] {:<18} {:.4} {}",
-                r["workload"].as_str().unwrap_or(""),
-                r["median"],
-                r["unit"].as_str().unwrap_or("")
-            );
-        };
-        let mut rows = vec![sync_round_trip(&world, o.repeats, k)];
-        show(&rows[0]);
-        rows.push(async_empty_tasks(&world, o.repeats, n));
-        show(&rows[1]);
-        match nested_fib(&world, o.repeats, fib) {
-            Ok(r) => {
-                show(&r);
-                rows.push(r);
-            }
-            Err(e) => {
-                eprintln!("unidist-bench-lamellar: {e}");
-                code = std::process::ExitCode::FAILURE;
-            }
-        }
-        let out = json!({
-            "system": "lamellar", "mode": format!("lamellar np={}", world.num_pes()),
-            "status": "done", "repeats": o.repeats, "quick": o.quick, "rows": rows,
-            "versions": { "lamellar": "0.7.1", "pes": world.num_pes() },
-        });
-        if let Some(path) = &o.out {
-            if let Err(e) = std::fs::write(path, out.to_string()) {
-                eprintln!("unidist-bench-lamellar: cannot write {path}: {e}");
-                code = std::process::ExitCode::FAILURE;
-            }
+        if let Err(e) = drive(&world, &o) {
+            eprintln!("unidist-bench-lamellar: {e}");
+            code = std::process::ExitCode::FAILURE;
         }
     }
     world.barrier();

@@ -55,15 +55,22 @@ pub(super) fn run(options: &Options, notes: &mut Vec<String>) -> Vec<Run> {
         .into_iter()
         .map(|(label, pes)| {
             let path = dir.join(format!("{label}.json"));
-            let mut script = String::from("rm -f /dev/shm/lamellar_* 2>/dev/null; ");
+            // PE 0 drives and writes the report; when it ends (its nested fib watchdog may end
+            // it early) the other PEs get 10 s to leave the final barrier, then are stopped.
+            let mut script = String::from("rm -f /dev/shm/lamellar_* 2>/dev/null; pids=; ");
             for pe in 0..pes {
                 script.push_str(&format!(
-                    "LAMELLAR_PE_ID={pe} \"$0\" --out \"$1\" --repeats {} {} & ",
+                    "LAMELLAR_PE_ID={pe} \"$0\" --out \"$1\" --repeats {} {} & pids=\"$pids $!\"; ",
                     super::systems::repeats(options.quick),
                     if options.quick { "--quick" } else { "" }
                 ));
             }
-            script.push_str("wait; s=$?; rm -f /dev/shm/lamellar_* 2>/dev/null; exit $s");
+            script.push_str(
+                "set -- $pids; first=$1; shift; wait $first; s=$?; \
+                 for _ in $(seq 100); do a=; for p; do kill -0 $p 2>/dev/null && a=1; done; \
+                 [ -z \"$a\" ] && break; sleep 0.1; done; \
+                 kill \"$@\" 2>/dev/null; wait; rm -f /dev/shm/lamellar_* 2>/dev/null; exit $s",
+            );
             let mut cmd = Command::new("bash");
             cmd.args(["-c", &script])
                 .arg(&bin)
