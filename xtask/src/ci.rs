@@ -128,6 +128,19 @@ fn suite_steps(summary: std::rc::Rc<std::cell::Cell<Option<(usize, usize)>>>) ->
             "--lib",
         ]))
     }));
+    // With the bindings (Open MPI), the crate's own unit tests: the node, the actor and task
+    // threads, the shared store, and the replay of the committed fuzz seeds through the
+    // linked decoder.
+    if Impl::OpenMpi.missing().is_none() {
+        steps.push(step("test (mpi, linked)", || {
+            run_step(
+                util::cargo()
+                    .args(["test", "-p", "unidist-mpi", "--lib"])
+                    .env("MPICC", Impl::OpenMpi.mpicc())
+                    .env("CARGO_TARGET_DIR", Impl::OpenMpi.target_dir()),
+            )
+        }));
+    }
     // The fuzz targets for a bounded time; their committed corpus is replayed afterwards.
     steps.push(step("fuzz", || {
         let args = ["--seconds".to_string(), "20".to_string()];

@@ -9,6 +9,8 @@
 use std::future::{poll_fn, Future};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::sync::{mpsc, oneshot};
@@ -72,6 +74,10 @@ pub enum ActorMessage<H> {
 pub struct ActorThread<H> {
     messages: mpsc::UnboundedSender<ActorMessage<H>>,
     kill: Option<oneshot::Sender<()>>,
+    /// Set by `kill` before it signals: a thread polling its queue for the next call (see
+    /// `serve`) does not reach the await point where the signal is seen, so it checks this
+    /// before it runs what it took.
+    killed: Arc<AtomicBool>,
 }
 
 /// A cloneable sender of messages to an actor thread; it keeps the thread serving.
@@ -100,13 +106,16 @@ impl<H: CallHooks> ActorThread<H> {
     pub fn spawn(name: String, on_start: impl FnOnce() + Send + 'static) -> std::io::Result<Self> {
         let (messages, queue) = mpsc::unbounded_channel();
         let (kill, killed) = oneshot::channel();
+        let flag = Arc::new(AtomicBool::new(false));
+        let seen = flag.clone();
         std::thread::Builder::new().name(name).spawn(move || {
             on_start();
-            thread_main(queue, killed);
+            thread_main(queue, killed, seen);
         })?;
         Ok(ActorThread {
             messages,
             kill: Some(kill),
+            killed: flag,
         })
     }
 
@@ -125,6 +134,7 @@ impl<H: CallHooks> ActorThread<H> {
     /// Ends the actor at its next await point: the hooks of queued calls and of `async fn` calls
     /// in progress are dropped without a result. A sync method that is running finishes first.
     pub fn kill(mut self) {
+        self.killed.store(true, Ordering::Release);
         if let Some(k) = self.kill.take() {
             let _ = k.send(());
         }
@@ -134,6 +144,7 @@ impl<H: CallHooks> ActorThread<H> {
 fn thread_main<H: CallHooks>(
     mut queue: mpsc::UnboundedReceiver<ActorMessage<H>>,
     killed: oneshot::Receiver<()>,
+    flag: Arc<AtomicBool>,
 ) {
     // Timers, so that `tokio::time::sleep` works in async methods; no I/O driver, which would
     // cost file descriptors per actor.
@@ -148,7 +159,7 @@ fn thread_main<H: CallHooks>(
         }
     };
     let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, serve_until_killed(&mut queue, killed));
+    local.block_on(&rt, serve_until_killed(&mut queue, killed, &flag));
     // Dropping the set drops the async calls still in progress (after a kill), then the queued
     // messages are dropped with the queue.
     drop(local);
@@ -158,8 +169,9 @@ fn thread_main<H: CallHooks>(
 async fn serve_until_killed<H: CallHooks>(
     queue: &mut mpsc::UnboundedReceiver<ActorMessage<H>>,
     mut killed: oneshot::Receiver<()>,
+    flag: &AtomicBool,
 ) {
-    let mut serving = pin!(serve(queue));
+    let mut serving = pin!(serve(queue, flag));
     // The kill sender is also dropped, without sending, when the actor is released: it then
     // ends once its queue is empty, every sender is gone and its async calls have finished.
     let mut kill_open = true;
@@ -178,7 +190,10 @@ async fn serve_until_killed<H: CallHooks>(
 
 type Built = Option<Result<Rc<ActorInstance>, TaskError>>;
 
-async fn serve<H: CallHooks>(queue: &mut mpsc::UnboundedReceiver<ActorMessage<H>>) {
+async fn serve<H: CallHooks>(
+    queue: &mut mpsc::UnboundedReceiver<ActorMessage<H>>,
+    killed: &AtomicBool,
+) {
     let mut instance: Built = None;
     // Running `async fn` calls; finished ones are reaped as messages arrive.
     let mut running = JoinSet::new();
@@ -202,6 +217,12 @@ async fn serve<H: CallHooks>(queue: &mut mpsc::UnboundedReceiver<ActorMessage<H>
                 None => break,
             },
         };
+        if killed.load(Ordering::Acquire) {
+            // Killed while this thread polled its queue: what it took is not run (its hooks
+            // report the actor's fate), nor is anything after it.
+            drop(message);
+            return;
+        }
         while running.try_join_next().is_some() {}
         match message {
             ActorMessage::Construct { class, args, hooks } => {

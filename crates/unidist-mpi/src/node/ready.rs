@@ -13,7 +13,7 @@
 //! each object is requested at once, and again when it is touched without being here yet (an
 //! object owned here whose location became known with its `Done` is fetched only then).
 
-use std::collections::HashMap;
+use super::state::HashMap;
 
 use unidist_core::ready::{Readiness, Subscription};
 use unidist_core::ObjectId;

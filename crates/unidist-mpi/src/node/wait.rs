@@ -1,7 +1,7 @@
 //! Blocked threads: the waiter registry, `block_until` (the one way a thread waits for the
 //! state to change), and `get` and `wait` on top of it.
 
-use std::collections::HashMap;
+use super::state::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
