@@ -6,6 +6,7 @@
 //! | `sync_round_trip` | one empty active message to PE 1 and its return, K times; median | µs |
 //! | `async_empty_tasks` | N empty active messages spread over PEs 1.., then waiting for all | tasks/s |
 //! | `nested_fib` | fib(20) where every call is an active message that launches two more and awaits them | s |
+//! | `bytes_round_trip` | a 64 MiB `Vec<u8>` carried by an active message to PE 1, which returns it | s |
 //!
 //! PE 0 plays the driver, as rank 0 does in this project's MPI SPMD mode; the other PEs run the
 //! messages. Run with Lamellar's own environment: `LAMELLAR_BACKEND=shmem`, `LAMELLAR_NUM_PES`,
@@ -53,6 +54,19 @@ impl LamellarAM for Fib {
     }
 }
 
+/// An active message that carries bytes to a PE and returns them there.
+#[lamellar::AmData(Debug, Clone)]
+struct Echo {
+    data: Vec<u8>,
+}
+
+#[lamellar::am]
+impl LamellarAM for Echo {
+    async fn exec(&self) -> Vec<u8> {
+        self.data.clone()
+    }
+}
+
 struct Options {
     out: Option<String>,
     repeats: usize,
@@ -90,9 +104,11 @@ fn options() -> Result<Options, String> {
                         })?,
                 );
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown argument {other:?} (accepted: --out FILE, --repeats N, --quick, --fib N)"
-            )),
+            ))
+            }
         }
     }
     Ok(o)
@@ -190,6 +206,30 @@ fn nested_fib(
     Ok(row("nested_fib", "s", runs, params))
 }
 
+/// A 64 MiB `Vec<u8>` (1 MiB with `--quick`) by value to PE 1 and back, as the row of the same
+/// name in `unidist-bench workloads` (its copy for each run made untimed).
+fn bytes_round_trip(world: &LamellarWorld, repeats: usize, bytes: usize) -> Result<Value, String> {
+    let data: Vec<u8> = (0..bytes).map(|i| (i % 251) as u8).collect();
+    let mut runs = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let arg = data.clone();
+        let t = Instant::now();
+        let back = world
+            .exec_am_pe(worker(world, 0), Echo { data: arg })
+            .block();
+        runs.push(t.elapsed().as_secs_f64());
+        if back != data {
+            return Err(format!("{bytes} bytes changed on their round trip"));
+        }
+    }
+    Ok(row(
+        "bytes_round_trip",
+        "s",
+        runs,
+        json!({ "bytes": bytes }),
+    ))
+}
+
 /// The report PE 0 writes: rewritten after every row, so that a run killed or stopped part way
 /// still shows the rows it finished (the others stay `pending` or `running`, which the bench
 /// reads as not run or timed out).
@@ -203,10 +243,15 @@ struct Report {
 
 impl Report {
     fn new(o: &Options, pes: usize) -> Report {
-        let rows = ["sync_round_trip", "async_empty_tasks", "nested_fib"]
-            .iter()
-            .map(|w| json!({ "workload": w, "status": "pending" }))
-            .collect();
+        let rows = [
+            "sync_round_trip",
+            "async_empty_tasks",
+            "bytes_round_trip",
+            "nested_fib",
+        ]
+        .iter()
+        .map(|w| json!({ "workload": w, "status": "pending" }))
+        .collect();
         Report {
             path: o.out.clone(),
             pes,
@@ -265,7 +310,15 @@ fn drive(world: &LamellarWorld, o: &Options) -> Result<(), String> {
     let r = async_empty_tasks(world, o.repeats, n);
     show(&r);
     report.set(1, r)?;
-    report.set(2, json!({ "workload": "nested_fib", "status": "running" }))?;
+    report.set(
+        2,
+        json!({ "workload": "bytes_round_trip", "status": "running" }),
+    )?;
+    let bytes = if o.quick { 1 << 20 } else { 64 << 20 };
+    let r = bytes_round_trip(world, o.repeats, bytes)?;
+    show(&r);
+    report.set(2, r)?;
+    report.set(3, json!({ "workload": "nested_fib", "status": "running" }))?;
     // Lamellar cannot cancel a message tree: past the limit a watchdog records the row as
     // timed out and ends this process (the bench then stops the other PEs).
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -288,7 +341,7 @@ fn drive(world: &LamellarWorld, o: &Options) -> Result<(), String> {
             );
             eprintln!("unidist-bench-lamellar: {why}");
             let row = json!({ "workload": "nested_fib", "status": why, "params": { "n": fib } });
-            let code = match late.set(2, row) {
+            let code = match late.set(3, row) {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("unidist-bench-lamellar: {e}");
@@ -303,7 +356,7 @@ fn drive(world: &LamellarWorld, o: &Options) -> Result<(), String> {
     let _ = watchdog.join();
     let r = r?;
     show(&r);
-    report.set(2, r)
+    report.set(3, r)
 }
 
 fn main() -> std::process::ExitCode {
