@@ -233,6 +233,7 @@ fn bytes_round_trip(world: &LamellarWorld, repeats: usize, bytes: usize) -> Resu
 /// The report PE 0 writes: rewritten after every row, so that a run killed or stopped part way
 /// still shows the rows it finished (the others stay `pending` or `running`, which the bench
 /// reads as not run or timed out).
+#[derive(Clone)]
 struct Report {
     path: Option<String>,
     pes: usize,
@@ -264,6 +265,18 @@ impl Report {
     fn set(&mut self, i: usize, row: Value) -> Result<(), String> {
         self.rows[i] = row;
         self.write()
+    }
+
+    /// Row `i` is being measured: a run killed now reads it as timed out.
+    fn start(&mut self, i: usize) -> Result<(), String> {
+        let workload = self.rows[i]["workload"].clone();
+        self.set(i, json!({ "workload": workload, "status": "running" }))
+    }
+
+    /// Row `i` measured: shown and recorded.
+    fn finish(&mut self, i: usize, row: Value) -> Result<(), String> {
+        show(&row);
+        self.set(i, row)
     }
 
     fn write(&self) -> Result<(), String> {
@@ -304,36 +317,23 @@ fn drive(world: &LamellarWorld, o: &Options) -> Result<(), String> {
     };
     let mut report = Report::new(o, world.num_pes());
     report.write()?;
-    let r = sync_round_trip(world, o.repeats, k);
-    show(&r);
-    report.set(0, r)?;
-    let r = async_empty_tasks(world, o.repeats, n);
-    show(&r);
-    report.set(1, r)?;
-    report.set(
-        2,
-        json!({ "workload": "bytes_round_trip", "status": "running" }),
-    )?;
+    report.start(0)?;
+    report.finish(0, sync_round_trip(world, o.repeats, k))?;
+    report.start(1)?;
+    report.finish(1, async_empty_tasks(world, o.repeats, n))?;
+    report.start(2)?;
     let bytes = if o.quick { 1 << 20 } else { 64 << 20 };
-    let r = bytes_round_trip(world, o.repeats, bytes)?;
-    show(&r);
-    report.set(2, r)?;
-    report.set(3, json!({ "workload": "nested_fib", "status": "running" }))?;
+    report.finish(2, bytes_round_trip(world, o.repeats, bytes)?)?;
+    report.start(3)?;
     // Lamellar cannot cancel a message tree: past the limit a watchdog records the row as
     // timed out and ends this process (the bench then stops the other PEs).
-    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done, finished) = std::sync::mpsc::channel::<()>();
     let watchdog = {
-        let done = done.clone();
         let limit = 2 * fib_budget(o.quick);
-        let mut late = Report::new(o, world.num_pes());
-        late.rows = report.rows.clone();
+        let mut late = report.clone();
         std::thread::spawn(move || {
-            let t = Instant::now();
-            while t.elapsed() < limit {
-                if done.load(std::sync::atomic::Ordering::Acquire) {
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
+            if finished.recv_timeout(limit) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return;
             }
             let why = format!(
                 "timeout: fib({fib}) through active messages did not finish within {} s",
@@ -352,11 +352,9 @@ fn drive(world: &LamellarWorld, o: &Options) -> Result<(), String> {
         })
     };
     let r = nested_fib(world, o.repeats, fib, fib_budget(o.quick));
-    done.store(true, std::sync::atomic::Ordering::Release);
+    drop(done);
     let _ = watchdog.join();
-    let r = r?;
-    show(&r);
-    report.set(3, r)
+    report.finish(3, r?)
 }
 
 fn main() -> std::process::ExitCode {

@@ -2,11 +2,6 @@
 //! received, actors, blocked threads), and the small error helpers every concern uses.
 
 use std::collections::VecDeque;
-
-/// The node's maps: keyed by ids this runtime makes (object ids, call numbers, actor ids),
-/// hashed with FxHash, several times cheaper per lookup than the standard SipHash; a task
-/// takes several lookups on rank 0.
-pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 use std::sync::Arc;
 
 use unidist_core::call::{resolve_args, ArgState, Resolved};
@@ -19,6 +14,11 @@ use unidist_serialize::Encoded;
 use super::execute::Reply;
 use super::wait::Waiters;
 use crate::exec::{ActorThread, Args, Fate};
+
+/// The node's maps: keyed by ids this runtime makes (object ids, call numbers, actor ids),
+/// hashed with FxHash, several times cheaper per lookup than the standard SipHash; a task
+/// takes several lookups on rank 0.
+pub(super) type HashMap<K, V> = std::collections::HashMap<K, V, rustc_hash::FxBuildHasher>;
 
 /// The backend name in errors.
 pub(super) const NAME: &str = "mpi";
