@@ -140,6 +140,26 @@ impl Payload {
         }
     }
 
+    /// Reads the value as `T` for a `&T` parameter: as [`borrow`](Self::borrow), and a value
+    /// decoded for the call gives its memory back for later decodes when the call is done
+    /// (a large natural vector, see [`Value`]; `unidist_serialize::recycle`).
+    pub fn read<T: Value>(&self) -> Result<Arg<'_, T>> {
+        self.borrow::<T>().map(|v| Arg(Some(v)))
+    }
+
+    /// Drops the payload; a large natural value it held alone gives its memory back for later
+    /// decodes (`unidist_serialize::recycle`). For backends, where they free a stored value.
+    pub fn recycle(self) {
+        match self {
+            Payload::Local(v) => unidist_serialize::recycle_shared(v.into_any()),
+            Payload::Encoded(e) => {
+                if let Ok(e) = Arc::try_unwrap(e) {
+                    e.recycle();
+                }
+            }
+        }
+    }
+
     /// The value as an owned `T`, leaving this payload as it was: one clone when local, one
     /// decode when encoded. [`into_owned`](Self::into_owned) avoids the clone when it can.
     pub fn take<T: Value>(&self) -> Result<T> {
@@ -172,6 +192,30 @@ impl Payload {
         match self {
             Payload::Local(v) => Ok(Arc::new(Arc::clone(v).encode_shared(oob_threshold)?)),
             Payload::Encoded(e) => Ok(e.clone()),
+        }
+    }
+}
+
+/// A `&T` argument as a task reads it ([`Payload::read`]): the stored value in place, or a
+/// value decoded for this call, recycled when the call is done.
+pub struct Arg<'a, T: Value>(Option<Cow<'a, T>>);
+
+impl<T: Value> std::ops::Deref for Arg<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        match &self.0 {
+            Some(v) => v,
+            // Only `drop` empties it.
+            None => unreachable!("an argument read after it was dropped"),
+        }
+    }
+}
+
+impl<T: Value> Drop for Arg<'_, T> {
+    fn drop(&mut self) {
+        if let Some(Cow::Owned(v)) = self.0.take() {
+            unidist_serialize::recycle(v);
         }
     }
 }
@@ -210,6 +254,31 @@ mod tests {
             Cow::Borrowed(v) => assert_eq!(v.as_ptr(), stored),
             Cow::Owned(_) => panic!("local payload was copied"),
         }
+    }
+
+    #[test]
+    fn a_decoded_by_ref_argument_is_recycled_after_the_call() {
+        // 8 MiB of f64: large enough to be kept (4 MiB on), sent out of band.
+        let data: Vec<f64> = (0..1 << 20).map(f64::from).collect();
+        let encoded = unidist_serialize::encode_with_oob(&data, 1024).unwrap();
+        let p = Payload::Encoded(Arc::new(encoded));
+        let (before, _) = unidist_serialize::kept_vectors();
+        let at = {
+            let arg = p.read::<Vec<f64>>().unwrap();
+            assert_eq!(*arg, data);
+            arg.as_ptr()
+        };
+        assert_eq!(unidist_serialize::kept_vectors().0, before + 1);
+        // The next decode of that size fills the same memory.
+        let again = p.take::<Vec<f64>>().unwrap();
+        assert_eq!(again.as_ptr(), at, "the recycled vector was not reused");
+        assert_eq!(again, data);
+        // A local value is borrowed in place: nothing to recycle, and it stays where it is.
+        let local = Payload::local(data.clone());
+        let (kept, _) = unidist_serialize::kept_vectors();
+        drop(local.read::<Vec<f64>>().unwrap());
+        assert_eq!(unidist_serialize::kept_vectors().0, kept);
+        assert_eq!(local.borrow::<Vec<f64>>().unwrap().len(), data.len());
     }
 
     #[test]

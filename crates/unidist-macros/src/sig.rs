@@ -270,7 +270,8 @@ pub(crate) fn combine(errors: &mut Option<Error>, e: Error) {
 ///
 /// The `Vec` is split into one payload per parameter (`args::<N>`); a `T` parameter consumes its
 /// payload (`Payload::into_owned`, which moves the value out when the call holds it alone) and
-/// a `&T` parameter borrows it in place (`Payload::borrow`).
+/// a `&T` parameter borrows it in place (`Payload::read`, which recycles a value decoded for the
+/// call once it is done).
 pub(crate) fn read_args(
     params: &[Param],
     args: &TokenStream,
@@ -289,7 +290,7 @@ pub(crate) fn read_args(
         let ty = &p.ty;
         if p.by_ref {
             lets.push(quote_spanned! {ty.span()=>
-                let #a = ::unidist::__private::Payload::borrow::<#ty>(&#payload)?;
+                let #a = ::unidist::__private::Payload::read::<#ty>(&#payload)?;
             });
             pass.push(quote!(&*#a));
         } else {

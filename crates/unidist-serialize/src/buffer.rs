@@ -217,6 +217,19 @@ impl<T: Element> Buffer<T> {
         }
     }
 
+    /// Drops the buffer, keeping its allocation for a later decode when this was the last
+    /// handle to a large `Vec<T>` storage (see `recycle`).
+    pub(crate) fn recycle(self) {
+        match self.data {
+            Data::Owned(v) => {
+                if let Ok(v) = Arc::try_unwrap(v) {
+                    crate::fresh::keep(v);
+                }
+            }
+            Data::InPlace(s) => crate::fresh::recycle_shared(s.into_any()),
+        }
+    }
+
     /// Whether `a` and `b` share the same storage (clones of one another).
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         match (&a.data, &b.data) {

@@ -205,6 +205,12 @@ impl OobBuffer {
         Arc::get_mut(&mut self.storage).and_then(|s| s.bytes_mut())
     }
 
+    /// Drops the buffer, keeping its allocation for later decodes when this was the last
+    /// handle to a large vector or string (see [`recycle`](crate::recycle)).
+    pub fn recycle(self) {
+        fresh::recycle_shared(self.storage.into_any());
+    }
+
     /// Length in bytes.
     pub fn len(&self) -> usize {
         self.as_bytes().len()
@@ -244,7 +250,10 @@ impl OobBuffer {
             Ok(same) => {
                 // Give up this handle's count first so that `same` can be the only one.
                 drop(self);
-                Arc::unwrap_or_clone(same)
+                // Held elsewhere too: copied like any other storage (a kept vector, several
+                // threads when large), not cloned into fresh memory.
+                Arc::try_unwrap(same)
+                    .unwrap_or_else(|shared| fresh::copy_to_vec(bytemuck::cast_slice(&shared)))
             }
             Err(_) => fresh::copy_to_vec(self.as_bytes()),
         }
@@ -322,6 +331,12 @@ impl Encoded {
     /// Total size in bytes: inline bytes plus every buffer.
     pub fn total_len(&self) -> usize {
         self.inline.len() + self.buffers.iter().map(OobBuffer::len).sum::<usize>()
+    }
+
+    /// Drops the encoded value, keeping the allocations of its large buffers for later
+    /// decodes where this held their last handle (see [`recycle`](crate::recycle)).
+    pub fn recycle(self) {
+        self.buffers.into_iter().for_each(OobBuffer::recycle);
     }
 }
 

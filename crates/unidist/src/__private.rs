@@ -21,7 +21,7 @@ use crate::backend;
 use crate::facade::own_args;
 
 /// The arguments of a call with `N` parameters, one payload each, for the trampoline to read
-/// in place (`Payload::borrow`) or take (`Payload::into_owned`).
+/// in place (`Payload::read`) or take (`Payload::into_owned`).
 pub fn args<const N: usize>(args: Vec<Payload>) -> Result<[Payload; N]> {
     let received = args.len();
     <[Payload; N]>::try_from(args).map_err(|_| {

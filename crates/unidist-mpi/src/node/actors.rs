@@ -68,12 +68,13 @@ impl Node {
     }
 
     /// Sends a method call to the worker its actor lives on; returns its outputs.
-    pub(super) fn send_actor_call(&self, call: ActorCall) -> Result<Vec<ObjectId>> {
+    pub(super) fn send_actor_call(&self, mut call: ActorCall) -> Result<Vec<ObjectId>> {
         let method = wire_index(self.registry.methods(), "actor method", call.method)?;
         let w = self
             .locate_actor(call.actor)?
             .map_err(|reason| Error::actor_dead(call.method.class, call.actor, reason))?;
         let encoded = self.encode_args(&call.args)?;
+        super::calls::release_values(&mut call.args);
         Ok(self.with(|state, effects| {
             let outputs = self.new_outputs(state, call.method.num_returns, w);
             let sending = Sending::ActorCall(&outputs);

@@ -57,11 +57,26 @@ pub(super) fn note_nested(id: ObjectId) {
     });
 }
 
+/// Lets go of a call's own handles to the values given directly, once encoded: the encoding
+/// holds them, alone now, so that a large one given by value gives its memory back for later
+/// decodes once it is written into shared memory (`Effects::share_large_args`). Not for a call
+/// that may be sent again.
+pub(super) fn release_values(args: &mut [Arg]) {
+    for a in args {
+        if let Arg::Value(v) = a {
+            *v = Arc::new(());
+        }
+    }
+}
+
 impl Node {
     /// Sends task `task` to the worker the scheduler picks; returns its outputs.
-    pub(super) fn submit_task(&self, task: TaskSpec) -> Result<Vec<ObjectId>> {
+    pub(super) fn submit_task(&self, mut task: TaskSpec) -> Result<Vec<ObjectId>> {
         let func = wire_index(self.registry.functions(), "function", task.function)?;
         let encoded = self.encode_args(&task.args)?;
+        if task.options.max_retries == 0 {
+            release_values(&mut task.args);
+        }
         self.throttle();
         self.with(|state, effects| {
             let holders = self.holders(state, &task.args);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use parking_lot::Condvar;
 use unidist_core::ready::Subscription;
 use unidist_core::{ObjectId, Payload};
+use unidist_serialize::Encoded;
 
 use super::state::State;
 use super::Node;
@@ -139,7 +140,7 @@ impl Node {
             // The submission throttle waits on the shared condition variable.
             self.progress.notify_all();
         }
-        drop(garbage);
+        garbage.into_iter().for_each(recycle_garbage);
     }
 
     /// Writes the large values given directly to a call sent to `dest` into shared memory,
@@ -161,7 +162,12 @@ impl Node {
                 continue;
             }
             if let Some(desc) = self.store.hand_over(e) {
-                *a = ArgWire::Shared(desc);
+                // The value is in shared memory now; its own memory serves a later decode
+                // here if the call held it alone (a by-value argument, typically).
+                if let ArgWire::Value(Slot::Ready(e)) = std::mem::replace(a, ArgWire::Shared(desc))
+                {
+                    recycle_encoded(e);
+                }
             }
         }
     }
@@ -221,5 +227,24 @@ impl Node {
                 },
             }
         }
+    }
+}
+
+/// Drops what the node let go of; stored values and encodings give the memory of large
+/// vectors they held alone back for later decodes (`unidist_serialize::recycle`).
+fn recycle_garbage(g: Box<dyn Any + Send>) {
+    match g.downcast::<Payload>() {
+        Ok(p) => p.recycle(),
+        Err(g) => match g.downcast::<Arc<Encoded>>() {
+            Ok(e) => recycle_encoded(*e),
+            Err(g) => drop(g),
+        },
+    }
+}
+
+/// Recycles an encoding this was the last handle to.
+fn recycle_encoded(e: Arc<Encoded>) {
+    if let Ok(e) = Arc::try_unwrap(e) {
+        e.recycle();
     }
 }
