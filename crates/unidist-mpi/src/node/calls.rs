@@ -57,14 +57,17 @@ pub(super) fn note_nested(id: ObjectId) {
     });
 }
 
-/// Lets go of a call's own handles to the values given directly, once encoded: the encoding
-/// holds them, alone now, so that a large one given by value gives its memory back for later
-/// decodes once it is written into shared memory (`Effects::share_large_args`). Not for a call
-/// that may be sent again.
+/// Lets go of a call's own handles to the natural values (large vectors, strings) given
+/// directly, once encoded: the encoding holds them, alone now, so that one given by value gives
+/// its memory back for later decodes once it is written into shared memory
+/// (`Effects::share_large_args`). Other values stay: one may hold an actor handle, which keeps
+/// its actor alive until the call's worker has its own. Not for a call that may be sent again.
 pub(super) fn release_values(args: &mut [Arg]) {
     for a in args {
         if let Arg::Value(v) = a {
-            *v = Arc::new(());
+            if v.byte_len().is_some() {
+                *v = Arc::new(());
+            }
         }
     }
 }
