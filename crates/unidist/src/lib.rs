@@ -173,7 +173,10 @@
 //! (the `UNIDIST_MPI_SHARED_OBJECT_STORE*` settings below); a large value passed directly to a
 //! task on the same host travels the same way, and shared memory is reused from one object to
 //! the next. A `Vec` or `String` parameter costs one copy out of shared memory, since it must own
-//! its memory: for the largest arrays, prefer `Buffer<T>`.
+//! its memory: for the largest arrays, prefer `Buffer<T>`. That copy fills memory already
+//! mapped when it can (each process keeps up to four large vectors that the runtime alone held
+//! and let go of, 256 MiB in all, for the next decode of about their size) and runs on up to
+//! four threads from 16 MiB on.
 //!
 //! On `pyseq` and `pymp`, a value passed directly to a by-value parameter (`f::remote(v)` with
 //! `fn f(v: Vec<u8>)`) is moved into the body without a copy when nothing else holds it (a
