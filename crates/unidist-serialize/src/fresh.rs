@@ -208,52 +208,15 @@ pub fn kept_vectors() -> (usize, usize) {
     (list.len(), list.iter().map(|k| k.bytes).sum())
 }
 
-/// Calls `$m!(element type)` for every element type.
-macro_rules! each_elem {
-    ($m:ident) => {
-        $m!(u8);
-        $m!(i8);
-        $m!(u16);
-        $m!(i16);
-        $m!(u32);
-        $m!(i32);
-        $m!(u64);
-        $m!(i64);
-        $m!(f32);
-        $m!(f64);
-    };
-}
-
 /// Drops `value`, keeping its allocation for a later decode when it is a large natural vector
 /// (`Vec<T>` or `Box<[T]>` of a primitive number, or `String`, of at least 4 MiB); any other
 /// value is simply dropped. For backends: call it where a value that a decode made, or that
 /// was written out, is no longer needed.
-pub fn recycle<T: 'static>(value: T) {
-    let mut slot = Some(value);
-    let any: &mut dyn Any = &mut slot;
-    if let Some(text) = any.downcast_mut::<Option<String>>() {
-        if let Some(t) = text.take() {
-            keep(t.into_bytes());
-        }
-        return;
+pub fn recycle<T: Send + Sync + 'static>(value: T) {
+    // Other types are dropped here, without the shared path's downcasts.
+    if crate::natural::is_natural::<T>() {
+        recycle_shared(Arc::new(value));
     }
-    macro_rules! check {
-        ($e:ty) => {
-            if let Some(v) = any.downcast_mut::<Option<Vec<$e>>>() {
-                if let Some(v) = v.take() {
-                    keep(v);
-                }
-                return;
-            }
-            if let Some(v) = any.downcast_mut::<Option<Box<[$e]>>>() {
-                if let Some(v) = v.take() {
-                    keep(v.into_vec());
-                }
-                return;
-            }
-        };
-    }
-    each_elem!(check);
 }
 
 /// As [`recycle`], for a shared value: kept only if this was its last handle. A `Buffer`'s
@@ -262,14 +225,14 @@ pub fn recycle_shared(value: Arc<dyn Any + Send + Sync>) {
     let mut value = match value.downcast::<String>() {
         Ok(text) => {
             if let Ok(t) = Arc::try_unwrap(text) {
-                recycle(t);
+                keep(t.into_bytes());
             }
             return;
         }
         Err(other) => other,
     };
     macro_rules! check {
-        ($e:ty) => {
+        ($e:ty, $n:ident) => {
             value = match value.downcast::<Vec<$e>>() {
                 Ok(v) => {
                     if let Ok(v) = Arc::try_unwrap(v) {
@@ -299,7 +262,7 @@ pub fn recycle_shared(value: Arc<dyn Any + Send + Sync>) {
             };
         };
     }
-    each_elem!(check);
+    for_each_elem!(check);
     drop(value);
 }
 

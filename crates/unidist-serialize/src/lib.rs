@@ -133,6 +133,22 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+/// Calls `$m!(element type, ElemType variant)` for every element type.
+macro_rules! for_each_elem {
+    ($m:ident) => {
+        $m!(u8, U8);
+        $m!(i8, I8);
+        $m!(u16, U16);
+        $m!(i16, I16);
+        $m!(u32, U32);
+        $m!(i32, I32);
+        $m!(u64, U64);
+        $m!(i64, I64);
+        $m!(f32, F32);
+        $m!(f64, F64);
+    };
+}
+
 mod buffer;
 mod choice;
 mod codec;

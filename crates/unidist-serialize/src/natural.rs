@@ -43,22 +43,6 @@ enum Container {
     Text,
 }
 
-/// Calls `$m!(element type, ElemType variant)` for every element type.
-macro_rules! for_each_elem {
-    ($m:ident) => {
-        $m!(u8, U8);
-        $m!(i8, I8);
-        $m!(u16, U16);
-        $m!(i16, I16);
-        $m!(u32, U32);
-        $m!(i32, I32);
-        $m!(u64, U64);
-        $m!(i64, I64);
-        $m!(f32, F32);
-        $m!(f64, F64);
-    };
-}
-
 /// The container and element type of `T` if it is natural.
 fn kind<T: ?Sized + 'static>() -> Option<(Container, ElemType)> {
     let id = TypeId::of::<T>();
@@ -83,7 +67,6 @@ fn kind<T: ?Sized + 'static>() -> Option<(Container, ElemType)> {
 }
 
 /// Whether `T` is one of the natural types.
-#[cfg(test)]
 pub(crate) fn is_natural<T: ?Sized + 'static>() -> bool {
     kind::<T>().is_some()
 }
