@@ -428,16 +428,21 @@ pub(crate) fn run_labelled(label: String, cmd: &mut Command, timeout: Duration) 
             human(EXIT_GRACE)
         ))
     } else if finished.timed_out {
-        Some(format!("timed out after {}", human(timeout)))
+        Some(format!(
+            "timed out after {}{}",
+            human(timeout),
+            last_output(&finished.lines)
+        ))
     } else if counted.is_none() {
         Some(format!(
-            "no summary line ({})",
+            "no summary line ({}){}",
             finished
                 .status
-                .map_or("killed".to_string(), |s| s.to_string())
+                .map_or("killed".to_string(), |s| s.to_string()),
+            last_output(&finished.lines)
         ))
     } else if failed > 0 {
-        Some(format!("{failed} failed"))
+        Some(format!("{failed} failed{}", failing_cases(&finished.lines)))
     } else if !finished.status.is_some_and(|s| s.success()) {
         Some(format!(
             "all cases passed but the run ended with {}",
@@ -465,6 +470,42 @@ pub(crate) fn run_labelled(label: String, cmd: &mut Command, timeout: Duration) 
         passed,
         failed,
         elapsed: Some(finished.elapsed),
+    }
+}
+
+/// The cases a run reported as failed (`<case> ... FAIL <why>` lines), for the table's note, so
+/// that the end of a long log names them: at most three, each cut to 300 characters.
+fn failing_cases(lines: &[String]) -> String {
+    let fails: Vec<&String> = lines.iter().filter(|l| l.contains(" ... FAIL")).collect();
+    if fails.is_empty() {
+        return String::new();
+    }
+    let mut named: Vec<String> = fails
+        .iter()
+        .take(3)
+        .map(|l| l.trim().chars().take(300).collect())
+        .collect();
+    if fails.len() > 3 {
+        named.push(format!("and {} more", fails.len() - 3));
+    }
+    format!(": {}", named.join(" | "))
+}
+
+/// The last two lines a run wrote before it hung or ended without its summary (the case it
+/// was in), each cut to 200 characters.
+fn last_output(lines: &[String]) -> String {
+    let mut tail: Vec<String> = lines
+        .iter()
+        .rev()
+        .filter(|l| !l.trim().is_empty())
+        .take(2)
+        .map(|l| l.trim().chars().take(200).collect())
+        .collect();
+    tail.reverse();
+    if tail.is_empty() {
+        "; it wrote nothing".to_string()
+    } else {
+        format!("; its last output: {}", tail.join(" | "))
     }
 }
 
@@ -627,6 +668,20 @@ pub(crate) fn print_table(reports: &[Report]) -> (usize, usize) {
         );
         println!("{}", line.trim_end());
     }
+    // The failed rows again, last, so that a log cut to its end still names them.
+    let failures: Vec<&Report> = reports
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
+        .collect();
+    if !failures.is_empty() {
+        println!();
+        println!("failed rows:");
+        for r in failures {
+            if let Verdict::Failed(why) = &r.verdict {
+                println!("  {}: {why}", r.label);
+            }
+        }
+    }
     println!("{passed} passed, {failed} failed");
     (passed, failed)
 }
@@ -706,5 +761,24 @@ mod tests {
             .collect();
         assert_eq!(summary(&lines), Some((10, 2)));
         assert_eq!(summary(&["passed, failed".to_string()]), None);
+    }
+
+    #[test]
+    fn failed_cases_are_named_in_the_note() {
+        let mut lines: Vec<String> = vec!["a ... ok".into(), "b ... FAIL lost".into()];
+        assert_eq!(failing_cases(&lines), ": b ... FAIL lost");
+        lines.extend((0..4).map(|i| format!("c{i} ... FAIL x")));
+        let note = failing_cases(&lines);
+        assert!(
+            note.starts_with(": b ... FAIL lost | c0 ... FAIL x | c1"),
+            "{note}"
+        );
+        assert!(note.ends_with("and 2 more"), "{note}");
+        assert_eq!(failing_cases(&lines[..1]), "");
+        assert_eq!(
+            last_output(&lines[..2]),
+            "; its last output: a ... ok | b ... FAIL lost"
+        );
+        assert_eq!(last_output(&Vec::new()), "; it wrote nothing");
     }
 }
