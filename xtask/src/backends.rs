@@ -669,17 +669,18 @@ pub(crate) fn print_table(reports: &[Report]) -> (usize, usize) {
         println!("{}", line.trim_end());
     }
     // The failed rows again, last, so that a log cut to its end still names them.
-    let failures: Vec<&Report> = reports
+    let failures: Vec<(&str, &str)> = reports
         .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Failed(_)))
+        .filter_map(|r| match &r.verdict {
+            Verdict::Failed(why) => Some((r.label.as_str(), why.as_str())),
+            _ => None,
+        })
         .collect();
     if !failures.is_empty() {
         println!();
         println!("failed rows:");
-        for r in failures {
-            if let Verdict::Failed(why) = &r.verdict {
-                println!("  {}: {why}", r.label);
-            }
+        for (label, why) in failures {
+            println!("  {label}: {why}");
         }
     }
     println!("{passed} passed, {failed} failed");

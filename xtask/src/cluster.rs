@@ -350,21 +350,6 @@ impl Cluster {
         Ok(total)
     }
 
-    /// Waits, at most 5 s, until `host`'s `eth0` reports itself up.
-    pub(crate) fn wait_link_up(&self, host: &str) {
-        let until = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < until {
-            let up = Command::new("ip")
-                .args(["-n", host, "-o", "link", "show", "eth0"])
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("state UP"));
-            if up {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
     /// Kills every process left in the cluster's namespaces (between runs).
     pub(crate) fn kill_processes(&self) {
         for ns in self.hosts.iter().map(String::as_str).chain([SWITCH]) {
@@ -437,6 +422,21 @@ pub(crate) fn kill_in(ns: &str) {
             .stderr(Stdio::null())
             .status();
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits, at most 5 s, until `host`'s `eth0` reports itself up.
+pub(crate) fn wait_link_up(host: &str) {
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let up = Command::new("ip")
+            .args(["-n", host, "-o", "link", "show", "eth0"])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("state UP"));
+        if up {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

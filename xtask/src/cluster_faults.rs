@@ -152,7 +152,7 @@ pub(crate) fn run_fault(
         // The next row must not start on a link still coming up, or with neighbour entries
         // that failed during the cut (once, in a spawn row right after this one, a worker on
         // the healed host never joined; the cause was not found, so both are ruled out here).
-        cluster.wait_link_up(&victim);
+        cluster::wait_link_up(&victim);
         for h in &cluster.hosts {
             let _ = cluster::ip(&["-n", h, "neigh", "flush", "all"]);
         }
