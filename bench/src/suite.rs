@@ -1,7 +1,8 @@
 //! `unidist-bench workloads`: the workloads on the backend `UNIDIST_BACKEND` selects, each
 //! bounded in time, with the floors the same run can measure, written as one JSON report.
 //!
-//! Every workload runs `--repeats` times after one untimed warm-up and is bounded by
+//! Every workload runs `--repeats` times (the 64 MiB and 16 MiB rows at least 9 times,
+//! [`crate::workloads::runs_of`]) after one untimed warm-up and is bounded by
 //! `--time-limit` seconds (`big_object` by four times that); one that overruns is recorded as
 //! `timeout` with the runs it finished, and the next workload still runs. A row that cannot run
 //! here (`big_object` with `--quick` or without the memory) is recorded as `skipped: <why>`.

@@ -222,7 +222,32 @@ pub(crate) const QUICK: Sizes = Sizes {
 
 // ---- the workloads -------------------------------------------------------------------------
 
-/// Runs `workload` (a name of [`WORKLOADS`]) `repeats` times, adding each run's value to `runs`.
+/// The 64 MiB and 16 MiB rows: they take milliseconds a run and their first run is cold
+/// (fresh memory, first mappings), so they run at least [`LARGE_RUNS_MIN`] times and their
+/// median is one of the warm runs; the cold one stays in min, max and runs. The Python peers
+/// and the Lamellar harness apply the same rule.
+pub(crate) const LARGE_ROWS: [&str; 6] = [
+    "put_get_large",
+    "task_sum_large",
+    "vec_f64_by_ref",
+    "buffer_f64_by_ref",
+    "bytes_round_trip",
+    "string_round_trip",
+];
+/// The fewest runs of a row of [`LARGE_ROWS`].
+pub(crate) const LARGE_RUNS_MIN: usize = 9;
+
+/// How many runs `workload` gets when `--repeats` is `repeats`.
+pub(crate) fn runs_of(workload: &str, repeats: usize) -> usize {
+    if LARGE_ROWS.contains(&workload) {
+        repeats.max(LARGE_RUNS_MIN)
+    } else {
+        repeats
+    }
+}
+
+/// Runs `workload` (a name of [`WORKLOADS`]) [`runs_of`] `repeats` times, adding each run's
+/// value to `runs`.
 pub(crate) fn run(
     workload: &str,
     sz: Sizes,
@@ -230,6 +255,7 @@ pub(crate) fn run(
     runs: &Runs,
     progress: &Progress,
 ) -> Result<Fields, String> {
+    let repeats = runs_of(workload, repeats);
     match workload {
         "async_empty_tasks" => async_empty_tasks(sz, repeats, runs),
         "sync_round_trip" => sync_round_trip(sz, repeats, runs),
@@ -438,4 +464,24 @@ fn nested_fib(
         ("n", json!(n)),
         ("tasks", json!(2 * fib_plain(n + 1) - 1)),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_large_rows_run_at_least_nine_times_and_the_others_as_asked() {
+        assert_eq!(runs_of("bytes_round_trip", 5), LARGE_RUNS_MIN);
+        assert_eq!(runs_of("task_sum_large", 3), LARGE_RUNS_MIN);
+        assert_eq!(runs_of("vec_f64_by_ref", 12), 12);
+        assert_eq!(runs_of("nested_fib", 5), 5);
+        assert_eq!(runs_of("big_object", 5), 5);
+        for row in LARGE_ROWS {
+            assert!(
+                WORKLOADS.iter().any(|(w, _)| *w == row),
+                "{row} is not a workload"
+            );
+        }
+    }
 }

@@ -336,8 +336,9 @@ impl Combined {
         let mut out = String::new();
         out.push_str(&format!(
             "## Benchmark results (`{}`)\n\nMachine: {}. Load average at the start: {}, at the end: {}.\n\
-             Every value is the median of {} runs (Rust) or 3 runs (peers) after one warm-up; \
-             the spread is min–max. \
+             Every value is the median of {} runs (Rust) or 3 runs (peers) after one warm-up, \
+             the 64 MiB and 16 MiB rows (`put_get_large`, `task_sum_large` and the four data \
+             rows) of at least 9 runs on every system; the spread is min–max. \
              Ratios are time-like: `x floor` is how many times slower than the floor, `x peer` \
              how many times slower than the best peer on the same row (below 1 is faster).\n\n",
             self.command,
