@@ -183,7 +183,7 @@ fn finalize(est: Established) {
         inter,
         ..
     } = est;
-    drop(comm);
+    crate::ffi::free_comm(comm);
     if let Some(inter) = inter {
         crate::ffi::free_intercomm(inter);
     }

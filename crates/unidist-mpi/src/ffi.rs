@@ -294,6 +294,30 @@ pub(crate) fn free_intercomm(comm: InterCommunicator) {
     }
 }
 
+/// Frees the job communicator at shutdown without rsmpi's drop, which asserts that
+/// `MPI_Comm_free` set the handle to `MPI_COMM_NULL` and so panics when the free fails: once, a
+/// spawned worker of MPICH 5 aborted there at the end of a run whose work had all succeeded.
+/// A failed free is logged instead; `MPI_Finalize` follows either way. The world and self
+/// communicators are not freed (rsmpi's drop leaves them alone too).
+pub(crate) fn free_comm(comm: SimpleCommunicator) {
+    let mut raw = comm.as_raw();
+    // SAFETY: reading the addresses of rsmpi's predefined handles.
+    let predefined = unsafe { raw == ffi::RSMPI_COMM_WORLD || raw == ffi::RSMPI_COMM_SELF };
+    if predefined {
+        return;
+    }
+    std::mem::forget(comm);
+    // SAFETY: `raw` is a valid communicator handle whose rsmpi owner was forgotten above, so it
+    // is freed exactly once; no request on it is pending at shutdown.
+    let rc = unsafe { ffi::MPI_Comm_free(&mut raw) };
+    if rc != ffi::MPI_SUCCESS as c_int {
+        tracing::warn!(
+            code = rc,
+            "MPI_Comm_free of the job communicator failed at shutdown"
+        );
+    }
+}
+
 /// Asks the kernel for transparent huge pages on a large, not yet touched receive buffer: the
 /// receive then takes a few hundred page faults instead of one per 4 KiB page, which otherwise
 /// costs more than the copy itself for a fresh 64 MiB buffer.
