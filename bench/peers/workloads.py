@@ -35,10 +35,11 @@ starts another run only when that should end within three quarters of it.
 
 Every workload is measured --repeats times after one untimed warm-up (the 64 MiB and 16 MiB
 rows, put_get_large, task_sum_large and the four data rows, at least 9 times, so that one cold
-first run does not set their median); a row carries the median, min, max and every run. A workload runs in its own thread under --time-limit seconds; one that
-raises is recorded as "failed: <reason>", one that overruns as "timeout", and the next workload
-runs anyway. The JSON file is rewritten after every workload, so an outer kill still leaves the
-rows measured so far (the rest stay "running"/"pending" for the caller to mark).
+first run does not set their median); a row carries the median, min, max and every run. A
+workload runs in its own thread under --time-limit seconds; one that raises is recorded as
+"failed: <reason>", one that overruns as "timeout", and the next workload runs anyway. The JSON
+file is rewritten after every workload, so an outer kill still leaves the rows measured so far
+(the rest stay "running"/"pending" for the caller to mark).
 
 nested_fib has two extra bounds: its fib(3) warm-up gets 10 s (5 s quick), since runtimes whose
 workers block on nested gets deadlock right there; and it is stopped ("failed: stopped, ...") when
