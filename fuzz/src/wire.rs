@@ -19,8 +19,8 @@
 mod mpi_wire;
 
 pub use mpi_wire::{
-    decode_batch, encode_batch, ArgWire, ControlMsg, Msg, NodeMsg, SegDesc, Slot, WireError,
-    SEG_HEADER,
+    decode_batch, encode_batch, ArgWire, ControlMsg, Msg, NodeMsg, PeerDesc, SegDesc, Slot,
+    WireError, INLINE_MAX, PEER_BUFFERS_MAX, SEG_HEADER,
 };
 
 use unidist_core::Error;
@@ -96,6 +96,22 @@ pub fn run(data: &[u8]) -> bool {
                     decode_as_receiver(&e);
                 }
             }
+        }
+    }
+    // A descriptor of a value in another process's memory is checked before anything is
+    // read or allocated: what passes is within the limits, and the sender's process id must
+    // be the one the reader knows.
+    for msg in &batch {
+        if let Msg::Node(NodeMsg::PeerRead { desc, .. }) = msg {
+            if desc.check(desc.pid).is_ok() {
+                assert!(desc.inline.len() <= INLINE_MAX);
+                assert!(desc.buffers.len() <= PEER_BUFFERS_MAX);
+                for (elem, at, len) in &desc.buffers {
+                    assert!(at.checked_add(*len).is_some());
+                    assert_eq!(len % elem.size() as u64, 0);
+                }
+            }
+            assert!(desc.check(desc.pid ^ 1).is_err());
         }
     }
     // The values inside travel on to `get` and task arguments: decode them as a value with
@@ -228,6 +244,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
             ControlMsg::Shutdown.into(),
         ],
         shared_batch(id(11)),
+        peer_batch(id(13)),
     ];
     let mut seeds = frame_batches(batches);
     seeds.extend(shared_seeds(id(12)));
@@ -305,6 +322,28 @@ fn shared_batch(id: unidist_core::ObjectId) -> Vec<Msg> {
             outputs: vec![id],
         }
         .into(),
+    ]
+}
+
+/// A batch with a descriptor of a value in another process's memory, and the message that
+/// turns such reads off.
+fn peer_batch(id: unidist_core::ObjectId) -> Vec<Msg> {
+    vec![
+        NodeMsg::PeerRead {
+            id,
+            desc: PeerDesc {
+                pid: 4242,
+                token_at: 0x7f00_0000_1000,
+                token: 0x1234_5678_9abc_def1,
+                inline: vec![1, 2, 3, 4],
+                buffers: vec![
+                    (unidist_serialize::ElemType::F64, 0x7f00_0010_0000, 4096),
+                    (unidist_serialize::ElemType::U8, 0x7f00_0020_0000, 17),
+                ],
+            },
+        }
+        .into(),
+        NodeMsg::PeerReadOff.into(),
     ]
 }
 

@@ -318,11 +318,20 @@ fn die_on_first_run(path: String) -> u32 {
 fn kill_worker_shared() -> ! {
     println!("job {}", std::process::id());
     let _ = std::io::stdout().flush();
-    let big = make_bytes::remote(1 << 20);
+    // A worker puts 1 MiB: a large put on a rank that shares its host is written into a segment
+    // at once. (A task's plain 1 MiB result would not be: rank 0 reads it from the worker's
+    // memory.)
+    let big = match unidist::get(&put_bytes::remote(1 << 20)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fault: the worker's put failed: {e}");
+            std::process::exit(5);
+        }
+    };
     let got = unidist::get(&big).map(|v| v.len());
-    eprintln!("fault: read the worker's 1 MiB result: {got:?}");
-    // The next task goes to the same worker (the least loaded, lowest rank) and kills it while
-    // its segment exists.
+    eprintln!("fault: read the worker's 1 MiB object: {got:?}");
+    // The next task goes to the worker holding the object and kills it while its segment
+    // exists.
     let before = segments();
     eprintln!("fault: segments of the job before the kill: {before:?}");
     if before.is_empty() {
@@ -350,9 +359,10 @@ fn segments() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Puts `n` bytes from the worker it runs on and returns the ref.
 #[unidist::remote]
-fn make_bytes(n: usize) -> Vec<u8> {
-    vec![7; n]
+fn put_bytes(n: usize) -> unidist::ObjectRef<Vec<u8>> {
+    unidist::put(vec![7; n])
 }
 
 #[unidist::remote]

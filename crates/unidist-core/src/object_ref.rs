@@ -268,10 +268,11 @@ impl<'de, T> Deserialize<'de> for ObjectRef<T> {
     }
 }
 
-/// Reads object `id`'s payload as a `T`; a value of another type gives
-/// [`Error::TypeMismatch`] naming the object.
-pub fn read_as<T: Value>(id: ObjectId, payload: &Payload) -> Result<T> {
-    payload.take::<T>().map_err(|e| match e {
+/// Reads object `id`'s payload as a `T` ([`Payload::into_owned`]: a value or encoding held by
+/// nothing else moves into the result); a value of another type gives [`Error::TypeMismatch`]
+/// naming the object.
+pub fn read_as<T: Value>(id: ObjectId, payload: Payload) -> Result<T> {
+    payload.into_owned::<T>().map_err(|e| match e {
         Error::TypeMismatch {
             expected, found, ..
         } => Error::TypeMismatch {

@@ -170,8 +170,10 @@ impl Payload {
     ///
     /// A local value whose `Arc` this payload holds alone is moved out, without a copy; one that
     /// is also held elsewhere (an object in a store, arguments kept for a retry) is cloned, so
-    /// the other holders keep it unchanged. An encoded value is decoded. A value of another type
-    /// is the same [`Error::TypeMismatch`] as from [`borrow`](Self::borrow).
+    /// the other holders keep it unchanged. An encoded value is decoded; when this payload holds
+    /// the encoding alone (a backend read it for this caller only), its buffers move into the
+    /// value where their types allow, without a copy. A value of another type is the same
+    /// [`Error::TypeMismatch`] as from [`borrow`](Self::borrow).
     pub fn into_owned<T: Value>(self) -> Result<T> {
         match self {
             Payload::Local(v) => {
@@ -183,7 +185,13 @@ impl Payload {
                     Err(_) => Err(type_mismatch::<T>(found)),
                 }
             }
-            Payload::Encoded(e) => decode_encoded::<T>(&e),
+            Payload::Encoded(e) => match Arc::try_unwrap(e) {
+                Ok(alone) => Ok(unidist_serialize::decode_with_oob::<T>(
+                    &alone.inline,
+                    alone.buffers,
+                )?),
+                Err(shared) => decode_encoded::<T>(&shared),
+            },
         }
     }
 
@@ -242,6 +250,27 @@ pub fn decode_encoded<T: Value>(e: &Encoded) -> Result<T> {
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+
+    #[test]
+    fn an_encoding_held_alone_moves_its_buffers_into_the_value() {
+        let v: Vec<u8> = (0..(8u32 << 20)).map(|i| i as u8).collect();
+        let e = unidist_serialize::encode_with_oob(&v, 1024).unwrap();
+        let at = e.buffers[0].as_bytes().as_ptr();
+        // Held alone: the decoded vector is the encoding's buffer.
+        let moved: Vec<u8> = Payload::Encoded(Arc::new(e.clone())).into_owned().unwrap();
+        assert_eq!(moved, v);
+        // `e` still holds the same storage here, so that one was a copy; a lone encoding moves.
+        assert_ne!(moved.as_ptr(), at);
+        drop(moved);
+        let lone = Payload::Encoded(Arc::new(e));
+        let moved: Vec<u8> = lone.into_owned().unwrap();
+        assert_eq!(moved.as_ptr(), at, "a lone encoding was copied");
+        // Shared with a store: decoded into other memory, and the stored one stays whole.
+        let stored = Arc::new(unidist_serialize::encode_with_oob(&v, 1024).unwrap());
+        let got: Vec<u8> = Payload::Encoded(stored.clone()).into_owned().unwrap();
+        assert_ne!(got.as_ptr(), stored.buffers[0].as_bytes().as_ptr());
+        assert_eq!(stored.buffers[0].as_bytes(), &v[..]);
+    }
 
     #[test]
     fn local_payload_borrows_without_copy() {

@@ -366,6 +366,63 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Reads `dst.len()` bytes at address `addr` of process `pid` (same host) into `dst`, with
+/// `process_vm_readv`: one copy, from the other process's memory straight into `dst`. The
+/// kernel checks the range and the permission: a range that is not mapped there is `EFAULT`,
+/// a process that is gone `ESRCH`, one this process may not read `EPERM`.
+pub(crate) fn read_process(pid: u32, addr: u64, dst: &mut [u8]) -> std::io::Result<()> {
+    let invalid = || std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let pid = libc::pid_t::try_from(pid).map_err(|_| invalid())?;
+    let mut done = 0usize;
+    while done < dst.len() {
+        let rest = &mut dst[done..];
+        let from = addr
+            .checked_add(done as u64)
+            .and_then(|a| usize::try_from(a).ok())
+            .ok_or_else(invalid)?;
+        let local = libc::iovec {
+            iov_base: rest.as_mut_ptr().cast(),
+            iov_len: rest.len(),
+        };
+        let remote = libc::iovec {
+            iov_base: from as *mut libc::c_void,
+            iov_len: rest.len(),
+        };
+        // SAFETY: `local` covers `rest`, which this function borrows mutably, and the kernel
+        // writes at most `rest.len()` bytes there; the remote range is only read, in another
+        // process, and is checked by the kernel (an error return, not undefined behaviour).
+        let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the other process's memory ended before the range did",
+            ));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
+/// Lets process `pid` read this process's memory where the kernel's Yama module restricts
+/// that to ancestors (`kernel.yama.ptrace_scope` 1): a worker lets rank 0 of its job read the
+/// values it holds. Without Yama, or with a stricter scope, nothing changes (the call fails and
+/// reads that need it fall back to shared memory).
+pub(crate) fn allow_reads_by(pid: u32) {
+    let pid = libc::c_ulong::from(pid);
+    let unused: libc::c_ulong = 0;
+    // SAFETY: PR_SET_PTRACER takes a process id and changes only who may trace this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PTRACER, pid, unused, unused, unused);
+    }
+}
+
 /// A mapping of part or all of a POSIX shared-memory object, unmapped when dropped; what
 /// [`ShmMapping`], [`ShmWriter`] and [`ShmWords`] are made of.
 struct Mapped {

@@ -23,6 +23,11 @@
 //! instead of reading the new bytes. A creator that removes a segment marks it retired first,
 //! and readers drop their mappings of retired segments.
 //!
+//! **Reading the holder's memory instead.** A value that is not in a segment yet, fetched by
+//! rank 0 from a rank of its host (a task's result for a `get`), is not written into one: that
+//! rank answers with where the value lies in its own memory, and rank 0 reads it from there
+//! with one copy (`peer.rs`).
+//!
 //! The rank that creates a segment counts it, pooled or in use, against
 //! `UNIDIST_MPI_SHARED_OBJECT_STORE_MEMORY` (per creating rank); pooled segments are removed
 //! first when a new one would pass the limit. At shutdown the lowest rank of each host removes
@@ -220,6 +225,11 @@ pub(crate) struct Store {
     same_host: Vec<bool>,
     warned_limit: AtomicBool,
     warned_failure: AtomicBool,
+    /// Per rank: its process id (0 where unknown), as rank 0 checks a read's descriptor.
+    pids: Vec<u32>,
+    /// A worker: whether it offers rank 0 to read values from its memory (see `peer.rs`).
+    peer_reads: AtomicBool,
+    warned_peer: AtomicBool,
     /// Freed segments this rank created, oldest first.
     pool: Mutex<VecDeque<Pooled>>,
     /// Mappings of other ranks' segments, least recently used first.
@@ -250,8 +260,14 @@ impl Store {
         if let Some(me) = same_host.get_mut(rank as usize) {
             *me = true;
         }
+        let enabled = cfg.enabled && std::path::Path::new(SHM_DIR).is_dir();
+        if enabled && rank != 0 && same_host.first() == Some(&true) {
+            if let Some((pid0, _)) = pids.first() {
+                ffi::allow_reads_by(*pid0);
+            }
+        }
         Arc::new(Store {
-            enabled: cfg.enabled && std::path::Path::new(SHM_DIR).is_dir(),
+            enabled,
             threshold: cfg.threshold,
             limit: cfg.limit,
             used: AtomicU64::new(0),
@@ -261,6 +277,9 @@ impl Store {
             same_host,
             warned_limit: AtomicBool::new(false),
             warned_failure: AtomicBool::new(false),
+            pids: pids.iter().map(|(pid, _)| *pid).collect(),
+            peer_reads: AtomicBool::new(true),
+            warned_peer: AtomicBool::new(false),
             pool: Mutex::new(VecDeque::new()),
             mappings: Mutex::new(VecDeque::new()),
         })
@@ -715,6 +734,8 @@ fn layout(name: String, e: &Encoded) -> (SegDesc, Vec<std::ops::Range<usize>>) {
     };
     (desc, ranges)
 }
+
+mod peer;
 
 #[cfg(test)]
 mod tests;

@@ -290,6 +290,87 @@ pub enum NodeMsg {
     RecordSwitch { ask: u64, on: bool },
     /// Answer to `RecordSwitch`: the worker's recorder is as asked.
     RecordSwitched { ask: u64 },
+    /// Answers rank 0's fetch of `id` from a rank of its host: the value lies in the sender's
+    /// memory, where rank 0 reads it directly (see [`PeerDesc`]); the sender keeps it there,
+    /// unchanged, until the object is freed.
+    PeerRead { id: ObjectId, desc: PeerDesc },
+    /// Rank 0 to a rank of its host: reading that rank's memory failed, so answer fetches
+    /// with the value itself (a segment or the bytes) from now on.
+    PeerReadOff,
+}
+
+/// Where an object's encoding lies in the memory of the process that holds it, for rank 0 of
+/// the same host to read with `process_vm_readv`: one copy from the holder's memory into the
+/// value `get` returns, where a segment costs a copy into it and one out of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerDesc {
+    /// The holder's process id.
+    pub pid: u32,
+    /// Where the holder keeps its peer token, and the token: read back after the bytes, so a
+    /// reader notices a holder that ended while it read (and a process id used again).
+    pub token_at: u64,
+    pub token: u64,
+    /// The inline bytes (small: at most [`INLINE_MAX`]).
+    pub inline: Vec<u8>,
+    /// Each out-of-band buffer: element type, address in the holder's memory, length in bytes.
+    pub buffers: Vec<(ElemType, u64, u64)>,
+}
+
+/// At most this many buffers in a [`PeerDesc`].
+pub const PEER_BUFFERS_MAX: usize = 1024;
+
+impl PeerDesc {
+    /// Checks the fields that come from a peer before anything is read or allocated: the
+    /// inline bytes within [`INLINE_MAX`], at most [`PEER_BUFFERS_MAX`] buffers, each a whole
+    /// number of elements whose address range does not wrap, and `pid` the process id this
+    /// rank knows for the sender (`expected_pid`).
+    pub fn check(&self, expected_pid: u32) -> Result<(), Error> {
+        let corrupt = |what: &str| {
+            Err(Error::backend(
+                "mpi",
+                format!(
+                    "a descriptor of a value in process {}'s memory is invalid: {what}",
+                    self.pid
+                ),
+            ))
+        };
+        if self.pid != expected_pid {
+            return corrupt(&format!(
+                "the sender's process id is {expected_pid}, not {}",
+                self.pid
+            ));
+        }
+        if self.inline.len() > INLINE_MAX {
+            return corrupt(&format!(
+                "{} inline bytes, at most {INLINE_MAX} are accepted",
+                self.inline.len()
+            ));
+        }
+        if self.buffers.len() > PEER_BUFFERS_MAX {
+            return corrupt(&format!(
+                "{} buffers, at most {PEER_BUFFERS_MAX} are accepted",
+                self.buffers.len()
+            ));
+        }
+        for &(elem, at, len) in &self.buffers {
+            if at.checked_add(len).is_none() || usize::try_from(len).is_err() {
+                return corrupt(&format!("a buffer of {len} bytes at {at:#x} wraps around"));
+            }
+            if len % elem.size() as u64 != 0 {
+                return corrupt(&format!(
+                    "a buffer of {len} bytes is not a whole number of {elem:?} elements"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes the buffers hold, in all.
+    pub fn buffer_bytes(&self) -> u64 {
+        self.buffers
+            .iter()
+            .fold(0u64, |sum, (_, _, len)| sum.saturating_add(*len))
+    }
 }
 
 /// The fault-tolerance options of a task on the wire (see `TaskOptions` in core).
@@ -346,7 +427,12 @@ impl Msg {
 
     /// Bytes of inline payload this message puts into its batch (for batch sizing).
     pub fn inline_weight(&mut self) -> usize {
-        self.slots_mut()
+        let peer = match self {
+            Msg::Node(NodeMsg::PeerRead { desc, .. }) => desc.inline.len(),
+            _ => 0,
+        };
+        peer + self
+            .slots_mut()
             .iter()
             .map(|s| match s {
                 Slot::Ready(e) if e.inline.len() <= INLINE_MAX => e.inline.len(),

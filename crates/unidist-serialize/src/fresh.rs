@@ -82,44 +82,69 @@ const MAX_THREADS: usize = 4;
 /// If the lengths differ, like `copy_from_slice`.
 pub fn copy_large(dst: &mut [u8], src: &[u8]) {
     assert_eq!(dst.len(), src.len(), "copy_large: lengths differ");
-    let threads = copy_threads(src.len());
+    let Ok(()) = fill_large(dst, |at, part| {
+        part.copy_from_slice(&src[at..at + part.len()]);
+        Ok::<(), std::convert::Infallible>(())
+    });
+}
+
+/// Fills `dst` by calling `fill(offset, part)` for parts of it that together cover it once:
+/// on several threads when large, split as [`copy_large`] splits a copy (a backend reading
+/// another process's memory uses it). Returns the first error a part gave; the other parts
+/// still run.
+///
+/// # Errors
+/// The first error `fill` returned.
+pub fn fill_large<E: Send>(
+    dst: &mut [u8],
+    fill: impl Fn(usize, &mut [u8]) -> Result<(), E> + Sync,
+) -> Result<(), E> {
+    let threads = copy_threads(dst.len());
     if threads <= 1 {
-        dst.copy_from_slice(src);
-        return;
+        return fill(0, dst);
     }
-    let chunk = src.len().div_ceil(threads);
-    // Each part is taken once, under its lock, by whoever comes first: its thread, or the
-    // calling thread once done with its own part (so a thread that could not be started, or
-    // has not started yet, costs nothing but its share of the time).
+    let chunk = dst.len().div_ceil(threads);
     let parts: Vec<Part<'_>> = dst
         .chunks_mut(chunk)
-        .zip(src.chunks(chunk))
-        .map(|p| Mutex::new(Some(p)))
+        .enumerate()
+        .map(|(i, p)| Mutex::new(Some((i * chunk, p))))
         .collect();
-    let copy = |part: &Part<'_>| {
+    let first_error: Mutex<Option<E>> = Mutex::new(None);
+    let run = |part: &Part<'_>| {
         let taken = part
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some((d, s)) = taken {
-            d.copy_from_slice(s);
+        if let Some((at, p)) = taken {
+            if let Err(e) = fill(at, p) {
+                first_error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert(e);
+            }
         }
     };
+    let run = &run;
     std::thread::scope(|scope| {
         for part in &parts[1..] {
-            // A failure to start is covered below.
             let _ = std::thread::Builder::new()
                 .name("unidist-copy".into())
-                .spawn_scoped(scope, move || copy(part));
+                .spawn_scoped(scope, move || run(part));
         }
-        parts.iter().for_each(copy);
+        parts.iter().for_each(run);
     });
+    match first_error
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
-/// One part of a parallel copy (destination, source), until someone takes it.
-type Part<'a> = Mutex<Option<(&'a mut [u8], &'a [u8])>>;
+/// A part of a split fill: its offset and bytes, taken by the thread that fills it.
+type Part<'a> = Mutex<Option<(usize, &'a mut [u8])>>;
 
-/// How many threads copy `len` bytes.
 fn copy_threads(len: usize) -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     if len < PARALLEL_FROM {
@@ -185,7 +210,7 @@ pub(crate) fn keep<T: Element>(v: Vec<T>) {
 
 /// A kept `Vec<T>` of exactly `n` initialized elements whose allocation is at most twice the
 /// need, the smallest such; `None` when none fits.
-fn take<T: Element>(n: usize) -> Option<Vec<T>> {
+pub(crate) fn take<T: Element>(n: usize) -> Option<Vec<T>> {
     let mut list = kept();
     let at = list
         .iter()
@@ -342,6 +367,45 @@ mod tests {
     }
 
     #[test]
+    fn a_split_fill_covers_every_byte_once_and_reports_a_failed_part() {
+        let len = 5 * PER_THREAD + 7;
+        let src = pattern(len, 0x33);
+        let mut dst = vec![0u8; len];
+        let calls = AtomicUsize::new(0);
+        let filled = fill_large(&mut dst, |at, part| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            part.copy_from_slice(&src[at..at + part.len()]);
+            Ok::<(), String>(())
+        });
+        assert_eq!(filled, Ok(()));
+        assert!(dst == src, "the parts do not add up to the source");
+        assert_eq!(calls.load(Ordering::SeqCst), copy_threads(len));
+        // A part that fails: its error comes back, and the other parts still ran.
+        let mut dst = vec![0u8; len];
+        let failed = fill_large(&mut dst, |at, part| {
+            if at == 0 {
+                return Err(format!("part at {at} failed"));
+            }
+            part.fill(1);
+            Ok(())
+        });
+        assert_eq!(failed, Err("part at 0 failed".to_string()));
+        if copy_threads(len) > 1 {
+            assert_eq!(dst.last(), Some(&1));
+        }
+        // A small fill is one call on the calling thread.
+        let mut small = vec![0u8; 100];
+        let mut offsets = Vec::new();
+        let seen = Mutex::new(&mut offsets);
+        fill_large(&mut small, |at, part| {
+            seen.lock().unwrap().push((at, part.len()));
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(offsets, vec![(0, 100)]);
+    }
+
+    #[test]
     fn a_recycled_vector_serves_the_next_decode_of_its_size() {
         let _alone = kept_alone();
         let first = pattern(ADVISE_FROM * 2, 1);
@@ -365,6 +429,30 @@ mod tests {
         recycle(again);
         let longer: Vec<f64> = copy_to_vec(&pattern(ADVISE_FROM * 2, 5));
         assert_ne!(longer.as_ptr(), at);
+    }
+
+    #[test]
+    fn a_buffer_to_overwrite_takes_a_kept_vector_and_moves_into_the_value() {
+        let _alone = kept_alone();
+        let kept: Vec<u8> = copy_to_vec(&pattern(ADVISE_FROM * 2, 6));
+        let at = kept.as_ptr();
+        recycle(kept);
+        let mut b = crate::OobBuffer::for_overwrite(crate::ElemType::U8, ADVISE_FROM * 2).unwrap();
+        assert!(b.in_process());
+        let bytes = b.as_bytes_mut().expect("held alone, so writable");
+        assert_eq!(bytes.as_ptr(), at, "the kept vector was not taken");
+        bytes.fill(9);
+        let v: Vec<u8> = b.into_vec();
+        assert_eq!(v.as_ptr(), at, "the buffer was copied instead of moved");
+        assert!(v.iter().all(|b| *b == 9));
+        // Nothing kept: a zeroed one; a length that is not whole elements: an error.
+        let fresh = crate::OobBuffer::for_overwrite(crate::ElemType::F64, 64).unwrap();
+        assert_eq!(fresh.as_bytes(), &[0u8; 64][..]);
+        assert!(crate::OobBuffer::for_overwrite(crate::ElemType::F64, 63).is_err());
+        // Bytes another owner keeps alive are not this process's own.
+        let owner: Arc<dyn AsRef<[u8]> + Send + Sync> = Arc::new(vec![1u8; 8]);
+        let external = crate::OobBuffer::from_owner(crate::ElemType::U8, owner).unwrap();
+        assert!(!external.in_process());
     }
 
     #[test]

@@ -168,8 +168,8 @@ use serde::Serialize;
 pub use buffer::{Buffer, ElemType, Element};
 pub use error::SerializeError;
 pub use fresh::{
-    copy_large, kept_vectors, recycle, recycle_shared, set_fresh_memory_advice, KEEP_BYTES,
-    KEEP_MAX,
+    copy_large, fill_large, kept_vectors, recycle, recycle_shared, set_fresh_memory_advice,
+    KEEP_BYTES, KEEP_MAX,
 };
 pub use header::{fingerprint, FORMAT_VERSION, HEADER_LEN};
 pub use oob::{decode_with_oob, encode_shared, encode_with_oob, zeroed_bytes, Encoded, OobBuffer};

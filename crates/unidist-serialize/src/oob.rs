@@ -36,6 +36,10 @@ pub(crate) trait Storage: Send + Sync + 'static {
     fn elem(&self) -> ElemType;
     /// For downcasting back to `Arc<Vec<T>>` (kept simple; trait upcasting would need Rust 1.86).
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// Whether the bytes belong to another owner ([`External`]) rather than to this storage.
+    fn external(&self) -> bool {
+        false
+    }
 }
 
 impl<T: Element> Storage for Vec<T> {
@@ -116,6 +120,10 @@ impl Storage for External {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
+
+    fn external(&self) -> bool {
+        true
+    }
 }
 
 /// One buffer sent beside the inline bytes of an [`Encoded`] value.
@@ -143,6 +151,24 @@ impl OobBuffer {
     /// [`SerializeError::BadBufferLength`] if `byte_len` is not a multiple of `elem.size()`, and
     /// [`SerializeError::AllocationFailed`] if the memory cannot be allocated.
     pub fn zeroed(elem: ElemType, byte_len: usize) -> Result<Self, SerializeError> {
+        Self::typed(elem, byte_len, false)
+    }
+
+    /// A buffer of `byte_len` bytes holding `elem` elements, for a caller that overwrites all
+    /// of it (through [`as_bytes_mut`](Self::as_bytes_mut)) before anything reads it: a kept
+    /// vector of about that size when one is free (its pages are mapped already; its old
+    /// contents are not cleared, so a caller whose fill fails must drop it unread), else a
+    /// zeroed one. Held by no one else, so a decode moves it into the value.
+    ///
+    /// # Errors
+    /// As [`zeroed`](Self::zeroed).
+    pub fn for_overwrite(elem: ElemType, byte_len: usize) -> Result<Self, SerializeError> {
+        Self::typed(elem, byte_len, true)
+    }
+
+    /// A typed vector buffer of `byte_len` bytes: a kept one when `reuse` allows and one
+    /// fits, else a zeroed one.
+    fn typed(elem: ElemType, byte_len: usize, reuse: bool) -> Result<Self, SerializeError> {
         if !byte_len.is_multiple_of(elem.size()) {
             return Err(SerializeError::BadBufferLength {
                 byte_len: byte_len as u64,
@@ -154,17 +180,25 @@ impl OobBuffer {
             byte_len: byte_len as u64,
             elem,
         };
+        macro_rules! vec_of {
+            ($t:ty) => {{
+                let kept = if reuse { fresh::take::<$t>(n) } else { None };
+                kept.or_else(|| zeroed_vec::<$t>(n))
+                    .ok_or_else(failed)?
+                    .into()
+            }};
+        }
         Ok(match elem {
-            ElemType::U8 => zeroed_vec::<u8>(n).ok_or_else(failed)?.into(),
-            ElemType::I8 => zeroed_vec::<i8>(n).ok_or_else(failed)?.into(),
-            ElemType::U16 => zeroed_vec::<u16>(n).ok_or_else(failed)?.into(),
-            ElemType::I16 => zeroed_vec::<i16>(n).ok_or_else(failed)?.into(),
-            ElemType::U32 => zeroed_vec::<u32>(n).ok_or_else(failed)?.into(),
-            ElemType::I32 => zeroed_vec::<i32>(n).ok_or_else(failed)?.into(),
-            ElemType::U64 => zeroed_vec::<u64>(n).ok_or_else(failed)?.into(),
-            ElemType::I64 => zeroed_vec::<i64>(n).ok_or_else(failed)?.into(),
-            ElemType::F32 => zeroed_vec::<f32>(n).ok_or_else(failed)?.into(),
-            ElemType::F64 => zeroed_vec::<f64>(n).ok_or_else(failed)?.into(),
+            ElemType::U8 => vec_of!(u8),
+            ElemType::I8 => vec_of!(i8),
+            ElemType::U16 => vec_of!(u16),
+            ElemType::I16 => vec_of!(i16),
+            ElemType::U32 => vec_of!(u32),
+            ElemType::I32 => vec_of!(i32),
+            ElemType::U64 => vec_of!(u64),
+            ElemType::I64 => vec_of!(i64),
+            ElemType::F32 => vec_of!(f32),
+            ElemType::F64 => vec_of!(f64),
         })
     }
 
@@ -219,6 +253,13 @@ impl OobBuffer {
     /// Whether the buffer holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether the bytes are this process's own memory (a vector or string the buffer holds),
+    /// not bytes another owner keeps alive (a shared-memory mapping, see
+    /// [`from_owner`](Self::from_owner)).
+    pub fn in_process(&self) -> bool {
+        !self.storage.external()
     }
 
     /// Element type of the storage (`U8` for buffers built from bytes).

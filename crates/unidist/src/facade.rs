@@ -128,7 +128,7 @@ fn get_many<T: Value>(refs: &[ObjectRef<T>], timeout: Option<Duration>) -> Resul
     let _span = Span::plain("get", "get");
     let payloads = crate::observe::with_progress(&ids, &b, ids.len(), || b.get(&ids, timeout))?;
     ids.iter()
-        .zip(&payloads)
+        .zip(payloads)
         .map(|(id, p)| read_as::<T>(*id, p))
         .collect()
 }

@@ -173,7 +173,9 @@
 //! (the `UNIDIST_MPI_SHARED_OBJECT_STORE*` settings below); a large value passed directly to a
 //! task on the same host travels the same way, and shared memory is reused from one object to
 //! the next. A `Vec` or `String` parameter costs one copy out of shared memory, since it must own
-//! its memory: for the largest arrays, prefer `Buffer<T>`. That copy fills memory already
+//! its memory: for the largest arrays, prefer `Buffer<T>`. A large result that `get` fetches
+//! from a worker of the same host is read straight from that worker's memory, one copy in all
+//! (where the kernel allows one process to read another's; else through shared memory). That copy fills memory already
 //! mapped when it can (each process keeps up to four large vectors that the runtime alone held
 //! and let go of, 256 MiB in all, for the next decode of about their size) and runs on up to
 //! four threads from 16 MiB on.

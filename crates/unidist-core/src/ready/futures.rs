@@ -124,7 +124,7 @@ impl<T: Value> Future for GetFuture<T> {
         };
         for _ in 0..IMMEDIATE_FIRES {
             if let Some(read) = sample(&backend, id) {
-                return Poll::Ready(read.and_then(|p| read_as::<T>(id, &p)));
+                return Poll::Ready(read.and_then(|p| read_as::<T>(id, p)));
             }
             if this
                 .pending

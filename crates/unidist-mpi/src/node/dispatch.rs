@@ -52,6 +52,8 @@ impl Node {
             NodeMsg::Free { ids } => self.with(|s, e| self.free_here(s, e, &ids)),
             NodeMsg::Borrow { id, delta } => self.with(|s, e| self.borrow(s, e, id, delta)),
             NodeMsg::Shared { id, push, seg } => self.shared_arrived(src, id, push, seg),
+            NodeMsg::PeerRead { id, desc } => self.peer_read_arrived(src, id, desc),
+            NodeMsg::PeerReadOff => self.store.peer_reads_off(),
             m @ (NodeMsg::Flow { .. }
             | NodeMsg::ClockPing { .. }
             | NodeMsg::ClockPong { .. }

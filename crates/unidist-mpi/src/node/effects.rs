@@ -200,6 +200,15 @@ impl Node {
                     push,
                 } => match self.encoded(id, &payload) {
                     Ok(e) => {
+                        // Rank 0 on this host reads an answer to its fetch from this process's
+                        // memory, where the object stays until rank 0 frees it; an object
+                        // that has a segment already goes as that segment (one copy either way).
+                        if !push && !self.has_segment(id) {
+                            if let Some(desc) = self.store.offer_peer_read(dest, &e) {
+                                self.send(dest, NodeMsg::PeerRead { id, desc });
+                                continue;
+                            }
+                        }
                         if self.store.wants(dest, e.total_len()) {
                             if let Some(s) = self.segment_of(id, &e) {
                                 let seg = s.desc.clone();

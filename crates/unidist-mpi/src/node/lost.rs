@@ -28,6 +28,12 @@ impl Node {
         self.lost.mark(rank, why);
         self.with(|state, effects| {
             let err = self.rank_lost(rank, why);
+            // A value that lay in the lost rank's memory is not here: it is lost with the rank.
+            for o in state.objects.values_mut() {
+                if o.peer.as_ref().is_some_and(|p| p.0 == rank) {
+                    o.peer = None;
+                }
+            }
             // Rebuilt objects first: a task sent again below that takes one as an argument
             // then fetches it from its new location.
             self.rebuild_objects_at(state, effects, rank, &err);

@@ -10,7 +10,7 @@ use super::effects::{Effects, Outgoing};
 use super::state::{object_gone, ObjectStatus, State};
 use super::Node;
 use crate::shm::{SegDesc, Segment};
-use crate::wire::{NodeMsg, Slot, WireError};
+use crate::wire::{NodeMsg, PeerDesc, Slot, WireError};
 
 impl Node {
     /// The encoding of object `id` held here as `payload`, made once and cached.
@@ -53,6 +53,15 @@ impl Node {
         let o = state.objects.get_mut(&id)?;
         // Another thread may have made one meanwhile; the loser's drop unlinks it.
         Some(o.shared.get_or_insert(made).clone())
+    }
+
+    /// Whether object `id` has a shared-memory segment here already.
+    pub(super) fn has_segment(&self, id: ObjectId) -> bool {
+        self.state
+            .lock()
+            .objects
+            .get(&id)
+            .is_some_and(|o| o.shared.is_some())
     }
 
     /// Encodes a value with this process's out-of-band threshold.
@@ -148,6 +157,50 @@ impl Node {
                     self.with(|s, e| self.failure_arrived(s, e, id, error));
                 }
             }
+        }
+    }
+
+    /// Rank 0's fetch of `id` was answered by `src` of this host with where the value lies in
+    /// its memory: `get` reads it from there (the store's `peer.rs`).
+    pub(super) fn peer_read_arrived(&self, src: u32, id: ObjectId, desc: PeerDesc) {
+        self.with(|state, effects| {
+            // Nobody waits any more: the entry is gone, and `src` frees the value when told.
+            let Some(o) = state.objects.get_mut(&id) else {
+                return;
+            };
+            if o.data.is_none() {
+                o.size = (desc.inline.len() as u64).saturating_add(desc.buffer_bytes());
+                o.peer = Some(Arc::new((src, desc)));
+            }
+            o.status = ObjectStatus::Ready;
+            o.requested = false;
+            if o.location.is_none() {
+                o.location = Some(src);
+            }
+            effects.touch(id);
+        });
+    }
+
+    /// Reading `id` from the memory of `src` failed with `err`: logged once, `src` stops
+    /// offering reads, and `id` is fetched again (it then comes as a segment or as bytes; the
+    /// stop arrives at `src` before the fetch, on the same ordered stream).
+    pub(super) fn peer_read_failed(
+        &self,
+        state: &mut State,
+        effects: &mut Effects,
+        src: u32,
+        id: ObjectId,
+        err: &unidist_core::Error,
+    ) {
+        self.store.warn_peer_read(err);
+        effects.send(src, NodeMsg::PeerReadOff);
+        let Some(o) = state.objects.get_mut(&id) else {
+            return;
+        };
+        if o.peer.as_ref().is_some_and(|p| p.0 == src) {
+            o.peer = None;
+            o.requested = false;
+            self.request(state, effects, id);
         }
     }
 

@@ -96,6 +96,9 @@ fn value_bytes(msg: &NodeMsg) -> u64 {
         | NodeMsg::ActorCreate { args: a, .. } => args(a),
         NodeMsg::Push { value, .. } | NodeMsg::Data { value, .. } => slot(value),
         NodeMsg::Shared { seg, .. } => seg.len,
+        NodeMsg::PeerRead { desc, .. } => {
+            (desc.inline.len() as u64).saturating_add(desc.buffer_bytes())
+        }
         _ => 0,
     }
 }
@@ -106,6 +109,7 @@ fn transfer_name(msg: &NodeMsg) -> Option<&'static str> {
         NodeMsg::Push { .. } => Some("push"),
         NodeMsg::Data { .. } => Some("data"),
         NodeMsg::Shared { .. } => Some("shared"),
+        NodeMsg::PeerRead { .. } => Some("peer read"),
         _ => None,
     }
 }

@@ -130,6 +130,9 @@ pub(super) struct Object {
     pub(super) encoded: Option<Arc<Encoded>>,
     /// Its shared-memory segment on this host, if it has one (created here or mapped).
     pub(super) shared: Option<Arc<crate::shm::Segment>>,
+    /// Rank 0: where the value lies in the memory of the rank that holds it (that rank and the
+    /// descriptor), for `get` to read it from there (the store's `peer.rs`).
+    pub(super) peer: Option<Arc<(u32, crate::wire::PeerDesc)>>,
     /// Its encoded size in bytes, once known (for locality).
     pub(super) size: u64,
     /// Ranks this process sent the value to (freed with it).
@@ -154,9 +157,10 @@ pub(super) struct Object {
 }
 
 impl Object {
-    /// Whether its value is here or it failed: `get` can answer.
+    /// Whether its value is here (or can be read from a rank of this host) or it failed: `get`
+    /// can answer.
     pub(super) fn resolved(&self) -> bool {
-        self.data.is_some() || matches!(self.status, ObjectStatus::Failed(_))
+        self.data.is_some() || self.peer.is_some() || matches!(self.status, ObjectStatus::Failed(_))
     }
 }
 

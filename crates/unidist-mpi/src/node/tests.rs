@@ -550,3 +550,113 @@ fn the_least_loaded_worker_is_found_without_a_scan_and_skips_lost_ones() {
     w.finished(1);
     assert_eq!(w.calls[1], 0);
 }
+
+/// Rank 0 with the shared store on, every rank being this process (so that it can read "their"
+/// memory), and the store of rank 1 in the same process, which offers the reads.
+fn node_with_peers() -> (
+    Arc<Node>,
+    crossbeam_channel::Receiver<Out>,
+    Arc<crate::shm::Store>,
+) {
+    let cfg = crate::shm::Config {
+        enabled: true,
+        limit: 1 << 30,
+        threshold: 1024,
+    };
+    let me = std::process::id();
+    let pids = [(me, true), (me, true), (me, true)];
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let store = crate::shm::Store::new(cfg, 0, &pids);
+    let n = Node::new(
+        0,
+        3,
+        vec![String::new(); 3],
+        tx,
+        1024,
+        Arc::new(LostPeers::default()),
+        store,
+    );
+    (n, rx, crate::shm::Store::new(cfg, 1, &pids))
+}
+
+#[test]
+fn get_reads_a_value_from_the_holders_memory_and_fetches_it_again_if_that_fails() {
+    let (n, out, holder) = node_with_peers();
+    let value: Vec<f64> = (0..100_000).map(f64::from).collect();
+    let held = unidist_serialize::encode_shared(&Arc::new(value.clone()), 1024).unwrap();
+    let ids = n.with(|state, _| n.new_outputs(state, 2, 1));
+    // Worker 1 answers the fetch of the first with where the value lies in its memory: `get`
+    // reads it from there into memory of its own, and the value decodes whole.
+    let desc = holder.offer_peer_read(0, &held).expect("offered to rank 0");
+    n.handle(
+        1,
+        NodeMsg::PeerRead {
+            id: ids[0],
+            desc: desc.clone(),
+        },
+    );
+    let got = n.get(&[ids[0]], Some(Duration::from_secs(5))).unwrap();
+    let Payload::Encoded(e) = &got[0] else {
+        panic!("a read value is an encoding")
+    };
+    assert_ne!(
+        e.buffers[0].as_bytes().as_ptr(),
+        held.buffers[0].as_bytes().as_ptr()
+    );
+    assert_eq!(got[0].take::<Vec<f64>>().unwrap(), value);
+    assert!(out.try_recv().is_err(), "a successful read sends nothing");
+    // A descriptor whose read fails (here: a token that does not match): the holder is told to
+    // stop offering reads, the object is fetched again, and `get` returns what arrives then.
+    let mut bad = desc;
+    bad.token ^= 1;
+    n.handle(
+        1,
+        NodeMsg::PeerRead {
+            id: ids[1],
+            desc: bad,
+        },
+    );
+    let getter = {
+        let n = n.clone();
+        let id = ids[1];
+        std::thread::spawn(move || n.get(&[id], Some(Duration::from_secs(10))))
+    };
+    let mut saw_off = false;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match out.recv_timeout(left) {
+            Ok(Out::Msg(1, NodeMsg::PeerReadOff)) => saw_off = true,
+            Ok(Out::Msg(1, NodeMsg::Fetch { id, requester: 0 })) if id == ids[1] => break,
+            Ok(_) => {}
+            Err(e) => panic!("no fetch after the failed read: {e}"),
+        }
+    }
+    assert!(saw_off, "the holder was not told before the fetch");
+    let bytes = encode_with_oob(&value, 1024).unwrap();
+    n.handle(
+        1,
+        NodeMsg::Data {
+            id: ids[1],
+            value: Slot::Ready(Arc::new(bytes)),
+        },
+    );
+    let again = getter.join().unwrap().unwrap();
+    assert_eq!(again[0].take::<Vec<f64>>().unwrap(), value);
+    // The holder stops offering once told.
+    holder.peer_reads_off();
+    assert!(holder.offer_peer_read(0, &held).is_none());
+}
+
+#[test]
+fn a_lost_holder_takes_the_values_in_its_memory_with_it() {
+    let (n, _out, holder) = node_with_peers();
+    let held = unidist_serialize::encode_shared(&Arc::new(vec![1u8; 1 << 20]), 1024).unwrap();
+    let id = n.with(|state, _| n.new_outputs(state, 1, 1))[0];
+    let desc = holder.offer_peer_read(0, &held).unwrap();
+    n.handle(1, NodeMsg::PeerRead { id, desc });
+    assert!(n.state.lock().objects[&id].peer.is_some());
+    n.peer_lost(1, "its process ended");
+    let e = n.get(&[id], Some(Duration::from_secs(5))).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WorkerLost, "{e}");
+}

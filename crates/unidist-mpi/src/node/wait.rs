@@ -194,6 +194,22 @@ impl Node {
         timeout: Option<Duration>,
     ) -> Result<Vec<Payload>> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(values) = self.get_until(ids, deadline, timeout)? {
+                return Ok(values);
+            }
+            // Reading a value from another process's memory failed: it is fetched again.
+        }
+    }
+
+    /// One attempt of [`get_objects`](Self::get_objects) until `deadline`: `None` when a value
+    /// to read from another process's memory could not be read (it is being fetched again).
+    fn get_until(
+        &self,
+        ids: &[ObjectId],
+        deadline: Option<Instant>,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Vec<Payload>>> {
         // Ids before `done` are resolved (they stay so while the caller holds them). The first
         // pass requests every id; later wake-ups (one per arriving batch) re-request only a
         // window from the first unresolved id, which every id reaches before `get` returns, so
@@ -268,19 +284,56 @@ impl Node {
         // Every id is resolved, or one failed while others are still pending (fail fast):
         // then the first failure is the answer.
         let all = done.get() == ids.len();
+        self.collect_values(state, ids, all)
+    }
+
+    /// The values of `ids` once `get` stopped waiting (`all` resolved, or one failed): each
+    /// held here, or read from the memory of the rank of this host that holds it; the first
+    /// failure; or `None` when a read failed (the value is being fetched again).
+    fn collect_values(
+        &self,
+        state: MutexGuard<'_, State>,
+        ids: &[ObjectId],
+        all: bool,
+    ) -> Result<Option<Vec<Payload>>> {
         let mut values = Vec::with_capacity(ids.len());
+        // Values that lie in the memory of a rank of this host: read after the lock is let go.
+        let mut reads = Vec::new();
         for id in ids {
             match state.objects.get(id) {
-                Some(o) => match (&o.data, &o.status) {
-                    (_, ObjectStatus::Failed(e)) => return Err(e.clone()),
-                    (Some(d), _) => values.push(d.clone()),
-                    (None, _) if !all => {}
-                    (None, _) => return Err(object_gone(*id)),
+                Some(o) => match (&o.data, &o.status, &o.peer) {
+                    (_, ObjectStatus::Failed(e), _) => return Err(e.clone()),
+                    (Some(d), _, _) => values.push(Some(d.clone())),
+                    (None, _, Some(p)) => {
+                        reads.push((values.len(), *id, p.clone()));
+                        values.push(None);
+                    }
+                    (None, _, None) if !all => {}
+                    (None, _, None) => return Err(object_gone(*id)),
                 },
                 None => return Err(object_gone(*id)),
             }
         }
-        Ok(values)
+        if reads.is_empty() {
+            return Ok(Some(values.into_iter().flatten().collect()));
+        }
+        drop(state);
+        let mut again = false;
+        for (at, id, peer) in reads {
+            let (src, desc) = &*peer;
+            match self.store.read_peer(*src, desc) {
+                // Read for this caller alone: the decode moves its buffers into the value.
+                Ok(e) => values[at] = Some(Payload::Encoded(Arc::new(e))),
+                Err(err) => {
+                    self.with(|s, e| self.peer_read_failed(s, e, *src, id, &err));
+                    again = true;
+                }
+            }
+        }
+        if again {
+            return Ok(None);
+        }
+        Ok(Some(values.into_iter().flatten().collect()))
     }
 
     /// `Backend::wait`: which of `ids` are ready, once `num_returns` are or the time is up.
