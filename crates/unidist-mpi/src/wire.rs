@@ -365,11 +365,13 @@ impl PeerDesc {
         Ok(())
     }
 
-    /// The bytes the buffers hold, in all.
-    pub fn buffer_bytes(&self) -> u64 {
+    /// The bytes of the value: its inline bytes and what its buffers hold.
+    pub fn total_len(&self) -> u64 {
         self.buffers
             .iter()
-            .fold(0u64, |sum, (_, _, len)| sum.saturating_add(*len))
+            .fold(self.inline.len() as u64, |sum, (_, _, len)| {
+                sum.saturating_add(*len)
+            })
     }
 }
 

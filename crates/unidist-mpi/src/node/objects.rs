@@ -169,7 +169,7 @@ impl Node {
                 return;
             };
             if o.data.is_none() {
-                o.size = (desc.inline.len() as u64).saturating_add(desc.buffer_bytes());
+                o.size = desc.total_len();
                 o.peer = Some(Arc::new((src, desc)));
             }
             o.status = ObjectStatus::Ready;

@@ -96,9 +96,7 @@ fn value_bytes(msg: &NodeMsg) -> u64 {
         | NodeMsg::ActorCreate { args: a, .. } => args(a),
         NodeMsg::Push { value, .. } | NodeMsg::Data { value, .. } => slot(value),
         NodeMsg::Shared { seg, .. } => seg.len,
-        NodeMsg::PeerRead { desc, .. } => {
-            (desc.inline.len() as u64).saturating_add(desc.buffer_bytes())
-        }
+        NodeMsg::PeerRead { desc, .. } => desc.total_len(),
         _ => 0,
     }
 }

@@ -314,9 +314,6 @@ impl Node {
                 None => return Err(object_gone(*id)),
             }
         }
-        if reads.is_empty() {
-            return Ok(Some(values.into_iter().flatten().collect()));
-        }
         drop(state);
         let mut again = false;
         for (at, id, peer) in reads {
