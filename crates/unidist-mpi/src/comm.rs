@@ -4,16 +4,17 @@
 //! checks the registries, then loops: it drains the outgoing channel into one batch per
 //! destination, starts non-blocking sends that own their bytes, polls for incoming batches with
 //! `MPI_Improbe` and hands each message to the [`Node`]. After activity it keeps polling (yielding
-//! the CPU) for a short window, so request/reply traffic sees MPI latency; when idle it blocks on
-//! the outgoing channel for at most `UNIDIST_MPI_BACKOFF`, so a quiet rank sleeps but still notices
-//! incoming messages. At shutdown it runs the handshake, drains its sends and finalizes MPI on this
+//! the CPU) for a short window, so request/reply traffic sees MPI latency; when idle it parks for
+//! at most `UNIDIST_MPI_BACKOFF` ([`poke`] wakes it when something is queued to send), so a quiet
+//! rank sleeps but still notices incoming messages. At shutdown it runs the handshake, drains its sends and finalizes MPI on this
 //! same thread.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mpi::point_to_point::{Destination, Source};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::Equivalence;
@@ -24,6 +25,21 @@ use crate::launch::{self, Established, InitInfo};
 use crate::node::Node;
 use crate::process::LostPeers;
 use crate::wire::{self, ControlMsg, Msg, NodeMsg, BATCH_BYTES, CHUNK, TAG_CTRL, TAG_RAW, TAG_SEG};
+
+/// The communication thread of this process, once it runs: [`poke`] wakes it.
+static COMM_THREAD: std::sync::OnceLock<std::thread::Thread> = std::sync::OnceLock::new();
+/// The communication thread is (about to be) parked, idle.
+static PARKED: AtomicBool = AtomicBool::new(false);
+
+/// Wakes the communication thread if it is parked idle: something was queued for it to send.
+/// Cheap when it is busy (one load). A wake-up missed in a race costs at most one backoff.
+pub(crate) fn poke() {
+    if PARKED.load(Ordering::SeqCst) {
+        if let Some(t) = COMM_THREAD.get() {
+            t.unpark();
+        }
+    }
+}
 
 /// How long the loop keeps polling after the last activity before it starts to block.
 const SPIN: Duration = Duration::from_millis(2);
@@ -225,6 +241,7 @@ struct Comm {
 
 impl Comm {
     fn serve(&mut self, comm: &SimpleCommunicator) {
+        let _ = COMM_THREAD.set(std::thread::current());
         let mut last_active = Instant::now();
         while !self.done {
             // Outgoing: everything queued now, in order, batched per destination.
@@ -242,13 +259,21 @@ impl Comm {
                 std::thread::yield_now();
                 continue;
             }
-            match self.out_rx.recv_timeout(self.backoff) {
+            // Idle: sleep until something is queued to send (`poke`) or `backoff` passes.
+            // A plain park: no spinning or yielding first, which would take the CPU from the
+            // process's other threads every `backoff` while it is quiet.
+            PARKED.store(true, Ordering::SeqCst);
+            if self.out_rx.is_empty() {
+                std::thread::park_timeout(self.backoff);
+            }
+            PARKED.store(false, Ordering::SeqCst);
+            match self.out_rx.try_recv() {
                 Ok(o) => {
                     self.accept(o, comm);
                     last_active = Instant::now();
                 }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(TryRecvError::Empty) => {}
+                Err(TryRecvError::Disconnected) => {
                     // Every handle to the node is gone: nothing can be sent any more.
                     if self.rank == 0 {
                         self.begin_shutdown(comm);

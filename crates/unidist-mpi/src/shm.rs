@@ -55,6 +55,14 @@ const ALIGN: usize = 64;
 const SHM_DIR: &str = "/dev/shm";
 /// Freed segments a creating rank keeps for reuse.
 pub(crate) const POOL_SEGMENTS: usize = 4;
+/// A put of at least this many bytes waits for a pooled segment of its size freed less than
+/// [`SETTLE`] ago to lose its last reader, instead of writing a new segment at once.
+#[cfg(not(test))]
+const SETTLE_FROM: u64 = 1 << 30;
+#[cfg(test)]
+const SETTLE_FROM: u64 = 1 << 20;
+/// How long after its free a pooled segment is waited for.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(100);
 /// Mappings of other ranks' segments a process keeps after the values read from them are gone.
 pub(crate) const CACHED_MAPPINGS: usize = 16;
 /// The header's first word: the tag of this project's segments ("unidseg1").
@@ -164,6 +172,7 @@ impl Drop for Segment {
                 len: self.desc.len,
                 header: c.header,
                 writer: c.writer,
+                freed_at: std::time::Instant::now(),
             };
             c.store.freed(pooled);
         }
@@ -176,6 +185,8 @@ struct Pooled {
     len: u64,
     header: Header,
     writer: Option<ffi::ShmWriter>,
+    /// When its object was freed.
+    freed_at: std::time::Instant,
 }
 
 impl Pooled {
@@ -435,22 +446,44 @@ impl Store {
     /// A pooled segment of `need` to `2 * need` bytes that no process reads, closed for
     /// rewriting and taken out of the pool.
     fn reusable(&self, need: u64) -> Option<Pooled> {
-        let mut pool = lock(&self.pool);
-        let at = pool.iter().position(|p| {
-            p.len >= need && p.len <= need.saturating_mul(2) && p.header.close_if_unread()
-        });
-        if at.is_none() && !pool.is_empty() {
-            tracing::debug!(
-                need,
-                pooled = ?pool
-                    .iter()
-                    .map(|p| (p.len, p.header.word(Word::Readers).load(Ordering::Acquire)))
-                    .collect::<Vec<_>>(),
-                "no pooled segment fits or is unread"
-            );
+        let fits = |p: &Pooled| p.len >= need && p.len <= need.saturating_mul(2);
+        let started = std::time::Instant::now();
+        loop {
+            let mut pool = lock(&self.pool);
+            if let Some(at) = pool
+                .iter()
+                .position(|p| fits(p) && p.header.close_if_unread())
+            {
+                if need >= SETTLE_FROM {
+                    let waited_us = started.elapsed().as_micros() as u64;
+                    tracing::debug!(need, waited_us, "pooled segment unread");
+                }
+                return pool.remove(at);
+            }
+            // A huge segment freed a moment ago is usually still read only because its readers
+            // have yet to receive the free: wait for them rather than write a new one, which
+            // costs seconds at this size (fresh shared pages).
+            let settling = pool
+                .iter()
+                .filter(|p| fits(p) && p.len >= SETTLE_FROM)
+                .map(|p| p.freed_at + SETTLE)
+                .max();
+            if settling.is_none_or(|until| std::time::Instant::now() >= until) {
+                if !pool.is_empty() {
+                    tracing::debug!(
+                        need,
+                        pooled = ?pool
+                            .iter()
+                            .map(|p| (p.len, p.header.word(Word::Readers).load(Ordering::Acquire)))
+                            .collect::<Vec<_>>(),
+                        "no pooled segment fits or is unread"
+                    );
+                }
+                return None;
+            }
+            drop(pool);
+            std::thread::sleep(std::time::Duration::from_micros(200));
         }
-        let at = at?;
-        pool.remove(at)
     }
 
     /// Counts `len` more bytes against the limit, removing pooled segments (oldest first) to

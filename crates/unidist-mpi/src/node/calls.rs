@@ -8,6 +8,7 @@ use unidist_serialize::Encoded;
 
 use super::control::{wire_options, Resend};
 use super::effects::{Effects, Outgoing};
+use super::objects::install;
 use super::state::{wire_index, Object, ObjectStatus, Sending, SentCall, State};
 use super::Node;
 use crate::wire::{ArgWire, NodeMsg, OutResult, Slot, WireError};
@@ -181,7 +182,7 @@ impl Node {
             worker: w,
             task,
             outputs: outputs.to_vec(),
-            _hold: hold,
+            hold,
             nested,
             retry: None,
         };
@@ -287,16 +288,23 @@ impl Node {
         };
         let all_ready = results.iter().all(Result::is_ok);
         state.workers.finished(call.worker);
+        let mut arrived = Vec::new();
         for (id, r) in call.outputs.iter().zip(results) {
             let Some(o) = state.objects.get_mut(id) else {
                 continue;
             };
             o.location = Some(src);
+            let ahead = o.ahead.take();
             let err = match r {
                 Ok(size) => {
                     o.size = size;
                     if matches!(o.status, ObjectStatus::Pending) {
                         o.status = ObjectStatus::Ready;
+                    }
+                    if let Some((e, seg)) = ahead {
+                        install(o, e, seg);
+                        o.requested = false;
+                        arrived.push(*id);
                     }
                     None
                 }
@@ -321,6 +329,9 @@ impl Node {
                 self.failure_known(state, effects);
             }
         }
+        for id in arrived {
+            self.wake_waiting_calls(state, effects, id);
+        }
         effects.touched.extend(call.outputs.iter().copied());
         effects.progress = true;
         if all_ready {
@@ -328,6 +339,7 @@ impl Node {
             self.keep_lineage(state, effects, &mut call);
         }
         self.unpin_locked(state, effects, &call.nested);
+        effects.released.append(&mut call.hold);
         effects.drop_later(call);
         self.end_released_actors(state, effects);
     }

@@ -432,7 +432,7 @@ impl Node {
                 }
             }
             effects.touched.extend(call.outputs.iter().copied());
-            let hold = std::mem::take(&mut call._hold);
+            let hold = std::mem::take(&mut call.hold);
             let nested = std::mem::take(&mut call.nested);
             let encoded = EncodedArgs::again(resend.values.clone(), hold, nested);
             let outputs = std::mem::take(&mut call.outputs);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Condvar;
 use unidist_core::ready::Subscription;
-use unidist_core::{ObjectId, Payload};
+use unidist_core::{AnyRef, ObjectId, Payload};
 use unidist_serialize::Encoded;
 
 use super::state::State;
@@ -35,6 +35,10 @@ pub(super) struct Effects {
     /// reference to queued calls, whose hooks report through the state lock.
     pub(super) ending: Vec<(ActorThread, bool)>,
     pub(super) garbage: Vec<Box<dyn Any + Send>>,
+    /// Refs a finished call held for its arguments, dropped before any thread wakes: a caller
+    /// that gets the call's result and then drops its own ref frees the argument at once (a
+    /// large one's shared segment is then free for its next put to rewrite).
+    pub(super) released: Vec<AnyRef>,
     /// Wake every blocked thread (rare events: actors located, ranks lost, shutdown).
     pub(super) notify: bool,
     /// Objects that changed: wake the threads waiting on them.
@@ -106,6 +110,7 @@ impl Node {
             jobs,
             ending,
             garbage,
+            released,
             notify,
             touched,
             wake,
@@ -129,6 +134,7 @@ impl Node {
                 drop(thread);
             }
         }
+        drop(released);
         for cv in &wake {
             cv.notify_one();
         }

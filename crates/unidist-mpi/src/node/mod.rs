@@ -136,7 +136,14 @@ impl Node {
     /// Sends a message through the communication thread.
     pub(crate) fn send(&self, dest: u32, msg: NodeMsg) {
         self.observe_send(dest, &msg);
-        let _ = self.out.send(Out::Msg(dest, msg));
+        self.to_comm(Out::Msg(dest, msg));
+    }
+
+    /// Hands `o` to the communication thread, waking it if it sleeps idle.
+    pub(crate) fn to_comm(&self, o: Out) -> bool {
+        let sent = self.out.send(o).is_ok();
+        crate::comm::poke();
+        sent
     }
 
     /// Stops running new work (shutdown): queued calls are dropped, actors end.
@@ -166,7 +173,7 @@ impl Node {
             ));
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let _ = self.out.send(Out::RawBench {
+        self.to_comm(Out::RawBench {
             iters,
             bytes,
             reply: tx,
@@ -178,7 +185,7 @@ impl Node {
     /// Asks the communication thread to shut the job down and waits for it.
     fn shutdown_job(&self) -> Result<()> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        if self.out.send(Out::Shutdown(tx)).is_err() {
+        if !self.to_comm(Out::Shutdown(tx)) {
             return Ok(());
         }
         match rx.recv_timeout(Duration::from_secs(60)) {

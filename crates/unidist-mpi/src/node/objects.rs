@@ -7,7 +7,7 @@ use unidist_core::{ErasedValue, Error, ObjectId, Payload, Result};
 use unidist_serialize::Encoded;
 
 use super::effects::{Effects, Outgoing};
-use super::state::{object_gone, ObjectStatus, State};
+use super::state::{object_gone, Object, ObjectStatus, State};
 use super::Node;
 use crate::shm::{SegDesc, Segment};
 use crate::wire::{NodeMsg, PeerDesc, Slot, WireError};
@@ -226,14 +226,20 @@ impl Node {
                 };
                 o
             };
-            if o.data.is_none() {
-                o.data = Some(Payload::Encoded(e.clone()));
-                o.size = e.total_len() as u64;
-                o.encoded = Some(e);
-                if o.shared.is_none() {
-                    o.shared = seg;
-                }
+            // The value of an output owned here that comes ahead of its call's `Done` (a small
+            // result, sent with the completion, the next message from `src`) is kept aside
+            // until the `Done`: the call's argument refs are let go of then, before `get` can
+            // see the value, so a caller that gets the result and drops its refs frees the
+            // arguments at once.
+            if id.owner == self.rank
+                && !push
+                && matches!(o.status, ObjectStatus::Pending)
+                && o.location == Some(src)
+            {
+                o.ahead = Some((e, seg));
+                return;
             }
+            install(o, e, seg);
             o.status = ObjectStatus::Ready;
             o.requested = false;
             if o.location.is_none() {
@@ -408,5 +414,18 @@ impl Node {
         }
         self.wake_waiting_calls(state, effects, id);
         effects.touch(id);
+    }
+}
+
+/// Keeps `e`, the encoding of `o` that arrived (with its segment, if it came through one), as
+/// its value, unless it has one.
+pub(super) fn install(o: &mut Object, e: Arc<Encoded>, seg: Option<Arc<Segment>>) {
+    if o.data.is_none() {
+        o.data = Some(Payload::Encoded(e.clone()));
+        o.size = e.total_len() as u64;
+        o.encoded = Some(e);
+        if o.shared.is_none() {
+            o.shared = seg;
+        }
     }
 }

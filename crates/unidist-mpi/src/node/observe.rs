@@ -159,9 +159,7 @@ impl Node {
         {
             let flow = timeline::current_flow();
             if flow != 0 {
-                let _ = self
-                    .out
-                    .send(Out::Msg(dest, NodeMsg::Flow { seq: *seq, flow }));
+                self.to_comm(Out::Msg(dest, NodeMsg::Flow { seq: *seq, flow }));
             }
         }
     }

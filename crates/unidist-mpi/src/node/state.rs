@@ -133,6 +133,9 @@ pub(super) struct Object {
     /// Rank 0: where the value lies in the memory of the rank that holds it (that rank and the
     /// descriptor), for `get` to read it from there (the store's `peer.rs`).
     pub(super) peer: Option<Arc<(u32, crate::wire::PeerDesc)>>,
+    /// Owner: the value of a call's output that arrived ahead of the call's `Done`, made its
+    /// value when the `Done` is handled (with its segment, if it came through one).
+    pub(super) ahead: Option<(Arc<Encoded>, Option<Arc<crate::shm::Segment>>)>,
     /// Its encoded size in bytes, once known (for locality).
     pub(super) size: u64,
     /// Ranks this process sent the value to (freed with it).
@@ -180,7 +183,7 @@ pub(super) struct SentCall {
     pub(super) task: bool,
     pub(super) outputs: Vec<ObjectId>,
     /// Argument refs, kept alive until the call has run.
-    pub(super) _hold: Vec<AnyRef>,
+    pub(super) hold: Vec<AnyRef>,
     /// Refs owned here inside argument values: pinned until the call is done. The worker that
     /// decodes them registers as a borrower before it reports the call done (one ordered
     /// channel to this process), so the pin can end then.

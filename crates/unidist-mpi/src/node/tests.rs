@@ -660,3 +660,43 @@ fn a_lost_holder_takes_the_values_in_its_memory_with_it() {
     let e = n.get(&[id], Some(Duration::from_secs(5))).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WorkerLost, "{e}");
 }
+
+#[test]
+fn a_caller_woken_by_a_result_finds_the_calls_argument_refs_released() {
+    // A small result comes ahead of its call's `Done`. Had it woken `get` at once, the caller
+    // could drop its own ref while the call still held the argument, and the argument would
+    // outlive both (a large one keeping its shared segment from the next put).
+    let (n, out) = node(0);
+    let backend: Arc<dyn Backend> = n.clone();
+    let a = n.put_value(Arc::new(vec![1u8; 64])).unwrap();
+    let ra = AnyRef::live(a, &backend);
+    let b = submit_one(&n, Arg::Ref(ra.clone()), 0);
+    let (w, seq) = match &sent_tasks(&out)[..] {
+        [(w, seq, outputs, ..)] if outputs[..] == [b] => (*w, *seq),
+        other => panic!("one task for {b} must be sent, not {other:?}"),
+    };
+    let finisher = {
+        let n = n.clone();
+        std::thread::spawn(move || {
+            let e = encode_with_oob(&1u8, 1024).unwrap();
+            let value = Slot::Ready(Arc::new(e));
+            n.handle(w, NodeMsg::Data { id: b, value });
+            std::thread::sleep(Duration::from_millis(50));
+            n.handle(
+                w,
+                NodeMsg::Done {
+                    seq,
+                    results: vec![Ok(1)],
+                },
+            );
+        })
+    };
+    let got = n.get(&[b], Some(Duration::from_secs(5)));
+    assert!(got.is_ok_and(|v| v.len() == 1));
+    drop(ra);
+    assert!(
+        !n.state.lock().objects.contains_key(&a),
+        "the argument must be freed as soon as the caller drops its ref"
+    );
+    finisher.join().unwrap();
+}

@@ -451,3 +451,43 @@ fn handed_over_arguments_not_yet_opened_are_never_removed() {
     s.clear();
     tight.clear();
 }
+
+#[test]
+fn a_huge_put_waits_briefly_for_the_last_reader_of_a_segment_just_freed() {
+    let s = store(1 << 30, 16);
+    let huge =
+        |x: u8| encode_with_oob(&Buffer::from(vec![x; SETTLE_FROM as usize + 4096]), 1024).unwrap();
+    let seg = s.create(oid(14, 1), &huge(1)).unwrap();
+    let first = seg.desc.name.clone();
+    let reader = s.open(seg.desc.clone()).unwrap();
+    drop(seg);
+    // The reader lets go 20 ms after the free (a worker that has yet to receive it): the next
+    // put of the same size waits for that rather than writing a new segment.
+    let letgo = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        drop(reader);
+    });
+    let started = std::time::Instant::now();
+    let seg2 = s.create(oid(14, 2), &huge(2)).unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_millis(15));
+    assert_eq!(
+        (seg2.desc.name.as_str(), seg2.desc.gen),
+        (first.as_str(), 2)
+    );
+    letgo.join().unwrap();
+    // A reader that keeps it past the wait: a new segment, after at most the wait.
+    let reader = s.open(seg2.desc.clone()).unwrap();
+    drop(seg2);
+    let started = std::time::Instant::now();
+    let seg3 = s.create(oid(14, 3), &huge(3)).unwrap();
+    assert_ne!(seg3.desc.name, first);
+    assert!(started.elapsed() < SETTLE + std::time::Duration::from_secs(2));
+    let (got, _) = reader;
+    let kept: Buffer<u8> = decode_with_oob(&got.inline, got.buffers).unwrap();
+    assert!(
+        kept.iter().all(|b| *b == 2),
+        "the reader's bytes did not change"
+    );
+    drop((seg3, kept));
+    s.clear();
+}
