@@ -6,8 +6,8 @@
 //! `MPI_Improbe` and hands each message to the [`Node`]. After activity it keeps polling (yielding
 //! the CPU) for a short window, so request/reply traffic sees MPI latency; when idle it parks for
 //! at most `UNIDIST_MPI_BACKOFF` ([`poke`] wakes it when something is queued to send), so a quiet
-//! rank sleeps but still notices incoming messages. At shutdown it runs the handshake, drains its sends and finalizes MPI on this
-//! same thread.
+//! rank sleeps but still notices incoming messages. At shutdown it runs the handshake, drains its
+//! sends and finalizes MPI on this same thread.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
